@@ -1,0 +1,59 @@
+# FuseBench workflow: data → tokenizer → pretrain → finetune → evaluate → aggregate.
+#
+#   snakemake --cores all                                            # default config
+#   snakemake --cores all --configfile workflows/config/smoke.yaml   # a profile on top of it
+#   snakemake --cores all --use-conda                                # each rule in environment.yml
+#
+# Every job is one call of the `fusebench` command (python -m benchmark), so any stage can be
+# run by hand. Each job receives its stage spec — the exact config slice its result depends
+# on — as a parameter: editing a key re-runs exactly the jobs whose spec holds it.
+
+import os
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)  # the Snakefile needs only benchmark.config (no torch)
+from benchmark.config import ConfigError, config_hash, resolve_methods, stage_spec, validate_config
+from benchmark.registry import method_names
+
+
+configfile: os.path.join(workflow.basedir, "workflows/config/default.yaml")
+
+
+try:
+    validate_config(config, sources=["workflows/config/default.yaml", "--configfile/--config"])
+    METHODS = resolve_methods(config, method_names())
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+validate(config, "workflows/schemas/config.schema.yaml")
+
+OUT = config["output_dir"]
+DATASETS = sorted(config["datasets"])
+SEEDS = config["seeds"]
+TASKS = ["retrieval"]
+CONFIG_HASH = config_hash(config)
+
+
+wildcard_constraints:
+    dataset=r"[a-z][a-z0-9_]*",
+    method=r"[a-z][a-z0-9_]*",
+    seed=r"\d+",
+    task="|".join(TASKS),
+
+
+include: "workflows/rules/common.smk"
+include: "workflows/rules/data.smk"
+include: "workflows/rules/train.smk"
+include: "workflows/rules/evaluate.smk"
+include: "workflows/rules/report.smk"
+
+
+rule all:
+    input:
+        f"{OUT}/tables/main.csv",
+        f"{OUT}/tables/main.md",
+    default_target: True

@@ -1,0 +1,5 @@
+"""``python -m benchmark`` is the ``fusebench`` command."""
+
+from benchmark.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,238 @@
+"""``fusebench``: one subcommand per pipeline stage, so every Snakemake job also runs by hand.
+
+Each stage needs its *spec* (the slice of the config it depends on). Snakemake passes it as
+``--spec JSON``; by hand, give config files and the job's wildcards instead::
+
+    fusebench data --config workflows/config/smoke.yaml --dataset scenes --out results/smoke/scenes/data
+    fusebench pretrain --config workflows/config/smoke.yaml --dataset scenes --method contrastive_clip \\
+        --seed 0 --data results/smoke/scenes/data --tokenizer results/smoke/scenes/tokenizer.json \\
+        --out results/smoke/scenes/pretrain/contrastive_clip/seed0
+
+Exit codes: 0 success, 2 invalid configuration or arguments, 3 missing or corrupt input file,
+1 anything else (a crash inside a method, with its traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import TASKS, ConfigError, config_hash, load_config, stage_spec
+from benchmark.io import DataFileError
+
+EXIT_CONFIG = 2
+EXIT_DATA = 3
+log = logging.getLogger("fusebench")
+
+
+def _spec_args(parser: argparse.ArgumentParser, *wildcards: str) -> None:
+    group = parser.add_argument_group("configuration (give --spec, or --config/--set and the wildcards)")
+    group.add_argument("--spec", help="the stage spec as JSON (what Snakemake passes)")
+    group.add_argument("--config", action="append", default=[], metavar="FILE",
+                       help="config file merged over workflows/config/default.yaml (repeatable)")
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one key, e.g. --set pretrain.steps=100 (repeatable)")
+    for name in wildcards:
+        group.add_argument(f"--{name}", type=int if name == "seed" else str)
+
+
+def _threads_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+def _resolve_spec(args: argparse.Namespace, stage: str) -> dict[str, Any]:
+    """The spec from --spec, or cut from the config for this job's wildcards."""
+    if args.spec:
+        try:
+            spec = json.loads(args.spec)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--spec is not valid JSON: {exc}") from None
+        if spec.get("stage") != stage:
+            raise ConfigError(f"--spec is for stage {spec.get('stage')!r}, not {stage!r}")
+        return spec
+    config = load_config(args.config, args.set)
+    wildcards = {k: getattr(args, k, None) for k in ("dataset", "method", "seed", "task")}
+    missing = [f"--{k}" for k, v in wildcards.items() if hasattr(args, k) and v is None]
+    if missing:
+        raise ConfigError(f"fusebench {stage}: without --spec, give {' '.join(missing)}")
+    return stage_spec(config, stage, **{k: v for k, v in wildcards.items() if hasattr(args, k)})
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    config = load_config(args.config, args.set)
+    from benchmark.registry import method_names
+    from benchmark.config import resolve_methods
+
+    methods = resolve_methods(config, method_names())
+    print(f"configuration OK (hash {config_hash(config)}): datasets {list(config['datasets'])}, "
+          f"methods {methods}, seeds {config['seeds']}, output_dir {config['output_dir']}")
+
+
+def cmd_list_methods(args: argparse.Namespace) -> None:
+    from benchmark.registry import load_method, method_names
+
+    for name in method_names():
+        cls = load_method(name)
+        print(f"{name:24s} {cls.family:18s} {cls.paper}")
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from benchmark.stages import run_data
+
+    run_data(_resolve_spec(args, "data"), Path(args.out))
+
+
+def cmd_tokenizer(args: argparse.Namespace) -> None:
+    from benchmark.stages import run_tokenizer
+
+    run_tokenizer(_resolve_spec(args, "tokenizer"), Path(args.data), Path(args.out))
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from benchmark.stages import run_pretrain
+
+    spec = _resolve_spec(args, "pretrain")
+    _set_threads(args.threads)
+    run_pretrain(spec, Path(args.data), Path(args.tokenizer), Path(args.out))
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from benchmark.stages import run_finetune
+
+    spec = _resolve_spec(args, "finetune")
+    _set_threads(args.threads)
+    run_finetune(spec, Path(args.data), Path(args.tokenizer), Path(args.init), Path(args.out))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from benchmark.stages import run_evaluate
+
+    spec = _resolve_spec(args, "evaluate")
+    _set_threads(args.threads)
+    run_evaluate(spec, Path(args.data), Path(args.tokenizer), Path(args.checkpoint), Path(args.out))
+
+
+def cmd_chance(args: argparse.Namespace) -> None:
+    from benchmark.stages import run_chance
+
+    run_chance(_resolve_spec(args, "chance"), Path(args.data), Path(args.out))
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from benchmark.report.aggregate import run_aggregate
+
+    files = [Path(p) for p in args.results]
+    if args.results_list:
+        files += [Path(line) for line in Path(args.results_list).read_text().split() if line]
+    run_aggregate(files, Path(args.out_dir), args.config_hash)
+    print(f"tables written to {Path(args.out_dir) / 'main.md'} and {Path(args.out_dir) / 'main.csv'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fusebench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate-config", help="check a configuration and print what it runs")
+    p.add_argument("--config", action="append", default=[], metavar="FILE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("list-methods", help="list the methods discovered in baselines/")
+    p.set_defaults(func=cmd_list_methods)
+
+    p = sub.add_parser("data", help="generate a dataset (images + COCO-style JSON)")
+    _spec_args(p, "dataset")
+    p.add_argument("--out", required=True, help="dataset folder to (re)create")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("tokenizer", help="train the tokenizer on the training captions")
+    _spec_args(p, "dataset")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--out", required=True, help="tokenizer.json to write")
+    p.set_defaults(func=cmd_tokenizer)
+
+    p = sub.add_parser("pretrain", help="pretrain one method with one seed")
+    _spec_args(p, "dataset", "method", "seed")
+    _threads_arg(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--out", required=True, help="folder for model.safetensors and result.json")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("finetune", help="fine-tune a pretrained method on one task")
+    _spec_args(p, "dataset", "method", "seed", "task")
+    _threads_arg(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--init", required=True, help="pretrained model.safetensors")
+    p.add_argument("--out", required=True, help="folder for model.safetensors and result.json")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("evaluate", help="evaluate a fine-tuned method on the test split")
+    _spec_args(p, "dataset", "method", "seed", "task")
+    _threads_arg(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--checkpoint", required=True, help="fine-tuned model.safetensors")
+    p.add_argument("--out", required=True, help="result JSON to write")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("chance", help="the chance-level reference row for a task")
+    _spec_args(p, "dataset", "task")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_chance)
+
+    p = sub.add_parser("aggregate", help="collect result files into results tables")
+    p.add_argument("results", nargs="*", help="evaluation result JSON files")
+    p.add_argument("--results-list", help="file listing result JSON paths (whitespace separated)")
+    p.add_argument("--out-dir", required=True, help="tables folder")
+    p.add_argument("--config-hash", default="unknown", help="hash of the run's resolved config, for footers")
+    p.set_defaults(func=cmd_aggregate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s fusebench %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        args.func(args)
+    except ConfigError as exc:
+        print(f"fusebench: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DataFileError as exc:
+        print(f"fusebench: input error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except Exception as exc:
+        from benchmark.models.method import MethodError
+
+        if isinstance(exc, MethodError):
+            print(f"fusebench: method error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        traceback.print_exc()
+        print(f"fusebench: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

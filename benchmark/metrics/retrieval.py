@@ -1,0 +1,91 @@
+"""Image↔text retrieval recall@K, as in CLIP_benchmark and LAVIS, with deterministic ties.
+
+Directions are named by query → gallery:
+
+* ``t2i`` (text→image): every caption is a query over all test images; a hit when *its*
+  image ranks within K. (CLIP_benchmark calls this "image_retrieval_recall@K"; LAVIS "img_r".)
+* ``i2t`` (image→text): every image is a query over all test captions; a hit when **any** of
+  its captions ranks within K. (CLIP_benchmark: "text_retrieval_recall@K"; LAVIS: "txt_r".)
+
+Recall@K is the fraction of queries that hit. ``mean_R`` is the mean of R@K over both
+directions and every configured K (LAVIS's ``r_mean`` for K = 1, 5, 10).
+
+Ties: items with equal scores are ranked by gallery index, lower first. This is what a stable
+descending sort gives, and it makes results independent of the sort implementation
+(``torch.topk`` leaves tie order unspecified).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def best_positive_rank(scores: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """0-based rank of the best-ranked positive of each query (gallery size if it has none).
+
+    ``scores`` and ``positives`` are queries × gallery; higher score ranks first and ties go to
+    the lower gallery index.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    positives = np.asarray(positives, dtype=bool)
+    if scores.shape != positives.shape or scores.ndim != 2:
+        raise ValueError(f"scores {scores.shape} and positives {positives.shape} must be equal 2-D shapes")
+    if not np.isfinite(scores).all():
+        raise ValueError("retrieval scores contain NaN or infinity")
+    n_queries, n_gallery = scores.shape
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    ranks[np.arange(n_queries)[:, None], order] = np.arange(n_gallery)[None, :]
+    return np.where(positives, ranks, n_gallery).min(axis=1)
+
+
+def recall_at_k(scores: np.ndarray, positives: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
+    """Fraction of queries with a positive within the top K, for each K."""
+    best = best_positive_rank(scores, positives)
+    return {int(k): float((best < k).mean()) for k in ks}
+
+
+def retrieval_metrics(
+    text_image_scores: np.ndarray, text_owner: Sequence[int], ks: Sequence[int]
+) -> dict[str, float]:
+    """All recall metrics from a texts × images score matrix and each text's image index."""
+    scores = np.asarray(text_image_scores)
+    owner = np.asarray(text_owner)
+    n_texts, n_images = scores.shape
+    if owner.shape != (n_texts,):
+        raise ValueError(f"text_owner has shape {owner.shape}, expected ({n_texts},)")
+    positives = owner[:, None] == np.arange(n_images)[None, :]
+    metrics: dict[str, float] = {}
+    for k, value in recall_at_k(scores, positives, ks).items():
+        metrics[f"t2i_R@{k}"] = value
+    for k, value in recall_at_k(scores.T, positives.T, ks).items():
+        metrics[f"i2t_R@{k}"] = value
+    metrics["mean_R"] = float(np.mean([metrics[f"{d}_R@{k}"] for d in ("t2i", "i2t") for k in ks]))
+    return metrics
+
+
+def chance_retrieval_metrics(text_owner: Sequence[int], n_images: int, ks: Sequence[int]) -> dict[str, float]:
+    """Expected recall of a scorer that ranks uniformly at random (exact, not sampled).
+
+    t2i: one positive among ``n_images`` → P(hit@K) = min(K, n)/n.
+    i2t: an image with c captions among T texts → P(hit@K) = 1 − C(T−c, K)/C(T, K),
+    computed as 1 − Π_{j<c} (T−K−j)/(T−j); averaged over images.
+    """
+    owner = np.asarray(text_owner)
+    n_texts = len(owner)
+    counts = np.bincount(owner, minlength=n_images)
+    metrics: dict[str, float] = {}
+    for k in ks:
+        metrics[f"t2i_R@{k}"] = min(k, n_images) / n_images
+    for k in ks:
+        hits = []
+        for c in counts:
+            miss = 1.0
+            for j in range(int(c)):
+                miss *= max(0, n_texts - k - j) / (n_texts - j)
+            hits.append(1.0 - miss)
+        metrics[f"i2t_R@{k}"] = float(np.mean(hits))
+    metrics["mean_R"] = float(np.mean([metrics[f"{d}_R@{k}"] for d in ("t2i", "i2t") for k in ks]))
+    return metrics

@@ -1,0 +1,66 @@
+"""Encoders built from config, never from downloaded weights.
+
+Vision: timm's ``VisionTransformer`` (ViT, Dosovitskiy et al. 2021). Text: transformers'
+``BertModel`` (Devlin et al. 2019). Both are constructed from sizes in the config with random
+initialisation, so a run needs no network and every method starts from the same architecture.
+Dropout is off: runs are short, and deterministic forward passes make train and eval agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+IMAGE_MEAN = 0.5
+IMAGE_STD = 0.5
+
+
+def normalize_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 N×3×H×W (or float in [0, 1]) → float, centred and scaled to about [-1, 1]."""
+    if images.dtype == torch.uint8:
+        images = images.float() / 255.0
+    return (images - IMAGE_MEAN) / IMAGE_STD
+
+
+def build_vision_encoder(vision: dict[str, Any], image_size: int) -> nn.Module:
+    """A ViT with a [CLS] token; ``forward_features`` gives [CLS] + patch tokens."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(
+        img_size=image_size,
+        patch_size=vision["patch_size"],
+        in_chans=3,
+        num_classes=0,
+        global_pool="token",
+        embed_dim=vision["width"],
+        depth=vision["depth"],
+        num_heads=vision["heads"],
+        mlp_ratio=vision["mlp_ratio"],
+        class_token=True,
+    )
+
+
+def bert_config(text: dict[str, Any], vocab_size: int, max_length: int, pad_token_id: int) -> Any:
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=text["width"],
+        num_hidden_layers=text["depth"],
+        num_attention_heads=text["heads"],
+        intermediate_size=int(text["width"] * text["mlp_ratio"]),
+        max_position_embeddings=max_length,
+        type_vocab_size=2,
+        pad_token_id=pad_token_id,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+
+
+def build_text_encoder(text: dict[str, Any], vocab_size: int, max_length: int, pad_token_id: int) -> nn.Module:
+    """A BERT encoder without its pooler; use ``last_hidden_state[:, 0]`` as [CLS]."""
+    from transformers import BertModel
+
+    return BertModel(bert_config(text, vocab_size, max_length, pad_token_id), add_pooling_layer=False)

@@ -1,0 +1,130 @@
+"""The method contract: what every file in ``baselines/`` implements.
+
+A method is one ``FusionMethod`` subclass. Its hyperparameters are the class attribute
+``defaults`` (one place, readable); ``method_overrides.<name>`` in the config may change any of
+them and nothing else. Inputs are dicts of named modalities — ``{"image": Tensor | None,
+"text": {"input_ids", "attention_mask"} | None}`` — so a missing modality is explicit.
+
+What the stages call:
+
+* ``pretrain_losses(batch)`` → named, unweighted losses of the objectives the method declares
+  in ``defaults["objectives"]``; the trainer weights and sums them.
+* ``task_losses(task, batch)`` → named losses for fine-tuning on ``task``.
+* Retrieval: ``embed_image`` / ``embed_text`` (dual encoders: scores are dot products of the
+  returned embeddings), or ``score_pairs(batch)`` for methods that can only score a pair.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from benchmark.models.encoders import build_text_encoder, build_vision_encoder
+
+Batch = dict[str, Any]
+
+
+class MethodError(ValueError):
+    """A method is mis-declared or mis-configured; the message names the method and key."""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Everything a method needs to build itself, independent of the method."""
+
+    model: dict[str, Any]        # config["model"]: vision / text tower sizes, embed_dim
+    image_size: int
+    vocab_size: int
+    max_length: int
+    special_tokens: dict[str, int]  # pad, unk, cls, sep, mask
+
+    def vision_encoder(self) -> nn.Module:
+        return build_vision_encoder(self.model["vision"], self.image_size)
+
+    def text_encoder(self) -> nn.Module:
+        return build_text_encoder(self.model["text"], self.vocab_size, self.max_length, self.special_tokens["pad"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "image_size": self.image_size, "vocab_size": self.vocab_size,
+            "max_length": self.max_length, "special_tokens": self.special_tokens,
+        }
+
+
+def merge_hparams(method: str, defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated by ``overrides``; unknown keys are an error naming the allowed ones."""
+    merged = copy.deepcopy(defaults)
+    for key, value in overrides.items():
+        if key not in defaults:
+            raise MethodError(
+                f"method_overrides.{method}.{key} is not a hyperparameter of {method}; "
+                f"allowed: {', '.join(sorted(defaults))}"
+            )
+        if isinstance(defaults[key], dict) and isinstance(value, dict):
+            if key == "objectives":
+                merged[key] = {**defaults[key], **value}
+            else:
+                unknown = sorted(set(value) - set(defaults[key]))
+                if unknown:
+                    raise MethodError(
+                        f"method_overrides.{method}.{key} has unknown key(s) {unknown}; allowed: {', '.join(sorted(defaults[key]))}"
+                    )
+                merged[key] = {**defaults[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+class FusionMethod(nn.Module):
+    """Base class of every method in ``baselines/``."""
+
+    name: ClassVar[str] = ""          # set by the registry from the file name
+    family: ClassVar[str] = ""        # e.g. "dual encoder", "single stream", "decision level"
+    paper: ClassVar[str] = ""         # the paper the method follows
+    defaults: ClassVar[dict[str, Any]] = {"objectives": {}}
+    known_objectives: ClassVar[tuple[str, ...]] = ("itc", "itm", "mlm", "mim")
+
+    def __init__(self, ctx: BuildContext, **overrides: Any) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.hparams = merge_hparams(self.name or type(self).__name__, self.defaults, overrides)
+        unknown = sorted(set(self.objective_weights) - set(self.known_objectives))
+        if unknown:
+            raise MethodError(f"{self.name}: unknown objective(s) {unknown}; known: {', '.join(self.known_objectives)}")
+
+    @property
+    def objective_weights(self) -> dict[str, float]:
+        """Pretraining objectives with non-zero weight."""
+        return {k: float(v) for k, v in self.hparams.get("objectives", {}).items() if v}
+
+    # -- training -----------------------------------------------------------------------------
+    def pretrain_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{self.name} does not implement pretrain_losses")
+
+    def task_losses(self, task: str, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{self.name} does not implement task_losses for {task!r}")
+
+    # -- retrieval ----------------------------------------------------------------------------
+    @property
+    def has_embeddings(self) -> bool:
+        """True when image–text scores are dot products of ``embed_image`` and ``embed_text``."""
+        return type(self).embed_image is not FusionMethod.embed_image
+
+    def embed_image(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def embed_text(self, text: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score_pairs(self, batch: Batch) -> torch.Tensor:
+        """Match score of each aligned (image, text) pair in ``batch``; default: embedding dot product."""
+        return (self.embed_image(batch["image"]) * self.embed_text(batch["text"])).sum(-1)
+
+    # -- description --------------------------------------------------------------------------
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {"name": cls.name, "family": cls.family, "paper": cls.paper, "defaults": cls.defaults}

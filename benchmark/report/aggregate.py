@@ -1,0 +1,111 @@
+"""Aggregate per-job result files into one tidy table and readable summaries.
+
+``main.csv`` is long format, one row per number: dataset, method, seed, task, metric,
+corruption, severity, value (raw fractions). ``main.md`` summarises it per dataset and task
+as mean ± sample standard deviation over seeds (recall in percent), with the seed count, and
+ends with the provenance of the run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.io import DataFileError, read_json, write_text
+from benchmark.provenance import git_state, host
+
+COLUMNS = ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value"]
+REFERENCE_METHODS = ("chance",)
+METRIC_ORDER = {
+    "retrieval": ["t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mean_R"],
+}
+PERCENT_TASKS = {"retrieval"}
+
+
+def collect_rows(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Every row of every result file, checked for the tidy columns."""
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        record = read_json(path, what="result file")
+        file_rows = record.get("rows") if isinstance(record, dict) else None
+        if not isinstance(file_rows, list):
+            raise DataFileError(f"result file {path} has no 'rows' list")
+        for row in file_rows:
+            missing = [c for c in COLUMNS if c not in row]
+            if missing:
+                raise DataFileError(f"result file {path} has a row without {missing}: {row}")
+            rows.append({c: row[c] for c in COLUMNS})
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["seed"] = frame["seed"].astype("Int64")
+    return frame.sort_values(["dataset", "task", "method", "metric", "corruption", "severity", "seed"],
+                             kind="stable").reset_index(drop=True)
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; 0 for a reference row, NaN for a single seed) and seed count."""
+    keys = ["dataset", "task", "method", "metric", "corruption", "severity"]
+    grouped = frame.groupby(keys, sort=True, dropna=False)["value"]
+    summary = grouped.agg(mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
+                          n="count").reset_index()
+    return summary
+
+
+def _method_order(methods: Iterable[str]) -> list[str]:
+    methods = sorted(set(methods))
+    return [m for m in methods if m not in REFERENCE_METHODS] + [m for m in REFERENCE_METHODS if m in methods]
+
+
+def _cell(mean: float, std: float, scale: float) -> str:
+    if np.isnan(std):
+        return f"{mean * scale:.1f}"
+    return f"{mean * scale:.1f} ± {std * scale:.1f}"
+
+
+def markdown_summary(summary: pd.DataFrame, footer: dict[str, Any]) -> str:
+    """One Markdown table per (dataset, task) on clean data; methods as rows, metrics as columns."""
+    clean = summary[summary["corruption"] == "none"]
+    parts = ["# FuseBench results", ""]
+    for (dataset, task), block in clean.groupby(["dataset", "task"], sort=True):
+        metrics = [m for m in METRIC_ORDER.get(task, []) if m in set(block["metric"])]
+        metrics += sorted(set(block["metric"]) - set(metrics))
+        scale = 100.0 if task in PERCENT_TASKS else 1.0
+        seed_counts = sorted({int(n) for n in block[~block["method"].isin(REFERENCE_METHODS)]["n"]})
+        unit = " (%)" if scale == 100.0 else ""
+        parts.append(f"## {dataset} — {task}")
+        parts.append("")
+        parts.append(f"Mean ± sample std over {'/'.join(map(str, seed_counts)) or 0} seed(s){unit}; "
+                     "chance is the exact expectation of a uniformly random ranking.")
+        parts.append("")
+        table = []
+        for method in _method_order(block["method"]):
+            rows = block[block["method"] == method].set_index("metric")
+            n = int(rows["n"].max()) if method not in REFERENCE_METHODS else "—"
+            cells = [_cell(rows.loc[m, "mean"], rows.loc[m, "std"], scale) if m in rows.index else "" for m in metrics]
+            table.append([method, n, *cells])
+        parts.append(pd.DataFrame(table, columns=["method", "seeds", *metrics]).to_markdown(index=False))
+        parts.append("")
+    parts.append("---")
+    parts.append(", ".join(f"{k}: {v}" for k, v in footer.items()))
+    return "\n".join(parts) + "\n"
+
+
+def run_aggregate(result_files: list[Path], out_dir: Path, config_hash_value: str) -> pd.DataFrame:
+    """Write ``main.csv`` and ``main.md`` under ``out_dir``; return the tidy frame."""
+    frame = collect_rows(result_files)
+    summary = summarize(frame)
+    git = git_state()
+    footer = {
+        "config hash": config_hash_value,
+        "git commit": git["commit"][:12] + ("+dirty" if git.get("dirty") else ""),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "hardware": host()["cpu"],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "main.csv", frame.to_csv(index=False, float_format="%.6f"))
+    write_text(out_dir / "main.md", markdown_summary(summary, footer))
+    return frame

@@ -1,0 +1,215 @@
+"""The pipeline's stages, one function each; the CLI and Snakemake call these.
+
+Every stage takes its *spec* (see :func:`benchmark.config.stage_spec`), reads its inputs,
+and writes its outputs atomically together with a result JSON carrying provenance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import config_hash
+from benchmark.io import DataFileError, write_json
+from benchmark.provenance import provenance
+
+log = logging.getLogger("fusebench")
+
+
+def _result(spec: dict[str, Any], started: float, device_info: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    record = {
+        "spec": spec,
+        "provenance": provenance(config_hash(spec), {"device": device_info or {"type": "cpu"}, "seed": spec.get("seed"),
+                                                       "wall_time_s": round(time.perf_counter() - started, 3)}),
+    }
+    record.update(fields)
+    return record
+
+
+def run_data(spec: dict[str, Any], out_dir: Path) -> None:
+    """Generate the dataset described by ``spec`` into ``out_dir``."""
+    from benchmark.data.synthetic import build_synthetic_dataset
+
+    started = time.perf_counter()
+    log.info("building dataset %r into %s", spec["dataset"], out_dir)
+    manifest = build_synthetic_dataset({k: v for k, v in spec.items() if k not in ("stage", "dataset")}, out_dir)
+    log.info("dataset %r: %s", spec["dataset"], {s: v["images"] for s, v in manifest["splits"].items()})
+    write_json(out_dir.parent / "data.result.json", _result(spec, started, splits=manifest["splits"]))
+
+
+def run_tokenizer(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
+    """Train the tokenizer on the training captions only."""
+    from benchmark.data.coco import read_captions, read_manifest
+    from benchmark.data.tokenizer import train_tokenizer
+    from benchmark.io import write_text
+
+    started = time.perf_counter()
+    read_manifest(data_dir)
+    captions = [c for caps in read_captions(data_dir, "train").values() for c in caps]
+    tokenizer = train_tokenizer(captions, spec["vocab_size"], spec["max_length"])
+    write_text(out_file, tokenizer.to_str(pretty=True))
+    log.info("tokenizer: %d tokens from %d training captions → %s", tokenizer.get_vocab_size(), len(captions), out_file)
+
+
+class _Session:
+    """What training and evaluation stages share: device, data, tokenizer, method."""
+
+    def __init__(self, spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, max_length: int) -> None:
+        import torch
+
+        from benchmark.data.tokenizer import load_tokenizer, special_token_ids
+        from benchmark.device import resolve_device
+
+        self.torch = torch
+        self.device = resolve_device(spec["device"])
+        self.data_dir = data_dir
+        self.tokenizer = load_tokenizer(tokenizer_file, max_length)
+        self.special = special_token_ids(self.tokenizer)
+
+    def split(self, name: str) -> Any:
+        from benchmark.data.dataset import load_split
+
+        return load_split(self.data_dir, name)
+
+
+def _method_class(name: str) -> Any:
+    from benchmark.registry import load_method
+
+    return load_method(name)
+
+
+def _train_stage(
+    spec: dict[str, Any], session: _Session, model: Any, losses: Any, weights: dict[str, float] | None,
+    run_seed: int, out_dir: Path, checkpoint_meta: dict[str, Any], started: float,
+) -> None:
+    from benchmark.device import describe
+    from benchmark.train.checkpoint import save_checkpoint
+    from benchmark.train.loop import OptimSettings, train
+
+    settings = OptimSettings(**spec["optim"])
+    state_path = out_dir / "training_state.partial.safetensors"
+    description = f"{spec['stage']} {spec['method']} seed={spec['seed']}" + (f" {spec['task']}" if spec.get("task") else "")
+    log.info("%s on %s: %d steps, objectives %s → %s", description, session.device, settings.steps,
+             weights or "task losses", out_dir)
+    report = train(model, losses, weights, settings, session.device, run_seed, state_path, config_hash(spec), description)
+    meta = {**checkpoint_meta, "spec_hash": config_hash(spec), "stage": spec["stage"]}
+    save_checkpoint(out_dir / "model.safetensors", model, meta)
+    write_json(out_dir / "result.json", _result(
+        spec, started, describe(session.device),
+        method=model.describe(), objectives=weights or "task losses, weight 1 each", train=asdict(report),
+        parameters=sum(p.numel() for p in model.parameters()),
+    ))
+    state_path.unlink(missing_ok=True)
+    log.info("%s done: final loss %.4f in %.1fs", description, report.final_losses.get("loss", float("nan")), report.wall_time_s)
+
+
+def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out_dir: Path) -> None:
+    """Build the method from config and train it on its declared pretraining objectives."""
+    from benchmark.data.sampling import ImageTextData
+    from benchmark.models.method import BuildContext
+    from benchmark.seeding import derive_seed, seed_everything
+
+    started = time.perf_counter()
+    session = _Session(spec, data_dir, tokenizer_file, spec["max_length"])
+    run_seed = derive_seed("pretrain", spec["dataset"], spec["method"], spec["seed"])
+    seed_everything(run_seed)
+    train_split = session.split("train")
+    ctx = BuildContext(spec["model"], train_split.image_size, session.tokenizer.get_vocab_size(),
+                       spec["max_length"], session.special)
+    cls = _method_class(spec["method"])
+    model = cls(ctx, **spec["overrides"]).to(session.device)
+    data = ImageTextData.from_split(train_split, session.tokenizer, session.device)
+    batch_size = spec["optim"]["batch_size"]
+    meta = {"method": spec["method"], "context": ctx.to_json(), "overrides": spec["overrides"]}
+    _train_stage(spec, session, model, lambda step: model.pretrain_losses(data.batch(step, batch_size, run_seed)),
+                 model.objective_weights, run_seed, out_dir, meta, started)
+
+
+def load_trained(checkpoint: Path, device: Any) -> tuple[Any, dict[str, Any]]:
+    """Rebuild a method from a checkpoint's metadata and load its weights."""
+    from benchmark.models.method import BuildContext
+    from benchmark.train.checkpoint import load_weights, read_metadata
+
+    meta = read_metadata(checkpoint)
+    try:
+        ctx = BuildContext(**meta["context"])
+        cls = _method_class(meta["method"])
+    except (KeyError, TypeError) as exc:
+        raise DataFileError(f"checkpoint {checkpoint} has incomplete metadata: {exc!r}") from None
+    model = cls(ctx, **meta.get("overrides", {}))
+    load_weights(model, checkpoint)
+    return model.to(device), meta
+
+
+def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, init: Path, out_dir: Path) -> None:
+    """Continue from the pretrained checkpoint on the task's own loss."""
+    from benchmark.data.sampling import ImageTextData
+    from benchmark.seeding import derive_seed, seed_everything
+
+    started = time.perf_counter()
+    run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["method"], spec["seed"])
+    seed_everything(run_seed)
+    meta = read_checkpoint_meta(init)
+    session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
+    model, meta = load_trained(init, session.device)
+    if meta["method"] != spec["method"]:
+        raise DataFileError(f"checkpoint {init} holds method {meta['method']!r}, not {spec['method']!r}")
+    train_split = session.split("train")
+    batch_size = spec["optim"]["batch_size"]
+    task = spec["task"]
+    if task != "retrieval":
+        raise ValueError(f"unknown task {task!r}")
+    data = ImageTextData.from_split(train_split, session.tokenizer, session.device)
+    meta = {**meta, "init": str(init), "task": task}
+    _train_stage(spec, session, model, lambda step: model.task_losses(task, data.batch(step, batch_size, run_seed)),
+                 None, run_seed, out_dir, meta, started)
+
+
+def read_checkpoint_meta(path: Path) -> dict[str, Any]:
+    from benchmark.train.checkpoint import read_metadata
+
+    return read_metadata(path)
+
+
+def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:
+    """Score the fine-tuned model on the clean test split; one row per metric."""
+    from benchmark.device import describe
+    from benchmark.seeding import derive_seed, seed_everything
+    from benchmark.tasks.retrieval import evaluate_retrieval
+
+    started = time.perf_counter()
+    seed_everything(derive_seed("evaluate", spec["task"], spec["dataset"], spec["method"], spec["seed"]))
+    meta = read_checkpoint_meta(checkpoint)
+    session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
+    model, meta = load_trained(checkpoint, session.device)
+    test = session.split("test")
+    metrics, protocol = evaluate_retrieval(model, test, session.tokenizer, session.device, spec["batch_size"], spec["ks"])
+    rows = [
+        {"dataset": spec["dataset"], "method": spec["method"], "seed": spec["seed"], "task": spec["task"],
+         "metric": name, "corruption": "none", "severity": 0, "value": value}
+        for name, value in metrics.items()
+    ]
+    write_json(out_file, _result(spec, started, describe(session.device), protocol=protocol, rows=rows))
+    log.info("%s %s seed=%s: %s → %s", spec["task"], spec["method"], spec["seed"],
+             ", ".join(f"{k}={v:.3f}" for k, v in metrics.items()), out_file)
+
+
+def run_chance(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
+    """The chance row: expected metrics of a uniformly random scorer, computed exactly."""
+    from benchmark.data.coco import read_captions, read_manifest
+    from benchmark.metrics.retrieval import chance_retrieval_metrics
+
+    started = time.perf_counter()
+    read_manifest(data_dir)
+    captions = read_captions(data_dir, "test")
+    owners = [k for k, image_id in enumerate(sorted(captions)) for _ in captions[image_id]]
+    metrics = chance_retrieval_metrics(owners, len(captions), spec["ks"])
+    rows = [
+        {"dataset": spec["dataset"], "method": "chance", "seed": None, "task": spec["task"],
+         "metric": name, "corruption": "none", "severity": 0, "value": value}
+        for name, value in metrics.items()
+    ]
+    write_json(out_file, _result(spec, started, protocol={"protocol": "analytic uniform ranking"}, rows=rows))

@@ -1,0 +1,1 @@
+"""Training loop, schedules and checkpoints shared by every method and stage."""

@@ -1,0 +1,102 @@
+"""Checkpoints in safetensors, written atomically.
+
+Two kinds of file:
+
+* a **model checkpoint** (the stage's output): the weights plus JSON metadata saying how to
+  rebuild the method (name, build context, hyperparameters) and which spec made it;
+* a **training state** (``*.partial.safetensors``, deleted on success): weights, AdamW moments
+  and the step reached, so a crashed job resumes where it stopped. It is only resumed when its
+  spec hash equals the current one, so a changed config never continues a stale run.
+
+The optimiser state is flattened into named tensors (``optim.<param>.<key>``) and its
+hyper-parameters go into the metadata, which keeps everything in safetensors (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_model, save_model
+
+from benchmark.io import DataFileError, atomic_path
+
+METADATA_KEY = "fusebench"
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, metadata: dict[str, Any]) -> None:
+    """Save weights (shared tensors handled by safetensors) and metadata atomically."""
+    with atomic_path(path) as tmp:
+        save_model(model, str(tmp), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint, naming the file on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get(METADATA_KEY)
+    except Exception as exc:  # safetensors raises SafetensorError / OSError
+        raise DataFileError(f"checkpoint {path} is unreadable or corrupt: {exc}") from None
+    if raw is None:
+        raise DataFileError(f"checkpoint {path} has no FuseBench metadata; was it written by fusebench?")
+    return json.loads(raw)
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load weights strictly: a missing or unexpected tensor is an error naming the file."""
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False)
+    except Exception as exc:
+        raise DataFileError(f"checkpoint {path} does not fit the model: {exc}") from None
+    if missing or unexpected:
+        raise DataFileError(f"checkpoint {path} does not fit the model: missing {sorted(missing)[:5]}, "
+                            f"unexpected {sorted(unexpected)[:5]}")
+
+
+def save_training_state(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, spec_hash: str,
+    progress: dict[str, Any],
+) -> None:
+    """Weights, optimiser moments and progress, for resuming an interrupted job."""
+    tensors = {f"model.{k}": v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    for index, slots in state["state"].items():
+        for key, value in slots.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().contiguous().clone()
+    meta = {"step": step, "spec_hash": spec_hash, "param_groups": state["param_groups"], "progress": progress}
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
+
+
+def load_training_state(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, spec_hash: str
+) -> tuple[int, dict[str, Any]] | None:
+    """Restore a training state if it exists and belongs to ``spec_hash``; return (step, progress)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        meta = read_metadata(path)
+    except DataFileError:
+        return None  # a torn or foreign file: start afresh rather than trust it
+    if meta.get("spec_hash") != spec_hash:
+        return None
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            slots.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
+    return int(meta["step"]), dict(meta.get("progress", {}))

@@ -1,0 +1,162 @@
+"""One training loop for every stage and method: AdamW, warm-up + cosine, AMP, resume.
+
+Everything random in a step is a function of (run seed, step): the batch is drawn by a
+stateless sampler and the global torch RNG is re-seeded at every step. A job that crashed and
+resumed from its last checkpoint therefore produces the same weights, to the bit, as one that
+never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from benchmark.device import autocast
+from benchmark.seeding import derive_seed
+from benchmark.train.checkpoint import load_training_state, save_training_state
+
+LossFn = Callable[[int], dict[str, torch.Tensor]]
+HISTORY_EVERY = 10  # steps averaged into one loss-history point
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """The ``pretrain`` / ``finetune.<task>`` config block."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    grad_clip: float
+    checkpoint_every: int
+
+
+@dataclass
+class TrainReport:
+    """What a training run measured; goes into the result file."""
+
+    steps: int
+    resumed_from: int
+    wall_time_s: float
+    samples_per_s: float
+    peak_memory_mb: float
+    final_losses: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def lr_factor(step: int, settings: OptimSettings) -> float:
+    """Linear warm-up to 1, then cosine decay to 0 at ``settings.steps``."""
+    if settings.warmup_steps and step < settings.warmup_steps:
+        return (step + 1) / settings.warmup_steps
+    span = max(1, settings.steps - settings.warmup_steps)
+    progress = min(1.0, (step - settings.warmup_steps) / span)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: nn.Module, settings: OptimSettings) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms, embeddings' scalars and temperatures (ndim < 2)."""
+    decay, no_decay = [], []
+    for _, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": settings.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    except (ImportError, OSError):
+        return float("nan")
+
+
+def train(
+    model: nn.Module,
+    loss_fn: LossFn,
+    weights: dict[str, float] | None,
+    settings: OptimSettings,
+    device: torch.device,
+    run_seed: int,
+    state_path: str | Path,
+    spec_hash: str,
+    description: str,
+) -> TrainReport:
+    """Minimise ``Σ weights[k] · loss_fn(step)[k]`` for ``settings.steps`` steps.
+
+    ``weights=None`` weighs every returned loss 1 (task fine-tuning); otherwise a returned loss
+    without a weight is an error, so a method cannot silently train on an undeclared objective.
+
+    ``state_path`` is where resumable training states go; the caller removes it once the
+    final checkpoint is safely written.
+    """
+    state_path = Path(state_path)
+    if weights is not None and not weights:  # the method declares no objective for this stage
+        model.to(device).eval()
+        return TrainReport(steps=0, resumed_from=0, wall_time_s=0.0, samples_per_s=float("nan"),
+                           peak_memory_mb=_peak_memory_mb(device), final_losses={})
+    model.to(device).train()
+    optimizer = build_optimizer(model, settings)
+    start, progress_state = load_training_state(state_path, model, optimizer, spec_hash) or (0, {})
+    history: list[dict[str, float]] = progress_state.get("history", [])
+    window: dict[str, list[float]] = progress_state.get("window", {})
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    began = time.perf_counter()
+    progress = tqdm(range(start, settings.steps), desc=description, initial=start, total=settings.steps,
+                    mininterval=5.0, unit="step", dynamic_ncols=True)
+    for step in progress:
+        torch.manual_seed(derive_seed(run_seed, "step", step))
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr * lr_factor(step, settings)
+        with autocast(device):
+            losses = loss_fn(step)
+        if weights is not None and set(losses) - set(weights):
+            raise RuntimeError(f"{description}: loss(es) {sorted(set(losses) - set(weights))} returned "
+                               f"but not declared in the method's objectives {weights}")
+        total = sum((weights or {}).get(name, 1.0) * value.float() for name, value in losses.items())
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"{description}: non-finite loss at step {step}: "
+                                     + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items()))
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if settings.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        optimizer.step()
+        for name, value in {**losses, "loss": total}.items():
+            window.setdefault(name, []).append(float(value.detach()))
+        if (step + 1) % HISTORY_EVERY == 0 or step + 1 == settings.steps:
+            point = {"step": step + 1, **{k: sum(v) / len(v) for k, v in window.items()}}
+            history.append(point)
+            progress.set_postfix(loss=f"{point['loss']:.4f}", refresh=False)
+            window = {}
+        if (step + 1) % settings.checkpoint_every == 0 and step + 1 < settings.steps:
+            save_training_state(state_path, model, optimizer, step + 1, spec_hash, {"history": history, "window": window})
+    progress.close()
+    elapsed = time.perf_counter() - began
+    done = settings.steps - start
+    model.eval()
+    return TrainReport(
+        steps=settings.steps,
+        resumed_from=start,
+        wall_time_s=elapsed,
+        samples_per_s=done * settings.batch_size / elapsed if elapsed > 0 and done else float("nan"),
+        peak_memory_mb=_peak_memory_mb(device),
+        final_losses={k: v for k, v in (history[-1] if history else {}).items() if k != "step"},
+        history=history,
+    )

@@ -1,0 +1,39 @@
+# Evaluation of every fine-tuned model on the test split, and the chance reference rows.
+
+
+rule evaluate:
+    input:
+        manifest=rules.dataset.output.manifest,
+        tokenizer=rules.tokenizer.output[0],
+        checkpoint=rules.finetune.output.model,
+    output:
+        f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.json",
+    params:
+        spec=spec_json("evaluate"),
+        data=lambda w, input: os.path.dirname(input.manifest),
+    threads: threads_for_jobs()
+    resources:
+        gpu=1 if config["device"] == "cuda" else 0,
+    log:
+        f"{OUT}/logs/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m benchmark evaluate --spec {params.spec} --threads {threads} --data {params.data}"
+        " --tokenizer {input.tokenizer} --checkpoint {input.checkpoint} --out {output} 2> {log}"
+
+
+rule chance:
+    input:
+        manifest=rules.dataset.output.manifest,
+    output:
+        f"{OUT}/{{dataset}}/eval/{{task}}/chance.json",
+    params:
+        spec=spec_json("chance"),
+        data=lambda w, input: os.path.dirname(input.manifest),
+    log:
+        f"{OUT}/logs/{{dataset}}/eval/{{task}}/chance.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m benchmark chance --spec {params.spec} --data {params.data} --out {output} 2> {log}"

@@ -1,0 +1,50 @@
+# Training: pretrain per (dataset, method, seed); fine-tune per task from that checkpoint.
+# A method's own file is an input, so editing baselines/<method>.py re-runs only its jobs.
+
+
+rule pretrain:
+    input:
+        manifest=rules.dataset.output.manifest,
+        tokenizer=rules.tokenizer.output[0],
+        method=f"{BASELINES}/{{method}}.py",
+    output:
+        model=f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/model.safetensors",
+        result=f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/result.json",
+    params:
+        spec=spec_json("pretrain"),
+        data=lambda w, input: os.path.dirname(input.manifest),
+        folder=lambda w, output: os.path.dirname(output.model),
+    threads: threads_for_jobs()
+    resources:
+        gpu=1 if config["device"] == "cuda" else 0,
+    log:
+        f"{OUT}/logs/{{dataset}}/pretrain/{{method}}/seed{{seed}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m benchmark pretrain --spec {params.spec} --threads {threads} --data {params.data}"
+        " --tokenizer {input.tokenizer} --out {params.folder} 2> {log}"
+
+
+rule finetune:
+    input:
+        manifest=rules.dataset.output.manifest,
+        tokenizer=rules.tokenizer.output[0],
+        init=rules.pretrain.output.model,
+    output:
+        model=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/model.safetensors",
+        result=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/result.json",
+    params:
+        spec=spec_json("finetune"),
+        data=lambda w, input: os.path.dirname(input.manifest),
+        folder=lambda w, output: os.path.dirname(output.model),
+    threads: threads_for_jobs()
+    resources:
+        gpu=1 if config["device"] == "cuda" else 0,
+    log:
+        f"{OUT}/logs/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m benchmark finetune --spec {params.spec} --threads {threads} --data {params.data}"
+        " --tokenizer {input.tokenizer} --init {input.init} --out {params.folder} 2> {log}"
