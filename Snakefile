@@ -17,8 +17,9 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)  # the Snakefile needs only benchmark.config (no torch)
-from benchmark.config import ConfigError, config_hash, resolve_methods, stage_spec, validate_config
-from benchmark.registry import method_names
+from benchmark.config import config_hash, resolve_methods, stage_spec, validate_config
+from benchmark.errors import ConfigError
+from benchmark.registry import baselines_dir, method_names
 
 
 configfile: os.path.join(workflow.basedir, "workflows/config/default.yaml")

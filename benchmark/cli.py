@@ -23,8 +23,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import TASKS, ConfigError, config_hash, load_config, stage_spec
-from benchmark.io import DataFileError
+from benchmark.config import config_hash, load_config, stage_spec
+from benchmark.errors import ConfigError, DataFileError, MethodError
 
 EXIT_CONFIG = 2
 EXIT_DATA = 3
@@ -79,6 +79,11 @@ def cmd_validate(args: argparse.Namespace) -> None:
     methods = resolve_methods(config, method_names())
     print(f"configuration OK (hash {config_hash(config)}): datasets {list(config['datasets'])}, "
           f"methods {methods}, seeds {config['seeds']}, output_dir {config['output_dir']}")
+
+
+def cmd_where(args: argparse.Namespace) -> None:
+    config = load_config(args.config, args.set)
+    print(Path(config["output_dir"]) / "tables")
 
 
 def cmd_list_methods(args: argparse.Namespace) -> None:
@@ -151,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser("where", help="print the tables folder a configuration writes to")
+    p.add_argument("--config", action="append", default=[], metavar="FILE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_where)
+
     p = sub.add_parser("list-methods", help="list the methods discovered in baselines/")
     p.set_defaults(func=cmd_list_methods)
 
@@ -219,15 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fusebench: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except MethodError as exc:
+        print(f"fusebench: method error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except DataFileError as exc:
         print(f"fusebench: input error: {exc}", file=sys.stderr)
         return EXIT_DATA
     except Exception as exc:
-        from benchmark.models.method import MethodError
-
-        if isinstance(exc, MethodError):
-            print(f"fusebench: method error: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
         traceback.print_exc()
         print(f"fusebench: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from benchmark.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "workflows" / "config" / "default.yaml"
 PROFILES_DIR = REPO_ROOT / "workflows" / "config"
@@ -31,10 +33,6 @@ SCHEMA_PATH = REPO_ROOT / "workflows" / "schemas" / "config.schema.yaml"
 
 TASKS = ("retrieval",)
 """Downstream tasks every method is fine-tuned and evaluated on."""
-
-
-class ConfigError(ValueError):
-    """An invalid configuration; the message names the file, key and allowed values."""
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

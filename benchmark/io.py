@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from benchmark.errors import DataFileError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -48,10 +50,6 @@ def write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON with sorted keys (stable diffs)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-class DataFileError(RuntimeError):
-    """A dataset or result file is missing, unreadable or malformed; the message names it."""
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:

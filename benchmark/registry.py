@@ -36,7 +36,8 @@ def method_names(directory: Path | None = None) -> list[str]:
 
 def load_method(name: str, directory: Path | None = None) -> type["FusionMethod"]:
     """Import ``baselines/<name>.py`` and return its single FusionMethod subclass."""
-    from benchmark.models.method import FusionMethod, MethodError
+    from benchmark.errors import MethodError
+    from benchmark.models.method import FusionMethod
 
     directory = directory or baselines_dir()
     path = directory / f"{name}.py"

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import config_hash
-from benchmark.io import DataFileError, write_json
+from benchmark.errors import DataFileError
+from benchmark.io import write_json
 from benchmark.provenance import provenance
 
 log = logging.getLogger("fusebench")

@@ -20,7 +20,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from benchmark.io import DataFileError, read_json
+from benchmark.errors import DataFileError
+from benchmark.io import read_json
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"

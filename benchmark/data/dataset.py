@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from benchmark.data.coco import SPLITS, image_path, instances_path, load_coco, read_captions, read_manifest, read_refs
-from benchmark.io import DataFileError
+from benchmark.errors import DataFileError
 
 
 @dataclass

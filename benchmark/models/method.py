@@ -23,13 +23,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from benchmark.errors import MethodError
 from benchmark.models.encoders import build_text_encoder, build_vision_encoder
 
 Batch = dict[str, Any]
-
-
-class MethodError(ValueError):
-    """A method is mis-declared or mis-configured; the message names the method and key."""
 
 
 @dataclass(frozen=True)

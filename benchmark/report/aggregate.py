@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.io import DataFileError, read_json, write_text
-from benchmark.provenance import git_state, host
+from benchmark.errors import DataFileError
+from benchmark.io import read_json, write_text
+from benchmark.provenance import git_state
 
 COLUMNS = ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value"]
 REFERENCE_METHODS = ("chance",)
@@ -27,11 +28,22 @@ METRIC_ORDER = {
 PERCENT_TASKS = {"retrieval"}
 
 
-def collect_rows(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Every row of every result file, checked for the tidy columns."""
+def hardware_of(record: dict[str, Any]) -> str:
+    """'cuda: NVIDIA H200' or 'cpu: <model>' from a result file's provenance."""
+    prov = record.get("provenance", {})
+    device = prov.get("device", {})
+    if device.get("type") == "cuda":
+        return f"cuda: {device.get('name', 'unknown GPU')}"
+    return f"cpu: {prov.get('host', {}).get('cpu', 'unknown')}"
+
+
+def collect_rows(paths: Iterable[str | Path], hardware: set[str] | None = None) -> pd.DataFrame:
+    """Every row of every result file, checked for the tidy columns; adds each file's hardware to ``hardware``."""
     rows: list[dict[str, Any]] = []
     for path in paths:
         record = read_json(path, what="result file")
+        if hardware is not None and record.get("rows") and record["rows"][0].get("method") not in REFERENCE_METHODS:
+            hardware.add(hardware_of(record))
         file_rows = record.get("rows") if isinstance(record, dict) else None
         if not isinstance(file_rows, list):
             raise DataFileError(f"result file {path} has no 'rows' list")
@@ -96,14 +108,15 @@ def markdown_summary(summary: pd.DataFrame, footer: dict[str, Any]) -> str:
 
 def run_aggregate(result_files: list[Path], out_dir: Path, config_hash_value: str) -> pd.DataFrame:
     """Write ``main.csv`` and ``main.md`` under ``out_dir``; return the tidy frame."""
-    frame = collect_rows(result_files)
+    hardware: set[str] = set()
+    frame = collect_rows(result_files, hardware)
     summary = summarize(frame)
     git = git_state()
     footer = {
         "config hash": config_hash_value,
         "git commit": git["commit"][:12] + ("+dirty" if git.get("dirty") else ""),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "hardware": host()["cpu"],
+        "hardware": "; ".join(sorted(hardware)) or "unknown",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "main.csv", frame.to_csv(index=False, float_format="%.6f"))

@@ -22,7 +22,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 
-from benchmark.io import DataFileError, atomic_path
+from benchmark.errors import DataFileError
+from benchmark.io import atomic_path
 
 METADATA_KEY = "fusebench"
 

@@ -3,15 +3,30 @@
 import json
 import os
 import shlex
+import sys
 
 
-# Jobs call `python -m benchmark` (the `fusebench` command) from this checkout's source, which
-# works both in the project venv and in the conda env (where the package is not installed).
+def _uses_conda():
+    try:
+        from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+        return DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    except (ImportError, AttributeError):
+        return False
+
+
+# Jobs call `python -m benchmark` (the `fusebench` command) from this checkout's source. With
+# --use-conda, `python` is the rule's conda env; otherwise it is the interpreter running
+# Snakemake (e.g. .venv/bin/python even when the venv is not activated).
 # (Braces are doubled twice: once for this f-string, once for Snakemake's own formatting.)
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+_JOB_PATH = "" if _uses_conda() else f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
+shell.prefix(
+    f"set -euo pipefail; {_JOB_PATH}"
+    f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+)
 
-BASELINES = os.path.join(workflow.basedir, "baselines")
-"""Method files; each is an input of its method's jobs."""
+BASELINES = str(baselines_dir())
+"""Method files (baselines/, or $FUSEBENCH_BASELINES); each is an input of its method's jobs."""
 
 CONDA_ENV = "../../environment.yml"
 """Every rule runs in the same pinned environment (paths are relative to this file)."""

@@ -1,0 +1,93 @@
+"""The smoke workflow end to end through Snakemake, in a temporary working directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, SMOKE
+
+pytestmark = pytest.mark.workflow
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
+
+
+def snakemake(workdir: Path, *args: str, overlays: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    """Run Snakemake on the smoke profile (plus overlays) with the module's own baselines folder."""
+    baselines = workdir / "baselines"
+    if not baselines.exists():
+        shutil.copytree(REPO / "baselines", baselines)
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(SMOKE), *map(str, overlays), *args],
+        capture_output=True, text=True, env={**os.environ, "FUSEBENCH_BASELINES": str(baselines)}, timeout=900,
+    )
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule → job count from a dry run's 'Job stats' table."""
+    assert result.returncode == 0, result.stderr
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M))
+    counts.pop("total", None)
+    return {rule: int(n) for rule, n in counts.items()}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_smoke_workflow_writes_tables(smoke_run: Path) -> None:
+    tables = smoke_run / "results" / "smoke" / "tables"
+    frame = pd.read_csv(tables / "main.csv")
+    assert list(frame.columns) == ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value"]
+    assert set(frame["method"]) >= {"contrastive_clip", "chance"}
+    clip = frame[(frame["method"] == "contrastive_clip") & (frame["metric"] == "mean_R")]
+    assert len(clip) == 1 and 0.0 <= clip["value"].iloc[0] <= 1.0
+    markdown = (tables / "main.md").read_text()
+    assert "| contrastive_clip |" in markdown and "| chance" in markdown
+    assert "over 1 seed(s)" in markdown and "config hash:" in markdown
+
+
+def test_second_run_is_a_no_op(smoke_run: Path) -> None:
+    assert planned_jobs(snakemake(smoke_run, "--dry-run")) == {}
+
+
+def test_changing_an_evaluation_key_reruns_only_evaluation(smoke_run: Path, tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("evaluate:\n  batch_size: 64\n")
+    jobs = planned_jobs(snakemake(smoke_run, "--dry-run", overlays=(overlay,)))
+    assert jobs == {"evaluate": 1, "aggregate": 1, "all": 1}, jobs
+
+
+def test_new_baseline_file_adds_only_its_jobs(smoke_run: Path) -> None:
+    baselines = smoke_run / "baselines"
+    shutil.copy(baselines / "contrastive_clip.py", baselines / "my_clip_variant.py")
+    try:
+        jobs = planned_jobs(snakemake(smoke_run, "--dry-run"))
+    finally:
+        (baselines / "my_clip_variant.py").unlink()
+    assert jobs == {"pretrain": 1, "finetune": 1, "evaluate": 1, "aggregate": 1, "all": 1}, jobs
+
+
+def test_invalid_config_fails_before_any_job(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pretrain:\n  stepz: 3\n")
+    result = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(bad)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "unknown key 'pretrain.stepz'" in result.stderr
+    assert "allowed keys in 'pretrain'" in result.stderr
+    assert not (tmp_path / "results").exists()
