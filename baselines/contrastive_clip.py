@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.models import BuildContext, FusionMethod
-from benchmark.models.encoders import normalize_images
+from benchmark.models.towers import ImageTower, TextTower
 from benchmark.objectives import ImageTextContrastive
 
 
@@ -35,23 +35,25 @@ class ContrastiveCLIP(FusionMethod):
     def __init__(self, ctx: BuildContext, **overrides: Any) -> None:
         super().__init__(ctx, **overrides)
         embed_dim = ctx.model["embed_dim"]
-        self.vision = ctx.vision_encoder()
-        self.text = ctx.text_encoder()
-        self.image_proj = nn.Linear(ctx.model["vision"]["width"], embed_dim, bias=False)
-        self.text_proj = nn.Linear(ctx.model["text"]["width"], embed_dim, bias=False)
+        self.image = ImageTower(ctx)
+        self.text = TextTower(ctx)
+        self.image_proj = nn.Linear(self.image.width, embed_dim, bias=False)
+        self.text_proj = nn.Linear(self.text.width, embed_dim, bias=False)
         self.itc = ImageTextContrastive(self.hparams["temperature_init"], self.hparams["max_logit_scale"])
 
     def embed_image(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.image_proj(self.vision(normalize_images(images))), dim=-1)
+        return F.normalize(self.image_proj(self.image.tokens(images)[:, 0]), dim=-1)
 
     def embed_text(self, text: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.text(input_ids=text["input_ids"], attention_mask=text["attention_mask"]).last_hidden_state
-        return F.normalize(self.text_proj(hidden[:, 0]), dim=-1)
+        return F.normalize(self.text_proj(self.text.tokens(text)[:, 0]), dim=-1)
+
+    def contrastive(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.itc(self.embed_image(batch["image"]), self.embed_text(batch["text"]))
 
     def pretrain_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        return {"itc": self.itc(self.embed_image(batch["image"]), self.embed_text(batch["text"]))}
+        return {"itc": self.contrastive(batch)}
 
     def task_losses(self, task: str, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         if task == "retrieval":
-            return {"itc": self.itc(self.embed_image(batch["image"]), self.embed_text(batch["text"]))}
+            return {"itc": self.contrastive(batch)}
         return super().task_losses(task, batch)

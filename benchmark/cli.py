@@ -86,6 +86,28 @@ def cmd_where(args: argparse.Namespace) -> None:
     print(Path(config["output_dir"]) / "tables")
 
 
+def cmd_new_method(args: argparse.Namespace) -> None:
+    from benchmark.registry import NAME_PATTERN, baselines_dir, method_names
+
+    name = args.name
+    if not NAME_PATTERN.match(name):
+        raise ConfigError(f"method name {name!r} must be lower_snake_case (letters, digits, underscores), "
+                          "because it becomes a file name, a Snakemake wildcard and a table row")
+    directory = Path(args.dir) if args.dir else baselines_dir()
+    target = directory / f"{name}.py"
+    if target.exists():
+        raise ConfigError(f"{target} already exists; choose another name (existing: {', '.join(method_names(directory))})")
+    template = (Path(__file__).parent / "templates" / "method.py.tmpl").read_text()
+    class_name = "".join(part.capitalize() for part in name.split("_"))
+    text = template.format(name=name, class_name=class_name, title=name.replace("_", " ").capitalize())
+    from benchmark.io import write_text
+
+    write_text(target, text)
+    print(f"wrote {target}: a working pooled-feature fusion method to edit.\n"
+          f"Next: fill in the docstring's paper, change the model, then `fusebench list-methods`; "
+          f"the next `snakemake` run adds only its jobs, and `make test` runs it through the contract test.")
+
+
 def cmd_list_methods(args: argparse.Namespace) -> None:
     from benchmark.registry import load_method, method_names
 
@@ -160,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", action="append", default=[], metavar="FILE")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_where)
+
+    p = sub.add_parser("new-method", help="write a documented, working method template to baselines/NAME.py")
+    p.add_argument("name", help="method name = file name (lower_snake_case)")
+    p.add_argument("--dir", help="baselines folder (default: baselines/ or $FUSEBENCH_BASELINES)")
+    p.set_defaults(func=cmd_new_method)
 
     p = sub.add_parser("list-methods", help="list the methods discovered in baselines/")
     p.set_defaults(func=cmd_list_methods)

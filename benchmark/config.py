@@ -75,6 +75,13 @@ def parse_override(assignment: str) -> dict[str, Any]:
     if not keys:
         raise ConfigError(f"override {assignment!r} has an empty key")
     value: Any = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):  # YAML 1.1 reads "2e-3" as a string; Python reads it as a number
+        for number in (int, float):
+            try:
+                value = number(value)
+                break
+            except ValueError:
+                pass
     for key in reversed(keys):
         value = {key: value}
     return value
@@ -269,5 +276,7 @@ def stage_spec(
             **copy.deepcopy(config["evaluate"][task]),
         }
     if stage == "chance":
-        return {"stage": stage, "dataset": dataset, "task": task, **copy.deepcopy(config["evaluate"][task])}
+        settings = config["evaluate"][task]
+        return {"stage": stage, "dataset": dataset, "task": task, "ks": list(settings["ks"]),
+                "max_images": settings["max_images"]}
     raise ConfigError(f"unknown stage {stage!r}")

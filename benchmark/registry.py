@@ -67,4 +67,8 @@ def load_method(name: str, directory: Path | None = None) -> type["FusionMethod"
     cls.name = name
     if not cls.paper or not cls.family:
         raise MethodError(f"{path}: {cls.__name__} must set 'family' and 'paper'")
+    if not (module.__doc__ or "").strip():
+        raise MethodError(f"{path} needs a module docstring naming the paper it follows and where it departs from it")
+    if not cls.__doc__:
+        cls.__doc__ = module.__doc__
     return cls

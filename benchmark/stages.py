@@ -20,6 +20,20 @@ from benchmark.provenance import provenance
 log = logging.getLogger("fusebench")
 
 
+def task_metrics(spec: dict[str, Any]) -> list[str]:
+    """The metric names a task reports (used for 'not applicable' rows)."""
+    if spec["task"] == "retrieval":
+        return [f"{d}_R@{k}" for d in ("t2i", "i2t") for k in spec["ks"]] + ["mean_R"]
+    raise ValueError(f"unknown task {spec['task']!r}")
+
+
+def _row(spec: dict[str, Any], method: str, metric: str, value: float | None, status: str = "ok",
+         corruption: str = "none", severity: int = 0) -> dict[str, Any]:
+    """One row of the tidy results table."""
+    return {"dataset": spec["dataset"], "method": method, "seed": spec["seed"], "task": spec["task"],
+            "metric": metric, "corruption": corruption, "severity": severity, "value": value, "status": status}
+
+
 def _result(spec: dict[str, Any], started: float, device_info: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
     record = {
         "spec": spec,
@@ -85,9 +99,11 @@ def _method_class(name: str) -> Any:
 def _train_stage(
     spec: dict[str, Any], session: _Session, model: Any, losses: Any, weights: dict[str, float] | None,
     run_seed: int, out_dir: Path, checkpoint_meta: dict[str, Any], started: float,
+    profile_batch: dict[str, Any] | None = None,
 ) -> None:
     from benchmark.device import describe
     from benchmark.train.checkpoint import save_checkpoint
+    from benchmark.train.efficiency import efficiency_profile, parameter_count
     from benchmark.train.loop import OptimSettings, train
 
     settings = OptimSettings(**spec["optim"])
@@ -98,10 +114,11 @@ def _train_stage(
     report = train(model, losses, weights, settings, session.device, run_seed, state_path, config_hash(spec), description)
     meta = {**checkpoint_meta, "spec_hash": config_hash(spec), "stage": spec["stage"]}
     save_checkpoint(out_dir / "model.safetensors", model, meta)
+    efficiency = efficiency_profile(model, profile_batch) if profile_batch else {"parameters": parameter_count(model)}
     write_json(out_dir / "result.json", _result(
         spec, started, describe(session.device),
         method=model.describe(), objectives=weights or "task losses, weight 1 each", train=asdict(report),
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=efficiency["parameters"], efficiency=efficiency,
     ))
     state_path.unlink(missing_ok=True)
     log.info("%s done: final loss %.4f in %.1fs", description, report.final_losses.get("loss", float("nan")), report.wall_time_s)
@@ -109,6 +126,7 @@ def _train_stage(
 
 def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out_dir: Path) -> None:
     """Build the method from config and train it on its declared pretraining objectives."""
+    from benchmark.data.concepts import concept_vocabulary
     from benchmark.data.sampling import ImageTextData
     from benchmark.models.method import BuildContext
     from benchmark.seeding import derive_seed, seed_everything
@@ -119,14 +137,15 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     seed_everything(run_seed)
     train_split = session.split("train")
     ctx = BuildContext(spec["model"], train_split.image_size, session.tokenizer.get_vocab_size(),
-                       spec["max_length"], session.special)
+                       spec["max_length"], session.special, concept_vocabulary(train_split))
     cls = _method_class(spec["method"])
     model = cls(ctx, **spec["overrides"]).to(session.device)
-    data = ImageTextData.from_split(train_split, session.tokenizer, session.device)
+    data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
     batch_size = spec["optim"]["batch_size"]
     meta = {"method": spec["method"], "context": ctx.to_json(), "overrides": spec["overrides"]}
     _train_stage(spec, session, model, lambda step: model.pretrain_losses(data.batch(step, batch_size, run_seed)),
-                 model.objective_weights, run_seed, out_dir, meta, started)
+                 model.objective_weights, run_seed, out_dir, meta, started,
+                 profile_batch=data.batch(0, min(8, len(data)), run_seed))
 
 
 def load_trained(checkpoint: Path, device: Any) -> tuple[Any, dict[str, Any]]:
@@ -136,7 +155,7 @@ def load_trained(checkpoint: Path, device: Any) -> tuple[Any, dict[str, Any]]:
 
     meta = read_metadata(checkpoint)
     try:
-        ctx = BuildContext(**meta["context"])
+        ctx = BuildContext.from_json(meta["context"])
         cls = _method_class(meta["method"])
     except (KeyError, TypeError) as exc:
         raise DataFileError(f"checkpoint {checkpoint} has incomplete metadata: {exc!r}") from None
@@ -158,15 +177,30 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     model, meta = load_trained(init, session.device)
     if meta["method"] != spec["method"]:
         raise DataFileError(f"checkpoint {init} holds method {meta['method']!r}, not {spec['method']!r}")
+    task = spec["task"]
+    meta = {**meta, "init": str(init), "task": task}
+    reason = model.not_applicable_reason(task)
+    if reason:
+        _not_applicable_checkpoint(spec, model, meta, out_dir, reason, started)
+        return
     train_split = session.split("train")
     batch_size = spec["optim"]["batch_size"]
-    task = spec["task"]
-    if task != "retrieval":
-        raise ValueError(f"unknown task {task!r}")
-    data = ImageTextData.from_split(train_split, session.tokenizer, session.device)
-    meta = {**meta, "init": str(init), "task": task}
+    data = ImageTextData.from_split(train_split, session.tokenizer, session.device, model.ctx.concepts)
     _train_stage(spec, session, model, lambda step: model.task_losses(task, data.batch(step, batch_size, run_seed)),
                  None, run_seed, out_dir, meta, started)
+
+
+def _not_applicable_checkpoint(
+    spec: dict[str, Any], model: Any, meta: dict[str, Any], out_dir: Path, reason: str, started: float
+) -> None:
+    """A method that cannot do the task: keep its weights, and say so in the result."""
+    from benchmark.train.checkpoint import save_checkpoint
+
+    save_checkpoint(out_dir / "model.safetensors", model, {**meta, "spec_hash": config_hash(spec),
+                                                           "stage": spec["stage"], "not_applicable": reason})
+    write_json(out_dir / "result.json", _result(spec, started, status="not applicable", reason=reason,
+                                                method=model.describe()))
+    log.info("%s %s: not applicable (%s)", spec["task"], spec["method"], reason)
 
 
 def read_checkpoint_meta(path: Path) -> dict[str, Any]:
@@ -186,13 +220,16 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
     meta = read_checkpoint_meta(checkpoint)
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
     model, meta = load_trained(checkpoint, session.device)
+    reason = model.not_applicable_reason(spec["task"])
+    if reason:
+        rows = [_row(spec, spec["method"], name, None, f"not applicable: {reason}") for name in task_metrics(spec)]
+        write_json(out_file, _result(spec, started, describe(session.device), status="not applicable",
+                                     reason=reason, rows=rows))
+        log.info("%s %s: not applicable (%s) → %s", spec["task"], spec["method"], reason, out_file)
+        return
     test = session.split("test")
-    metrics, protocol = evaluate_retrieval(model, test, session.tokenizer, session.device, spec["batch_size"], spec["ks"])
-    rows = [
-        {"dataset": spec["dataset"], "method": spec["method"], "seed": spec["seed"], "task": spec["task"],
-         "metric": name, "corruption": "none", "severity": 0, "value": value}
-        for name, value in metrics.items()
-    ]
+    metrics, protocol = evaluate_retrieval(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
+    rows = [_row(spec, spec["method"], name, value) for name, value in metrics.items()]
     write_json(out_file, _result(spec, started, describe(session.device), protocol=protocol, rows=rows))
     log.info("%s %s seed=%s: %s → %s", spec["task"], spec["method"], spec["seed"],
              ", ".join(f"{k}={v:.3f}" for k, v in metrics.items()), out_file)
@@ -206,11 +243,8 @@ def run_chance(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
     started = time.perf_counter()
     read_manifest(data_dir)
     captions = read_captions(data_dir, "test")
-    owners = [k for k, image_id in enumerate(sorted(captions)) for _ in captions[image_id]]
-    metrics = chance_retrieval_metrics(owners, len(captions), spec["ks"])
-    rows = [
-        {"dataset": spec["dataset"], "method": "chance", "seed": None, "task": spec["task"],
-         "metric": name, "corruption": "none", "severity": 0, "value": value}
-        for name, value in metrics.items()
-    ]
+    image_ids = sorted(captions)[: spec.get("max_images") or None]
+    owners = [k for k, image_id in enumerate(image_ids) for _ in captions[image_id]]
+    metrics = chance_retrieval_metrics(owners, len(image_ids), spec["ks"])
+    rows = [_row({**spec, "seed": None}, "chance", name, value) for name, value in metrics.items()]
     write_json(out_file, _result(spec, started, protocol={"protocol": "analytic uniform ranking"}, rows=rows))

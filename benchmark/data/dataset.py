@@ -30,6 +30,7 @@ class SceneSplit:
     categories: list[np.ndarray]                  # per image: K category ids
     refs: list[dict[str, Any]] = field(default_factory=list)  # image_index, sentence, boxes (xywh), kind
     category_names: dict[int, str] = field(default_factory=dict)
+    objects: list[list[dict[str, str]]] = field(default_factory=list)  # per image: category + attributes
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -86,7 +87,8 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
     missing = [i for i in image_ids if not captions_by_id.get(i)]
     if missing:
         raise DataFileError(f"captions file for split {split!r} under {root} has no caption for image ids {missing[:5]}")
-    boxes, categories = [], []
+    boxes, categories, objects = [], [], []
+    category_names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
     ann_by_id: dict[int, dict[str, Any]] = {}
     for image_id in image_ids:
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
@@ -94,6 +96,10 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
         ann_by_id.update({a["id"]: a for a in anns})
         boxes.append(np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4))
         categories.append(np.array([a["category_id"] for a in anns], dtype=np.int64))
+        objects.append([
+            {"category": category_names[a["category_id"]], **{k: str(a[k]) for k in ("color", "size") if k in a}}
+            for a in anns
+        ])
     index_of = {image_id: k for k, image_id in enumerate(image_ids)}
     refs = []
     for ref in read_refs(root, split):
@@ -116,5 +122,6 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
         boxes=boxes,
         categories=categories,
         refs=refs,
-        category_names={c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())},
+        category_names=category_names,
+        objects=objects,
     )

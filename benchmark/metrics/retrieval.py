@@ -48,10 +48,18 @@ def recall_at_k(scores: np.ndarray, positives: np.ndarray, ks: Sequence[int]) ->
 
 
 def retrieval_metrics(
-    text_image_scores: np.ndarray, text_owner: Sequence[int], ks: Sequence[int]
+    text_image_scores: np.ndarray, text_owner: Sequence[int], ks: Sequence[int],
+    i2t_scores: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """All recall metrics from a texts × images score matrix and each text's image index."""
+    """All recall metrics from a texts × images score matrix and each text's image index.
+
+    ``i2t_scores`` (also texts × images) ranks texts for each image when it differs from the
+    t2i matrix, as after a per-direction shortlist and re-ranking.
+    """
     scores = np.asarray(text_image_scores)
+    image_to_text = scores if i2t_scores is None else np.asarray(i2t_scores)
+    if image_to_text.shape != scores.shape:
+        raise ValueError(f"i2t scores {image_to_text.shape} and t2i scores {scores.shape} differ in shape")
     owner = np.asarray(text_owner)
     n_texts, n_images = scores.shape
     if owner.shape != (n_texts,):
@@ -60,7 +68,7 @@ def retrieval_metrics(
     metrics: dict[str, float] = {}
     for k, value in recall_at_k(scores, positives, ks).items():
         metrics[f"t2i_R@{k}"] = value
-    for k, value in recall_at_k(scores.T, positives.T, ks).items():
+    for k, value in recall_at_k(image_to_text.T, positives.T, ks).items():
         metrics[f"i2t_R@{k}"] = value
     metrics["mean_R"] = float(np.mean([metrics[f"{d}_R@{k}"] for d in ("t2i", "i2t") for k in ks]))
     return metrics

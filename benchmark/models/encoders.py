@@ -64,3 +64,39 @@ def build_text_encoder(text: dict[str, Any], vocab_size: int, max_length: int, p
     from transformers import BertModel
 
     return BertModel(bert_config(text, vocab_size, max_length, pad_token_id), add_pooling_layer=False)
+
+
+def vit_tokens(
+    vit: nn.Module,
+    images: torch.Tensor,
+    patch_mask: torch.Tensor | None = None,
+    mask_token: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """[CLS] + patch tokens of a timm ViT, optionally with masked patches (SimMIM).
+
+    ``patch_mask`` (B×P, True = masked) replaces those patch embeddings by ``mask_token``
+    before position embeddings are added, so the encoder never sees their pixels.
+    """
+    x = vit.patch_embed(normalize_images(images))
+    if patch_mask is not None:
+        if mask_token is None:
+            raise ValueError("vit_tokens: a patch_mask needs a mask_token")
+        x = torch.where(patch_mask.unsqueeze(-1), mask_token.to(x.dtype).expand_as(x), x)
+    x = vit._pos_embed(x)
+    x = vit.patch_drop(x)
+    x = vit.norm_pre(x)
+    for block in vit.blocks:
+        x = block(x)
+    return vit.norm(x)
+
+
+def num_patches(vision: dict[str, Any], image_size: int) -> int:
+    return (image_size // vision["patch_size"]) ** 2
+
+
+def patch_pixels(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Normalised pixels of each patch, B×P×(p·p·3), in the ViT's patch order (row-major)."""
+    x = normalize_images(images)
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h // patch_size, patch_size, w // patch_size, patch_size)
+    return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // patch_size) * (w // patch_size), patch_size * patch_size * c)

@@ -10,8 +10,14 @@ What the stages call:
 * ``pretrain_losses(batch)`` → named, unweighted losses of the objectives the method declares
   in ``defaults["objectives"]``; the trainer weights and sums them.
 * ``task_losses(task, batch)`` → named losses for fine-tuning on ``task``.
-* Retrieval: ``embed_image`` / ``embed_text`` (dual encoders: scores are dot products of the
-  returned embeddings), or ``score_pairs(batch)`` for methods that can only score a pair.
+* Retrieval: ``embed_image`` / ``embed_text`` when scores are dot products of per-modality
+  vectors; methods with a fusion head that scores a pair implement ``prepare_images``,
+  ``prepare_texts`` (per-item work, cached by the evaluator) and ``score_prepared`` (the
+  fusion of aligned pairs). A method with both is evaluated with its fusion head, using its
+  embeddings for the ITC shortlist on large test sets (ALBEF/BLIP protocol).
+
+``tasks`` lists the tasks a method can be fine-tuned for; for any other task its rows are
+reported as "not applicable" with ``not_applicable_reason`` — never silently dropped.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class BuildContext:
     vocab_size: int
     max_length: int
     special_tokens: dict[str, int]  # pad, unk, cls, sep, mask
+    concepts: tuple[str, ...] = ()  # label space of decision-level fusion (benchmark.data.concepts)
 
     def vision_encoder(self) -> nn.Module:
         return build_vision_encoder(self.model["vision"], self.image_size)
@@ -48,8 +55,12 @@ class BuildContext:
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model, "image_size": self.image_size, "vocab_size": self.vocab_size,
-            "max_length": self.max_length, "special_tokens": self.special_tokens,
+            "max_length": self.max_length, "special_tokens": self.special_tokens, "concepts": list(self.concepts),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "BuildContext":
+        return cls(**{**data, "concepts": tuple(data.get("concepts", ()))})
 
 
 def merge_hparams(method: str, defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +94,8 @@ class FusionMethod(nn.Module):
     family: ClassVar[str] = ""        # e.g. "dual encoder", "single stream", "decision level"
     paper: ClassVar[str] = ""         # the paper the method follows
     defaults: ClassVar[dict[str, Any]] = {"objectives": {}}
+    tasks: ClassVar[tuple[str, ...]] = ("retrieval",)        # tasks it can be fine-tuned for
+    modalities: ClassVar[tuple[str, ...]] = ("image", "text")  # what it reads
     known_objectives: ClassVar[tuple[str, ...]] = ("itc", "itm", "mlm", "mim")
 
     def __init__(self, ctx: BuildContext, **overrides: Any) -> None:
@@ -105,11 +118,25 @@ class FusionMethod(nn.Module):
     def task_losses(self, task: str, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{self.name} does not implement task_losses for {task!r}")
 
+    @classmethod
+    def not_applicable_reason(cls, task: str) -> str | None:
+        """Why ``task`` cannot be run by this method, or None when it can."""
+        if task in cls.tasks:
+            return None
+        if len(cls.modalities) == 1:
+            return f"{cls.name or cls.__name__} reads only the {cls.modalities[0]}; {task} needs both modalities"
+        return f"{cls.name or cls.__name__} does not implement {task}"
+
     # -- retrieval ----------------------------------------------------------------------------
     @property
     def has_embeddings(self) -> bool:
         """True when image–text scores are dot products of ``embed_image`` and ``embed_text``."""
         return type(self).embed_image is not FusionMethod.embed_image
+
+    @property
+    def has_pair_scorer(self) -> bool:
+        """True when a fusion head scores (image, text) pairs (``score_prepared``)."""
+        return type(self).score_prepared is not FusionMethod.score_prepared
 
     def embed_image(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -117,11 +144,26 @@ class FusionMethod(nn.Module):
     def embed_text(self, text: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def prepare_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-image work done once before pair scoring (default: nothing)."""
+        return {"image": images}
+
+    def prepare_texts(self, text: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-text work done once before pair scoring (default: nothing)."""
+        return dict(text)
+
+    def score_prepared(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Match logits of aligned pairs: row k of ``images`` with row k of ``texts``."""
+        raise NotImplementedError
+
     def score_pairs(self, batch: Batch) -> torch.Tensor:
-        """Match score of each aligned (image, text) pair in ``batch``; default: embedding dot product."""
+        """Match score of each aligned (image, text) pair in ``batch``."""
+        if self.has_pair_scorer:
+            return self.score_prepared(self.prepare_images(batch["image"]), self.prepare_texts(batch["text"]))
         return (self.embed_image(batch["image"]) * self.embed_text(batch["text"])).sum(-1)
 
     # -- description --------------------------------------------------------------------------
     @classmethod
     def describe(cls) -> dict[str, Any]:
-        return {"name": cls.name, "family": cls.family, "paper": cls.paper, "defaults": cls.defaults}
+        return {"name": cls.name, "family": cls.family, "paper": cls.paper, "defaults": cls.defaults,
+                "tasks": list(cls.tasks), "modalities": list(cls.modalities)}

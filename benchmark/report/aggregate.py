@@ -20,7 +20,7 @@ from benchmark.errors import DataFileError
 from benchmark.io import read_json, write_text
 from benchmark.provenance import git_state
 
-COLUMNS = ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value"]
+COLUMNS = ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status"]
 REFERENCE_METHODS = ("chance",)
 METRIC_ORDER = {
     "retrieval": ["t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mean_R"],
@@ -48,12 +48,13 @@ def collect_rows(paths: Iterable[str | Path], hardware: set[str] | None = None) 
         if not isinstance(file_rows, list):
             raise DataFileError(f"result file {path} has no 'rows' list")
         for row in file_rows:
-            missing = [c for c in COLUMNS if c not in row]
+            missing = [c for c in COLUMNS if c not in row and c != "status"]
             if missing:
                 raise DataFileError(f"result file {path} has a row without {missing}: {row}")
-            rows.append({c: row[c] for c in COLUMNS})
+            rows.append({**{c: row.get(c) for c in COLUMNS}, "status": row.get("status", "ok")})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["seed"] = frame["seed"].astype("Int64")
+    frame["value"] = frame["value"].astype(float)
     return frame.sort_values(["dataset", "task", "method", "metric", "corruption", "severity", "seed"],
                              kind="stable").reset_index(drop=True)
 
@@ -61,9 +62,11 @@ def collect_rows(paths: Iterable[str | Path], hardware: set[str] | None = None) 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std (ddof=1; 0 for a reference row, NaN for a single seed) and seed count."""
     keys = ["dataset", "task", "method", "metric", "corruption", "severity"]
-    grouped = frame.groupby(keys, sort=True, dropna=False)["value"]
-    summary = grouped.agg(mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
-                          n="count").reset_index()
+    grouped = frame.groupby(keys, sort=True, dropna=False)
+    summary = grouped["value"].agg(mean="mean", std=lambda v: float(np.std(v.dropna(), ddof=1)) if v.count() > 1 else float("nan"),
+                                   n="count").reset_index()
+    status = grouped["status"].agg(lambda s: next((x for x in s if x != "ok"), "ok")).reset_index(drop=True)
+    summary["status"] = status
     return summary
 
 
@@ -73,6 +76,8 @@ def _method_order(methods: Iterable[str]) -> list[str]:
 
 
 def _cell(mean: float, std: float, scale: float) -> str:
+    if np.isnan(mean):
+        return "n/a"
     if np.isnan(std):
         return f"{mean * scale:.1f}"
     return f"{mean * scale:.1f} ± {std * scale:.1f}"
@@ -86,21 +91,26 @@ def markdown_summary(summary: pd.DataFrame, footer: dict[str, Any]) -> str:
         metrics = [m for m in METRIC_ORDER.get(task, []) if m in set(block["metric"])]
         metrics += sorted(set(block["metric"]) - set(metrics))
         scale = 100.0 if task in PERCENT_TASKS else 1.0
-        seed_counts = sorted({int(n) for n in block[~block["method"].isin(REFERENCE_METHODS)]["n"]})
+        measured = block[~block["method"].isin(REFERENCE_METHODS) & (block["status"] == "ok")]
+        seed_counts = sorted({int(n) for n in measured["n"]})
         unit = " (%)" if scale == 100.0 else ""
         parts.append(f"## {dataset} — {task}")
         parts.append("")
         parts.append(f"Mean ± sample std over {'/'.join(map(str, seed_counts)) or 0} seed(s){unit}; "
                      "chance is the exact expectation of a uniformly random ranking.")
         parts.append("")
-        table = []
+        table, notes = [], []
         for method in _method_order(block["method"]):
             rows = block[block["method"] == method].set_index("metric")
-            n = int(rows["n"].max()) if method not in REFERENCE_METHODS else "—"
+            n = int(rows["n"].max()) if method not in REFERENCE_METHODS and rows["n"].max() > 0 else "—"
             cells = [_cell(rows.loc[m, "mean"], rows.loc[m, "std"], scale) if m in rows.index else "" for m in metrics]
             table.append([method, n, *cells])
+            reasons = sorted({s for s in rows["status"] if s != "ok"})
+            notes.extend(f"- {method}: {reason}" for reason in reasons)
         parts.append(pd.DataFrame(table, columns=["method", "seeds", *metrics]).to_markdown(index=False))
         parts.append("")
+        if notes:
+            parts.extend(["n/a:", *notes, ""])
     parts.append("---")
     parts.append(", ".join(f"{k}: {v}" for k, v in footer.items()))
     return "\n".join(parts) + "\n"

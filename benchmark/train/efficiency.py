@@ -1,0 +1,56 @@
+"""Efficiency facts recorded with every trained method: parameters and forward FLOPs.
+
+FLOPs are counted with ``torch.utils.flop_counter`` (one multiply-add = 2 FLOPs). torch has no
+formula for the fused CPU attention kernel, so we register the standard scaled-dot-product
+count for it; CPU and GPU runs then report the same number for the same model.
+Throughput (samples/s) and peak memory come from the training loop (``TrainReport``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils import flop_counter
+
+_REGISTERED = False
+
+
+def _register_cpu_attention() -> None:
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None and op not in flop_counter.flop_registry:
+        @flop_counter.register_flop_formula(op)
+        def _cpu_sdpa(query_shape, key_shape, value_shape, *args: Any, out_shape=None, **kwargs: Any) -> int:
+            return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+    _REGISTERED = True
+
+
+def forward_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of the forward computation in ``fn`` (run under no_grad)."""
+    _register_cpu_attention()
+    with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def efficiency_profile(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """Parameters, FLOPs per pretraining sample, and FLOPs to score one image–text pair."""
+    size = batch["image"].shape[0]
+    was_training = model.training
+    model.eval()
+    profile: dict[str, Any] = {"parameters": parameter_count(model)}
+    if model.objective_weights:
+        profile["flops_pretrain_forward_per_sample"] = forward_flops(lambda: model.pretrain_losses(batch)) / size
+    if "retrieval" in model.tasks:
+        one = {"image": batch["image"][:1], "text": {k: v[:1] for k, v in batch["text"].items()}}
+        profile["flops_score_pair"] = forward_flops(lambda: model.score_pairs(one))
+    model.train(was_training)
+    return profile
