@@ -17,7 +17,7 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)  # the Snakefile needs only benchmark.config (no torch)
-from benchmark.config import config_hash, resolve_methods, stage_spec, validate_config
+from benchmark.config import TASKS, config_hash, resolve_methods, stage_spec, validate_config
 from benchmark.errors import ConfigError
 from benchmark.registry import baselines_dir, method_names
 
@@ -35,7 +35,6 @@ validate(config, "workflows/schemas/config.schema.yaml")
 OUT = config["output_dir"]
 DATASETS = sorted(config["datasets"])
 SEEDS = config["seeds"]
-TASKS = ["retrieval"]
 CONFIG_HASH = config_hash(config)
 
 

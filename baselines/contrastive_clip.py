@@ -8,6 +8,11 @@ learnable temperature; image–text scores are cosine similarities.
 Departures from the paper: towers are tiny and trained from scratch on FuseBench's data; the
 text tower is a bidirectional BERT encoder pooled at [CLS] (CLIP uses a causal Transformer
 pooled at [EOS]); retrieval fine-tuning continues the same objective at a lower learning rate.
+
+Grounding follows OWL-ViT (Minderer et al., "Simple Open-Vocabulary Object Detection with
+Vision Transformers", ECCV 2022): every patch token is projected to a class embedding and
+scored by its cosine similarity to the text embedding (with a per-patch learned shift and
+scale), and an MLP on the same token predicts its box — still no fusion layers.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.models import BuildContext, FusionMethod
+from benchmark.models.heads import DenseBoxHead
 from benchmark.models.towers import ImageTower, TextTower
 from benchmark.objectives import ImageTextContrastive
 
 
 class ContrastiveCLIP(FusionMethod):
     family = "dual encoder"
+    tasks = ("retrieval", "grounding")
     paper = "Radford et al., Learning Transferable Visual Models From Natural Language Supervision, ICML 2021"
     defaults: dict[str, Any] = {
         "objectives": {"itc": 1.0},
@@ -40,6 +47,17 @@ class ContrastiveCLIP(FusionMethod):
         self.image_proj = nn.Linear(self.image.width, embed_dim, bias=False)
         self.text_proj = nn.Linear(self.text.width, embed_dim, bias=False)
         self.itc = ImageTextContrastive(self.hparams["temperature_init"], self.hparams["max_logit_scale"])
+        self.patch_proj = nn.Linear(self.image.width, embed_dim, bias=False)     # OWL-ViT class embeddings
+        self.logit_shift = nn.Linear(self.image.width, 1)
+        self.logit_scale = nn.Linear(self.image.width, 1)
+        self.box_head = DenseBoxHead(self.image.width, ctx.grid, with_score=False)
+
+    def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        patches = self.image.tokens(images)[:, 1:]
+        similarity = (F.normalize(self.patch_proj(patches), dim=-1) * self.embed_text(text)[:, None]).sum(-1)
+        scale = F.elu(self.logit_scale(patches).squeeze(-1)) + 1.0
+        logits = (similarity + self.logit_shift(patches).squeeze(-1)) * scale
+        return self.box_head.boxes(patches), logits.float()
 
     def embed_image(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.image_proj(self.image.tokens(images)[:, 0]), dim=-1)

@@ -12,7 +12,8 @@ evaluation, the rank score is the ITM logit plus the pair's ITC logit.
 
 Departures: no momentum distillation; ALBEF's fusion is one-directional (text attends to
 image), ours lets the image stream attend to the text as well, so text-conditioned image
-tokens are available for grounding; half of the ITM negatives are hard (drawn by ITC
+tokens are available for grounding (a dense per-patch box head on them, as for every fusion
+encoder in FuseBench, instead of MDETR's set-prediction decoder); half of the ITM negatives are hard (drawn by ITC
 similarity) and half uniform — with only hard negatives, trained from scratch, ITM never
 leaves its prior (see ``benchmark.objectives.matching``).
 """
@@ -27,13 +28,14 @@ from torch import nn
 
 from benchmark.models import BuildContext, FusionMethod
 from benchmark.models.fusion import CoAttentionEncoder
-from benchmark.models.heads import MatchHead
+from benchmark.models.heads import DenseBoxHead, MatchHead
 from benchmark.models.towers import ImageTower, TextTower
 from benchmark.objectives import ImageTextContrastive, itm_loss, mlm_loss
 
 
 class CrossAttention(FusionMethod):
     family = "two stream (co-attention)"
+    tasks = ("retrieval", "grounding")
     paper = "Li et al., Align before Fuse: Vision and Language Representation Learning with Momentum Distillation, NeurIPS 2021"
     defaults: dict[str, Any] = {
         "objectives": {"itc": 1.0, "itm": 1.0, "mlm": 1.0},
@@ -56,6 +58,7 @@ class CrossAttention(FusionMethod):
         self.text_proj = nn.Linear(width, ctx.model["embed_dim"], bias=False)
         self.itc = ImageTextContrastive(self.hparams["temperature_init"], self.hparams["max_logit_scale"])
         self.match_head = MatchHead(width)
+        self.box_head = DenseBoxHead(width, ctx.grid)
 
     # -- unimodal encodings (cached by the retrieval evaluator) -----------------------------
     def prepare_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -88,6 +91,11 @@ class CrossAttention(FusionMethod):
         scale = self.itc.logit_scale.exp().clamp(max=self.itc.max_logit_scale)
         itc = scale * (images["embedding"] * texts["embedding"]).sum(-1)
         return self.match_logits(images, texts) + itc
+
+    def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense boxes from the text-conditioned image tokens of the fusion encoder (MDETR-like input)."""
+        _, fused_image = self.fuse(self.prepare_images(images), self.prepare_texts(text))
+        return self.box_head(fused_image[:, 1:])
 
     def _losses(self, batch: dict[str, Any], objectives: set[str]) -> dict[str, torch.Tensor]:
         images = self.prepare_images(batch["image"])

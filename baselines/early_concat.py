@@ -7,7 +7,8 @@ tokens and word embeddings, each with a modality-type embedding, are concatenate
 token of both modalities from the first layer on. The [CLS] output feeds an image–text
 matching head, whose logit is also the retrieval score; text outputs feed an MLM head (MLM
 conditioned on the image). Pretraining: ITM + MLM. Without separate embeddings, retrieval
-must score every pair (exhaustive protocol).
+must score every pair (exhaustive protocol). Grounding: a dense per-patch box head on the
+image-token outputs, which have attended to the expression in every layer.
 
 Visual tokens come from the shared ViT image tower, as VisualBERT's come from a visual
 backbone (a detector there); the joint stream has as many layers as the text tower, so the
@@ -35,7 +36,7 @@ from torch import nn
 from benchmark.models import BuildContext, FusionMethod
 from benchmark.models.encoders import bert_config
 from benchmark.models.fusion import SingleStreamEncoder
-from benchmark.models.heads import MatchHead, MLMHead
+from benchmark.models.heads import DenseBoxHead, MatchHead, MLMHead
 from benchmark.models.towers import ImageTower
 from benchmark.objectives import itm_loss, mask_tokens, mlm_loss
 
@@ -44,6 +45,7 @@ IMAGE, TEXT = 0, 1
 
 class EarlyConcat(FusionMethod):
     family = "single stream"
+    tasks = ("retrieval", "grounding")
     paper = "Li et al., VisualBERT: A Simple and Performant Baseline for Vision and Language, 2019; Kim et al., ViLT, ICML 2021"
     defaults: dict[str, Any] = {
         "objectives": {"itm": 1.0, "mlm": 1.0},
@@ -62,6 +64,7 @@ class EarlyConcat(FusionMethod):
         self.stream = SingleStreamEncoder(self.width, text["depth"], text["heads"], text["mlp_ratio"])
         self.match_head = MatchHead(self.width)
         self.mlm_head = MLMHead(self.width, ctx.vocab_size)
+        self.box_head = DenseBoxHead(self.width, ctx.grid)
 
     def encode(
         self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None, input_ids: torch.Tensor | None = None
@@ -76,6 +79,11 @@ class EarlyConcat(FusionMethod):
             streams[TEXT] = (self.word_embeddings(input_ids=ids), text["attention_mask"])
         cls, (image_out, text_out) = self.stream(streams)
         return cls, image_out, text_out
+
+    def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense boxes from the image-token outputs of the joint stream (they have seen the text)."""
+        _, image_out, _ = self.encode(images, text)
+        return self.box_head(image_out)
 
     # -- pair scoring (retrieval) -------------------------------------------------------------
     def score_prepared(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -152,10 +152,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     run_evaluate(spec, Path(args.data), Path(args.tokenizer), Path(args.checkpoint), Path(args.out))
 
 
-def cmd_chance(args: argparse.Namespace) -> None:
-    from benchmark.stages import run_chance
+def cmd_reference(args: argparse.Namespace) -> None:
+    from benchmark.stages import run_reference
 
-    run_chance(_resolve_spec(args, "chance"), Path(args.data), Path(args.out))
+    run_reference(_resolve_spec(args, "reference"), Path(args.data), Path(args.out))
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -228,11 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="result JSON to write")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("chance", help="the chance-level reference row for a task")
+    p = sub.add_parser("reference", help="reference rows of a task: chance (retrieval), text-blind detectors (grounding)")
     _spec_args(p, "dataset", "task")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_chance)
+    p.set_defaults(func=cmd_reference)
 
     p = sub.add_parser("aggregate", help="collect result files into results tables")
     p.add_argument("results", nargs="*", help="evaluation result JSON files")

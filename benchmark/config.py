@@ -31,7 +31,7 @@ DEFAULT_CONFIG = REPO_ROOT / "workflows" / "config" / "default.yaml"
 PROFILES_DIR = REPO_ROOT / "workflows" / "config"
 SCHEMA_PATH = REPO_ROOT / "workflows" / "schemas" / "config.schema.yaml"
 
-TASKS = ("retrieval",)
+TASKS = ("retrieval", "grounding")
 """Downstream tasks every method is fine-tuned and evaluated on."""
 
 
@@ -275,8 +275,8 @@ def stage_spec(
             "batch_size": config["evaluate"]["batch_size"],
             **copy.deepcopy(config["evaluate"][task]),
         }
-    if stage == "chance":
+    if stage == "reference":
         settings = config["evaluate"][task]
-        return {"stage": stage, "dataset": dataset, "task": task, "ks": list(settings["ks"]),
-                "max_images": settings["max_images"]}
+        keep = ("ks", "max_images") if task == "retrieval" else ("score_threshold",)
+        return {"stage": stage, "dataset": dataset, "task": task, **{k: copy.deepcopy(settings[k]) for k in keep}}
     raise ConfigError(f"unknown stage {stage!r}")

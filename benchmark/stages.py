@@ -24,7 +24,19 @@ def task_metrics(spec: dict[str, Any]) -> list[str]:
     """The metric names a task reports (used for 'not applicable' rows)."""
     if spec["task"] == "retrieval":
         return [f"{d}_R@{k}" for d in ("t2i", "i2t") for k in spec["ks"]] + ["mean_R"]
+    if spec["task"] == "grounding":
+        from benchmark.metrics.detection import COCO_STATS
+
+        return [*COCO_STATS, "mIoU", "Acc@0.5", "N-acc"]
     raise ValueError(f"unknown task {spec['task']!r}")
+
+
+UNDEFINED = "undefined: no ground truth of this kind in the test set"
+
+
+def metric_rows(spec: dict[str, Any], method: str, metrics: dict[str, float | None]) -> list[dict[str, Any]]:
+    """Rows for computed metrics; a None value (e.g. COCO AP_large without large objects) is marked undefined."""
+    return [_row(spec, method, name, value, "ok" if value is not None else UNDEFINED) for name, value in metrics.items()]
 
 
 def _row(spec: dict[str, Any], method: str, metric: str, value: float | None, status: str = "ok",
@@ -127,6 +139,7 @@ def _train_stage(
 def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out_dir: Path) -> None:
     """Build the method from config and train it on its declared pretraining objectives."""
     from benchmark.data.concepts import concept_vocabulary
+    from benchmark.data.grounding import attribute_vocabulary
     from benchmark.data.sampling import ImageTextData
     from benchmark.models.method import BuildContext
     from benchmark.seeding import derive_seed, seed_everything
@@ -137,7 +150,8 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     seed_everything(run_seed)
     train_split = session.split("train")
     ctx = BuildContext(spec["model"], train_split.image_size, session.tokenizer.get_vocab_size(),
-                       spec["max_length"], session.special, concept_vocabulary(train_split))
+                       spec["max_length"], session.special, concept_vocabulary(train_split),
+                       attribute_vocabulary(train_split))
     cls = _method_class(spec["method"])
     model = cls(ctx, **spec["overrides"]).to(session.device)
     data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
@@ -185,7 +199,12 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
         return
     train_split = session.split("train")
     batch_size = spec["optim"]["batch_size"]
-    data = ImageTextData.from_split(train_split, session.tokenizer, session.device, model.ctx.concepts)
+    if task == "grounding":
+        from benchmark.data.grounding import GroundingData
+
+        data: Any = GroundingData.from_split(train_split, session.tokenizer, session.device, model.ctx.attributes)
+    else:
+        data = ImageTextData.from_split(train_split, session.tokenizer, session.device, model.ctx.concepts)
     _train_stage(spec, session, model, lambda step: model.task_losses(task, data.batch(step, batch_size, run_seed)),
                  None, run_seed, out_dir, meta, started)
 
@@ -213,7 +232,6 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
     """Score the fine-tuned model on the clean test split; one row per metric."""
     from benchmark.device import describe
     from benchmark.seeding import derive_seed, seed_everything
-    from benchmark.tasks.retrieval import evaluate_retrieval
 
     started = time.perf_counter()
     seed_everything(derive_seed("evaluate", spec["task"], spec["dataset"], spec["method"], spec["seed"]))
@@ -228,23 +246,50 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
         log.info("%s %s: not applicable (%s) → %s", spec["task"], spec["method"], reason, out_file)
         return
     test = session.split("test")
-    metrics, protocol = evaluate_retrieval(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
-    rows = [_row(spec, spec["method"], name, value) for name, value in metrics.items()]
+    if spec["task"] == "grounding":
+        from benchmark.tasks.grounding import evaluate_grounding as evaluate_task
+    else:
+        from benchmark.tasks.retrieval import evaluate_retrieval as evaluate_task
+    metrics, protocol = evaluate_task(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
+    rows = metric_rows(spec, spec["method"], metrics)
     write_json(out_file, _result(spec, started, describe(session.device), protocol=protocol, rows=rows))
     log.info("%s %s seed=%s: %s → %s", spec["task"], spec["method"], spec["seed"],
-             ", ".join(f"{k}={v:.3f}" for k, v in metrics.items()), out_file)
+             ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if v is not None), out_file)
 
 
-def run_chance(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
-    """The chance row: expected metrics of a uniformly random scorer, computed exactly."""
-    from benchmark.data.coco import read_captions, read_manifest
-    from benchmark.metrics.retrieval import chance_retrieval_metrics
+REFERENCE_DETECTORS = {"ref_whole_image": "whole_image", "ref_all_objects": "all_objects"}
 
+
+def run_reference(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
+    """Reference rows that need no training.
+
+    Retrieval: ``chance``, the exact expectation of a uniformly random ranking. Grounding:
+    detectors that ignore the text — ``ref_whole_image`` (one box, the whole image) and
+    ``ref_all_objects`` (the true box of every object in the image, an oracle detector).
+    """
     started = time.perf_counter()
-    read_manifest(data_dir)
-    captions = read_captions(data_dir, "test")
-    image_ids = sorted(captions)[: spec.get("max_images") or None]
-    owners = [k for k, image_id in enumerate(image_ids) for _ in captions[image_id]]
-    metrics = chance_retrieval_metrics(owners, len(image_ids), spec["ks"])
-    rows = [_row({**spec, "seed": None}, "chance", name, value) for name, value in metrics.items()]
-    write_json(out_file, _result(spec, started, protocol={"protocol": "analytic uniform ranking"}, rows=rows))
+    rows: list[dict[str, Any]] = []
+    spec_rows = {**spec, "seed": None}
+    if spec["task"] == "retrieval":
+        from benchmark.data.coco import read_captions, read_manifest
+        from benchmark.metrics.retrieval import chance_retrieval_metrics
+
+        read_manifest(data_dir)
+        captions = read_captions(data_dir, "test")
+        image_ids = sorted(captions)[: spec.get("max_images") or None]
+        owners = [k for k, image_id in enumerate(image_ids) for _ in captions[image_id]]
+        rows = metric_rows(spec_rows, "chance", chance_retrieval_metrics(owners, len(image_ids), spec["ks"]))
+        protocol: dict[str, Any] = {"chance": "analytic uniform ranking"}
+    else:
+        from benchmark.data.dataset import load_split
+        from benchmark.metrics.detection import grounding_metrics
+        from benchmark.tasks.grounding import ground_truth, reference_predictions
+
+        test = load_split(data_dir, "test")
+        targets, sizes = ground_truth(test)
+        for name, kind in REFERENCE_DETECTORS.items():
+            metrics = grounding_metrics(targets, reference_predictions(test, kind), sizes, spec["score_threshold"])
+            rows.extend(metric_rows(spec_rows, name, metrics))
+        protocol = {"ref_whole_image": "one box covering the image, score 1",
+                    "ref_all_objects": "the true box of every object in the image, score 1 (text ignored)"}
+    write_json(out_file, _result(spec, started, protocol=protocol, rows=rows))

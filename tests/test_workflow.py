@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmark.config import TASKS
+from benchmark.registry import method_names
 from tests.conftest import REPO, SMOKE
 
 pytestmark = pytest.mark.workflow
@@ -52,7 +54,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_smoke_workflow_writes_tables(smoke_run: Path) -> None:
     tables = smoke_run / "results" / "smoke" / "tables"
     frame = pd.read_csv(tables / "main.csv")
-    assert list(frame.columns) == ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value"]
+    assert list(frame.columns) == ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status"]
     assert set(frame["method"]) >= {"contrastive_clip", "chance"}
     clip = frame[(frame["method"] == "contrastive_clip") & (frame["metric"] == "mean_R")]
     assert len(clip) == 1 and 0.0 <= clip["value"].iloc[0] <= 1.0
@@ -69,7 +71,8 @@ def test_changing_an_evaluation_key_reruns_only_evaluation(smoke_run: Path, tmp_
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text("evaluate:\n  batch_size: 64\n")
     jobs = planned_jobs(snakemake(smoke_run, "--dry-run", overlays=(overlay,)))
-    assert jobs == {"evaluate": 1, "aggregate": 1, "all": 1}, jobs
+    # evaluation jobs of every method and task, nothing upstream
+    assert jobs == {"evaluate": len(method_names()) * len(TASKS), "aggregate": 1, "all": 1}, jobs
 
 
 def test_new_baseline_file_adds_only_its_jobs(smoke_run: Path) -> None:
@@ -79,7 +82,7 @@ def test_new_baseline_file_adds_only_its_jobs(smoke_run: Path) -> None:
         jobs = planned_jobs(snakemake(smoke_run, "--dry-run"))
     finally:
         (baselines / "my_clip_variant.py").unlink()
-    assert jobs == {"pretrain": 1, "finetune": 1, "evaluate": 1, "aggregate": 1, "all": 1}, jobs
+    assert jobs == {"pretrain": 1, "finetune": len(TASKS), "evaluate": len(TASKS), "aggregate": 1, "all": 1}, jobs
 
 
 def test_invalid_config_fails_before_any_job(tmp_path: Path) -> None:

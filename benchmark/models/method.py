@@ -10,6 +10,8 @@ What the stages call:
 * ``pretrain_losses(batch)`` → named, unweighted losses of the objectives the method declares
   in ``defaults["objectives"]``; the trainer weights and sums them.
 * ``task_losses(task, batch)`` → named losses for fine-tuning on ``task``.
+* Grounding: ``ground(images, text)`` → per-patch boxes (B×P×4, normalised cxcywh) and score
+  logits (B×P) for the referring expression; the default ``grounding`` loss trains them.
 * Retrieval: ``embed_image`` / ``embed_text`` when scores are dot products of per-modality
   vectors; methods with a fusion head that scores a pair implement ``prepare_images``,
   ``prepare_texts`` (per-item work, cached by the evaluator) and ``score_prepared`` (the
@@ -23,7 +25,7 @@ reported as "not applicable" with ``not_applicable_reason`` — never silently d
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -45,6 +47,12 @@ class BuildContext:
     max_length: int
     special_tokens: dict[str, int]  # pad, unk, cls, sep, mask
     concepts: tuple[str, ...] = ()  # label space of decision-level fusion (benchmark.data.concepts)
+    attributes: dict[str, list[str]] = field(default_factory=dict)  # attribute group → values (grounding)
+
+    @property
+    def grid(self) -> int:
+        """Patches per image side: grounding heads predict one box per patch."""
+        return self.image_size // self.model["vision"]["patch_size"]
 
     def vision_encoder(self) -> nn.Module:
         return build_vision_encoder(self.model["vision"], self.image_size)
@@ -56,11 +64,12 @@ class BuildContext:
         return {
             "model": self.model, "image_size": self.image_size, "vocab_size": self.vocab_size,
             "max_length": self.max_length, "special_tokens": self.special_tokens, "concepts": list(self.concepts),
+            "attributes": self.attributes,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "BuildContext":
-        return cls(**{**data, "concepts": tuple(data.get("concepts", ()))})
+        return cls(**{**data, "concepts": tuple(data.get("concepts", ())), "attributes": dict(data.get("attributes", {}))})
 
 
 def merge_hparams(method: str, defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +125,24 @@ class FusionMethod(nn.Module):
         raise NotImplementedError(f"{self.name} does not implement pretrain_losses")
 
     def task_losses(self, task: str, batch: Batch) -> dict[str, torch.Tensor]:
+        """Fine-tuning losses; subclasses handle their own tasks and defer the rest here."""
+        if task == "grounding" and "grounding" in self.tasks:
+            return self.grounding_losses(batch)
         raise NotImplementedError(f"{self.name} does not implement task_losses for {task!r}")
+
+    # -- grounding ----------------------------------------------------------------------------
+    def ground(
+        self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-patch boxes (B×P×4 normalised cxcywh) and score logits (B×P) for the expression."""
+        raise NotImplementedError(f"{self.name} does not implement ground")
+
+    def grounding_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Dense box losses (score BCE, L1, GIoU) on the patches assigned to the referred objects."""
+        from benchmark.objectives.detection import grounding_loss
+
+        boxes, logits = self.ground(batch["image"], batch["text"])
+        return grounding_loss(logits, boxes, batch["targets"], batch["target_valid"], self.ctx.grid)
 
     @classmethod
     def not_applicable_reason(cls, task: str) -> str | None:

@@ -21,11 +21,18 @@ from benchmark.io import read_json, write_text
 from benchmark.provenance import git_state
 
 COLUMNS = ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status"]
-REFERENCE_METHODS = ("chance",)
+REFERENCE_METHODS = ("chance", "ref_whole_image", "ref_all_objects")
 METRIC_ORDER = {
     "retrieval": ["t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mean_R"],
+    "grounding": ["AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc"],
 }
-PERCENT_TASKS = {"retrieval"}
+"""Columns of the Markdown summary; main.csv keeps every metric (all 12 COCO stats)."""
+PERCENT_TASKS = {"retrieval", "grounding"}
+REFERENCE_NOTES = {
+    "retrieval": "chance is the exact expectation of a uniformly random ranking.",
+    "grounding": ("ref_whole_image predicts one box covering the image; ref_all_objects predicts the true box "
+                  "of every object in the image (an oracle detector that ignores the text)."),
+}
 
 
 def hardware_of(record: dict[str, Any]) -> str:
@@ -89,7 +96,8 @@ def markdown_summary(summary: pd.DataFrame, footer: dict[str, Any]) -> str:
     parts = ["# FuseBench results", ""]
     for (dataset, task), block in clean.groupby(["dataset", "task"], sort=True):
         metrics = [m for m in METRIC_ORDER.get(task, []) if m in set(block["metric"])]
-        metrics += sorted(set(block["metric"]) - set(metrics))
+        if task not in METRIC_ORDER:
+            metrics += sorted(set(block["metric"]) - set(metrics))
         scale = 100.0 if task in PERCENT_TASKS else 1.0
         measured = block[~block["method"].isin(REFERENCE_METHODS) & (block["status"] == "ok")]
         seed_counts = sorted({int(n) for n in measured["n"]})
@@ -97,7 +105,7 @@ def markdown_summary(summary: pd.DataFrame, footer: dict[str, Any]) -> str:
         parts.append(f"## {dataset} — {task}")
         parts.append("")
         parts.append(f"Mean ± sample std over {'/'.join(map(str, seed_counts)) or 0} seed(s){unit}; "
-                     "chance is the exact expectation of a uniformly random ranking.")
+                     + REFERENCE_NOTES.get(task, ""))
         parts.append("")
         table, notes = [], []
         for method in _method_order(block["method"]):
@@ -105,7 +113,8 @@ def markdown_summary(summary: pd.DataFrame, footer: dict[str, Any]) -> str:
             n = int(rows["n"].max()) if method not in REFERENCE_METHODS and rows["n"].max() > 0 else "—"
             cells = [_cell(rows.loc[m, "mean"], rows.loc[m, "std"], scale) if m in rows.index else "" for m in metrics]
             table.append([method, n, *cells])
-            reasons = sorted({s for s in rows["status"] if s != "ok"})
+            shown = rows[rows.index.isin(metrics)]
+            reasons = sorted({s for s in shown["status"] if s != "ok"})
             notes.extend(f"- {method}: {reason}" for reason in reasons)
         parts.append(pd.DataFrame(table, columns=["method", "seeds", *metrics]).to_markdown(index=False))
         parts.append("")

@@ -1,4 +1,4 @@
-# Evaluation of every fine-tuned model on the test split, and the chance reference rows.
+# Evaluation of every fine-tuned model on the test split, and the reference rows of each task.
 
 
 rule evaluate:
@@ -23,17 +23,17 @@ rule evaluate:
         " --tokenizer {input.tokenizer} --checkpoint {input.checkpoint} --out {output} 2> {log}"
 
 
-rule chance:
+rule reference:
     input:
         manifest=rules.dataset.output.manifest,
     output:
-        f"{OUT}/{{dataset}}/eval/{{task}}/chance.json",
+        f"{OUT}/{{dataset}}/eval/{{task}}/references.json",
     params:
-        spec=spec_json("chance"),
+        spec=spec_json("reference"),
         data=lambda w, input: os.path.dirname(input.manifest),
     log:
-        f"{OUT}/logs/{{dataset}}/eval/{{task}}/chance.log",
+        f"{OUT}/logs/{{dataset}}/eval/{{task}}/references.log",
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark chance --spec {params.spec} --data {params.data} --out {output} 2> {log}"
+        "python -m benchmark reference --spec {params.spec} --data {params.data} --out {output} 2> {log}"

@@ -10,7 +10,7 @@ rule aggregate:
             method=METHODS,
             seed=SEEDS,
         ),
-        chance=expand(f"{OUT}/{{dataset}}/eval/{{task}}/chance.json", dataset=DATASETS, task=TASKS),
+        references=expand(f"{OUT}/{{dataset}}/eval/{{task}}/references.json", dataset=DATASETS, task=TASKS),
     output:
         csv=f"{OUT}/tables/main.csv",
         md=f"{OUT}/tables/main.md",
@@ -22,5 +22,5 @@ rule aggregate:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark aggregate {input.evaluations} {input.chance} --out-dir {params.folder}"
+        "python -m benchmark aggregate {input.evaluations} {input.references} --out-dir {params.folder}"
         " --config-hash {params.config_hash} > {log} 2>&1"

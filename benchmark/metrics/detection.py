@@ -1,0 +1,103 @@
+"""Text-conditioned detection metrics: COCO AP via pycocotools, plus referring-expression scores.
+
+Protocol: each (image, referring expression) pair is one COCOeval "image" with one category
+("referred"); its ground truth is every object the expression refers to — none, one or
+several. A method returns scored boxes per pair (at most ``max_detections``, after NMS).
+COCOeval (bbox, IoU .50:.95, maxDets 1/10/100, COCO's area ranges) gives the 12 standard
+stats. Pairs with no target contribute only false positives, so confident boxes on them
+lower precision; they are also scored separately by N-acc.
+
+Beside COCO AP:
+
+* ``mIoU`` — over pairs with ≥ 1 target, the IoU of the top-scored box with its
+  best-matching target (0 when the method returns no box);
+* ``Acc@0.5`` — RefCOCO precision@1: over single-target pairs, the fraction whose top-scored
+  box has IoU ≥ 0.5 with the target;
+* ``N-acc`` — gRefCOCO's no-target accuracy (Liu et al., CVPR 2023): over no-target pairs,
+  the fraction where no box scores ≥ ``score_threshold``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from benchmark.metrics.boxes import iou_matrix
+
+COCO_STATS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+              "AR@1", "AR@10", "AR@100", "AR_small", "AR_medium", "AR_large")
+CATEGORY = {"id": 1, "name": "referred", "supercategory": "referred"}
+
+
+def coco_ground_truth(targets: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """COCO instances dict: pair k is image k+1 (width, height from ``sizes``)."""
+    images, annotations = [], []
+    for k, (boxes, (width, height)) in enumerate(zip(targets, sizes)):
+        images.append({"id": k + 1, "width": int(width), "height": int(height)})
+        for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+            annotations.append({"id": len(annotations) + 1, "image_id": k + 1, "category_id": 1,
+                                "bbox": [float(v) for v in box], "area": float(box[2] * box[3]), "iscrowd": 0})
+    return {"images": images, "annotations": annotations, "categories": [CATEGORY]}
+
+
+def coco_detections(predictions: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
+    """COCO results list from per-pair (boxes xywh pixels, scores)."""
+    detections = []
+    for k, (boxes, scores) in enumerate(predictions):
+        for box, score in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1)):
+            detections.append({"image_id": k + 1, "category_id": 1, "bbox": [float(v) for v in box], "score": float(score)})
+    return detections
+
+
+def coco_stats(gt: dict[str, Any], detections: list[dict[str, Any]]) -> np.ndarray:
+    """The 12 COCOeval bbox stats (-1 where undefined), computed by pycocotools."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        if not detections:  # loadRes cannot take an empty list; no detection means zero recall
+            return np.array([0.0 if "AP" in name or "AR" in name else -1.0 for name in COCO_STATS])
+        coco_dt = coco_gt.loadRes(detections)
+        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return np.asarray(evaluator.stats, dtype=np.float64)
+
+
+def grounding_metrics(
+    targets: Sequence[np.ndarray],
+    predictions: Sequence[tuple[np.ndarray, np.ndarray]],
+    sizes: Sequence[tuple[int, int]],
+    score_threshold: float = 0.5,
+) -> dict[str, float | None]:
+    """All detection metrics; ``None`` marks a value that is undefined on this test set."""
+    if not (len(targets) == len(predictions) == len(sizes)):
+        raise ValueError("targets, predictions and sizes must have one entry per (image, expression) pair")
+    stats = coco_stats(coco_ground_truth(targets, sizes), coco_detections(predictions))
+    metrics: dict[str, float | None] = {name: (None if value < 0 else float(value)) for name, value in zip(COCO_STATS, stats)}
+    ious, single_hits, no_target_ok = [], [], []
+    for boxes, (pred_boxes, scores) in zip(targets, predictions):
+        boxes, pred_boxes, scores = np.asarray(boxes).reshape(-1, 4), np.asarray(pred_boxes).reshape(-1, 4), np.asarray(scores)
+        if len(boxes) == 0:
+            no_target_ok.append(not (scores >= score_threshold).any())
+            continue
+        if len(pred_boxes) == 0:
+            best = 0.0
+        else:
+            top = pred_boxes[int(np.argmax(scores))]  # argmax: the first of tied scores
+            best = float(iou_matrix(top[None], boxes).max())
+        ious.append(best)
+        if len(boxes) == 1:
+            single_hits.append(best >= 0.5)
+    metrics["mIoU"] = float(np.mean(ious)) if ious else None
+    metrics["Acc@0.5"] = float(np.mean(single_hits)) if single_hits else None
+    metrics["N-acc"] = float(np.mean(no_target_ok)) if no_target_ok else None
+    return metrics

@@ -1,0 +1,83 @@
+"""Text-conditioned detection (grounding): predictions per (image, expression) pair, scored.
+
+The method's dense predictions are turned into a COCO result list: score = sigmoid(logit),
+boxes converted to pixels, class-agnostic NMS at ``nms_iou``, at most ``max_detections`` kept
+per pair (highest scores first). Metrics are in :mod:`benchmark.metrics.detection`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.ops import nms
+
+from benchmark.data.dataset import SceneSplit
+from benchmark.data.grounding import GroundingData
+from benchmark.device import autocast
+from benchmark.metrics.boxes import convert, denormalize
+from benchmark.metrics.detection import grounding_metrics
+from benchmark.models.method import FusionMethod
+
+
+def decode(
+    boxes: torch.Tensor, logits: torch.Tensor, size: int, nms_iou: float, max_detections: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per pair: (boxes xywh pixels, scores), after NMS, best first."""
+    results = []
+    scores = torch.sigmoid(logits.float())
+    xyxy = denormalize(convert(boxes.float(), "cxcywh", "xyxy"), size, size).clamp(0, size)
+    for pair in range(len(scores)):
+        keep = nms(xyxy[pair], scores[pair], nms_iou)[:max_detections]  # nms returns keep sorted by score
+        kept = convert(xyxy[pair][keep], "xyxy", "xywh")
+        results.append((kept.cpu().double().numpy(), scores[pair][keep].cpu().double().numpy()))
+    return results
+
+
+@torch.no_grad()
+def predict(
+    model: FusionMethod, data: GroundingData, size: int, batch_size: int, device: torch.device, settings: dict[str, Any]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    model.eval()
+    predictions = []
+    for start in range(0, len(data), batch_size):
+        batch = data.select(torch.arange(start, min(len(data), start + batch_size), device=device))
+        with autocast(device):
+            boxes, logits = model.ground(batch["image"], batch["text"])
+        predictions.extend(decode(boxes, logits, size, settings["nms_iou"], settings["max_detections"]))
+    return predictions
+
+
+def ground_truth(split: SceneSplit) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Target boxes (xywh pixels) and image sizes, per (image, expression) pair."""
+    size = (split.image_size, split.image_size)
+    return [np.asarray(ref["boxes"], dtype=np.float64).reshape(-1, 4) for ref in split.refs], [size] * len(split.refs)
+
+
+def evaluate_grounding(
+    model: FusionMethod, split: SceneSplit, tokenizer: Any, device: torch.device, batch_size: int, settings: dict[str, Any]
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
+    predictions = predict(model, data, split.image_size, batch_size, device, settings)
+    targets, sizes = ground_truth(split)
+    metrics = grounding_metrics(targets, predictions, sizes, settings["score_threshold"])
+    kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
+    protocol = {"protocol": "dense boxes, NMS, COCOeval per (image, expression)", "pairs": len(targets),
+                "pair_kinds": kinds, **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold")}}
+    return metrics, protocol
+
+
+def reference_predictions(split: SceneSplit, kind: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Detectors that ignore the text: the whole image, or every object's true box (oracle)."""
+    size = split.image_size
+    predictions = []
+    for ref in split.refs:
+        if kind == "whole_image":
+            predictions.append((np.array([[0.0, 0.0, size, size]]), np.array([1.0])))
+        elif kind == "all_objects":
+            boxes = np.asarray(split.boxes[ref["image_index"]], dtype=np.float64).reshape(-1, 4)
+            predictions.append((boxes, np.ones(len(boxes))))
+        else:
+            raise ValueError(f"unknown reference detector {kind!r}")
+    return predictions
