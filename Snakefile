@@ -54,6 +54,6 @@ include: "workflows/rules/report.smk"
 
 rule all:
     input:
-        f"{OUT}/tables/main.csv",
-        f"{OUT}/tables/main.md",
+        rules.aggregate.output,
+        rules.plots.output,
     default_target: True

@@ -52,7 +52,8 @@ class ContrastiveCLIP(FusionMethod):
         self.logit_scale = nn.Linear(self.image.width, 1)
         self.box_head = DenseBoxHead(self.image.width, ctx.grid, with_score=False)
 
-    def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def ground(self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        self.require(image=images, text=text)  # patches are scored against the text query
         patches = self.image.tokens(images)[:, 1:]
         similarity = (F.normalize(self.patch_proj(patches), dim=-1) * self.embed_text(text)[:, None]).sum(-1)
         scale = F.elu(self.logit_scale(patches).squeeze(-1)) + 1.0

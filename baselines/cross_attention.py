@@ -94,6 +94,7 @@ class CrossAttention(FusionMethod):
 
     def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense boxes from the text-conditioned image tokens of the fusion encoder (MDETR-like input)."""
+        self.require(image=images, text=text)  # co-attention needs both streams
         _, fused_image = self.fuse(self.prepare_images(images), self.prepare_texts(text))
         return self.box_head(fused_image[:, 1:])
 

@@ -81,7 +81,11 @@ class EarlyConcat(FusionMethod):
         return cls, image_out, text_out
 
     def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dense boxes from the image-token outputs of the joint stream (they have seen the text)."""
+        """Dense boxes from the image-token outputs of the joint stream (they have seen the text).
+
+        Without the text the stream runs on the image tokens alone; without the image there is
+        nothing to put boxes on."""
+        self.require(image=images)
         _, image_out, _ = self.encode(images, text)
         return self.box_head(image_out)
 

@@ -36,4 +36,5 @@ class ImageOnly(FusionMethod):
 
     def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The expression is ignored by design: boxes and scores from the image alone."""
+        self.require(image=images)
         return self.box_head(self.image.tokens(images)[:, 1:])

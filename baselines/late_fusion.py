@@ -96,9 +96,16 @@ class LateFusion(FusionMethod):
         log_score = log_score.clamp(max=-1e-6)
         return log_score - torch.log(-torch.expm1(log_score))
 
-    def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def ground(self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Without the text every group's query is "any": the decision falls back to objectness."""
+        self.require(image=images)
         boxes, objectness, attributes = self.detect(images)
-        return boxes, self.decide(objectness, attributes, self.query(text))
+        if text is None:
+            query = {g: F.one_hot(torch.tensor(len(v)), len(v) + 1).float().to(boxes.device).expand(len(boxes), -1)
+                     for g, v in self.ctx.attributes.items()}
+        else:
+            query = self.query(text)
+        return boxes, self.decide(objectness, attributes, query)
 
     def grounding_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         grid = self.ctx.grid

@@ -40,5 +40,6 @@ class TextOnly(FusionMethod):
 
     def ground(self, images: torch.Tensor | None, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The image is ignored by design: per-patch scores and boxes from the text alone."""
+        self.require(text=text)
         out = self.prior_head(self.text.tokens(text)[:, 0]).float().reshape(-1, self.box_bias.shape[0], 5)
         return torch.sigmoid(out[..., :4] + self.box_bias), out[..., 4]

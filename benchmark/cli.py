@@ -152,6 +152,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     run_evaluate(spec, Path(args.data), Path(args.tokenizer), Path(args.checkpoint), Path(args.out))
 
 
+def cmd_robustness(args: argparse.Namespace) -> None:
+    from benchmark.stages import run_robustness
+
+    spec = _resolve_spec(args, "robustness")
+    _set_threads(args.threads)
+    run_robustness(spec, Path(args.data), Path(args.tokenizer), Path(args.checkpoint), Path(args.out))
+
+
 def cmd_reference(args: argparse.Namespace) -> None:
     from benchmark.stages import run_reference
 
@@ -164,8 +172,25 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     files = [Path(p) for p in args.results]
     if args.results_list:
         files += [Path(line) for line in Path(args.results_list).read_text().split() if line]
-    run_aggregate(files, Path(args.out_dir), args.config_hash)
-    print(f"tables written to {Path(args.out_dir) / 'main.md'} and {Path(args.out_dir) / 'main.csv'}")
+    report = json.loads(args.report) if args.report else {}
+    run_aggregate(files, Path(args.out_dir), args.config_hash, [Path(p) for p in args.robustness], report)
+    print(f"tables written to {Path(args.out_dir)}/main.{{md,csv}}" + (" and robustness.{md,csv}" if args.robustness else ""))
+
+
+def cmd_plots(args: argparse.Namespace) -> None:
+    from benchmark.report.plots import drop_heatmap, method_colors, robustness_curves
+    import pandas as pd
+
+    tables, out = Path(args.tables), Path(args.out_dir)
+    report = json.loads(args.report) if args.report else {}
+    metrics = report.get("summary_metric", {"retrieval": "mean_R", "grounding": "AP"})
+    frame = pd.read_csv(tables / "robustness.csv")
+    drops = pd.read_csv(tables / "robustness_drops.csv")
+    colors = method_colors(sorted(set(frame["method"])))
+    for task, metric in metrics.items():
+        robustness_curves(frame, task, metric, colors, out / f"robustness_{task}")
+        drop_heatmap(drops, task, out / f"robustness_drop_{task}")
+    print(f"plots written to {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="result JSON to write")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("robustness", help="re-evaluate a fine-tuned method under every (corruption, severity)")
+    _spec_args(p, "dataset", "method", "seed", "task")
+    _threads_arg(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--checkpoint", required=True, help="fine-tuned model.safetensors")
+    p.add_argument("--out", required=True, help="result JSON to write")
+    p.set_defaults(func=cmd_robustness)
+
     p = sub.add_parser("reference", help="reference rows of a task: chance (retrieval), text-blind detectors (grounding)")
     _spec_args(p, "dataset", "task")
     p.add_argument("--data", required=True)
@@ -239,7 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-list", help="file listing result JSON paths (whitespace separated)")
     p.add_argument("--out-dir", required=True, help="tables folder")
     p.add_argument("--config-hash", default="unknown", help="hash of the run's resolved config, for footers")
+    p.add_argument("--robustness", nargs="*", default=[], help="robustness result JSON files")
+    p.add_argument("--report", help="report settings as JSON (reference_method, summary_metric, max_images)")
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("plots", help="draw the robustness curves and heatmaps from the tables")
+    p.add_argument("--tables", required=True, help="tables folder written by aggregate")
+    p.add_argument("--out-dir", required=True, help="plots folder")
+    p.add_argument("--report", help="report settings as JSON (summary_metric)")
+    p.set_defaults(func=cmd_plots)
     return parser
 
 

@@ -212,6 +212,9 @@ def resolve_methods(config: Mapping[str, Any], available: Iterable[str]) -> list
         raise ConfigError(
             f"'method_overrides' names unknown method(s) {sorted(overrides)}; available in baselines/: {', '.join(available)}"
         )
+    reference = config.get("robustness", {}).get("reference_method")
+    if reference is not None and reference not in available:
+        raise ConfigError(f"'robustness.reference_method' = {reference!r} is not a method; available in baselines/: {', '.join(available)}")
     wanted = config["methods"]
     if wanted == "all":
         return available
@@ -275,6 +278,23 @@ def stage_spec(
             "batch_size": config["evaluate"]["batch_size"],
             **copy.deepcopy(config["evaluate"][task]),
         }
+    if stage == "robustness":
+        return {
+            "stage": stage,
+            "dataset": dataset,
+            "method": method,
+            "seed": seed,
+            "task": task,
+            "device": config["device"],
+            "batch_size": config["evaluate"]["batch_size"],
+            "task_settings": copy.deepcopy(config["evaluate"][task]),
+            "robustness": {k: copy.deepcopy(v) for k, v in config["robustness"].items()
+                           if k not in ("reference_method", "summary_metric")},
+        }
+    if stage == "report":
+        robustness = config["robustness"]
+        return {"stage": stage, "reference_method": robustness["reference_method"],
+                "summary_metric": copy.deepcopy(robustness["summary_metric"]), "max_images": robustness["max_images"]}
     if stage == "reference":
         settings = config["evaluate"][task]
         keep = ("ks", "max_images") if task == "retrieval" else ("score_threshold",)

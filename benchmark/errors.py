@@ -14,3 +14,7 @@ class MethodError(ValueError):
 
 class DataFileError(RuntimeError):
     """A dataset, checkpoint or result file is missing, unreadable or malformed; names it (exit 3)."""
+
+
+class MissingModalityError(MethodError):
+    """A method was asked to run without a modality it cannot do without; reported, not hidden."""

@@ -20,15 +20,15 @@ from benchmark.provenance import provenance
 log = logging.getLogger("fusebench")
 
 
-def task_metrics(spec: dict[str, Any]) -> list[str]:
-    """The metric names a task reports (used for 'not applicable' rows)."""
-    if spec["task"] == "retrieval":
-        return [f"{d}_R@{k}" for d in ("t2i", "i2t") for k in spec["ks"]] + ["mean_R"]
-    if spec["task"] == "grounding":
+def task_metrics(task: str, settings: dict[str, Any]) -> list[str]:
+    """The metric names a task reports with these settings (used for 'not applicable' rows)."""
+    if task == "retrieval":
+        return [f"{d}_R@{k}" for d in ("t2i", "i2t") for k in settings["ks"]] + ["mean_R"]
+    if task == "grounding":
         from benchmark.metrics.detection import COCO_STATS
 
         return [*COCO_STATS, "mIoU", "Acc@0.5", "N-acc"]
-    raise ValueError(f"unknown task {spec['task']!r}")
+    raise ValueError(f"unknown task {task!r}")
 
 
 UNDEFINED = "undefined: no ground truth of this kind in the test set"
@@ -240,7 +240,7 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
     model, meta = load_trained(checkpoint, session.device)
     reason = model.not_applicable_reason(spec["task"])
     if reason:
-        rows = [_row(spec, spec["method"], name, None, f"not applicable: {reason}") for name in task_metrics(spec)]
+        rows = [_row(spec, spec["method"], name, None, f"not applicable: {reason}") for name in task_metrics(spec["task"], spec)]
         write_json(out_file, _result(spec, started, describe(session.device), status="not applicable",
                                      reason=reason, rows=rows))
         log.info("%s %s: not applicable (%s) → %s", spec["task"], spec["method"], reason, out_file)
@@ -255,6 +255,51 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
     write_json(out_file, _result(spec, started, describe(session.device), protocol=protocol, rows=rows))
     log.info("%s %s seed=%s: %s → %s", spec["task"], spec["method"], spec["seed"],
              ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if v is not None), out_file)
+
+
+def run_robustness(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:
+    """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
+    from benchmark.device import describe
+    from benchmark.seeding import derive_seed, seed_everything
+    from benchmark.tasks.robustness import evaluate_robustness
+
+    started = time.perf_counter()
+    seed_everything(derive_seed("robustness", spec["task"], spec["dataset"], spec["method"], spec["seed"]))
+    meta = read_checkpoint_meta(checkpoint)
+    session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
+    model, meta = load_trained(checkpoint, session.device)
+    settings = spec["robustness"]
+    reason = model.not_applicable_reason(spec["task"])
+    rows: list[dict[str, Any]] = []
+    if reason:
+        from benchmark.tasks.robustness import grid
+
+        for corruption, severity in [("none", 0), *grid(settings)]:
+            rows.extend(_row(spec, spec["method"], name, None, f"not applicable: {reason}", corruption, severity)
+                        for name in task_metrics(spec["task"], spec["task_settings"]))
+        write_json(out_file, _result(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows))
+        return
+    if spec["task"] == "grounding":
+        from benchmark.tasks.grounding import evaluate_grounding as evaluate_task
+    else:
+        from benchmark.tasks.retrieval import evaluate_retrieval as evaluate_task
+    task_settings = {**spec["task_settings"], "max_images": None}
+
+    def evaluate(split: Any, **missing: Any) -> Any:
+        return evaluate_task(model, split, session.tokenizer, session.device, spec["batch_size"], task_settings, **missing)
+
+    results = evaluate_robustness(model, session.split("test"), spec["task"], settings, evaluate)
+    for corruption, severity, metrics, status in results:
+        if metrics is None:
+            rows.extend(_row(spec, spec["method"], name, None, status, corruption, severity)
+                        for name in task_metrics(spec["task"], spec["task_settings"]))
+        else:
+            rows.extend(_row(spec, spec["method"], name, value, "ok" if value is not None else UNDEFINED, corruption, severity)
+                        for name, value in metrics.items())
+    write_json(out_file, _result(spec, started, describe(session.device), rows=rows,
+                                 protocol={"subset_images": settings["max_images"], "severities": settings["severities"]}))
+    log.info("robustness %s %s seed=%s: %d (corruption, severity) cells → %s", spec["task"], spec["method"], spec["seed"],
+             len(results) - 1, out_file)
 
 
 REFERENCE_DETECTORS = {"ref_whole_image": "whole_image", "ref_all_objects": "all_objects"}

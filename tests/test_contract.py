@@ -16,7 +16,7 @@ import pytest
 
 from benchmark.config import TASKS, stage_spec
 from benchmark.registry import load_method, method_names
-from benchmark.stages import run_evaluate, run_finetune, run_pretrain
+from benchmark.stages import run_evaluate, run_finetune, run_pretrain, run_robustness
 from tests.conftest import REPO
 
 
@@ -26,7 +26,9 @@ def _tiny_config(smoke_config: dict[str, Any]) -> dict[str, Any]:
     return {**smoke_config, "pretrain": optim, "finetune": {task: optim for task in TASKS},
             "evaluate": {**smoke_config["evaluate"], "batch_size": 16,
                          "retrieval": {**smoke_config["evaluate"]["retrieval"], "max_images": 12,
-                                       "exhaustive_max_images": 6, "shortlist_k": 4}}}
+                                       "exhaustive_max_images": 6, "shortlist_k": 4}},
+            "robustness": {**smoke_config["robustness"], "max_images": 8, "severities": [2],
+                           "image": ["contrast"], "text": ["char_swap"], "missing": ["image", "text"]}}
 
 
 def check_contract(method: str, config: dict[str, Any], data: Path, tokenizer: Path, out: Path) -> None:
@@ -53,6 +55,16 @@ def check_contract(method: str, config: dict[str, Any], data: Path, tokenizer: P
             assert not undefined & {"AP", "AP50", "mIoU", "mean_R", "t2i_R@1"}, undefined
         else:
             assert all(r["value"] is None and r["status"].startswith("not applicable: ") for r in rows)
+        spec = stage_spec(config, "robustness", dataset="scenes", method=method, seed=0, task=task)
+        run_robustness(spec, data, tokenizer, out / task / "model.safetensors", out / f"{task}.robustness.json")
+        rows = json.loads((out / f"{task}.robustness.json").read_text())["rows"]
+        cells = {(r["corruption"], r["severity"]) for r in rows}
+        assert cells == {("none", 0), ("contrast", 2), ("char_swap", 2), ("missing_image", 2), ("missing_text", 2)}
+        for r in rows:  # every cell is measured, undefined, or says why it could not be run
+            assert r["status"] == "ok" or r["status"].startswith(("not applicable: ", "undefined")), r
+        if task == "grounding" and task in cls.tasks:
+            missing = {r["corruption"]: r["status"] for r in rows if r["corruption"].startswith("missing") and r["metric"] == "AP"}
+            assert all(s == "ok" or "cannot run without the" in s for s in missing.values()), missing
 
 
 @pytest.mark.parametrize("method", method_names())

@@ -59,8 +59,14 @@ def test_smoke_workflow_writes_tables(smoke_run: Path) -> None:
     clip = frame[(frame["method"] == "contrastive_clip") & (frame["metric"] == "mean_R")]
     assert len(clip) == 1 and 0.0 <= clip["value"].iloc[0] <= 1.0
     markdown = (tables / "main.md").read_text()
-    assert "| contrastive_clip |" in markdown and "| chance" in markdown
+    assert "| contrastive_clip |" in markdown and "| chance" in markdown and "| ref_all_objects" in markdown
     assert "over 1 seed(s)" in markdown and "config hash:" in markdown
+    robustness = pd.read_csv(tables / "robustness.csv")
+    assert {"gaussian_noise", "keyboard", "missing_text", "none"} <= set(robustness["corruption"])
+    assert "## scenes — grounding (AP)" in (tables / "robustness.md").read_text()
+    plots = smoke_run / "results" / "smoke" / "plots"
+    for task in ("retrieval", "grounding"):
+        assert (plots / f"robustness_{task}.pdf").stat().st_size > 0 and (plots / f"robustness_drop_{task}.png").exists()
 
 
 def test_second_run_is_a_no_op(smoke_run: Path) -> None:
@@ -71,8 +77,9 @@ def test_changing_an_evaluation_key_reruns_only_evaluation(smoke_run: Path, tmp_
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text("evaluate:\n  batch_size: 64\n")
     jobs = planned_jobs(snakemake(smoke_run, "--dry-run", overlays=(overlay,)))
-    # evaluation jobs of every method and task, nothing upstream
-    assert jobs == {"evaluate": len(method_names()) * len(TASKS), "aggregate": 1, "all": 1}, jobs
+    # evaluation (clean and robustness grid) of every method and task, nothing upstream
+    per_grid = len(method_names()) * len(TASKS)
+    assert jobs == {"evaluate": per_grid, "robustness": per_grid, "aggregate": 1, "plots": 1, "all": 1}, jobs
 
 
 def test_new_baseline_file_adds_only_its_jobs(smoke_run: Path) -> None:
@@ -82,7 +89,8 @@ def test_new_baseline_file_adds_only_its_jobs(smoke_run: Path) -> None:
         jobs = planned_jobs(snakemake(smoke_run, "--dry-run"))
     finally:
         (baselines / "my_clip_variant.py").unlink()
-    assert jobs == {"pretrain": 1, "finetune": len(TASKS), "evaluate": len(TASKS), "aggregate": 1, "all": 1}, jobs
+    assert jobs == {"pretrain": 1, "finetune": len(TASKS), "evaluate": len(TASKS), "robustness": len(TASKS),
+                    "aggregate": 1, "plots": 1, "all": 1}, jobs
 
 
 def test_invalid_config_fails_before_any_job(tmp_path: Path) -> None:

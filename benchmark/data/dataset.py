@@ -7,7 +7,7 @@ a data loader.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,20 @@ class SceneSplit:
     @property
     def image_size(self) -> int:
         return int(self.images.shape[-1])
+
+    def head(self, count: int | None) -> "SceneSplit":
+        """The first ``count`` images with their captions, boxes and expressions (all if None)."""
+        if count is None or count >= len(self):
+            return self
+        return replace(
+            self, image_ids=self.image_ids[:count], images=self.images[:count], captions=self.captions[:count],
+            boxes=self.boxes[:count], categories=self.categories[:count], objects=self.objects[:count],
+            refs=[r for r in self.refs if r["image_index"] < count],
+        )
+
+    def caption_ids(self) -> list[list[int]]:
+        """Stable id of every caption (image id · 16 + position), for seeding text corruptions."""
+        return [[image_id * 16 + k for k in range(len(caps))] for image_id, caps in zip(self.image_ids, self.captions)]
 
     def caption_pairs(self) -> tuple[list[str], list[int]]:
         """Every caption with the index of its image (the retrieval test set)."""

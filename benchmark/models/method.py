@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from benchmark.errors import MethodError
+from benchmark.errors import MethodError, MissingModalityError
 from benchmark.models.encoders import build_text_encoder, build_vision_encoder
 
 Batch = dict[str, Any]
@@ -134,8 +134,18 @@ class FusionMethod(nn.Module):
     def ground(
         self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-patch boxes (B×P×4 normalised cxcywh) and score logits (B×P) for the expression."""
+        """Per-patch boxes (B×P×4 normalised cxcywh) and score logits (B×P) for the expression.
+
+        ``images`` or ``text`` is None when that modality is missing; a method that cannot
+        ground without it raises :class:`MissingModalityError` (see :meth:`require`).
+        """
         raise NotImplementedError(f"{self.name} does not implement ground")
+
+    def require(self, **inputs: Any) -> None:
+        """Raise MissingModalityError naming the absent modality this method cannot do without."""
+        for modality, value in inputs.items():
+            if value is None:
+                raise MissingModalityError(f"{self.name} cannot run without the {modality}")
 
     def grounding_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Dense box losses (score BCE, L1, GIoU) on the patches assigned to the referred objects."""

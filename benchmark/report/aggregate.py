@@ -125,10 +125,27 @@ def markdown_summary(summary: pd.DataFrame, footer: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def run_aggregate(result_files: list[Path], out_dir: Path, config_hash_value: str) -> pd.DataFrame:
-    """Write ``main.csv`` and ``main.md`` under ``out_dir``; return the tidy frame."""
+def write_robustness(frame: pd.DataFrame, out_dir: Path, report: dict[str, Any]) -> None:
+    """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md."""
+    from benchmark.report.robustness import robustness_markdown, summary_scores
+
+    reference = report.get("reference_method", "late_fusion")
+    metrics = report.get("summary_metric", {"retrieval": "mean_R", "grounding": "AP"})
+    scores, drops = summary_scores(frame, reference, metrics)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "robustness.csv", frame.to_csv(index=False, float_format="%.6f"))
+    write_text(out_dir / "robustness_summary.csv", scores.to_csv(index=False, float_format="%.6f"))
+    write_text(out_dir / "robustness_drops.csv", drops.to_csv(index=False, float_format="%.6f"))
+    write_text(out_dir / "robustness.md", robustness_markdown(scores, drops, reference, report.get("max_images")))
+
+
+def run_aggregate(result_files: list[Path], out_dir: Path, config_hash_value: str,
+                  robustness_files: list[Path] | None = None, report: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Write ``main.{csv,md}`` (and ``robustness*.csv``, ``robustness.md``) under ``out_dir``."""
     hardware: set[str] = set()
     frame = collect_rows(result_files, hardware)
+    if robustness_files:
+        write_robustness(collect_rows(robustness_files, hardware), out_dir, report or {})
     summary = summarize(frame)
     git = git_state()
     footer = {

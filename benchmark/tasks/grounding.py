@@ -37,16 +37,29 @@ def decode(
 
 @torch.no_grad()
 def predict(
-    model: FusionMethod, data: GroundingData, size: int, batch_size: int, device: torch.device, settings: dict[str, Any]
+    model: FusionMethod, data: GroundingData, size: int, batch_size: int, device: torch.device, settings: dict[str, Any],
+    image_missing: torch.Tensor | None = None, text_missing: torch.Tensor | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decoded predictions per pair. ``*_missing`` (bool per pair) withhold a modality: the
+    method receives None for it (and may raise MissingModalityError)."""
     model.eval()
-    predictions = []
-    for start in range(0, len(data), batch_size):
-        batch = data.select(torch.arange(start, min(len(data), start + batch_size), device=device))
-        with autocast(device):
-            boxes, logits = model.ground(batch["image"], batch["text"])
-        predictions.extend(decode(boxes, logits, size, settings["nms_iou"], settings["max_detections"]))
-    return predictions
+    count = len(data)
+    image_missing = torch.zeros(count, dtype=torch.bool) if image_missing is None else image_missing.cpu()
+    text_missing = torch.zeros(count, dtype=torch.bool) if text_missing is None else text_missing.cpu()
+    predictions: list[tuple[np.ndarray, np.ndarray] | None] = [None] * count
+    for start in range(0, count, batch_size):
+        rows = torch.arange(start, min(count, start + batch_size))
+        for no_image in (False, True):
+            for no_text in (False, True):
+                group = rows[(image_missing[rows] == no_image) & (text_missing[rows] == no_text)]
+                if not len(group):
+                    continue
+                batch = data.select(group.to(device))
+                with autocast(device):
+                    boxes, logits = model.ground(None if no_image else batch["image"], None if no_text else batch["text"])
+                for row, result in zip(group.tolist(), decode(boxes, logits, size, settings["nms_iou"], settings["max_detections"])):
+                    predictions[row] = result
+    return predictions  # type: ignore[return-value]
 
 
 def ground_truth(split: SceneSplit) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
@@ -56,10 +69,11 @@ def ground_truth(split: SceneSplit) -> tuple[list[np.ndarray], list[tuple[int, i
 
 
 def evaluate_grounding(
-    model: FusionMethod, split: SceneSplit, tokenizer: Any, device: torch.device, batch_size: int, settings: dict[str, Any]
+    model: FusionMethod, split: SceneSplit, tokenizer: Any, device: torch.device, batch_size: int, settings: dict[str, Any],
+    image_missing: torch.Tensor | None = None, text_missing: torch.Tensor | None = None,
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
     data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
-    predictions = predict(model, data, split.image_size, batch_size, device, settings)
+    predictions = predict(model, data, split.image_size, batch_size, device, settings, image_missing, text_missing)
     targets, sizes = ground_truth(split)
     metrics = grounding_metrics(targets, predictions, sizes, settings["score_threshold"])
     kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}

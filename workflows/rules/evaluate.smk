@@ -37,3 +37,25 @@ rule reference:
         CONDA_ENV
     shell:
         "python -m benchmark reference --spec {params.spec} --data {params.data} --out {output} 2> {log}"
+
+
+rule robustness:
+    input:
+        manifest=rules.dataset.output.manifest,
+        tokenizer=rules.tokenizer.output[0],
+        checkpoint=rules.finetune.output.model,
+    output:
+        f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.json",
+    params:
+        spec=spec_json("robustness"),
+        data=lambda w, input: os.path.dirname(input.manifest),
+    threads: threads_for_jobs()
+    resources:
+        gpu=1 if config["device"] == "cuda" else 0,
+    log:
+        f"{OUT}/logs/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m benchmark robustness --spec {params.spec} --threads {threads} --data {params.data}"
+        " --tokenizer {input.tokenizer} --checkpoint {input.checkpoint} --out {output} 2> {log}"

@@ -1,0 +1,97 @@
+"""Plots from the tidy tables: one style, one colour per method everywhere, PDF and PNG.
+
+The palette is Okabe & Ito's colour-blind-safe set; a method keeps its colour in every
+figure (assigned by sorted method name, references in grey).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from benchmark.io import atomic_path  # noqa: E402
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+REFERENCE_COLOR = "#999999"
+STYLE = {"figure.dpi": 120, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
+         "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False}
+
+
+def method_colors(methods: list[str], references: tuple[str, ...] = ()) -> dict[str, str]:
+    learned = sorted(m for m in set(methods) if m not in references)
+    colors = {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(learned)}
+    colors.update({m: REFERENCE_COLOR for m in references})
+    return colors
+
+
+def save(figure: plt.Figure, stem: Path) -> list[Path]:
+    """Write ``stem``.pdf and ``stem``.png atomically; return both paths."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix in (".pdf", ".png"):
+        path = stem.with_suffix(suffix)
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=suffix[1:], bbox_inches="tight", metadata={"CreationDate": None} if suffix == ".pdf" else None)
+        paths.append(path)
+    plt.close(figure)
+    return paths
+
+
+def robustness_curves(frame: pd.DataFrame, task: str, metric: str, colors: dict[str, str], stem: Path) -> list[Path]:
+    """Metric vs severity per corruption (one panel each), one line per method, mean ± std over seeds."""
+    rows = frame[(frame["task"] == task) & (frame["metric"] == metric)]
+    clean = rows[rows["corruption"] == "none"]
+    measured = rows.dropna(subset=["value"])
+    corruptions = [c for c in dict.fromkeys(measured["corruption"]) if c != "none"]  # n/a everywhere: no panel
+    with plt.rc_context(STYLE):
+        cols = min(5, max(1, len(corruptions)))
+        nrows = max(1, int(np.ceil(len(corruptions) / cols)))
+        figure, axes = plt.subplots(nrows, cols, figsize=(2.4 * cols, 2.1 * nrows + 0.8), sharey=True, squeeze=False,
+                                    layout="constrained")
+        for ax, corruption in zip(axes.flat, corruptions):
+            block = pd.concat([clean, rows[rows["corruption"] == corruption]])
+            for method, data in block.groupby("method", sort=True):
+                stats = data.groupby("severity")["value"].agg(["mean", "std"]).dropna(subset=["mean"])
+                if len(stats) < 2:
+                    continue
+                ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), label=method, color=colors.get(method),
+                            marker="o", markersize=3, linewidth=1.2, capsize=2)
+            ax.set_title(corruption.replace("_", " "))
+            ax.set_xticks(range(0, 6))
+        for ax in list(axes.flat)[len(corruptions):]:
+            ax.set_visible(False)
+        for ax in axes[:, 0]:
+            ax.set_ylabel(metric)
+        for ax in axes[-1]:
+            ax.set_xlabel("severity")
+        legend: dict[str, object] = {}
+        for ax in axes.flat:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+        labels = sorted(legend)
+        figure.legend([legend[k] for k in labels], labels, loc="outside lower center", ncol=min(6, len(labels)))
+        figure.suptitle(f"{task}: {metric} under corruption (mean ± std over seeds)")
+        return save(figure, stem)
+
+
+def drop_heatmap(drops: pd.DataFrame, task: str, stem: Path) -> list[Path]:
+    """Relative drop (mean over seeds), methods × corruptions."""
+    pivot = drops[drops["task"] == task].groupby(["method", "corruption"])["relative_drop"].mean().unstack("corruption")
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        figure, ax = plt.subplots(figsize=(0.55 * max(4, pivot.shape[1]) + 2, 0.4 * max(3, pivot.shape[0]) + 1.2))
+        image = ax.imshow(pivot.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+        ax.set_xticks(range(pivot.shape[1]), [c.replace("_", " ") for c in pivot.columns], rotation=60, ha="right")
+        ax.set_yticks(range(pivot.shape[0]), pivot.index)
+        for (i, j), value in np.ndenumerate(pivot.to_numpy(dtype=float)):
+            if not np.isnan(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value > np.nanmean(pivot.to_numpy(dtype=float)) else "black")
+        figure.colorbar(image, ax=ax, label="relative drop (M₀ − M)/M₀")
+        ax.set_title(f"{task}: relative drop per corruption")
+        return save(figure, stem)

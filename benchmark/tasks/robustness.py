@@ -1,0 +1,90 @@
+"""Robustness evaluation: every task metric re-measured under corruption, per (corruption, severity).
+
+The test subset is the first ``robustness.max_images`` test images with their captions and
+referring expressions — the same subset for every method and for the clean reference
+(``corruption = none, severity = 0``) that the summaries divide by. Families:
+
+* ``image``: the test images pass through :mod:`benchmark.corruptions.image`;
+* ``text``: captions and expressions pass through :mod:`benchmark.corruptions.text`;
+* ``missing``: ``missing_image`` / ``missing_text`` withhold that modality from a seeded
+  fraction severity/5 of the test examples (20 % … 100 %). The method receives ``None``; a
+  method that cannot run without the modality is reported as not applicable. Retrieval ranks
+  one modality against the other, so an absent item cannot be ranked by any method: missing
+  modality is not applicable to retrieval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from benchmark.corruptions.image import IMAGE_CORRUPTIONS, corrupt_images
+from benchmark.corruptions.text import TEXT_CORRUPTIONS, corrupt_text
+from benchmark.data.dataset import SceneSplit
+from benchmark.errors import MissingModalityError
+from benchmark.models.method import FusionMethod
+from benchmark.seeding import derive_seed
+
+MISSING = ("missing_image", "missing_text")
+
+
+def family(corruption: str) -> str:
+    """image / text / missing, from the corruption's name."""
+    if corruption in IMAGE_CORRUPTIONS:
+        return "image"
+    if corruption in TEXT_CORRUPTIONS:
+        return "text"
+    if corruption in MISSING:
+        return "missing"
+    raise ValueError(f"unknown corruption {corruption!r}")
+
+
+def grid(settings: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    """(corruption, severity) in a fixed order: image, text, missing."""
+    names = list(settings["image"]) + list(settings["text"]) + [f"missing_{m}" for m in settings["missing"]]
+    for name in names:
+        for severity in settings["severities"]:
+            yield name, severity
+
+
+def corrupt_split(split: SceneSplit, corruption: str, severity: int) -> SceneSplit:
+    """A copy of ``split`` whose images or texts are corrupted (seeded per example)."""
+    if family(corruption) == "image":
+        return replace(split, images=corrupt_images(split.images, corruption, severity, split.image_ids))
+    captions = [[corrupt_text(c, corruption, severity, cid) for c, cid in zip(caps, ids)]
+                for caps, ids in zip(split.captions, split.caption_ids())]
+    refs = [{**r, "sentence": corrupt_text(r["sentence"], corruption, severity, r["ref_id"])} for r in split.refs]
+    return replace(split, captions=captions, refs=refs)
+
+
+def missing_mask(ids: list[int], corruption: str, severity: int) -> torch.Tensor:
+    """Which examples lose the modality: a seeded fraction severity/5, decided per example."""
+    fraction = severity / 5
+    return torch.tensor([(derive_seed("missing", i, corruption, severity) % 10_000) / 10_000 < fraction for i in ids])
+
+
+def evaluate_robustness(
+    model: FusionMethod, split: SceneSplit, task: str, settings: dict[str, Any],
+    evaluate: Callable[..., tuple[dict[str, float | None], dict[str, Any]]],
+) -> list[tuple[str, int, dict[str, float | None] | None, str]]:
+    """(corruption, severity, metrics or None, status) for the clean subset and every grid cell."""
+    subset = split.head(settings["max_images"])
+    results: list[tuple[str, int, dict[str, float | None] | None, str]] = [("none", 0, evaluate(subset)[0], "ok")]
+    for corruption, severity in grid(settings):
+        if family(corruption) != "missing":
+            results.append((corruption, severity, evaluate(corrupt_split(subset, corruption, severity))[0], "ok"))
+            continue
+        if task == "retrieval":
+            results.append((corruption, severity, None, "not applicable: retrieval ranks one modality against the "
+                                                            "other; an absent item cannot be ranked"))
+            continue
+        absent = missing_mask([r["ref_id"] for r in subset.refs], corruption, severity)
+        key = "image_missing" if corruption == "missing_image" else "text_missing"
+        try:
+            results.append((corruption, severity, evaluate(subset, **{key: absent})[0], "ok"))
+        except MissingModalityError as error:
+            results.append((corruption, severity, None, f"not applicable: {error}"))
+    return results
