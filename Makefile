@@ -3,6 +3,8 @@
 #   make run     run the workflow on the built-in default config and print where the tables are
 #   make test    run the test suite
 #
+# More: make paper (paper/main.pdf after `make run`), make report (report.html),
+#       make leaderboard (refresh results/reference and the README from results/), make lint.
 # Options: make run PROFILE=smoke|paper   CORES=2   SNAKEMAKE_ARGS="--keep-going"
 #          make test PYTEST_ARGS="-k metrics"
 
@@ -14,8 +16,9 @@ CORES ?= all
 PROFILE ?=
 CONFIG_ARGS := $(if $(PROFILE),--configfile workflows/config/$(PROFILE).yaml,)
 CLI_CONFIG := $(if $(PROFILE),--config workflows/config/$(PROFILE).yaml,)
+TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern
 
-.PHONY: run test lint setup
+.PHONY: run test lint setup tex paper report leaderboard
 
 setup: $(STAMP)
 
@@ -25,12 +28,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $(STAMP)
 
+# pdflatex for the paper and the LaTeX tests: installed from Debian where we may (root + apt),
+# otherwise the LaTeX tests skip with a message (and fail under CI=true).
+tex:
+	@if command -v pdflatex >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(TEX_PACKAGES) from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; \
+	else echo "pdflatex not found and cannot install it here: LaTeX tests will be skipped (apt-get install $(TEX_PACKAGES))"; fi
+
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) $(SNAKEMAKE_ARGS)
 	@echo "Tables: $$($(BIN)/python -m benchmark where $(CLI_CONFIG))/main.md (and main.csv beside it)"
 
-test: $(STAMP)
+test: $(STAMP) tex
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+paper: $(STAMP) tex
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake paper/main.pdf --cores $(CORES) $(CONFIG_ARGS) $(SNAKEMAKE_ARGS)
+
+report: $(STAMP)
+	$(BIN)/snakemake --report report.html $(CONFIG_ARGS)
+
+leaderboard: $(STAMP)
+	$(BIN)/python -m benchmark leaderboard --from results
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

@@ -25,6 +25,9 @@ from benchmark.registry import baselines_dir, method_names
 configfile: os.path.join(workflow.basedir, "workflows/config/default.yaml")
 
 
+report: "workflows/report/workflow.rst"
+
+
 try:
     validate_config(config, sources=["workflows/config/default.yaml", "--configfile/--config"])
     METHODS = resolve_methods(config, method_names())

@@ -173,24 +173,56 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     if args.results_list:
         files += [Path(line) for line in Path(args.results_list).read_text().split() if line]
     report = json.loads(args.report) if args.report else {}
-    run_aggregate(files, Path(args.out_dir), args.config_hash, [Path(p) for p in args.robustness], report)
+    run_aggregate(files, Path(args.out_dir), args.config_hash, [Path(p) for p in args.robustness], report,
+                  [Path(p) for p in args.training])
     print(f"tables written to {Path(args.out_dir)}/main.{{md,csv}}" + (" and robustness.{md,csv}" if args.robustness else ""))
 
 
 def cmd_plots(args: argparse.Namespace) -> None:
-    from benchmark.report.plots import drop_heatmap, method_colors, robustness_curves
     import pandas as pd
+
+    from benchmark.report.aggregate import REFERENCE_METHODS
+    from benchmark.report.plots import drop_heatmap, efficiency_accuracy, main_metrics, method_colors, robustness_curves
 
     tables, out = Path(args.tables), Path(args.out_dir)
     report = json.loads(args.report) if args.report else {}
     metrics = report.get("summary_metric", {"retrieval": "mean_R", "grounding": "AP"})
-    frame = pd.read_csv(tables / "robustness.csv")
-    drops = pd.read_csv(tables / "robustness_drops.csv")
-    colors = method_colors(sorted(set(frame["method"])))
+    stats = pd.read_csv(tables / "main_stats.csv", comment="#")
+    efficiency = pd.read_csv(tables / "efficiency.csv", comment="#")
+    frame = pd.read_csv(tables / "robustness.csv", comment="#")
+    drops = pd.read_csv(tables / "robustness_drops.csv", comment="#")
+    colors = method_colors(sorted(set(stats["method"])), REFERENCE_METHODS)
+    main_metrics(stats, colors, REFERENCE_METHODS, out / "main_metrics")
+    efficiency_accuracy(stats, efficiency, colors, out / "efficiency_accuracy")
     for task, metric in metrics.items():
         robustness_curves(frame, task, metric, colors, out / f"robustness_{task}")
         drop_heatmap(drops, task, out / f"robustness_drop_{task}")
     print(f"plots written to {out}")
+
+
+def cmd_paper(args: argparse.Namespace) -> None:
+    from benchmark.report.paper import build_paper
+
+    build_paper(Path(args.source), Path(args.tables), Path(args.plots), Path(args.out))
+    print(f"paper written to {args.out}")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmark.report.leaderboard import copy_reference, update_readme
+
+    reference, readme = Path(args.reference), Path(args.readme)
+    if args.source:
+        copy_reference(Path(args.source), reference)
+        print(f"copied the run under {args.source} to {reference}")
+    changed = update_readme(readme, reference, check=args.check)
+    if args.check:
+        if changed:
+            print(f"{readme} is out of date with {reference}: run `fusebench leaderboard`", file=sys.stderr)
+            return 1
+        print(f"{readme} matches {reference}")
+    else:
+        print(f"{readme} {'updated' if changed else 'already up to date'} from {reference}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,10 +306,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="tables folder")
     p.add_argument("--config-hash", default="unknown", help="hash of the run's resolved config, for footers")
     p.add_argument("--robustness", nargs="*", default=[], help="robustness result JSON files")
+    p.add_argument("--training", nargs="*", default=[], help="pretrain/finetune result.json files (efficiency table)")
     p.add_argument("--report", help="report settings as JSON (reference_method, summary_metric, max_images)")
     p.set_defaults(func=cmd_aggregate)
 
-    p = sub.add_parser("plots", help="draw the robustness curves and heatmaps from the tables")
+    root = Path(__file__).resolve().parent.parent
+    p = sub.add_parser("leaderboard", help="regenerate the README's results section from the reference run")
+    p.add_argument("--from", dest="source", help="first copy this finished run (e.g. results) into the reference folder")
+    p.add_argument("--reference", default=str(root / "results" / "reference"))
+    p.add_argument("--readme", default=str(root / "README.md"))
+    p.add_argument("--check", action="store_true", help="fail (exit 1) if the README is out of date; change nothing")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("paper", help="compile the paper against a run's tables and plots (pdflatex)")
+    p.add_argument("--source", default=str(Path(__file__).resolve().parent.parent / "paper" / "main.tex"))
+    p.add_argument("--tables", required=True, help="tables folder (macros.tex, main.tex, ...)")
+    p.add_argument("--plots", required=True, help="plots folder (PDF figures)")
+    p.add_argument("--out", required=True, help="PDF to write")
+    p.set_defaults(func=cmd_paper)
+
+    p = sub.add_parser("plots", help="draw the tables' plots: main metrics, efficiency, robustness")
     p.add_argument("--tables", required=True, help="tables folder written by aggregate")
     p.add_argument("--out-dir", required=True, help="plots folder")
     p.add_argument("--report", help="report settings as JSON (summary_metric)")
@@ -294,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s fusebench %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
-        args.func(args)
+        status = args.func(args)
     except ConfigError as exc:
         print(f"fusebench: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -308,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(f"fusebench: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":

@@ -228,6 +228,21 @@ def read_checkpoint_meta(path: Path) -> dict[str, Any]:
     return read_metadata(path)
 
 
+def items_path(result_file: Path) -> Path:
+    """Where the per-item records of an evaluation result live (for the bootstrap)."""
+    return result_file.with_suffix(".items.npz")
+
+
+def write_items(path: Path, items: dict[str, Any]) -> None:
+    import numpy as np
+
+    from benchmark.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **{k: np.asarray(v) for k, v in items.items()})
+
+
 def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:
     """Score the fine-tuned model on the clean test split; one row per metric."""
     from benchmark.device import describe
@@ -241,8 +256,9 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
     reason = model.not_applicable_reason(spec["task"])
     if reason:
         rows = [_row(spec, spec["method"], name, None, f"not applicable: {reason}") for name in task_metrics(spec["task"], spec)]
+        write_items(items_path(out_file), {})
         write_json(out_file, _result(spec, started, describe(session.device), status="not applicable",
-                                     reason=reason, rows=rows))
+                                     reason=reason, rows=rows, items=items_path(out_file).name))
         log.info("%s %s: not applicable (%s) → %s", spec["task"], spec["method"], reason, out_file)
         return
     test = session.split("test")
@@ -250,9 +266,11 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
         from benchmark.tasks.grounding import evaluate_grounding as evaluate_task
     else:
         from benchmark.tasks.retrieval import evaluate_retrieval as evaluate_task
-    metrics, protocol = evaluate_task(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
+    metrics, protocol, items = evaluate_task(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
     rows = metric_rows(spec, spec["method"], metrics)
-    write_json(out_file, _result(spec, started, describe(session.device), protocol=protocol, rows=rows))
+    write_items(items_path(out_file), items)
+    write_json(out_file, _result(spec, started, describe(session.device), protocol=protocol, rows=rows,
+                                 items=items_path(out_file).name))
     log.info("%s %s seed=%s: %s → %s", spec["task"], spec["method"], spec["seed"],
              ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if v is not None), out_file)
 

@@ -102,3 +102,23 @@ def test_invalid_config_fails_before_any_job(tmp_path: Path) -> None:
     assert "unknown key 'pretrain.stepz'" in result.stderr
     assert "allowed keys in 'pretrain'" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_html_report_and_paper_build_on_the_smoke_run(smoke_run: Path) -> None:
+    from tests.test_reporting import require_pdflatex
+
+    report = smoke_run / "report.html"
+    result = subprocess.run([*SNAKEMAKE, "--directory", str(smoke_run), "--configfile", str(SMOKE), "--report", str(report)],
+                            capture_output=True, text=True, env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")},
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    assert "FuseBench run" in html and "main_metrics.png" in html
+    require_pdflatex()
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "paper/main.pdf", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
+         "--directory", str(smoke_run), "--configfile", str(SMOKE)],
+        capture_output=True, text=True, env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")}, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (smoke_run / "paper" / "main.pdf").read_bytes()[:4] == b"%PDF"

@@ -55,6 +55,15 @@ def coco_detections(predictions: Sequence[tuple[np.ndarray, np.ndarray]]) -> lis
 
 def coco_stats(gt: dict[str, Any], detections: list[dict[str, Any]]) -> np.ndarray:
     """The 12 COCOeval bbox stats (-1 where undefined), computed by pycocotools."""
+    return coco_evaluation(gt, detections)[0]
+
+
+def coco_evaluation(gt: dict[str, Any], detections: list[dict[str, Any]]) -> tuple[np.ndarray, list[Any]]:
+    """(12 stats, per-pair match records of area 'all' at maxDets 100) from pycocotools.
+
+    The records are COCOeval's own ``evalImgs`` entries — detection scores, matches and ignore
+    flags per IoU threshold — so AP can be re-accumulated on resampled pairs (bootstrap).
+    """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -63,13 +72,14 @@ def coco_stats(gt: dict[str, Any], detections: list[dict[str, Any]]) -> np.ndarr
         coco_gt.dataset = gt
         coco_gt.createIndex()
         if not detections:  # loadRes cannot take an empty list; no detection means zero recall
-            return np.array([0.0 if "AP" in name or "AR" in name else -1.0 for name in COCO_STATS])
+            return np.array([0.0 if "AP" in name or "AR" in name else -1.0 for name in COCO_STATS]), []
         coco_dt = coco_gt.loadRes(detections)
         evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return np.asarray(evaluator.stats, dtype=np.float64)
+    pairs = len(gt["images"])
+    return np.asarray(evaluator.stats, dtype=np.float64), list(evaluator.evalImgs[:pairs])  # area 'all' comes first
 
 
 def grounding_metrics(
@@ -79,25 +89,58 @@ def grounding_metrics(
     score_threshold: float = 0.5,
 ) -> dict[str, float | None]:
     """All detection metrics; ``None`` marks a value that is undefined on this test set."""
+    return evaluate_pairs(targets, predictions, sizes, score_threshold)[0]
+
+
+def evaluate_pairs(
+    targets: Sequence[np.ndarray],
+    predictions: Sequence[tuple[np.ndarray, np.ndarray]],
+    sizes: Sequence[tuple[int, int]],
+    score_threshold: float = 0.5,
+) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
+    """(metrics, per-pair records for the bootstrap: see :mod:`benchmark.metrics.bootstrap`)."""
     if not (len(targets) == len(predictions) == len(sizes)):
         raise ValueError("targets, predictions and sizes must have one entry per (image, expression) pair")
-    stats = coco_stats(coco_ground_truth(targets, sizes), coco_detections(predictions))
+    stats, records = coco_evaluation(coco_ground_truth(targets, sizes), coco_detections(predictions))
     metrics: dict[str, float | None] = {name: (None if value < 0 else float(value)) for name, value in zip(COCO_STATS, stats)}
-    ious, single_hits, no_target_ok = [], [], []
-    for boxes, (pred_boxes, scores) in zip(targets, predictions):
+    top_iou = np.full(len(targets), np.nan)
+    no_target_ok = np.zeros(len(targets), dtype=bool)
+    n_targets = np.array([np.asarray(b).reshape(-1, 4).shape[0] for b in targets])
+    for k, (boxes, (pred_boxes, scores)) in enumerate(zip(targets, predictions)):
         boxes, pred_boxes, scores = np.asarray(boxes).reshape(-1, 4), np.asarray(pred_boxes).reshape(-1, 4), np.asarray(scores)
         if len(boxes) == 0:
-            no_target_ok.append(not (scores >= score_threshold).any())
-            continue
-        if len(pred_boxes) == 0:
-            best = 0.0
+            no_target_ok[k] = not (scores >= score_threshold).any()
+        elif len(pred_boxes) == 0:
+            top_iou[k] = 0.0
         else:
             top = pred_boxes[int(np.argmax(scores))]  # argmax: the first of tied scores
-            best = float(iou_matrix(top[None], boxes).max())
-        ious.append(best)
-        if len(boxes) == 1:
-            single_hits.append(best >= 0.5)
-    metrics["mIoU"] = float(np.mean(ious)) if ious else None
-    metrics["Acc@0.5"] = float(np.mean(single_hits)) if single_hits else None
-    metrics["N-acc"] = float(np.mean(no_target_ok)) if no_target_ok else None
-    return metrics
+            top_iou[k] = float(iou_matrix(top[None], boxes).max())
+    with_target, single, none = n_targets > 0, n_targets == 1, n_targets == 0
+    metrics["mIoU"] = float(top_iou[with_target].mean()) if with_target.any() else None
+    metrics["Acc@0.5"] = float((top_iou[single] >= 0.5).mean()) if single.any() else None
+    metrics["N-acc"] = float(no_target_ok[none].mean()) if none.any() else None
+    items = {"top_iou": top_iou, "n_targets": n_targets, "no_target_ok": no_target_ok, **_flatten_records(records, len(targets))}
+    return metrics, items
+
+
+def _flatten_records(records: list[Any], pairs: int) -> dict[str, np.ndarray]:
+    """COCOeval's per-pair records as flat arrays with per-pair offsets (storable in .npz)."""
+    scores, matches, dt_ignore, gt_ignore, dt_pair, gt_pair = [], [], [], [], [], []
+    thresholds = 10
+    for k in range(pairs):
+        record = records[k] if k < len(records) else None
+        if record is None:
+            continue
+        d = len(record["dtScores"])
+        scores.append(np.asarray(record["dtScores"], dtype=np.float64))
+        matches.append(np.asarray(record["dtMatches"]).reshape(thresholds, d) > 0)
+        dt_ignore.append(np.asarray(record["dtIgnore"]).reshape(thresholds, d).astype(bool))
+        gt_ignore.append(np.asarray(record["gtIgnore"]).astype(bool))
+        dt_pair.append(np.full(d, k))
+        gt_pair.append(np.full(len(record["gtIgnore"]), k))
+    cat = lambda parts, empty: np.concatenate(parts, axis=-1) if parts else empty  # noqa: E731
+    return {
+        "dt_scores": cat(scores, np.zeros(0)), "dt_matches": cat(matches, np.zeros((thresholds, 0), bool)),
+        "dt_ignore": cat(dt_ignore, np.zeros((thresholds, 0), bool)), "dt_pair": cat(dt_pair, np.zeros(0, int)),
+        "gt_ignore": cat(gt_ignore, np.zeros(0, bool)), "gt_pair": cat(gt_pair, np.zeros(0, int)),
+    }

@@ -1,9 +1,17 @@
-"""Aggregate per-job result files into one tidy table and readable summaries.
+"""Aggregate every result file into the tables a paper cites.
 
-``main.csv`` is long format, one row per number: dataset, method, seed, task, metric,
-corruption, severity, value (raw fractions). ``main.md`` summarises it per dataset and task
-as mean ± sample standard deviation over seeds (recall in percent), with the seed count, and
-ends with the provenance of the run.
+Outputs under ``tables/`` (each with its provenance: config hash, git commit, date, hardware):
+
+* ``main.csv`` — tidy, one row per number: dataset, method, seed, task, metric, corruption,
+  severity, value, status; ``main_stats.csv`` — per method and metric: mean, sample std, seed
+  count, 95 % bootstrap CI of the seed-mean, best / not significantly worse;
+  ``comparisons.csv`` — paired bootstrap differences between methods;
+* ``main.md`` / ``main.tex`` — retrieval and detection tables (mean ± std, best in bold,
+  methods not significantly worse than the best underlined / in italics);
+* ``robustness.*`` — see :mod:`benchmark.report.robustness`;
+* ``efficiency.*`` — parameters, FLOPs per sample, training throughput, peak memory, wall
+  time per stage (means over seeds);
+* ``macros.tex`` — one ``\\newcommand`` per reported number; ``provenance.json``.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ import numpy as np
 import pandas as pd
 
 from benchmark.errors import DataFileError
-from benchmark.io import read_json, write_text
+from benchmark.io import read_json, write_json, write_text
 from benchmark.provenance import git_state
+from benchmark.report.tables import (
+    TASK_ABBREVIATION, csv_with_footer, footer_text, latex_table, macro_name, macros_file, number,
+)
 
 COLUMNS = ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status"]
 REFERENCE_METHODS = ("chance", "ref_whole_image", "ref_all_objects")
@@ -26,13 +37,15 @@ METRIC_ORDER = {
     "retrieval": ["t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mean_R"],
     "grounding": ["AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc"],
 }
-"""Columns of the Markdown summary; main.csv keeps every metric (all 12 COCO stats)."""
+"""Columns of the summary tables; main.csv keeps every metric (all 12 COCO stats)."""
 PERCENT_TASKS = {"retrieval", "grounding"}
 REFERENCE_NOTES = {
     "retrieval": "chance is the exact expectation of a uniformly random ranking.",
     "grounding": ("ref_whole_image predicts one box covering the image; ref_all_objects predicts the true box "
                   "of every object in the image (an oracle detector that ignores the text)."),
 }
+SIGNIFICANCE_NOTE = ("Best method per column in bold; methods not significantly worse than it (paired bootstrap over "
+                     "test items, 1,000 resamples, two-sided 95 %) {mark}.")
 
 
 def hardware_of(record: dict[str, Any]) -> str:
@@ -49,11 +62,11 @@ def collect_rows(paths: Iterable[str | Path], hardware: set[str] | None = None) 
     rows: list[dict[str, Any]] = []
     for path in paths:
         record = read_json(path, what="result file")
-        if hardware is not None and record.get("rows") and record["rows"][0].get("method") not in REFERENCE_METHODS:
-            hardware.add(hardware_of(record))
         file_rows = record.get("rows") if isinstance(record, dict) else None
         if not isinstance(file_rows, list):
             raise DataFileError(f"result file {path} has no 'rows' list")
+        if hardware is not None and file_rows and file_rows[0].get("method") not in REFERENCE_METHODS:
+            hardware.add(hardware_of(record))
         for row in file_rows:
             missing = [c for c in COLUMNS if c not in row and c != "status"]
             if missing:
@@ -66,95 +79,228 @@ def collect_rows(paths: Iterable[str | Path], hardware: set[str] | None = None) 
                              kind="stable").reset_index(drop=True)
 
 
-def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sample std (ddof=1; 0 for a reference row, NaN for a single seed) and seed count."""
-    keys = ["dataset", "task", "method", "metric", "corruption", "severity"]
-    grouped = frame.groupby(keys, sort=True, dropna=False)
-    summary = grouped["value"].agg(mean="mean", std=lambda v: float(np.std(v.dropna(), ddof=1)) if v.count() > 1 else float("nan"),
-                                   n="count").reset_index()
-    status = grouped["status"].agg(lambda s: next((x for x in s if x != "ok"), "ok")).reset_index(drop=True)
-    summary["status"] = status
-    return summary
-
-
 def _method_order(methods: Iterable[str]) -> list[str]:
     methods = sorted(set(methods))
     return [m for m in methods if m not in REFERENCE_METHODS] + [m for m in REFERENCE_METHODS if m in methods]
 
 
-def _cell(mean: float, std: float, scale: float) -> str:
-    if np.isnan(mean):
+def _cell(stat: pd.Series, scale: float, with_std: bool = True) -> str:
+    if np.isnan(stat["mean"]):
         return "n/a"
-    if np.isnan(std):
-        return f"{mean * scale:.1f}"
-    return f"{mean * scale:.1f} ± {std * scale:.1f}"
+    if np.isnan(stat["std"]) or not with_std:
+        return number(stat["mean"], scale)
+    return f"{number(stat['mean'], scale)} ± {number(stat['std'], scale)}"
 
 
-def markdown_summary(summary: pd.DataFrame, footer: dict[str, Any]) -> str:
-    """One Markdown table per (dataset, task) on clean data; methods as rows, metrics as columns."""
-    clean = summary[summary["corruption"] == "none"]
+def _task_tables(stats: pd.DataFrame, dataset: str, task: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """(cells, best mask, not-worse mask, CI cells, n/a notes) for one (dataset, task)."""
+    block = stats[(stats["dataset"] == dataset) & (stats["task"] == task)]
+    metrics = [m for m in METRIC_ORDER.get(task, sorted(set(block["metric"]))) if m in set(block["metric"])]
+    scale = 100.0 if task in PERCENT_TASKS else 1.0
+    cells, best, worse, ci, notes = [], [], [], [], []
+    for method in _method_order(block["method"]):
+        rows = block[block["method"] == method].set_index("metric")
+        seeds = int(rows["n"].max()) if not rows["reference"].any() and rows["n"].max() > 0 else "—"
+        cells.append([method, seeds, *[_cell(rows.loc[m], scale) if m in rows.index else "" for m in metrics]])
+        best.append([False, False, *[bool(rows.loc[m, "best"]) if m in rows.index else False for m in metrics]])
+        worse.append([False, False, *[bool(rows.loc[m, "not_worse_than_best"]) and not bool(rows.loc[m, "best"])
+                                      if m in rows.index else False for m in metrics]])
+        if not rows["reference"].any():
+            ci.append([method, *[f"[{number(rows.loc[m, 'ci_low'], scale)}, {number(rows.loc[m, 'ci_high'], scale)}]"
+                                 if m in rows.index and not np.isnan(rows.loc[m, "ci_low"]) else "n/a" for m in metrics]])
+        shown = rows[rows.index.isin(metrics)]
+        notes.extend(f"- {method}: {s}" for s in sorted({s for s in shown["status"] if s != "ok"}))
+    header = ["method", "seeds", *metrics]
+    return (pd.DataFrame(cells, columns=header), pd.DataFrame(best, columns=header),
+            pd.DataFrame(worse, columns=header), pd.DataFrame(ci, columns=["method", *metrics]), notes)
+
+
+def main_markdown(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
     parts = ["# FuseBench results", ""]
-    for (dataset, task), block in clean.groupby(["dataset", "task"], sort=True):
-        metrics = [m for m in METRIC_ORDER.get(task, []) if m in set(block["metric"])]
-        if task not in METRIC_ORDER:
-            metrics += sorted(set(block["metric"]) - set(metrics))
-        scale = 100.0 if task in PERCENT_TASKS else 1.0
-        measured = block[~block["method"].isin(REFERENCE_METHODS) & (block["status"] == "ok")]
-        seed_counts = sorted({int(n) for n in measured["n"]})
-        unit = " (%)" if scale == 100.0 else ""
-        parts.append(f"## {dataset} — {task}")
-        parts.append("")
-        parts.append(f"Mean ± sample std over {'/'.join(map(str, seed_counts)) or 0} seed(s){unit}; "
-                     + REFERENCE_NOTES.get(task, ""))
-        parts.append("")
-        table, notes = [], []
-        for method in _method_order(block["method"]):
-            rows = block[block["method"] == method].set_index("metric")
-            n = int(rows["n"].max()) if method not in REFERENCE_METHODS and rows["n"].max() > 0 else "—"
-            cells = [_cell(rows.loc[m, "mean"], rows.loc[m, "std"], scale) if m in rows.index else "" for m in metrics]
-            table.append([method, n, *cells])
-            shown = rows[rows.index.isin(metrics)]
-            reasons = sorted({s for s in shown["status"] if s != "ok"})
-            notes.extend(f"- {method}: {reason}" for reason in reasons)
-        parts.append(pd.DataFrame(table, columns=["method", "seeds", *metrics]).to_markdown(index=False))
-        parts.append("")
+    for (dataset, task), block in stats.groupby(["dataset", "task"], sort=True):
+        cells, best, worse, ci, notes = _task_tables(stats, dataset, task)
+        seed_counts = sorted({int(n) for n in block[~block["reference"] & (block["status"] == "ok")]["n"]})
+        unit = " (%)" if task in PERCENT_TASKS else ""
+        marked = cells.copy()
+        for i in range(len(marked)):
+            for j in range(2, marked.shape[1]):
+                if best.iloc[i, j]:
+                    marked.iloc[i, j] = f"**{marked.iloc[i, j]}**"
+                elif worse.iloc[i, j]:
+                    marked.iloc[i, j] = f"_{marked.iloc[i, j]}_"
+        parts += [f"## {dataset} — {task}", "",
+                  f"Mean ± sample std over {'/'.join(map(str, seed_counts)) or 0} seed(s){unit}; "
+                  + REFERENCE_NOTES.get(task, "") + " " + SIGNIFICANCE_NOTE.format(mark="in italics"), "",
+                  marked.to_markdown(index=False), ""]
         if notes:
-            parts.extend(["n/a:", *notes, ""])
-    parts.append("---")
-    parts.append(", ".join(f"{k}: {v}" for k, v in footer.items()))
+            parts += ["n/a:", *notes, ""]
+        if not ci.empty:
+            parts += ["95 % bootstrap interval of the seed-mean over test items:", "", ci.to_markdown(index=False), ""]
+    parts += ["---", footer_text(provenance)]
     return "\n".join(parts) + "\n"
 
 
-def write_robustness(frame: pd.DataFrame, out_dir: Path, report: dict[str, Any]) -> None:
-    """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md."""
-    from benchmark.report.robustness import robustness_markdown, summary_scores
-
-    reference = report.get("reference_method", "late_fusion")
-    metrics = report.get("summary_metric", {"retrieval": "mean_R", "grounding": "AP"})
-    scores, drops = summary_scores(frame, reference, metrics)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "robustness.csv", frame.to_csv(index=False, float_format="%.6f"))
-    write_text(out_dir / "robustness_summary.csv", scores.to_csv(index=False, float_format="%.6f"))
-    write_text(out_dir / "robustness_drops.csv", drops.to_csv(index=False, float_format="%.6f"))
-    write_text(out_dir / "robustness.md", robustness_markdown(scores, drops, reference, report.get("max_images")))
+def main_latex(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
+    tables = []
+    for (dataset, task), _ in stats.groupby(["dataset", "task"], sort=True):
+        cells, best, worse, _, _ = _task_tables(stats, dataset, task)
+        caption = (f"{task.capitalize()} on {dataset}: mean $\\pm$ sample std over seeds"
+                   + (" (%)" if task in PERCENT_TASKS else "") + ". " + SIGNIFICANCE_NOTE.format(mark="underlined"))
+        tables.append(latex_table(cells, caption, f"tab:{dataset}-{task}", provenance, best, worse))
+    return "\n".join(tables)
 
 
-def run_aggregate(result_files: list[Path], out_dir: Path, config_hash_value: str,
-                  robustness_files: list[Path] | None = None, report: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Write ``main.{csv,md}`` (and ``robustness*.csv``, ``robustness.md``) under ``out_dir``."""
+def efficiency_frame(training: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per method (mean over seeds): model size, FLOPs, throughput, memory, wall time per stage."""
+    rows: dict[str, dict[str, list[float]]] = {}
+
+    def add(method: str, key: str, value: Any) -> None:
+        if isinstance(value, (int, float)) and not (isinstance(value, float) and np.isnan(value)):
+            rows.setdefault(method, {}).setdefault(key, []).append(float(value))
+
+    for record in training:
+        spec = record.get("spec", {})
+        method, stage = spec.get("method"), spec.get("stage")
+        if not method:
+            continue
+        if stage == "pretrain":
+            for key, value in record.get("efficiency", {}).items():
+                add(method, key, value)
+            train = record.get("train", {})
+            add(method, "train_samples_per_s", train.get("samples_per_s"))
+            add(method, "peak_memory_mb", train.get("peak_memory_mb"))
+        if record.get("status") != "not applicable":
+            add(method, f"wall_s_{stage}" + (f"_{spec['task']}" if spec.get("task") else ""),
+                record.get("provenance", {}).get("wall_time_s"))
+    for record in evaluations:
+        spec = record.get("spec", {})
+        if spec.get("method") and record.get("status") != "not applicable":
+            add(spec["method"], f"wall_s_{spec['stage']}_{spec['task']}", record.get("provenance", {}).get("wall_time_s"))
+    frame = pd.DataFrame([{"method": m, **{k: float(np.mean(v)) for k, v in values.items()}} for m, values in sorted(rows.items())])
+    return frame
+
+
+EFFICIENCY_COLUMNS = {
+    "parameters": ("params (M)", 1e-6, 2),
+    "flops_score_pair": ("MFLOPs / pair (retrieval)", 1e-6, 1),
+    "flops_ground_pair": ("MFLOPs / pair (grounding)", 1e-6, 1),
+    "flops_pretrain_forward_per_sample": ("MFLOPs / sample (pretrain fwd)", 1e-6, 1),
+    "train_samples_per_s": ("train samples/s", 1.0, 0),
+    "peak_memory_mb": ("peak memory (MB)", 1.0, 0),
+}
+
+
+def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Readable efficiency table: chosen columns scaled, then wall time per stage (s)."""
+    if frame.empty:
+        return frame
+    out = pd.DataFrame({"method": frame["method"]})
+    for key, (label, scale, digits) in EFFICIENCY_COLUMNS.items():
+        if key in frame:
+            out[label] = [number(v, scale, digits) for v in frame[key]]
+    for key in sorted(k for k in frame.columns if k.startswith("wall_s_")):
+        out[key.replace("wall_s_", "s: ").replace("_", " ")] = [number(v, 1.0, 0) for v in frame[key]]
+    return out
+
+
+def macro_definitions(stats: pd.DataFrame, robustness: pd.DataFrame | None, efficiency: pd.DataFrame) -> list[tuple[str, str]]:
+    """(name, displayed value) for every number in the tables."""
+    definitions: list[tuple[str, str]] = []
+    for _, row in stats.sort_values(["dataset", "task", "method", "metric"]).iterrows():
+        if pd.isna(row["mean"]):
+            continue  # undefined or not applicable: nothing a paper could cite
+        scale = 100.0 if row["task"] in PERCENT_TASKS else 1.0
+        base = (row["method"], TASK_ABBREVIATION.get(row["task"], row["task"]), row["metric"])
+        prefix = (row["dataset"],) if stats["dataset"].nunique() > 1 else ()
+        definitions.append((macro_name(*prefix, *base, "mean"), number(row["mean"], scale)))
+        if not row["reference"]:
+            definitions.append((macro_name(*prefix, *base, "std"), number(row["std"], scale)))
+            definitions.append((macro_name(*prefix, *base, "ci low"), number(row["ci_low"], scale)))
+            definitions.append((macro_name(*prefix, *base, "ci high"), number(row["ci_high"], scale)))
+            definitions.append((macro_name(*prefix, *base, "seeds"), str(int(row["n"]))))
+    if robustness is not None and not robustness.empty:
+        summary = robustness.groupby(["dataset", "task", "method", "family", "score"])["value"].agg(["mean", "std"]).reset_index()
+        for _, row in summary.iterrows():
+            prefix = (row["dataset"],) if summary["dataset"].nunique() > 1 else ()
+            base = (*prefix, row["method"], TASK_ABBREVIATION.get(row["task"], row["task"]), "robust", row["family"], row["score"])
+            definitions.append((macro_name(*base, "mean"), number(row["mean"], 1.0, 3)))
+            definitions.append((macro_name(*base, "std"), number(row["std"], 1.0, 3)))
+    for _, row in efficiency.iterrows():
+        for key, (_, scale, digits) in EFFICIENCY_COLUMNS.items():
+            if key in efficiency and not pd.isna(row.get(key)):
+                definitions.append((macro_name(row["method"], "eff", key), number(row[key], scale, digits)))
+    return definitions
+
+
+def run_aggregate(
+    result_files: list[Path], out_dir: Path, config_hash_value: str,
+    robustness_files: list[Path] | None = None, report: dict[str, Any] | None = None,
+    training_files: list[Path] | None = None,
+) -> pd.DataFrame:
+    """Write every table under ``out_dir``; return the tidy frame of clean results."""
+    from benchmark.report.statistics import load_items, method_statistics
+
+    report = report or {}
     hardware: set[str] = set()
     frame = collect_rows(result_files, hardware)
-    if robustness_files:
-        write_robustness(collect_rows(robustness_files, hardware), out_dir, report or {})
-    summary = summarize(frame)
+    robustness_frame = collect_rows(robustness_files, hardware) if robustness_files else None
     git = git_state()
-    footer = {
+    provenance = {
         "config hash": config_hash_value,
         "git commit": git["commit"][:12] + ("+dirty" if git.get("dirty") else ""),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "hardware": "; ".join(sorted(hardware)) or "unknown",
     }
+    items: dict[tuple[str, str, str], list[Any]] = {}
+    evaluations = []
+    for path in result_files:
+        record = read_json(path, what="result file")
+        spec = record.get("spec", {})
+        if spec.get("stage") == "evaluate":
+            evaluations.append(record)
+            items_file = Path(path).with_suffix(".items.npz")
+            if not items_file.is_file():
+                raise DataFileError(f"per-item records missing for {path}: expected {items_file}")
+            items.setdefault((spec["dataset"], spec["task"], spec["method"]), []).append(load_items(items_file, spec["task"]))
+    stats, comparisons = method_statistics(frame, items, REFERENCE_METHODS)
+    training = [read_json(p, what="training result") for p in training_files or []]
+    evaluations += [read_json(p, what="result file") for p in robustness_files or []]
+    efficiency = efficiency_frame(training, evaluations)
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "main.csv", frame.to_csv(index=False, float_format="%.6f"))
-    write_text(out_dir / "main.md", markdown_summary(summary, footer))
+    write_text(out_dir / "main.csv", csv_with_footer(frame, provenance))
+    write_text(out_dir / "main_stats.csv", csv_with_footer(stats, provenance))
+    write_text(out_dir / "comparisons.csv", csv_with_footer(comparisons, provenance))
+    write_text(out_dir / "main.md", main_markdown(stats, provenance))
+    write_text(out_dir / "main.tex", main_latex(stats, provenance))
+    scores = None
+    if robustness_frame is not None:
+        scores = write_robustness(robustness_frame, out_dir, report, provenance)
+    write_text(out_dir / "efficiency.csv", csv_with_footer(efficiency, provenance))
+    table = efficiency_table(efficiency)
+    write_text(out_dir / "efficiency.md", "# FuseBench efficiency\n\nMeans over seeds; FLOPs counted by "
+               "torch.utils.flop_counter (a multiply–add = 2 FLOPs); peak memory is the process RSS on CPU, "
+               "allocated GPU memory on CUDA.\n\n" + (table.to_markdown(index=False) if not table.empty else "")
+               + f"\n\n---\n{footer_text(provenance)}\n")
+    write_text(out_dir / "efficiency.tex", latex_table(
+        table, "Efficiency per method (means over seeds): parameters, forward FLOPs, training throughput, peak "
+        "memory and wall time per stage.", "tab:efficiency", provenance) if not table.empty else "")
+    write_text(out_dir / "macros.tex", macros_file(macro_definitions(stats, scores, efficiency), provenance))
+    write_json(out_dir / "provenance.json", provenance)
     return frame
+
+
+def write_robustness(frame: pd.DataFrame, out_dir: Path, report: dict[str, Any], provenance: dict[str, Any]) -> pd.DataFrame:
+    """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md/.tex."""
+    from benchmark.report.robustness import robustness_latex, robustness_markdown, summary_scores
+
+    reference = report.get("reference_method", "late_fusion")
+    metrics = report.get("summary_metric", {"retrieval": "mean_R", "grounding": "AP"})
+    scores, drops = summary_scores(frame, reference, metrics)
+    write_text(out_dir / "robustness.csv", csv_with_footer(frame, provenance))
+    write_text(out_dir / "robustness_summary.csv", csv_with_footer(scores, provenance))
+    write_text(out_dir / "robustness_drops.csv", csv_with_footer(drops, provenance))
+    write_text(out_dir / "robustness.md", robustness_markdown(scores, drops, reference, report.get("max_images"))
+               + f"\n---\n{footer_text(provenance)}\n")
+    write_text(out_dir / "robustness.tex", robustness_latex(scores, reference, report.get("max_images"), provenance))
+    return scores

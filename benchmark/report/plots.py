@@ -95,3 +95,60 @@ def drop_heatmap(drops: pd.DataFrame, task: str, stem: Path) -> list[Path]:
         figure.colorbar(image, ax=ax, label="relative drop (M₀ − M)/M₀")
         ax.set_title(f"{task}: relative drop per corruption")
         return save(figure, stem)
+
+
+HEADLINE_PLOTS = {"retrieval": ("mean_R", "t2i_R@1", "i2t_R@1"), "grounding": ("AP", "AP50", "Acc@0.5")}
+
+
+def main_metrics(stats: pd.DataFrame, colors: dict[str, str], references: tuple[str, ...], stem: Path) -> list[Path]:
+    """Headline metrics per task: bars = mean over seeds, error bars = sample std; references dashed."""
+    tasks = [t for t in HEADLINE_PLOTS if t in set(stats["task"])]
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.0), squeeze=False, layout="constrained")
+        for ax, task in zip(axes[0], tasks):
+            block = stats[(stats["task"] == task) & stats["metric"].isin(HEADLINE_PLOTS[task])]
+            metrics = [m for m in HEADLINE_PLOTS[task] if m in set(block["metric"])]
+            learned = sorted(m for m in set(block["method"]) if m not in references and block[block["method"] == m]["mean"].notna().any())
+            width = 0.8 / max(1, len(learned))
+            for k, method in enumerate(learned):
+                rows = block[block["method"] == method].set_index("metric").reindex(metrics)
+                x = np.arange(len(metrics)) + (k - (len(learned) - 1) / 2) * width
+                ax.bar(x, rows["mean"] * 100, width, yerr=rows["std"].fillna(0) * 100, color=colors.get(method),
+                       label=method, capsize=2, error_kw={"linewidth": 0.8})
+            for reference in references:
+                rows = block[block["method"] == reference].set_index("metric").reindex(metrics)
+                for i, value in enumerate(rows["mean"]):
+                    if not np.isnan(value):
+                        ax.hlines(value * 100, i - 0.45, i + 0.45, colors=REFERENCE_COLOR, linestyles="--", linewidth=1)
+            ax.set_xticks(range(len(metrics)), metrics)
+            ax.set_ylabel("%")
+            ax.set_title(f"{task} (dashed: reference rows)")
+        legend: dict[str, object] = {}
+        for ax in axes.flat:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+        figure.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=min(6, len(legend)))
+        return save(figure, stem)
+
+
+def efficiency_accuracy(stats: pd.DataFrame, efficiency: pd.DataFrame, colors: dict[str, str], stem: Path) -> list[Path]:
+    """Headline metric vs forward MFLOPs per image–text pair, per task."""
+    panels = [("retrieval", "mean_R", "flops_score_pair"), ("grounding", "AP", "flops_ground_pair")]
+    panels = [p for p in panels if p[0] in set(stats["task"]) and p[2] in efficiency]
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.0 * max(1, len(panels)), 3.0), squeeze=False,
+                                    layout="constrained")
+        for ax, (task, metric, flops) in zip(axes[0], panels):
+            block = stats[(stats["task"] == task) & (stats["metric"] == metric)].set_index("method")
+            for _, row in efficiency.iterrows():
+                method = row["method"]
+                if method not in block.index or pd.isna(row.get(flops)) or pd.isna(block.loc[method, "mean"]):
+                    continue
+                ax.errorbar(row[flops] / 1e6, block.loc[method, "mean"] * 100, yerr=np.nan_to_num(block.loc[method, "std"]) * 100,
+                            fmt="o", color=colors.get(method), label=method, capsize=2)
+                ax.annotate(method, (row[flops] / 1e6, block.loc[method, "mean"] * 100), fontsize=7,
+                            xytext=(4, 3), textcoords="offset points")
+            ax.set_xlabel("forward MFLOPs per image–text pair")
+            ax.set_ylabel(f"{metric} (%)")
+            ax.set_title(task)
+        return save(figure, stem)

@@ -99,3 +99,21 @@ def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_met
             parts += ["Relative drop per corruption (mean over seeds; higher = degrades more; n/a = cannot run):", "",
                       pivot.map(lambda v: "n/a" if pd.isna(v) else _number(v)).to_markdown(), ""]
     return "\n".join(parts) + "\n"
+
+
+def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, provenance: dict[str, Any]) -> str:
+    """One booktabs table per (dataset, task, family): methods × summary scores."""
+    from benchmark.report.tables import latex_table
+
+    tables = []
+    for (dataset, task, fam), block in scores.groupby(["dataset", "task", "family"], sort=True):
+        rows = []
+        for method, data in block.groupby("method", sort=True):
+            rows.append([method, *[_cell(data[data["score"] == score]["value"].astype(float)) for score in SCORES]])
+        frame = pd.DataFrame(rows, columns=["method", *[s.replace("_", " ") for s in SCORES]])
+        metric = block["metric"].iloc[0]
+        caption = (f"Robustness of {task} ({metric}) to {fam} corruptions on the first {subset} test "
+                   f"images of {dataset}: mean $\\pm$ sample std over seeds; CE, relative CE and effective robustness "
+                   f"relative to {reference_method}.")
+        tables.append(latex_table(frame, caption, f"tab:robustness-{dataset}-{task}-{fam}", provenance))
+    return "\n".join(tables)

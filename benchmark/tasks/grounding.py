@@ -17,7 +17,7 @@ from benchmark.data.dataset import SceneSplit
 from benchmark.data.grounding import GroundingData
 from benchmark.device import autocast
 from benchmark.metrics.boxes import convert, denormalize
-from benchmark.metrics.detection import grounding_metrics
+from benchmark.metrics.detection import evaluate_pairs
 from benchmark.models.method import FusionMethod
 
 
@@ -71,15 +71,16 @@ def ground_truth(split: SceneSplit) -> tuple[list[np.ndarray], list[tuple[int, i
 def evaluate_grounding(
     model: FusionMethod, split: SceneSplit, tokenizer: Any, device: torch.device, batch_size: int, settings: dict[str, Any],
     image_missing: torch.Tensor | None = None, text_missing: torch.Tensor | None = None,
-) -> tuple[dict[str, float | None], dict[str, Any]]:
+) -> tuple[dict[str, float | None], dict[str, Any], dict[str, np.ndarray]]:
+    """Metrics, protocol record and per-pair records (for the bootstrap)."""
     data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
     predictions = predict(model, data, split.image_size, batch_size, device, settings, image_missing, text_missing)
     targets, sizes = ground_truth(split)
-    metrics = grounding_metrics(targets, predictions, sizes, settings["score_threshold"])
+    metrics, items = evaluate_pairs(targets, predictions, sizes, settings["score_threshold"])
     kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
     protocol = {"protocol": "dense boxes, NMS, COCOeval per (image, expression)", "pairs": len(targets),
                 "pair_kinds": kinds, **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold")}}
-    return metrics, protocol
+    return metrics, protocol, items
 
 
 def reference_predictions(split: SceneSplit, kind: str) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -26,7 +26,7 @@ from benchmark.data.dataset import SceneSplit
 from benchmark.data.sampling import trim_padding
 from benchmark.data.tokenizer import encode
 from benchmark.device import autocast
-from benchmark.metrics.retrieval import retrieval_metrics
+from benchmark.metrics.retrieval import best_positive_rank, retrieval_metrics
 from benchmark.models.method import FusionMethod
 
 Prepared = dict[str, torch.Tensor]
@@ -138,7 +138,15 @@ def _rerank(
 def evaluate_retrieval(
     model: FusionMethod, split: SceneSplit, tokenizer: Any, device: torch.device, batch_size: int,
     settings: dict[str, Any],
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Recall@K in both directions and their mean, plus the protocol record."""
+) -> tuple[dict[str, float], dict[str, Any], dict[str, np.ndarray]]:
+    """Recall@K in both directions and their mean, the protocol record, and per-query ranks."""
     t2i, i2t, owners, protocol = retrieval_scores(model, split, tokenizer, device, batch_size, settings)
-    return retrieval_metrics(t2i, owners, settings["ks"], i2t_scores=i2t), protocol
+    owner = np.asarray(owners)
+    positives = owner[:, None] == np.arange(t2i.shape[1])[None, :]
+    items = {
+        "t2i_rank": best_positive_rank(t2i, positives),
+        "text_owner": owner,
+        "i2t_rank": best_positive_rank(i2t.T, positives.T),
+        "ks": np.asarray(settings["ks"]),
+    }
+    return retrieval_metrics(t2i, owners, settings["ks"], i2t_scores=i2t), protocol, items

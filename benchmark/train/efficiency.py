@@ -42,15 +42,17 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 def efficiency_profile(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    """Parameters, FLOPs per pretraining sample, and FLOPs to score one image–text pair."""
+    """Parameters, FLOPs per pretraining sample, and FLOPs to score / ground one image–text pair."""
     size = batch["image"].shape[0]
     was_training = model.training
     model.eval()
     profile: dict[str, Any] = {"parameters": parameter_count(model)}
     if model.objective_weights:
         profile["flops_pretrain_forward_per_sample"] = forward_flops(lambda: model.pretrain_losses(batch)) / size
+    one = {"image": batch["image"][:1], "text": {k: v[:1] for k, v in batch["text"].items()}}
     if "retrieval" in model.tasks:
-        one = {"image": batch["image"][:1], "text": {k: v[:1] for k, v in batch["text"].items()}}
         profile["flops_score_pair"] = forward_flops(lambda: model.score_pairs(one))
+    if "grounding" in model.tasks:
+        profile["flops_ground_pair"] = forward_flops(lambda: model.ground(one["image"], one["text"]))
     model.train(was_training)
     return profile

@@ -7,7 +7,8 @@ rule evaluate:
         tokenizer=rules.tokenizer.output[0],
         checkpoint=rules.finetune.output.model,
     output:
-        f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.json",
+        result=f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.json",
+        records=f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.items.npz",
     params:
         spec=spec_json("evaluate"),
         data=lambda w, input: os.path.dirname(input.manifest),
@@ -20,7 +21,7 @@ rule evaluate:
         CONDA_ENV
     shell:
         "python -m benchmark evaluate --spec {params.spec} --threads {threads} --data {params.data}"
-        " --tokenizer {input.tokenizer} --checkpoint {input.checkpoint} --out {output} 2> {log}"
+        " --tokenizer {input.tokenizer} --checkpoint {input.checkpoint} --out {output.result} 2> {log}"
 
 
 rule reference:

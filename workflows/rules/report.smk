@@ -18,13 +18,51 @@ rule aggregate:
             method=METHODS,
             seed=SEEDS,
         ),
+        records=expand(
+            f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.items.npz",
+            dataset=DATASETS,
+            task=TASKS,
+            method=METHODS,
+            seed=SEEDS,
+        ),
+        pretrained=expand(
+            f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/result.json",
+            dataset=DATASETS,
+            method=METHODS,
+            seed=SEEDS,
+        ),
+        finetuned=expand(
+            f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/result.json",
+            dataset=DATASETS,
+            task=TASKS,
+            method=METHODS,
+            seed=SEEDS,
+        ),
     output:
-        csv=f"{OUT}/tables/main.csv",
+        csv=report(f"{OUT}/tables/main.csv", caption="../report/main_table.rst", category="Tables", labels={"table": "main (tidy)"}),
         md=f"{OUT}/tables/main.md",
         robustness=f"{OUT}/tables/robustness.csv",
-        robustness_summary=f"{OUT}/tables/robustness_summary.csv",
+        robustness_summary=report(
+            f"{OUT}/tables/robustness_summary.csv",
+            caption="../report/robustness_table.rst",
+            category="Tables",
+            labels={"table": "robustness summary"},
+        ),
         robustness_drops=f"{OUT}/tables/robustness_drops.csv",
         robustness_md=f"{OUT}/tables/robustness.md",
+        robustness_tex=f"{OUT}/tables/robustness.tex",
+        stats=report(f"{OUT}/tables/main_stats.csv", caption="../report/main_stats.rst", category="Tables", labels={"table": "main statistics"}),
+        comparisons=report(
+            f"{OUT}/tables/comparisons.csv", caption="../report/comparisons.rst", category="Tables", labels={"table": "comparisons"}
+        ),
+        tex=f"{OUT}/tables/main.tex",
+        efficiency=report(
+            f"{OUT}/tables/efficiency.csv", caption="../report/efficiency_table.rst", category="Tables", labels={"table": "efficiency"}
+        ),
+        efficiency_md=f"{OUT}/tables/efficiency.md",
+        efficiency_tex=f"{OUT}/tables/efficiency.tex",
+        macros=f"{OUT}/tables/macros.tex",
+        provenance=f"{OUT}/tables/provenance.json",
     params:
         config_hash=CONFIG_HASH,
         report=lambda w: shlex.quote(json.dumps(stage_spec(config, "report"), sort_keys=True)),
@@ -35,23 +73,71 @@ rule aggregate:
         CONDA_ENV
     shell:
         "python -m benchmark aggregate {input.evaluations} {input.references} --robustness {input.robustness}"
-        " --report {params.report} --out-dir {params.folder} --config-hash {params.config_hash} > {log} 2>&1"
+        " --training {input.pretrained} {input.finetuned} --report {params.report} --out-dir {params.folder}"
+        " --config-hash {params.config_hash} > {log} 2>&1"
 
 
 rule plots:
     input:
         robustness=rules.aggregate.output.robustness,
         drops=rules.aggregate.output.robustness_drops,
+        stats=rules.aggregate.output.stats,
+        efficiency=rules.aggregate.output.efficiency,
     output:
-        expand(f"{OUT}/plots/robustness_{{task}}.{{ext}}", task=TASKS, ext=["pdf", "png"]),
-        expand(f"{OUT}/plots/robustness_drop_{{task}}.{{ext}}", task=TASKS, ext=["pdf", "png"]),
+        main=report(f"{OUT}/plots/main_metrics.png", caption="../report/main_metrics.rst", category="Plots", labels={"plot": "main metrics"}),
+        efficiency=report(
+            f"{OUT}/plots/efficiency_accuracy.png", caption="../report/efficiency_accuracy.rst", category="Plots",
+            labels={"plot": "efficiency vs accuracy"},
+        ),
+        curves_retrieval=report(
+            f"{OUT}/plots/robustness_retrieval.png", caption="../report/robustness_curves.rst", category="Robustness",
+            labels={"task": "retrieval", "plot": "curves"},
+        ),
+        curves_grounding=report(
+            f"{OUT}/plots/robustness_grounding.png", caption="../report/robustness_curves.rst", category="Robustness",
+            labels={"task": "grounding", "plot": "curves"},
+        ),
+        heatmap_retrieval=report(
+            f"{OUT}/plots/robustness_drop_retrieval.png", caption="../report/robustness_heatmap.rst", category="Robustness",
+            labels={"task": "retrieval", "plot": "heatmap"},
+        ),
+        heatmap_grounding=report(
+            f"{OUT}/plots/robustness_drop_grounding.png", caption="../report/robustness_heatmap.rst", category="Robustness",
+            labels={"task": "grounding", "plot": "heatmap"},
+        ),
+        pdfs=expand(
+            f"{OUT}/plots/{{name}}.pdf",
+            name=["main_metrics", "efficiency_accuracy", *[f"robustness_{t}" for t in TASKS], *[f"robustness_drop_{t}" for t in TASKS]],
+        ),
     params:
         report=lambda w: shlex.quote(json.dumps(stage_spec(config, "report"), sort_keys=True)),
         tables=lambda w, input: os.path.dirname(input.robustness),
-        folder=lambda w, output: os.path.dirname(output[0]),
+        folder=lambda w, output: os.path.dirname(output.main),
     log:
         f"{OUT}/logs/plots.log",
     conda:
         CONDA_ENV
     shell:
         "python -m benchmark plots --tables {params.tables} --out-dir {params.folder} --report {params.report} > {log} 2>&1"
+
+
+rule paper:
+    input:
+        source=f"{workflow.basedir}/paper/main.tex",
+        tables=rules.aggregate.output.tex,
+        robustness=rules.aggregate.output.robustness_tex,
+        efficiency=rules.aggregate.output.efficiency_tex,
+        macros=rules.aggregate.output.macros,
+        plots=rules.plots.output.pdfs,
+    output:
+        report("paper/main.pdf", caption="../report/paper.rst", category="Paper"),
+    params:
+        tables=lambda w, input: os.path.dirname(input.macros),
+        plots=lambda w, input: os.path.dirname(input.plots[0]),
+    log:
+        f"{OUT}/logs/paper.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m benchmark paper --source {input.source} --tables {params.tables} --plots {params.plots}"
+        " --out {output} > {log} 2>&1"
