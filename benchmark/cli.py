@@ -276,23 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for model.safetensors and result.json")
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("evaluate", help="evaluate a fine-tuned method on the test split")
-    _spec_args(p, "dataset", "method", "seed", "task")
-    _threads_arg(p)
-    p.add_argument("--data", required=True)
-    p.add_argument("--tokenizer", required=True)
-    p.add_argument("--checkpoint", required=True, help="fine-tuned model.safetensors")
-    p.add_argument("--out", required=True, help="result JSON to write")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("robustness", help="re-evaluate a fine-tuned method under every (corruption, severity)")
-    _spec_args(p, "dataset", "method", "seed", "task")
-    _threads_arg(p)
-    p.add_argument("--data", required=True)
-    p.add_argument("--tokenizer", required=True)
-    p.add_argument("--checkpoint", required=True, help="fine-tuned model.safetensors")
-    p.add_argument("--out", required=True, help="result JSON to write")
-    p.set_defaults(func=cmd_robustness)
+    for name, help_text, func in (
+        ("evaluate", "evaluate a fine-tuned method on the test split", cmd_evaluate),
+        ("robustness", "re-evaluate a fine-tuned method under every (corruption, severity)", cmd_robustness),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        _spec_args(p, "dataset", "method", "seed", "task")
+        _threads_arg(p)
+        p.add_argument("--data", required=True)
+        p.add_argument("--tokenizer", required=True)
+        p.add_argument("--checkpoint", required=True, help="fine-tuned model.safetensors")
+        p.add_argument("--out", required=True, help="result JSON to write")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("reference", help="reference rows of a task: chance (retrieval), text-blind detectors (grounding)")
     _spec_args(p, "dataset", "task")

@@ -243,17 +243,36 @@ def write_items(path: Path, items: dict[str, Any]) -> None:
             np.savez_compressed(handle, **{k: np.asarray(v) for k, v in items.items()})
 
 
+def _evaluation_session(
+    spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path
+) -> tuple[_Session, Any, str | None]:
+    """Seeded session and fine-tuned model for an evaluation stage, and why the task is n/a (if it is)."""
+    from benchmark.seeding import derive_seed, seed_everything
+
+    seed_everything(derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"]))
+    meta = read_checkpoint_meta(checkpoint)
+    session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
+    model, _ = load_trained(checkpoint, session.device)
+    return session, model, model.not_applicable_reason(spec["task"])
+
+
+def _task_evaluator(task: str) -> Any:
+    """The evaluation function of ``task`` (same signature for every task)."""
+    if task == "grounding":
+        from benchmark.tasks.grounding import evaluate_grounding
+
+        return evaluate_grounding
+    from benchmark.tasks.retrieval import evaluate_retrieval
+
+    return evaluate_retrieval
+
+
 def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:
     """Score the fine-tuned model on the clean test split; one row per metric."""
     from benchmark.device import describe
-    from benchmark.seeding import derive_seed, seed_everything
 
     started = time.perf_counter()
-    seed_everything(derive_seed("evaluate", spec["task"], spec["dataset"], spec["method"], spec["seed"]))
-    meta = read_checkpoint_meta(checkpoint)
-    session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
-    model, meta = load_trained(checkpoint, session.device)
-    reason = model.not_applicable_reason(spec["task"])
+    session, model, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     if reason:
         rows = [_row(spec, spec["method"], name, None, f"not applicable: {reason}") for name in task_metrics(spec["task"], spec)]
         write_items(items_path(out_file), {})
@@ -262,11 +281,8 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
         log.info("%s %s: not applicable (%s) → %s", spec["task"], spec["method"], reason, out_file)
         return
     test = session.split("test")
-    if spec["task"] == "grounding":
-        from benchmark.tasks.grounding import evaluate_grounding as evaluate_task
-    else:
-        from benchmark.tasks.retrieval import evaluate_retrieval as evaluate_task
-    metrics, protocol, items = evaluate_task(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
+    metrics, protocol, items = _task_evaluator(spec["task"])(model, test, session.tokenizer, session.device,
+                                                             spec["batch_size"], spec)
     rows = metric_rows(spec, spec["method"], metrics)
     write_items(items_path(out_file), items)
     write_json(out_file, _result(spec, started, describe(session.device), protocol=protocol, rows=rows,
@@ -278,16 +294,11 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
 def run_robustness(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:
     """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
     from benchmark.device import describe
-    from benchmark.seeding import derive_seed, seed_everything
     from benchmark.tasks.robustness import evaluate_robustness
 
     started = time.perf_counter()
-    seed_everything(derive_seed("robustness", spec["task"], spec["dataset"], spec["method"], spec["seed"]))
-    meta = read_checkpoint_meta(checkpoint)
-    session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
-    model, meta = load_trained(checkpoint, session.device)
+    session, model, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     settings = spec["robustness"]
-    reason = model.not_applicable_reason(spec["task"])
     rows: list[dict[str, Any]] = []
     if reason:
         from benchmark.tasks.robustness import grid
@@ -297,10 +308,7 @@ def run_robustness(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, c
                         for name in task_metrics(spec["task"], spec["task_settings"]))
         write_json(out_file, _result(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows))
         return
-    if spec["task"] == "grounding":
-        from benchmark.tasks.grounding import evaluate_grounding as evaluate_task
-    else:
-        from benchmark.tasks.retrieval import evaluate_retrieval as evaluate_task
+    evaluate_task = _task_evaluator(spec["task"])
     task_settings = {**spec["task_settings"], "max_images": None}
 
     def evaluate(split: Any, **missing: Any) -> Any:
