@@ -245,47 +245,24 @@ def stage_spec(
         return {"stage": stage, "dataset": dataset, **copy.deepcopy(config["datasets"][dataset])}
     if stage == "tokenizer":
         return {"stage": stage, "dataset": dataset, **copy.deepcopy(config["tokenizer"])}
+    job = {"stage": stage, "dataset": dataset, "method": method, "seed": seed, "device": config["device"]}
+    if task is not None:
+        job["task"] = task
     if stage == "pretrain":
         return {
-            "stage": stage,
-            "dataset": dataset,
-            "method": method,
-            "seed": seed,
-            "device": config["device"],
+            **job,
             "max_length": config["tokenizer"]["max_length"],
             "model": copy.deepcopy(config["model"]),
             "overrides": copy.deepcopy(config["method_overrides"].get(method, {})),
             "optim": copy.deepcopy(config["pretrain"]),
         }
     if stage == "finetune":
-        return {
-            "stage": stage,
-            "dataset": dataset,
-            "method": method,
-            "seed": seed,
-            "task": task,
-            "device": config["device"],
-            "optim": copy.deepcopy(config["finetune"][task]),
-        }
+        return {**job, "optim": copy.deepcopy(config["finetune"][task])}
     if stage == "evaluate":
-        return {
-            "stage": stage,
-            "dataset": dataset,
-            "method": method,
-            "seed": seed,
-            "task": task,
-            "device": config["device"],
-            "batch_size": config["evaluate"]["batch_size"],
-            **copy.deepcopy(config["evaluate"][task]),
-        }
+        return {**job, "batch_size": config["evaluate"]["batch_size"], **copy.deepcopy(config["evaluate"][task])}
     if stage == "robustness":
         return {
-            "stage": stage,
-            "dataset": dataset,
-            "method": method,
-            "seed": seed,
-            "task": task,
-            "device": config["device"],
+            **job,
             "batch_size": config["evaluate"]["batch_size"],
             "task_settings": copy.deepcopy(config["evaluate"][task]),
             "robustness": {k: copy.deepcopy(v) for k, v in config["robustness"].items()
