@@ -73,7 +73,6 @@ def run_tokenizer(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
     from benchmark.data.tokenizer import train_tokenizer
     from benchmark.io import write_text
 
-    started = time.perf_counter()
     read_manifest(data_dir)
     captions = [c for caps in read_captions(data_dir, "train").values() for c in caps]
     tokenizer = train_tokenizer(captions, spec["vocab_size"], spec["max_length"])
@@ -182,11 +181,12 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     """Continue from the pretrained checkpoint on the task's own loss."""
     from benchmark.data.sampling import ImageTextData
     from benchmark.seeding import derive_seed, seed_everything
+    from benchmark.train.checkpoint import read_metadata
 
     started = time.perf_counter()
     run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["method"], spec["seed"])
     seed_everything(run_seed)
-    meta = read_checkpoint_meta(init)
+    meta = read_metadata(init)
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
     model, meta = load_trained(init, session.device)
     if meta["method"] != spec["method"]:
@@ -222,12 +222,6 @@ def _not_applicable_checkpoint(
     log.info("%s %s: not applicable (%s)", spec["task"], spec["method"], reason)
 
 
-def read_checkpoint_meta(path: Path) -> dict[str, Any]:
-    from benchmark.train.checkpoint import read_metadata
-
-    return read_metadata(path)
-
-
 def items_path(result_file: Path) -> Path:
     """Where the per-item records of an evaluation result live (for the bootstrap)."""
     return result_file.with_suffix(".items.npz")
@@ -248,9 +242,10 @@ def _evaluation_session(
 ) -> tuple[_Session, Any, str | None]:
     """Seeded session and fine-tuned model for an evaluation stage, and why the task is n/a (if it is)."""
     from benchmark.seeding import derive_seed, seed_everything
+    from benchmark.train.checkpoint import read_metadata
 
     seed_everything(derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"]))
-    meta = read_checkpoint_meta(checkpoint)
+    meta = read_metadata(checkpoint)
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
     model, _ = load_trained(checkpoint, session.device)
     return session, model, model.not_applicable_reason(spec["task"])

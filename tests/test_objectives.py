@@ -155,7 +155,7 @@ def test_each_objective_falls(method: str, objective: str, tiny_dataset: Path, t
 
 def test_every_grounding_head_trains(tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict[str, Any]) -> None:
     """Each method that grounds: its grounding losses are finite and fall on a tiny set."""
-    from benchmark.data.grounding import GroundingData, attribute_vocabulary
+    from benchmark.data.grounding import GroundingData
     from benchmark.registry import method_names
 
     for method in method_names():

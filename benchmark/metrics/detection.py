@@ -53,11 +53,6 @@ def coco_detections(predictions: Sequence[tuple[np.ndarray, np.ndarray]]) -> lis
     return detections
 
 
-def coco_stats(gt: dict[str, Any], detections: list[dict[str, Any]]) -> np.ndarray:
-    """The 12 COCOeval bbox stats (-1 where undefined), computed by pycocotools."""
-    return coco_evaluation(gt, detections)[0]
-
-
 def coco_evaluation(gt: dict[str, Any], detections: list[dict[str, Any]]) -> tuple[np.ndarray, list[Any]]:
     """(12 stats, per-pair match records of area 'all' at maxDets 100) from pycocotools.
 

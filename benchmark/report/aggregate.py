@@ -57,11 +57,15 @@ def hardware_of(record: dict[str, Any]) -> str:
     return f"cpu: {prov.get('host', {}).get('cpu', 'unknown')}"
 
 
-def collect_rows(paths: Iterable[str | Path], hardware: set[str] | None = None) -> pd.DataFrame:
-    """Every row of every result file, checked for the tidy columns; adds each file's hardware to ``hardware``."""
+def load_results(paths: Iterable[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """(path, record) of every result file, each read once."""
+    return [(Path(path), read_json(path, what="result file")) for path in paths]
+
+
+def collect_rows(results: Iterable[tuple[Path, dict[str, Any]]], hardware: set[str] | None = None) -> pd.DataFrame:
+    """Every row of every result record, checked for the tidy columns; adds each record's hardware to ``hardware``."""
     rows: list[dict[str, Any]] = []
-    for path in paths:
-        record = read_json(path, what="result file")
+    for path, record in results:
         file_rows = record.get("rows") if isinstance(record, dict) else None
         if not isinstance(file_rows, list):
             raise DataFileError(f"result file {path} has no 'rows' list")
@@ -242,8 +246,10 @@ def run_aggregate(
 
     report = report or {}
     hardware: set[str] = set()
-    frame = collect_rows(result_files, hardware)
-    robustness_frame = collect_rows(robustness_files, hardware) if robustness_files else None
+    results = load_results(result_files)
+    robustness_results = load_results(robustness_files or [])
+    frame = collect_rows(results, hardware)
+    robustness_frame = collect_rows(robustness_results, hardware) if robustness_results else None
     git = git_state()
     provenance = {
         "config hash": config_hash_value,
@@ -253,18 +259,17 @@ def run_aggregate(
     }
     items: dict[tuple[str, str, str], list[Any]] = {}
     evaluations = []
-    for path in result_files:
-        record = read_json(path, what="result file")
+    for path, record in results:
         spec = record.get("spec", {})
         if spec.get("stage") == "evaluate":
             evaluations.append(record)
-            items_file = Path(path).with_suffix(".items.npz")
+            items_file = path.with_suffix(".items.npz")
             if not items_file.is_file():
                 raise DataFileError(f"per-item records missing for {path}: expected {items_file}")
             items.setdefault((spec["dataset"], spec["task"], spec["method"]), []).append(load_items(items_file, spec["task"]))
     stats, comparisons = method_statistics(frame, items, REFERENCE_METHODS)
     training = [read_json(p, what="training result") for p in training_files or []]
-    evaluations += [read_json(p, what="result file") for p in robustness_files or []]
+    evaluations += [record for _, record in robustness_results]
     efficiency = efficiency_frame(training, evaluations)
 
     out_dir.mkdir(parents=True, exist_ok=True)
