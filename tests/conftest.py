@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,39 @@ def _single_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_global_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts from the same process-wide state, whatever ran before it.
+
+    ``seed_everything`` (called by every stage) switches on torch's deterministic algorithms
+    and seeds the global RNGs for the rest of the process; without this fixture a test's
+    outcome could depend on which tests ran earlier. Global RNGs are seeded from the test's
+    id, and torch's determinism switches and ``CUBLAS_WORKSPACE_CONFIG`` are put back after it.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    from benchmark.seeding import derive_seed
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn_benchmark = torch.backends.cudnn.benchmark
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    seed = derive_seed("test", request.node.nodeid)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    yield
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    if cublas is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,24 @@ from benchmark.errors import ConfigError
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize("profile", ["smoke", "default", "paper"])
-def test_profiles_are_valid(profile: str) -> None:
+PROFILES = {
+    # profile: the values that define it (README: seeds per profile, the paper profile on a GPU)
+    "smoke": {"seeds": [0], "device": "auto", "output_dir": "results/smoke", "image_size": 32},
+    "default": {"seeds": [0, 1, 2], "device": "auto", "output_dir": "results", "image_size": 48},
+    "paper": {"seeds": [0, 1, 2, 3, 4], "device": "cuda", "output_dir": "results/paper", "image_size": 128},
+}
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_profiles_are_valid_and_keep_their_defining_values(profile: str) -> None:
     files = [] if profile == "default" else [REPO / "workflows" / "config" / f"{profile}.yaml"]
     config = load_config(files)
+    expected = PROFILES[profile]
     assert config["datasets"]["scenes"]["kind"] == "synthetic"
+    assert config["seeds"] == expected["seeds"]
+    assert config["device"] == expected["device"]
+    assert config["output_dir"] == expected["output_dir"]
+    assert config["datasets"]["scenes"]["image_size"] == expected["image_size"]
 
 
 def test_profile_overrides_only_its_keys() -> None:

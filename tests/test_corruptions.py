@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,27 @@ def test_image_corruption_is_seeded_per_example_and_keeps_dtype(name: str, image
     assert torch.equal(corrupt_images(batch[5:9], name, 3, ids[5:9]), out[5:9])
 
 
+RANDOM_IMAGE_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "motion_blur", "occlusion")
+"""Corruptions that draw noise, an angle or a position; the others are deterministic functions of the pixels."""
+
+
+@pytest.mark.parametrize("name", RANDOM_IMAGE_CORRUPTIONS)
+def test_random_image_corruption_draws_per_example_id(name: str, images) -> None:
+    """The seed is the example id, not the pixels: one image under two ids gets two different draws."""
+    batch, _ = images
+    same_image = batch[:1].repeat(4, 1, 1, 1)
+    out = corrupt_images(same_image, name, 5, [101, 102, 103, 104])
+    assert len({bytes(o.numpy().tobytes()) for o in out}) == 4, f"{name}: ids did not change the draw"
+    # ... while the same id gives the same draw, whatever the batch position
+    assert torch.equal(corrupt_images(same_image[:2], name, 5, [7, 7])[0], corrupt_images(same_image[:2], name, 5, [7, 7])[1])
+
+
+@pytest.mark.parametrize("name", sorted(set(IMAGE_CORRUPTIONS) - set(RANDOM_IMAGE_CORRUPTIONS)))
+def test_deterministic_image_corruption_ignores_the_example_id(name: str, images) -> None:
+    batch, ids = images
+    assert torch.equal(corrupt_images(batch[:4], name, 3, ids[:4]), corrupt_images(batch[:4], name, 3, [9, 8, 7, 6]))
+
+
 def test_unknown_corruption_and_severity_are_rejected(images) -> None:
     batch, ids = images
     with pytest.raises(ValueError, match="unknown image corruption 'fog'"):
@@ -58,15 +80,70 @@ SENTENCES = [
 ]
 
 
+ELIGIBLE: dict[str, Callable[[str], bool]] = {
+    # Written from the documented definitions, independently of the implementation: a word is
+    # eligible when the operation can change it.
+    "keyboard": lambda w: any(c.isalpha() for c in w),
+    "ocr": lambda w: any(key in w for key in ("o", "l", "i", "e", "a", "s", "b", "g", "z", "t", "m", "rn", "c", "u", "d")),
+    "char_insert": lambda w: True,
+    "char_substitute": lambda w: any(c.isalpha() for c in w),
+    "char_swap": lambda w: any(a != b for a, b in zip(w, w[1:])),
+    "char_delete": lambda w: len(w) >= 2,
+}
+
+
+def words_changed(before: str, after: str, name: str) -> int:
+    """Words that really differ in the output (not the function's own counter).
+
+    Character operations keep the word count, so words are compared by position. A deletion
+    changes ``len(before) − len(after)`` words. A swap is counted by inversions: the output
+    is a permutation of distinct input words, and each swap of a word with its right
+    neighbour adds exactly one inversion (see :func:`expected_swap_rate` for the one case
+    where two swaps cancel).
+    """
+    a, b = before.split(), after.split()
+    if name == "word_delete":
+        return len(a) - len(b)
+    if name == "word_swap":
+        position = {w: i for i, w in enumerate(a)}
+        order = [position[w] for w in b]
+        return sum(order[i] > order[j] for i in range(len(order)) for j in range(i + 1, len(order)))
+    assert len(a) == len(b), (before, after)
+    return sum(x != y for x, y in zip(a, b))
+
+
+def expected_swap_rate(rate: float, words: int) -> float:
+    """Inversions per word of ``word_swap``: each selected word adds one inversion, except that
+    when the second-to-last word is swapped rightwards and the last word is then selected (it
+    swaps with its left neighbour), the second swap undoes the first: 2 inversions fewer with
+    probability rate²."""
+    return rate - 2 * rate**2 / words
+
+
+DISTINCT = [  # distinct words per sentence, so a permutation identifies every word
+    "a small red circle left of one large blue square near the edge",
+    "three objects two green triangles and an orange diamond on grey canvas",
+    "the purple square is above some yellow circle beside a white cross",
+]
+
+
 @pytest.mark.parametrize("name", TEXT_CORRUPTIONS)
 def test_text_corruption_rate_matches_the_severity(name: str) -> None:
+    """The fraction of eligible words that really change in the output matches the severity's rate."""
+    sentences = DISTINCT if name == "word_swap" else SENTENCES
     for severity, rate in enumerate(WORD_RATES, start=1):
-        changed = eligible = 0
+        changed = eligible = expected = 0.0
         for k in range(600):
-            _, c, e = corrupt_text_counted(SENTENCES[k % len(SENTENCES)], name, severity, example_id=k)
-            changed, eligible = changed + c, eligible + e
+            text = sentences[k % len(sentences)]
+            out, _, reported_eligible = corrupt_text_counted(text, name, severity, example_id=k)
+            words = text.split()
+            n = sum(map(ELIGIBLE[name], words)) if name in ELIGIBLE else len(words)
+            assert reported_eligible == n, f"{name}: eligible words of {text!r}"
+            changed += words_changed(text, out, name)
+            eligible += n
+            expected += n * (expected_swap_rate(rate, len(words)) if name == "word_swap" else rate)
         assert eligible > 2000
-        assert changed / eligible == pytest.approx(rate, abs=0.02), f"{name} severity {severity}"
+        assert changed / eligible == pytest.approx(expected / eligible, abs=0.02), f"{name} severity {severity}"
 
 
 @pytest.mark.parametrize("name", TEXT_CORRUPTIONS)
@@ -81,3 +158,17 @@ def test_text_corruption_identity_seeding_and_change(name: str) -> None:
 
 def test_word_delete_keeps_a_word() -> None:
     assert all(corrupt_text("circle", "word_delete", 5, k) == "circle" for k in range(50))
+
+
+@pytest.mark.parametrize("corruption", ["missing_image", "missing_text"])
+def test_missing_modality_withholds_a_fraction_severity_over_five(corruption: str) -> None:
+    """README: the modality is withheld for a seeded fraction severity/5 of the test examples."""
+    from benchmark.tasks.robustness import missing_mask
+
+    ids = list(range(3000))
+    for severity in range(1, 6):
+        mask = missing_mask(ids, corruption, severity)
+        assert mask.dtype == torch.bool and mask.shape == (len(ids),)
+        assert mask.float().mean().item() == pytest.approx(severity / 5, abs=0.02), severity
+        assert torch.equal(mask, missing_mask(ids, corruption, severity))  # seeded
+    assert bool(missing_mask(ids, corruption, 5).all())

@@ -112,3 +112,21 @@ def test_load_split_through_datasets(tiny_dataset: Path) -> None:
     assert len(texts) == 24 * 3 and owners[:3] == [0, 0, 0]
     assert all(ref["boxes"].shape[1] == 4 for ref in split.refs)
     assert np.isin([b.shape[0] for b in split.boxes], [2, 3]).all()
+
+
+def test_default_test_split_has_the_documented_expression_mix(tmp_path: Path) -> None:
+    """README: on the default config the test split has 600 referring expressions, 67.2 % single-target,
+    20.0 % multi-target and 12.8 % no-target (403 / 120 / 77), counted from the written refs file."""
+    from benchmark.config import load_config, stage_spec
+
+    spec = {k: v for k, v in stage_spec(load_config(), "data", dataset="scenes").items() if k not in ("stage", "dataset")}
+    assert spec["splits"]["test"] == 200
+    spec["splits"] = {**spec["splits"], "train": 4, "val": 4}  # scenes do not depend on other splits' sizes
+    root = tmp_path / "default"
+    build_synthetic_dataset(spec, root)
+    refs = json.loads(refs_path(root, "test").read_text())
+    refs = refs["refs"] if isinstance(refs, dict) else refs
+    targets = [len(r["ann_ids"]) for r in refs]
+    counts = (sum(n == 1 for n in targets), sum(n > 1 for n in targets), sum(n == 0 for n in targets))
+    assert counts == (403, 120, 77)
+    assert [round(100 * c / len(targets), 1) for c in counts] == [67.2, 20.0, 12.8]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,15 @@ from benchmark.registry import load_method
 from benchmark.seeding import seed_everything
 from benchmark.stages import load_trained, run_pretrain
 from benchmark.train.loop import OptimSettings, lr_factor, train
+from tests.conftest import REPO
 
 CPU = torch.device("cpu")
+
+
+def pinned_version(package: str) -> str:
+    """The exact version pyproject.toml pins (the environment the provenance must describe)."""
+    pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    return next(p.split("==")[1] for p in pins if p.split("==")[0] == package)
 
 
 def _setup(tiny_dataset: Path, tokenizer_file: Path, smoke_config: dict[str, Any], **overrides: Any):
@@ -96,14 +105,23 @@ def test_resume_after_crash_gives_identical_weights(
 def test_stale_training_state_is_not_resumed(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path
 ) -> None:
+    """A state file written under another spec is ignored; under the same spec it is resumed (the control)."""
     model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
     state = tmp_path / "s.safetensors"
     with pytest.raises(RuntimeError):
         train(model, lambda s: (_ for _ in ()).throw(RuntimeError("x")) if s == 12 else model.pretrain_losses(data.batch(s, 16, 0)),
               model.objective_weights, _settings(20), CPU, 0, state, "old-spec", "test")
-    report = train(model, lambda s: model.pretrain_losses(data.batch(s, 16, 0)), model.objective_weights,
-                   _settings(20), CPU, 0, state, "new-spec", "test")
-    assert report.resumed_from == 0
+    assert state.is_file(), "the crash at step 12 must leave the step-10 state behind"
+    control = tmp_path / "control.safetensors"
+    shutil.copyfile(state, control)
+
+    def finish(path: Path, spec: str) -> int:
+        model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+        return train(model, lambda s: model.pretrain_losses(data.batch(s, 16, 0)), model.objective_weights,
+                     _settings(20), CPU, 0, path, spec, "test").resumed_from
+
+    assert finish(state, "new-spec") == 0
+    assert finish(control, "old-spec") == 10
 
 
 def test_unknown_override_names_the_allowed_hyperparameters(
@@ -126,7 +144,7 @@ def test_pretrain_stage_is_bitwise_reproducible_and_reloads(
     assert result["provenance"]["config_hash"] == config_hash(spec)
     for key in ("git", "packages", "host", "device", "seed", "wall_time_s", "created_utc"):
         assert key in result["provenance"], key
-    assert result["provenance"]["packages"]["torch"].startswith("2.14.1")
+    assert result["provenance"]["packages"]["torch"].split("+")[0] == pinned_version("torch")
     assert result["train"]["steps"] == 12 and len(result["train"]["history"]) == 2
     assert not (tmp_path / "a" / "training_state.partial.safetensors").exists()
     model, meta = load_trained(tmp_path / "a" / "model.safetensors", CPU)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -20,15 +22,27 @@ pytestmark = pytest.mark.workflow
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
 
 
+SMOKE_TIMEOUT_S = 900
+"""The smoke run takes about 2.5 minutes on 2 cores; the limit only stops a hung run."""
+
+
+def run(command: list[str], timeout: int = SMOKE_TIMEOUT_S, **kwargs: Any) -> subprocess.CompletedProcess:
+    """``subprocess.run`` whose timeout fails the test saying it was a timeout, with the output so far."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as exc:
+        tail = (exc.stderr or b"")[-3000:]
+        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        pytest.fail(f"timed out after {timeout} s (a hang, not a wrong result): {' '.join(command)}\n{tail}")
+
+
 def snakemake(workdir: Path, *args: str, overlays: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
     """Run Snakemake on the smoke profile (plus overlays) with the module's own baselines folder."""
     baselines = workdir / "baselines"
     if not baselines.exists():
         shutil.copytree(REPO / "baselines", baselines)
-    return subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(SMOKE), *map(str, overlays), *args],
-        capture_output=True, text=True, env={**os.environ, "FUSEBENCH_BASELINES": str(baselines)}, timeout=900,
-    )
+    return run([*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(SMOKE), *map(str, overlays), *args],
+               env={**os.environ, "FUSEBENCH_BASELINES": str(baselines)})
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
@@ -58,6 +72,8 @@ def test_smoke_workflow_writes_tables(smoke_run: Path) -> None:
     assert set(frame["method"]) >= {"contrastive_clip", "chance"}
     clip = frame[(frame["method"] == "contrastive_clip") & (frame["metric"] == "mean_R")]
     assert len(clip) == 1 and 0.0 <= clip["value"].iloc[0] <= 1.0
+    whole_image = frame[(frame["method"] == "ref_whole_image") & (frame["metric"].isin(["AP", "AP50", "Acc@0.5"]))]
+    assert len(whole_image) == 3 and (whole_image["value"] == 0.0).all()  # one image-sized box never fits an object
     markdown = (tables / "main.md").read_text()
     assert "| contrastive_clip |" in markdown and "| chance" in markdown and "| ref_all_objects" in markdown
     assert "over 1 seed(s)" in markdown and "config hash:" in markdown
@@ -67,6 +83,47 @@ def test_smoke_workflow_writes_tables(smoke_run: Path) -> None:
     plots = smoke_run / "results" / "smoke" / "plots"
     for task in ("retrieval", "grounding"):
         assert (plots / f"robustness_{task}.pdf").stat().st_size > 0 and (plots / f"robustness_drop_{task}.png").exists()
+
+
+def test_table_cells_are_the_values_of_the_per_seed_result_files(smoke_run: Path) -> None:
+    """main.md shows, per method and metric, the mean of the per-seed evaluation files (one seed here)."""
+    out = smoke_run / "results" / "smoke"
+    markdown = (out / "tables" / "main.md").read_text()
+    checked = 0
+    for task, metric in (("retrieval", "mean_R"), ("retrieval", "t2i_R@1"), ("grounding", "AP"), ("grounding", "mIoU")):
+        section = markdown.split(f"## scenes — {task}", 1)[1].split("## ", 1)[0]
+        header = next(line for line in section.splitlines() if line.startswith("| method"))
+        column = [c.strip() for c in header.strip("|").split("|")].index(metric)
+        for method in ("contrastive_clip", "cross_attention"):
+            files = sorted((out / "scenes" / "eval" / task / method).glob("seed*.json"))
+            values = [next(r["value"] for r in json.loads(f.read_text())["rows"] if r["metric"] == metric) for f in files]
+            row = next(line for line in section.splitlines() if line.startswith(f"| {method} "))
+            cell = [c.strip().strip("*_") for c in row.strip("|").split("|")][column]
+            assert len(values) == 1 and cell == f"{100 * sum(values) / len(values):.1f}", (task, metric, method, cell)
+            checked += 1
+    assert checked == 8
+
+
+def test_paper_macros_are_defined_by_the_run(smoke_run: Path) -> None:
+    """Every \\fb macro paper/main.tex cites exists in the run's macros.tex (checked without pdflatex)."""
+    from benchmark.report.paper import undefined_macros
+
+    macros = (smoke_run / "results" / "smoke" / "tables" / "macros.tex").read_text()
+    assert undefined_macros((REPO / "paper" / "main.tex").read_text(), macros) == []
+
+
+def test_editing_a_method_file_reruns_only_its_jobs(smoke_run: Path) -> None:
+    """README: editing baselines/<method>.py re-runs that method's jobs (its file is an input)."""
+    path = smoke_run / "baselines" / "contrastive_clip.py"
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(original + b"\n# edited by a test\n")
+        jobs = planned_jobs(snakemake(smoke_run, "--dry-run"))
+    finally:  # put back content and time stamp, so other tests still see a finished run
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert jobs == {"pretrain": 1, "finetune": len(TASKS), "evaluate": len(TASKS), "robustness": len(TASKS),
+                    "aggregate": 1, "plots": 1, "all": 1}, jobs
 
 
 def test_second_run_is_a_no_op(smoke_run: Path) -> None:
@@ -96,8 +153,7 @@ def test_new_baseline_file_adds_only_its_jobs(smoke_run: Path) -> None:
 def test_invalid_config_fails_before_any_job(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("pretrain:\n  stepz: 3\n")
-    result = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(bad)],
-                            capture_output=True, text=True, timeout=300)
+    result = run([*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(bad)], timeout=300)
     assert result.returncode != 0
     assert "unknown key 'pretrain.stepz'" in result.stderr
     assert "allowed keys in 'pretrain'" in result.stderr
@@ -108,17 +164,16 @@ def test_html_report_and_paper_build_on_the_smoke_run(smoke_run: Path) -> None:
     from tests.test_reporting import require_pdflatex
 
     report = smoke_run / "report.html"
-    result = subprocess.run([*SNAKEMAKE, "--directory", str(smoke_run), "--configfile", str(SMOKE), "--report", str(report)],
-                            capture_output=True, text=True, env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")},
-                            timeout=600)
+    result = run([*SNAKEMAKE, "--directory", str(smoke_run), "--configfile", str(SMOKE), "--report", str(report)],
+                 env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")}, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text(errors="replace")
     assert "FuseBench run" in html and "main_metrics.png" in html
     require_pdflatex()
-    result = subprocess.run(
+    result = run(
         [sys.executable, "-m", "snakemake", "paper/main.pdf", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
          "--directory", str(smoke_run), "--configfile", str(SMOKE)],
-        capture_output=True, text=True, env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")}, timeout=600,
+        env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")}, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (smoke_run / "paper" / "main.pdf").read_bytes()[:4] == b"%PDF"

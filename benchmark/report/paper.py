@@ -8,6 +8,7 @@ the source's folder). Two passes resolve references; the PDF is moved into place
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -45,8 +46,27 @@ def compile_latex(source: Path, search: list[Path], out: Path, passes: int = 2) 
             shutil.copyfile(Path(build) / f"{source.stem}.pdf", tmp)
 
 
+MACRO = re.compile(r"\\fb[A-Za-z]+")
+DEFINITION = re.compile(r"\\newcommand\{(\\fb[A-Za-z]+)\}")
+
+
+def undefined_macros(source: str, macros: str) -> list[str]:
+    """FuseBench macros (``\\fb…``) that ``source`` cites but neither it nor ``macros`` defines, sorted.
+
+    Checked before pdflatex runs so that a paper citing a number the run did not produce
+    (a method or metric missing from the config) fails with the macro's name, not a TeX log.
+    """
+    defined = set(DEFINITION.findall(source)) | set(DEFINITION.findall(macros))
+    return sorted(set(MACRO.findall(source)) - defined)
+
+
 def build_paper(source: Path, tables: Path, plots: Path, out: Path) -> None:
     for folder, what in ((tables, "tables"), (plots, "plots")):
         if not folder.is_dir():
             raise ConfigError(f"{what} folder {folder} does not exist; run the workflow first (snakemake --cores all)")
+    macros = tables / "macros.tex"
+    missing = undefined_macros(source.read_text(), macros.read_text() if macros.is_file() else "")
+    if missing:
+        raise ConfigError(f"{source} cites {len(missing)} number(s) that {macros} does not define: "
+                          f"{', '.join(missing)}; run the methods and metrics it cites, or edit the paper")
     compile_latex(source, [tables, plots, source.parent], out)

@@ -1,0 +1,80 @@
+"""The CLI's exit codes (README, benchmark/cli.py) through a real stage: 1 for a crash inside a method, with its
+traceback; 2 for a configuration error; 3 for a missing input. Snakemake and users rely on them to tell a bug from a
+bad config or a missing file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SMOKE
+
+CRASHING_METHOD = '''"""Test stub whose pretraining crashes, written by tests/test_cli_errors.py."""
+
+from typing import Any
+
+import torch
+
+from benchmark.models import BuildContext, FusionMethod
+
+
+class Crashing(FusionMethod):
+    family = "test stub"
+    paper = "none: it crashes"
+    defaults: dict[str, Any] = {"objectives": {"itc": 1.0}}
+
+    def __init__(self, ctx: BuildContext, **overrides: Any) -> None:
+        super().__init__(ctx, **overrides)
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # something to optimise
+
+    def pretrain_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        raise RuntimeError("boom inside the method")
+'''
+
+METHOD = "cli_crashing_stub"
+
+
+def _pretrain(tmp_path: Path, data: Path, tokenizer: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmark pretrain`` of the crashing stub, as by hand (README "Every stage by hand")."""
+    baselines = tmp_path / "baselines"
+    baselines.mkdir(exist_ok=True)
+    (baselines / f"{METHOD}.py").write_text(CRASHING_METHOD)
+    command = [sys.executable, "-m", "benchmark", "pretrain", "--config", str(SMOKE), *extra, "--dataset", "scenes",
+               "--method", METHOD, "--seed", "0", "--threads", "1", "--data", str(data), "--tokenizer", str(tokenizer),
+               "--out", str(tmp_path / "out")]
+    env = {**os.environ, "FUSEBENCH_BASELINES": str(baselines)}
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+def test_crash_inside_a_method_exits_1_with_its_traceback(
+    tmp_path: Path, tiny_dataset: Path, tiny_tokenizer_file: Path
+) -> None:
+    result = _pretrain(tmp_path, tiny_dataset, tiny_tokenizer_file)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "in pretrain_losses" in result.stderr  # the method's own frame is shown
+    assert "fusebench: pretrain failed: RuntimeError: boom inside the method" in result.stderr.splitlines()
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
+@pytest.mark.parametrize("problem, code, message", [
+    ("config", 2, "fusebench: configuration error: "),
+    ("data", 3, "fusebench: input error: "),
+], ids=["config-error-exits-2", "missing-data-exits-3"])
+def test_config_and_input_errors_exit_2_and_3_without_a_traceback(
+    tmp_path: Path, tiny_dataset: Path, tiny_tokenizer_file: Path, problem: str, code: int, message: str
+) -> None:
+    missing = tmp_path / "no_such_data"
+    if problem == "config":
+        result = _pretrain(tmp_path, tiny_dataset, tiny_tokenizer_file, "--set", "pretrain.lr=fast")
+    else:
+        result = _pretrain(tmp_path, missing, tiny_tokenizer_file)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert ("pretrain.lr" if problem == "config" else str(missing)) in result.stderr
+    assert not (tmp_path / "out" / "model.safetensors").exists()
