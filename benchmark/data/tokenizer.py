@@ -3,29 +3,81 @@
 Training on the training split alone keeps val/test text out of the vocabulary, as a real
 benchmark must. The saved ``tokenizer.json`` is a standard Hugging Face tokenizer file, so
 ``transformers.PreTrainedTokenizerFast(tokenizer_file=...)`` loads it too.
+
+The vocabulary is learnt here, not by ``tokenizers.trainers.WordPieceTrainer``: that trainer
+breaks ties between equally frequent symbols and pairs in hash-map order, which differs from
+one process to the next, so the same captions gave a different vocabulary (different tokens,
+different ids) in every run. :func:`wordpiece_vocabulary` runs the same algorithm (BPE merges
+over word counts, ``##`` marking word-internal pieces) with every tie broken by the strings
+themselves, so the file is byte-identical for the same captions in any process.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from benchmark.errors import DataFileError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+CONTINUATION = "##"  # marks a piece that continues a word (BERT's WordPiece convention)
+
+
+def wordpiece_vocabulary(words: Counter[str], vocab_size: int) -> dict[str, int]:
+    """Token → id: special tokens, the alphabet, then merged pieces in the order they were learnt.
+
+    Each word starts as its first character followed by ``##``-prefixed characters; the most
+    frequent adjacent pair (counted over word frequencies) is merged until the vocabulary has
+    ``vocab_size`` tokens or no pair is left. Ties go to the lexicographically smallest pair.
+    """
+    pieces = {word: [word[0], *(CONTINUATION + c for c in word[1:])] for word in sorted(words)}
+    tokens = list(SPECIAL_TOKENS)
+    alphabet = sorted({piece for split in pieces.values() for piece in split})
+    tokens += [t for t in sorted(alphabet, key=lambda t: (t.startswith(CONTINUATION), t)) if t not in tokens]
+    known = set(tokens)
+    while len(tokens) < vocab_size:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, split in pieces.items():
+            for pair in zip(split, split[1:]):
+                pairs[pair] += words[word]
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merged = best[0] + best[1].removeprefix(CONTINUATION)
+        for word, split in pieces.items():
+            pieces[word] = _merge(split, best, merged)
+        if merged not in known:
+            tokens.append(merged)
+            known.add(merged)
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def _merge(split: list[str], pair: tuple[str, str], merged: str) -> list[str]:
+    out, i = [], 0
+    while i < len(split):
+        if i + 1 < len(split) and (split[i], split[i + 1]) == pair:
+            out.append(merged)
+            i += 2
+        else:
+            out.append(split[i])
+            i += 1
+    return out
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int) -> Tokenizer:
     """Train WordPiece (BERT-style normalisation and pre-tokenisation) on ``texts``."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False)
-    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = Counter(word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    tokenizer = Tokenizer(models.WordPiece(wordpiece_vocabulary(words, vocab_size), unk_token=UNK,
+                                           continuing_subword_prefix=CONTINUATION))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
     cls_id, sep_id = tokenizer.token_to_id(CLS), tokenizer.token_to_id(SEP)
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{CLS} $A {SEP}", special_tokens=[(CLS, cls_id), (SEP, sep_id)]
