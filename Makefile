@@ -1,7 +1,7 @@
 # FuseBench's two commands. Each sets itself up (a virtual environment in .venv) on first use.
 #
 #   make run     run the workflow on the built-in default config and print where the tables are
-#   make test    run the test suite
+#   make test    check lint (ruff, snakemake --lint), then run the test suite
 #
 # More: make paper (paper/main.pdf after `make run`), make report (report.html),
 #       make leaderboard (refresh results/reference and the README from results/), make lint.
@@ -41,7 +41,7 @@ run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) $(SNAKEMAKE_ARGS)
 	@echo "Tables: $$($(BIN)/python -m benchmark where $(CLI_CONFIG))/main.md (and main.csv beside it)"
 
-test: $(STAMP) tex
+test: lint tex
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 paper: $(STAMP) tex
@@ -53,5 +53,8 @@ report: $(STAMP)
 leaderboard: $(STAMP)
 	$(BIN)/python -m benchmark leaderboard --from results
 
+# ruff (rules and line length in pyproject.toml) and Snakemake's own linter; `make test` runs this first.
 lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakemake --lint

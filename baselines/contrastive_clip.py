@@ -47,12 +47,14 @@ class ContrastiveCLIP(FusionMethod):
         self.image_proj = nn.Linear(self.image.width, embed_dim, bias=False)
         self.text_proj = nn.Linear(self.text.width, embed_dim, bias=False)
         self.itc = ImageTextContrastive(self.hparams["temperature_init"], self.hparams["max_logit_scale"])
-        self.patch_proj = nn.Linear(self.image.width, embed_dim, bias=False)     # OWL-ViT class embeddings
+        self.patch_proj = nn.Linear(self.image.width, embed_dim, bias=False)  # OWL-ViT class embeddings
         self.logit_shift = nn.Linear(self.image.width, 1)
         self.logit_scale = nn.Linear(self.image.width, 1)
         self.box_head = DenseBoxHead(self.image.width, ctx.grid, with_score=False)
 
-    def ground(self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def ground(
+        self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         self.require(image=images, text=text)  # patches are scored against the text query
         patches = self.image.tokens(images)[:, 1:]
         similarity = (F.normalize(self.patch_proj(patches), dim=-1) * self.embed_text(text)[:, None]).sum(-1)

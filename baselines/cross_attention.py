@@ -36,7 +36,10 @@ from benchmark.objectives import ImageTextContrastive, itm_loss, mlm_loss
 class CrossAttention(FusionMethod):
     family = "two stream (co-attention)"
     tasks = ("retrieval", "grounding")
-    paper = "Li et al., Align before Fuse: Vision and Language Representation Learning with Momentum Distillation, NeurIPS 2021"
+    paper = (
+        "Li et al., Align before Fuse: Vision and Language Representation Learning with Momentum Distillation, "
+        "NeurIPS 2021"
+    )
     defaults: dict[str, Any] = {
         "objectives": {"itc": 1.0, "itm": 1.0, "mlm": 1.0},
         "fusion_depth": 1,
@@ -65,10 +68,15 @@ class CrossAttention(FusionMethod):
         tokens = self.image.tokens(images)
         return {"tokens": tokens, "embedding": F.normalize(self.image_proj(tokens[:, 0]), dim=-1)}
 
-    def prepare_texts(self, text: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def prepare_texts(
+        self, text: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         tokens = self.text.tokens(text, input_ids)
-        return {"tokens": tokens, "mask": text["attention_mask"],
-                "embedding": F.normalize(self.text_proj(tokens[:, 0]), dim=-1)}
+        return {
+            "tokens": tokens,
+            "mask": text["attention_mask"],
+            "embedding": F.normalize(self.text_proj(tokens[:, 0]), dim=-1),
+        }
 
     def embed_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.prepare_images(images)["embedding"]
@@ -77,7 +85,9 @@ class CrossAttention(FusionMethod):
         return self.prepare_texts(text)["embedding"]
 
     # -- fusion -------------------------------------------------------------------------------
-    def fuse(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def fuse(
+        self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused text tokens and fused image tokens of aligned pairs."""
         return self.fusion(texts["tokens"], texts["mask"], self.image_to_fusion(images["tokens"]))
 
@@ -106,12 +116,19 @@ class CrossAttention(FusionMethod):
         if "itc" in objectives:
             losses["itc"] = self.itc(images["embedding"], texts["embedding"])
         if "itm" in objectives:
-            def logits(image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
-                return self.match_logits({k: v[image_index] for k, v in images.items()},
-                                         {k: v[text_index] for k, v in texts.items()})
 
-            losses["itm"] = itm_loss(logits, batch["image"].shape[0], similarity, batch["image"].device,
-                                     self.hparams["hard_negative_fraction"])
+            def logits(image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
+                return self.match_logits(
+                    {k: v[image_index] for k, v in images.items()}, {k: v[text_index] for k, v in texts.items()}
+                )
+
+            losses["itm"] = itm_loss(
+                logits,
+                batch["image"].shape[0],
+                similarity,
+                batch["image"].device,
+                self.hparams["hard_negative_fraction"],
+            )
         if "mlm" in objectives:
             masked, labels = self.text.mask(batch["text"])
             fused_text, _ = self.fuse(images, self.prepare_texts(batch["text"], masked))

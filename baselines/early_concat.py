@@ -46,7 +46,10 @@ IMAGE, TEXT = 0, 1
 class EarlyConcat(FusionMethod):
     family = "single stream"
     tasks = ("retrieval", "grounding")
-    paper = "Li et al., VisualBERT: A Simple and Performant Baseline for Vision and Language, 2019; Kim et al., ViLT, ICML 2021"
+    paper = (
+        "Li et al., VisualBERT: A Simple and Performant Baseline for Vision and Language, 2019; "
+        "Kim et al., ViLT, ICML 2021"
+    )
     defaults: dict[str, Any] = {
         "objectives": {"itm": 1.0, "mlm": 1.0},
         "mlm_probability": 0.15,
@@ -59,8 +62,12 @@ class EarlyConcat(FusionMethod):
         text = ctx.model["text"]
         self.width = text["width"]
         self.image = ImageTower(ctx)
-        self.image_to_stream = nn.Identity() if self.image.width == self.width else nn.Linear(self.image.width, self.width)
-        self.word_embeddings = BertEmbeddings(bert_config(text, ctx.vocab_size, ctx.max_length, ctx.special_tokens["pad"]))
+        self.image_to_stream = (
+            nn.Identity() if self.image.width == self.width else nn.Linear(self.image.width, self.width)
+        )
+        self.word_embeddings = BertEmbeddings(
+            bert_config(text, ctx.vocab_size, ctx.max_length, ctx.special_tokens["pad"])
+        )
         self.stream = SingleStreamEncoder(self.width, text["depth"], text["heads"], text["mlp_ratio"])
         self.match_head = MatchHead(self.width)
         self.mlm_head = MLMHead(self.width, ctx.vocab_size)
@@ -105,8 +112,14 @@ class EarlyConcat(FusionMethod):
 
     def _mlm(self, batch: dict[str, Any]) -> torch.Tensor:
         text = batch["text"]
-        masked, labels = mask_tokens(text["input_ids"], text["attention_mask"], list(self.ctx.special_tokens.values()),
-                                     self.ctx.special_tokens["mask"], self.ctx.vocab_size, self.hparams["mlm_probability"])
+        masked, labels = mask_tokens(
+            text["input_ids"],
+            text["attention_mask"],
+            list(self.ctx.special_tokens.values()),
+            self.ctx.special_tokens["mask"],
+            self.ctx.vocab_size,
+            self.hparams["mlm_probability"],
+        )
         _, _, text_out = self.encode(batch["image"], text, input_ids=masked)
         return mlm_loss(self.mlm_head(text_out), labels)
 

@@ -34,7 +34,9 @@ class ImageOnly(FusionMethod):
     def pretrain_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {"mim": self.image.mim(batch["image"])}
 
-    def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def ground(
+        self, images: torch.Tensor, text: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The expression is ignored by design: boxes and scores from the image alone."""
         self.require(image=images)
         return self.box_head(self.image.tokens(images)[:, 1:])

@@ -63,7 +63,9 @@ class LateFusion(FusionMethod):
     def __init__(self, ctx: BuildContext, **overrides: Any) -> None:
         super().__init__(ctx, **overrides)
         if not ctx.concepts:
-            raise MethodError("late_fusion needs a concept vocabulary (BuildContext.concepts) from the training annotations")
+            raise MethodError(
+                "late_fusion needs a concept vocabulary (BuildContext.concepts) from the training annotations"
+            )
         self.image = ImageTower(ctx)
         self.text = TextTower(ctx)
         self.image_concepts = nn.Linear(self.image.width, len(ctx.concepts))
@@ -71,7 +73,9 @@ class LateFusion(FusionMethod):
         self.itc = ImageTextContrastive(self.hparams["temperature_init"], self.hparams["max_logit_scale"])
         self.groups = list(ctx.attributes)
         self.detector = DenseBoxHead(self.image.width, ctx.grid)
-        self.attribute_heads = nn.ModuleDict({g: nn.Linear(self.image.width, len(v)) for g, v in ctx.attributes.items()})
+        self.attribute_heads = nn.ModuleDict(
+            {g: nn.Linear(self.image.width, len(v)) for g, v in ctx.attributes.items()}
+        )
         self.query_heads = nn.ModuleDict({g: nn.Linear(self.text.width, len(v) + 1) for g, v in ctx.attributes.items()})
 
     # -- grounding ----------------------------------------------------------------------------
@@ -86,7 +90,9 @@ class LateFusion(FusionMethod):
         cls = self.text.tokens(text)[:, 0]
         return {g: head(cls).float().softmax(-1) for g, head in self.query_heads.items()}
 
-    def decide(self, objectness: torch.Tensor, attributes: dict[str, torch.Tensor], query: dict[str, torch.Tensor]) -> torch.Tensor:
+    def decide(
+        self, objectness: torch.Tensor, attributes: dict[str, torch.Tensor], query: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         """The decision rule, returned as log-odds of the per-patch probability."""
         log_score = F.logsigmoid(objectness.float())
         for group in self.groups:
@@ -96,13 +102,17 @@ class LateFusion(FusionMethod):
         log_score = log_score.clamp(max=-1e-6)
         return log_score - torch.log(-torch.expm1(log_score))
 
-    def ground(self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def ground(
+        self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Without the text every group's query is "any": the decision falls back to objectness."""
         self.require(image=images)
         boxes, objectness, attributes = self.detect(images)
         if text is None:
-            query = {g: F.one_hot(torch.tensor(len(v)), len(v) + 1).float().to(boxes.device).expand(len(boxes), -1)
-                     for g, v in self.ctx.attributes.items()}
+            query = {
+                g: F.one_hot(torch.tensor(len(v)), len(v) + 1).float().to(boxes.device).expand(len(boxes), -1)
+                for g, v in self.ctx.attributes.items()
+            }
         else:
             query = self.query(text)
         return boxes, self.decide(objectness, attributes, query)
@@ -114,7 +124,9 @@ class LateFusion(FusionMethod):
         has_object, object_boxes, which = assign_to_cells(batch["objects"], batch["object_valid"], grid)
         losses = {"objectness": F.binary_cross_entropy_with_logits(objectness, has_object.float())}
         losses.update(box_losses(boxes, object_boxes, has_object))
-        labels = batch["object_labels"].gather(1, which.clamp(min=0)[..., None].expand(-1, -1, batch["object_labels"].shape[-1]))
+        labels = batch["object_labels"].gather(
+            1, which.clamp(min=0)[..., None].expand(-1, -1, batch["object_labels"].shape[-1])
+        )
         attribute_loss = objectness.new_zeros(())
         for group in self.groups:
             target = labels[..., ATTRIBUTE_GROUPS.index(group)][has_object]
@@ -124,7 +136,9 @@ class LateFusion(FusionMethod):
         losses["attributes"] = attribute_loss
         # text model, through the fixed rule on the image model's (detached) decisions
         referred, _, _ = assign_to_cells(batch["targets"], batch["target_valid"], grid)
-        rule = self.decide(objectness.detach(), {g: a.detach() for g, a in attributes.items()}, self.query(batch["text"]))
+        rule = self.decide(
+            objectness.detach(), {g: a.detach() for g, a in attributes.items()}, self.query(batch["text"])
+        )
         losses["cls"] = F.binary_cross_entropy_with_logits(rule, referred.float())
         return losses
 

@@ -34,10 +34,20 @@ log = logging.getLogger("fusebench")
 def _spec_args(parser: argparse.ArgumentParser, *wildcards: str) -> None:
     group = parser.add_argument_group("configuration (give --spec, or --config/--set and the wildcards)")
     group.add_argument("--spec", help="the stage spec as JSON (what Snakemake passes)")
-    group.add_argument("--config", action="append", default=[], metavar="FILE",
-                       help="config file merged over workflows/config/default.yaml (repeatable)")
-    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one key, e.g. --set pretrain.steps=100 (repeatable)")
+    group.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="config file merged over workflows/config/default.yaml (repeatable)",
+    )
+    group.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key, e.g. --set pretrain.steps=100 (repeatable)",
+    )
     for name in wildcards:
         group.add_argument(f"--{name}", type=int if name == "seed" else str)
 
@@ -73,12 +83,14 @@ def _set_threads(threads: int | None) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.set)
-    from benchmark.registry import method_names
     from benchmark.config import resolve_methods
+    from benchmark.registry import method_names
 
     methods = resolve_methods(config, method_names())
-    print(f"configuration OK (hash {config_hash(config)}): datasets {list(config['datasets'])}, "
-          f"methods {methods}, seeds {config['seeds']}, output_dir {config['output_dir']}")
+    print(
+        f"configuration OK (hash {config_hash(config)}): datasets {list(config['datasets'])}, "
+        f"methods {methods}, seeds {config['seeds']}, output_dir {config['output_dir']}"
+    )
 
 
 def cmd_where(args: argparse.Namespace) -> None:
@@ -91,21 +103,27 @@ def cmd_new_method(args: argparse.Namespace) -> None:
 
     name = args.name
     if not NAME_PATTERN.match(name):
-        raise ConfigError(f"method name {name!r} must be lower_snake_case (letters, digits, underscores), "
-                          "because it becomes a file name, a Snakemake wildcard and a table row")
+        raise ConfigError(
+            f"method name {name!r} must be lower_snake_case (letters, digits, underscores), "
+            "because it becomes a file name, a Snakemake wildcard and a table row"
+        )
     directory = Path(args.dir) if args.dir else baselines_dir()
     target = directory / f"{name}.py"
     if target.exists():
-        raise ConfigError(f"{target} already exists; choose another name (existing: {', '.join(method_names(directory))})")
+        raise ConfigError(
+            f"{target} already exists; choose another name (existing: {', '.join(method_names(directory))})"
+        )
     template = (Path(__file__).parent / "templates" / "method.py.tmpl").read_text()
     class_name = "".join(part.capitalize() for part in name.split("_"))
     text = template.format(name=name, class_name=class_name, title=name.replace("_", " ").capitalize())
     from benchmark.io import write_text
 
     write_text(target, text)
-    print(f"wrote {target}: a working pooled-feature fusion method to edit.\n"
-          f"Next: fill in the docstring's paper, change the model, then `fusebench list-methods`; "
-          f"the next `snakemake` run adds only its jobs, and `make test` runs it through the contract test.")
+    print(
+        f"wrote {target}: a working pooled-feature fusion method to edit.\n"
+        f"Next: fill in the docstring's paper, change the model, then `fusebench list-methods`; "
+        f"the next `snakemake` run adds only its jobs, and `make test` runs it through the contract test."
+    )
 
 
 def cmd_list_methods(args: argparse.Namespace) -> None:
@@ -173,9 +191,18 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     if args.results_list:
         files += [Path(line) for line in Path(args.results_list).read_text().split() if line]
     report = json.loads(args.report) if args.report else {}
-    run_aggregate(files, Path(args.out_dir), args.config_hash, [Path(p) for p in args.robustness], report,
-                  [Path(p) for p in args.training])
-    print(f"tables written to {Path(args.out_dir)}/main.{{md,csv}}" + (" and robustness.{md,csv}" if args.robustness else ""))
+    run_aggregate(
+        files,
+        Path(args.out_dir),
+        args.config_hash,
+        [Path(p) for p in args.robustness],
+        report,
+        [Path(p) for p in args.training],
+    )
+    print(
+        f"tables written to {Path(args.out_dir)}/main.{{md,csv}}"
+        + (" and robustness.{md,csv}" if args.robustness else "")
+    )
 
 
 def cmd_plots(args: argparse.Namespace) -> None:
@@ -289,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="result JSON to write")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("reference", help="reference rows of a task: chance (retrieval), text-blind detectors (grounding)")
+    p = sub.add_parser(
+        "reference", help="reference rows of a task: chance (retrieval), text-blind detectors (grounding)"
+    )
     _spec_args(p, "dataset", "task")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
@@ -307,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     root = Path(__file__).resolve().parent.parent
     p = sub.add_parser("leaderboard", help="regenerate the README's results section from the reference run")
-    p.add_argument("--from", dest="source", help="first copy this finished run (e.g. results) into the reference folder")
+    p.add_argument(
+        "--from", dest="source", help="first copy this finished run (e.g. results) into the reference folder"
+    )
     p.add_argument("--reference", default=str(root / "results" / "reference"))
     p.add_argument("--readme", default=str(root / "README.md"))
     p.add_argument("--check", action="store_true", help="fail (exit 1) if the README is out of date; change nothing")
@@ -334,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s fusebench %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s fusebench %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     try:
         status = args.func(args)
     except ConfigError as exc:

@@ -133,8 +133,7 @@ def _describe(error: Any) -> list[str]:
         return [f"{label} = {error.instance!r}; the only allowed value is {error.validator_value!r}"]
     if kind == "type":
         return [
-            f"{label} must be of type {error.validator_value}, "
-            f"got {type(error.instance).__name__} {error.instance!r}"
+            f"{label} must be of type {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
         ]
     if kind == "required":
         return [f"{label} is missing a required key: {error.message.split(' ')[0]}"]
@@ -170,12 +169,16 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     for tower in ("vision", "text"):
         spec = model.get(tower, {})
         if spec.get("width", 0) % max(spec.get("heads", 1), 1):
-            problems.append(f"'model.{tower}.width' ({spec['width']}) must be divisible by 'model.{tower}.heads' ({spec['heads']})")
+            problems.append(
+                f"'model.{tower}.width' ({spec['width']}) must be divisible by 'model.{tower}.heads' ({spec['heads']})"
+            )
     stages = {"pretrain": config.get("pretrain", {})}
     stages.update({f"finetune.{t}": s for t, s in config.get("finetune", {}).items()})
     for where, optim in stages.items():
         if optim.get("warmup_steps", 0) > optim.get("steps", 0):
-            problems.append(f"'{where}.warmup_steps' ({optim['warmup_steps']}) exceeds '{where}.steps' ({optim['steps']})")
+            problems.append(
+                f"'{where}.warmup_steps' ({optim['warmup_steps']}) exceeds '{where}.steps' ({optim['steps']})"
+            )
     return problems
 
 
@@ -210,17 +213,23 @@ def resolve_methods(config: Mapping[str, Any], available: Iterable[str]) -> list
     overrides = set(config.get("method_overrides", {})) - set(available)
     if overrides:
         raise ConfigError(
-            f"'method_overrides' names unknown method(s) {sorted(overrides)}; available in baselines/: {', '.join(available)}"
+            f"'method_overrides' names unknown method(s) {sorted(overrides)}; "
+            f"available in baselines/: {', '.join(available)}"
         )
     reference = config.get("robustness", {}).get("reference_method")
     if reference is not None and reference not in available:
-        raise ConfigError(f"'robustness.reference_method' = {reference!r} is not a method; available in baselines/: {', '.join(available)}")
+        raise ConfigError(
+            f"'robustness.reference_method' = {reference!r} is not a method; "
+            f"available in baselines/: {', '.join(available)}"
+        )
     wanted = config["methods"]
     if wanted == "all":
         return available
     unknown = [m for m in wanted if m not in available]
     if unknown:
-        raise ConfigError(f"'methods' names unknown method(s) {unknown}; available in baselines/: {', '.join(available)}")
+        raise ConfigError(
+            f"'methods' names unknown method(s) {unknown}; available in baselines/: {', '.join(available)}"
+        )
     return list(wanted)
 
 
@@ -265,13 +274,20 @@ def stage_spec(
             **job,
             "batch_size": config["evaluate"]["batch_size"],
             "task_settings": copy.deepcopy(config["evaluate"][task]),
-            "robustness": {k: copy.deepcopy(v) for k, v in config["robustness"].items()
-                           if k not in ("reference_method", "summary_metric")},
+            "robustness": {
+                k: copy.deepcopy(v)
+                for k, v in config["robustness"].items()
+                if k not in ("reference_method", "summary_metric")
+            },
         }
     if stage == "report":
         robustness = config["robustness"]
-        return {"stage": stage, "reference_method": robustness["reference_method"],
-                "summary_metric": copy.deepcopy(robustness["summary_metric"]), "max_images": robustness["max_images"]}
+        return {
+            "stage": stage,
+            "reference_method": robustness["reference_method"],
+            "summary_metric": copy.deepcopy(robustness["summary_metric"]),
+            "max_images": robustness["max_images"],
+        }
     if stage == "reference":
         settings = config["evaluate"][task]
         keep = ("ks", "max_images") if task == "retrieval" else ("score_threshold",)

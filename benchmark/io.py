@@ -42,11 +42,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def atomic_write(path: str | Path, writer: Callable[[IO[Any]], None], mode: str = "w") -> None:
     """Call ``writer(handle)`` on a temporary file, fsync it, then move it onto ``path``."""
-    with atomic_path(path) as tmp:
-        with open(tmp, mode) as handle:
-            writer(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        writer(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -14,14 +14,26 @@ from typing import Any
 from benchmark.config import REPO_ROOT
 
 TRACKED_PACKAGES = (
-    "fusebench", "torch", "torchvision", "timm", "transformers", "tokenizers", "safetensors",
-    "datasets", "pycocotools", "numpy", "pandas", "pillow", "snakemake",
+    "fusebench",
+    "torch",
+    "torchvision",
+    "timm",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "datasets",
+    "pycocotools",
+    "numpy",
+    "pandas",
+    "pillow",
+    "snakemake",
 )
 
 
 @functools.lru_cache(maxsize=1)
 def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:
     """Commit hash and whether tracked files differ from it ('unknown' outside a checkout)."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=10
@@ -68,7 +80,7 @@ def provenance(spec_hash: str, extra: dict[str, Any] | None = None) -> dict[str,
         "git": git_state(),
         "packages": package_versions(),
         "host": host(),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     if extra:
         record.update(extra)

@@ -34,7 +34,7 @@ def method_names(directory: Path | None = None) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.py") if NAME_PATTERN.match(p.stem))
 
 
-def load_method(name: str, directory: Path | None = None) -> type["FusionMethod"]:
+def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:
     """Import ``baselines/<name>.py`` and return its single FusionMethod subclass."""
     from benchmark.errors import MethodError
     from benchmark.models.method import FusionMethod
@@ -42,7 +42,9 @@ def load_method(name: str, directory: Path | None = None) -> type["FusionMethod"
     directory = directory or baselines_dir()
     path = directory / f"{name}.py"
     if not path.is_file():
-        raise MethodError(f"unknown method {name!r}: {path} does not exist; available: {', '.join(method_names(directory))}")
+        raise MethodError(
+            f"unknown method {name!r}: {path} does not exist; available: {', '.join(method_names(directory))}"
+        )
     module_name = f"fusebench_baselines.{name}"
     if module_name in sys.modules:
         module = sys.modules[module_name]
@@ -57,12 +59,17 @@ def load_method(name: str, directory: Path | None = None) -> type["FusionMethod"
             del sys.modules[module_name]
             raise
     classes = [
-        obj for obj in vars(module).values()
-        if inspect.isclass(obj) and issubclass(obj, FusionMethod) and obj.__module__ == module_name
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, FusionMethod)
+        and obj.__module__ == module_name
         and not inspect.isabstract(obj)
     ]
     if len(classes) != 1:
-        raise MethodError(f"{path} must define exactly one FusionMethod subclass, found {[c.__name__ for c in classes]}")
+        raise MethodError(
+            f"{path} must define exactly one FusionMethod subclass, found {[c.__name__ for c in classes]}"
+        )
     cls = classes[0]
     cls.name = name
     if not cls.paper or not cls.family:

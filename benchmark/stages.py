@@ -36,21 +36,47 @@ UNDEFINED = "undefined: no ground truth of this kind in the test set"
 
 def metric_rows(spec: dict[str, Any], method: str, metrics: dict[str, float | None]) -> list[dict[str, Any]]:
     """Rows for computed metrics; a None value (e.g. COCO AP_large without large objects) is marked undefined."""
-    return [_row(spec, method, name, value, "ok" if value is not None else UNDEFINED) for name, value in metrics.items()]
+    return [
+        _row(spec, method, name, value, "ok" if value is not None else UNDEFINED) for name, value in metrics.items()
+    ]
 
 
-def _row(spec: dict[str, Any], method: str, metric: str, value: float | None, status: str = "ok",
-         corruption: str = "none", severity: int = 0) -> dict[str, Any]:
+def _row(
+    spec: dict[str, Any],
+    method: str,
+    metric: str,
+    value: float | None,
+    status: str = "ok",
+    corruption: str = "none",
+    severity: int = 0,
+) -> dict[str, Any]:
     """One row of the tidy results table."""
-    return {"dataset": spec["dataset"], "method": method, "seed": spec["seed"], "task": spec["task"],
-            "metric": metric, "corruption": corruption, "severity": severity, "value": value, "status": status}
+    return {
+        "dataset": spec["dataset"],
+        "method": method,
+        "seed": spec["seed"],
+        "task": spec["task"],
+        "metric": metric,
+        "corruption": corruption,
+        "severity": severity,
+        "value": value,
+        "status": status,
+    }
 
 
-def _result(spec: dict[str, Any], started: float, device_info: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+def _result(
+    spec: dict[str, Any], started: float, device_info: dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
     record = {
         "spec": spec,
-        "provenance": provenance(config_hash(spec), {"device": device_info or {"type": "cpu"}, "seed": spec.get("seed"),
-                                                       "wall_time_s": round(time.perf_counter() - started, 3)}),
+        "provenance": provenance(
+            config_hash(spec),
+            {
+                "device": device_info or {"type": "cpu"},
+                "seed": spec.get("seed"),
+                "wall_time_s": round(time.perf_counter() - started, 3),
+            },
+        ),
     }
     record.update(fields)
     return record
@@ -108,8 +134,15 @@ def _method_class(name: str) -> Any:
 
 
 def _train_stage(
-    spec: dict[str, Any], session: _Session, model: Any, losses: Any, weights: dict[str, float] | None,
-    run_seed: int, out_dir: Path, checkpoint_meta: dict[str, Any], started: float,
+    spec: dict[str, Any],
+    session: _Session,
+    model: Any,
+    losses: Any,
+    weights: dict[str, float] | None,
+    run_seed: int,
+    out_dir: Path,
+    checkpoint_meta: dict[str, Any],
+    started: float,
     profile_batch: dict[str, Any] | None = None,
 ) -> None:
     from benchmark.device import describe
@@ -119,20 +152,43 @@ def _train_stage(
 
     settings = OptimSettings(**spec["optim"])
     state_path = out_dir / "training_state.partial.safetensors"
-    description = f"{spec['stage']} {spec['method']} seed={spec['seed']}" + (f" {spec['task']}" if spec.get("task") else "")
-    log.info("%s on %s: %d steps, objectives %s → %s", description, session.device, settings.steps,
-             weights or "task losses", out_dir)
-    report = train(model, losses, weights, settings, session.device, run_seed, state_path, config_hash(spec), description)
+    description = f"{spec['stage']} {spec['method']} seed={spec['seed']}" + (
+        f" {spec['task']}" if spec.get("task") else ""
+    )
+    log.info(
+        "%s on %s: %d steps, objectives %s → %s",
+        description,
+        session.device,
+        settings.steps,
+        weights or "task losses",
+        out_dir,
+    )
+    report = train(
+        model, losses, weights, settings, session.device, run_seed, state_path, config_hash(spec), description
+    )
     meta = {**checkpoint_meta, "spec_hash": config_hash(spec), "stage": spec["stage"]}
     save_checkpoint(out_dir / "model.safetensors", model, meta)
     efficiency = efficiency_profile(model, profile_batch) if profile_batch else {"parameters": parameter_count(model)}
-    write_json(out_dir / "result.json", _result(
-        spec, started, describe(session.device),
-        method=model.describe(), objectives=weights or "task losses, weight 1 each", train=asdict(report),
-        parameters=efficiency["parameters"], efficiency=efficiency,
-    ))
+    write_json(
+        out_dir / "result.json",
+        _result(
+            spec,
+            started,
+            describe(session.device),
+            method=model.describe(),
+            objectives=weights or "task losses, weight 1 each",
+            train=asdict(report),
+            parameters=efficiency["parameters"],
+            efficiency=efficiency,
+        ),
+    )
     state_path.unlink(missing_ok=True)
-    log.info("%s done: final loss %.4f in %.1fs", description, report.final_losses.get("loss", float("nan")), report.wall_time_s)
+    log.info(
+        "%s done: final loss %.4f in %.1fs",
+        description,
+        report.final_losses.get("loss", float("nan")),
+        report.wall_time_s,
+    )
 
 
 def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out_dir: Path) -> None:
@@ -148,17 +204,32 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     run_seed = derive_seed("pretrain", spec["dataset"], spec["method"], spec["seed"])
     seed_everything(run_seed)
     train_split = session.split("train")
-    ctx = BuildContext(spec["model"], train_split.image_size, session.tokenizer.get_vocab_size(),
-                       spec["max_length"], session.special, concept_vocabulary(train_split),
-                       attribute_vocabulary(train_split))
+    ctx = BuildContext(
+        spec["model"],
+        train_split.image_size,
+        session.tokenizer.get_vocab_size(),
+        spec["max_length"],
+        session.special,
+        concept_vocabulary(train_split),
+        attribute_vocabulary(train_split),
+    )
     cls = _method_class(spec["method"])
     model = cls(ctx, **spec["overrides"]).to(session.device)
     data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
     batch_size = spec["optim"]["batch_size"]
     meta = {"method": spec["method"], "context": ctx.to_json(), "overrides": spec["overrides"]}
-    _train_stage(spec, session, model, lambda step: model.pretrain_losses(data.batch(step, batch_size, run_seed)),
-                 model.objective_weights, run_seed, out_dir, meta, started,
-                 profile_batch=data.batch(0, min(8, len(data)), run_seed))
+    _train_stage(
+        spec,
+        session,
+        model,
+        lambda step: model.pretrain_losses(data.batch(step, batch_size, run_seed)),
+        model.objective_weights,
+        run_seed,
+        out_dir,
+        meta,
+        started,
+        profile_batch=data.batch(0, min(8, len(data)), run_seed),
+    )
 
 
 def load_trained(checkpoint: Path, device: Any) -> tuple[Any, dict[str, Any]]:
@@ -205,8 +276,17 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
         data: Any = GroundingData.from_split(train_split, session.tokenizer, session.device, model.ctx.attributes)
     else:
         data = ImageTextData.from_split(train_split, session.tokenizer, session.device, model.ctx.concepts)
-    _train_stage(spec, session, model, lambda step: model.task_losses(task, data.batch(step, batch_size, run_seed)),
-                 None, run_seed, out_dir, meta, started)
+    _train_stage(
+        spec,
+        session,
+        model,
+        lambda step: model.task_losses(task, data.batch(step, batch_size, run_seed)),
+        None,
+        run_seed,
+        out_dir,
+        meta,
+        started,
+    )
 
 
 def _not_applicable_checkpoint(
@@ -215,10 +295,14 @@ def _not_applicable_checkpoint(
     """A method that cannot do the task: keep its weights, and say so in the result."""
     from benchmark.train.checkpoint import save_checkpoint
 
-    save_checkpoint(out_dir / "model.safetensors", model, {**meta, "spec_hash": config_hash(spec),
-                                                           "stage": spec["stage"], "not_applicable": reason})
-    write_json(out_dir / "result.json", _result(spec, started, status="not applicable", reason=reason,
-                                                method=model.describe()))
+    save_checkpoint(
+        out_dir / "model.safetensors",
+        model,
+        {**meta, "spec_hash": config_hash(spec), "stage": spec["stage"], "not_applicable": reason},
+    )
+    write_json(
+        out_dir / "result.json", _result(spec, started, status="not applicable", reason=reason, method=model.describe())
+    )
     log.info("%s %s: not applicable (%s)", spec["task"], spec["method"], reason)
 
 
@@ -232,9 +316,8 @@ def write_items(path: Path, items: dict[str, Any]) -> None:
 
     from benchmark.io import atomic_path
 
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **{k: np.asarray(v) for k, v in items.items()})
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **{k: np.asarray(v) for k, v in items.items()})
 
 
 def _evaluation_session(
@@ -269,24 +352,48 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
     started = time.perf_counter()
     session, model, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     if reason:
-        rows = [_row(spec, spec["method"], name, None, f"not applicable: {reason}") for name in task_metrics(spec["task"], spec)]
+        rows = [
+            _row(spec, spec["method"], name, None, f"not applicable: {reason}")
+            for name in task_metrics(spec["task"], spec)
+        ]
         write_items(items_path(out_file), {})
-        write_json(out_file, _result(spec, started, describe(session.device), status="not applicable",
-                                     reason=reason, rows=rows, items=items_path(out_file).name))
+        write_json(
+            out_file,
+            _result(
+                spec,
+                started,
+                describe(session.device),
+                status="not applicable",
+                reason=reason,
+                rows=rows,
+                items=items_path(out_file).name,
+            ),
+        )
         log.info("%s %s: not applicable (%s) → %s", spec["task"], spec["method"], reason, out_file)
         return
     test = session.split("test")
-    metrics, protocol, items = _task_evaluator(spec["task"])(model, test, session.tokenizer, session.device,
-                                                             spec["batch_size"], spec)
+    metrics, protocol, items = _task_evaluator(spec["task"])(
+        model, test, session.tokenizer, session.device, spec["batch_size"], spec
+    )
     rows = metric_rows(spec, spec["method"], metrics)
     write_items(items_path(out_file), items)
-    write_json(out_file, _result(spec, started, describe(session.device), protocol=protocol, rows=rows,
-                                 items=items_path(out_file).name))
-    log.info("%s %s seed=%s: %s → %s", spec["task"], spec["method"], spec["seed"],
-             ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if v is not None), out_file)
+    write_json(
+        out_file,
+        _result(spec, started, describe(session.device), protocol=protocol, rows=rows, items=items_path(out_file).name),
+    )
+    log.info(
+        "%s %s seed=%s: %s → %s",
+        spec["task"],
+        spec["method"],
+        spec["seed"],
+        ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if v is not None),
+        out_file,
+    )
 
 
-def run_robustness(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:
+def run_robustness(
+    spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path
+) -> None:
     """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
     from benchmark.device import describe
     from benchmark.tasks.robustness import evaluate_robustness
@@ -299,28 +406,53 @@ def run_robustness(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, c
         from benchmark.tasks.robustness import grid
 
         for corruption, severity in [("none", 0), *grid(settings)]:
-            rows.extend(_row(spec, spec["method"], name, None, f"not applicable: {reason}", corruption, severity)
-                        for name in task_metrics(spec["task"], spec["task_settings"]))
-        write_json(out_file, _result(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows))
+            rows.extend(
+                _row(spec, spec["method"], name, None, f"not applicable: {reason}", corruption, severity)
+                for name in task_metrics(spec["task"], spec["task_settings"])
+            )
+        write_json(
+            out_file,
+            _result(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows),
+        )
         return
     evaluate_task = _task_evaluator(spec["task"])
     task_settings = {**spec["task_settings"], "max_images": None}
 
     def evaluate(split: Any, **missing: Any) -> Any:
-        return evaluate_task(model, split, session.tokenizer, session.device, spec["batch_size"], task_settings, **missing)
+        return evaluate_task(
+            model, split, session.tokenizer, session.device, spec["batch_size"], task_settings, **missing
+        )
 
     results = evaluate_robustness(model, session.split("test"), spec["task"], settings, evaluate)
     for corruption, severity, metrics, status in results:
         if metrics is None:
-            rows.extend(_row(spec, spec["method"], name, None, status, corruption, severity)
-                        for name in task_metrics(spec["task"], spec["task_settings"]))
+            rows.extend(
+                _row(spec, spec["method"], name, None, status, corruption, severity)
+                for name in task_metrics(spec["task"], spec["task_settings"])
+            )
         else:
-            rows.extend(_row(spec, spec["method"], name, value, "ok" if value is not None else UNDEFINED, corruption, severity)
-                        for name, value in metrics.items())
-    write_json(out_file, _result(spec, started, describe(session.device), rows=rows,
-                                 protocol={"subset_images": settings["max_images"], "severities": settings["severities"]}))
-    log.info("robustness %s %s seed=%s: %d (corruption, severity) cells → %s", spec["task"], spec["method"], spec["seed"],
-             len(results) - 1, out_file)
+            rows.extend(
+                _row(spec, spec["method"], name, value, "ok" if value is not None else UNDEFINED, corruption, severity)
+                for name, value in metrics.items()
+            )
+    write_json(
+        out_file,
+        _result(
+            spec,
+            started,
+            describe(session.device),
+            rows=rows,
+            protocol={"subset_images": settings["max_images"], "severities": settings["severities"]},
+        ),
+    )
+    log.info(
+        "robustness %s %s seed=%s: %d (corruption, severity) cells → %s",
+        spec["task"],
+        spec["method"],
+        spec["seed"],
+        len(results) - 1,
+        out_file,
+    )
 
 
 REFERENCE_DETECTORS = {"ref_whole_image": "whole_image", "ref_all_objects": "all_objects"}
@@ -356,6 +488,8 @@ def run_reference(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
         for name, kind in REFERENCE_DETECTORS.items():
             metrics = grounding_metrics(targets, reference_predictions(test, kind), sizes, spec["score_threshold"])
             rows.extend(metric_rows(spec_rows, name, metrics))
-        protocol = {"ref_whole_image": "one box covering the image, score 1",
-                    "ref_all_objects": "the true box of every object in the image, score 1 (text ignored)"}
+        protocol = {
+            "ref_whole_image": "one box covering the image, score 1",
+            "ref_all_objects": "the true box of every object in the image, score 1 (text ignored)",
+        }
     write_json(out_file, _result(spec, started, protocol=protocol, rows=rows))

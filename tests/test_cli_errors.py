@@ -43,9 +43,29 @@ def _pretrain(tmp_path: Path, data: Path, tokenizer: Path, *extra: str) -> subpr
     baselines = tmp_path / "baselines"
     baselines.mkdir(exist_ok=True)
     (baselines / f"{METHOD}.py").write_text(CRASHING_METHOD)
-    command = [sys.executable, "-m", "benchmark", "pretrain", "--config", str(SMOKE), *extra, "--dataset", "scenes",
-               "--method", METHOD, "--seed", "0", "--threads", "1", "--data", str(data), "--tokenizer", str(tokenizer),
-               "--out", str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmark",
+        "pretrain",
+        "--config",
+        str(SMOKE),
+        *extra,
+        "--dataset",
+        "scenes",
+        "--method",
+        METHOD,
+        "--seed",
+        "0",
+        "--threads",
+        "1",
+        "--data",
+        str(data),
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     env = {**os.environ, "FUSEBENCH_BASELINES": str(baselines)}
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
 
@@ -62,10 +82,14 @@ def test_crash_inside_a_method_exits_1_with_its_traceback(
     assert not (tmp_path / "out" / "result.json").exists()
 
 
-@pytest.mark.parametrize("problem, code, message", [
-    ("config", 2, "fusebench: configuration error: "),
-    ("data", 3, "fusebench: input error: "),
-], ids=["config-error-exits-2", "missing-data-exits-3"])
+@pytest.mark.parametrize(
+    "problem, code, message",
+    [
+        ("config", 2, "fusebench: configuration error: "),
+        ("data", 3, "fusebench: input error: "),
+    ],
+    ids=["config-error-exits-2", "missing-data-exits-3"],
+)
 def test_config_and_input_errors_exit_2_and_3_without_a_traceback(
     tmp_path: Path, tiny_dataset: Path, tiny_tokenizer_file: Path, problem: str, code: int, message: str
 ) -> None:

@@ -11,7 +11,6 @@ from benchmark.config import config_hash, deep_merge, load_config, resolve_metho
 from benchmark.errors import ConfigError
 from tests.conftest import REPO
 
-
 PROFILES = {
     # profile: the values that define it (README: seeds per profile, the paper profile on a GPU)
     "smoke": {"seeds": [0], "device": "auto", "output_dir": "results/smoke", "image_size": 32},
@@ -72,7 +71,9 @@ def test_bad_enum_lists_allowed_values() -> None:
 
 
 def test_bad_list_item_names_index() -> None:
-    with pytest.raises(ConfigError, match=r"'datasets.scenes.shapes.1' = 'hexagon' is not allowed; allowed values: 'circle'"):
+    with pytest.raises(
+        ConfigError, match=r"'datasets.scenes.shapes.1' = 'hexagon' is not allowed; allowed values: 'circle'"
+    ):
         load_config(overrides=["datasets.scenes.shapes=[circle, hexagon]"])
 
 
@@ -96,7 +97,10 @@ def test_missing_or_broken_config_file_is_named(tmp_path) -> None:
 
 def test_unknown_method_is_named_with_available_ones() -> None:
     config = load_config(overrides=["methods=[contrastive_clip, magic_fusion]"])
-    with pytest.raises(ConfigError, match="unknown method\\(s\\) \\['magic_fusion'\\]; available in baselines/: contrastive_clip, late_fusion"):
+    with pytest.raises(
+        ConfigError,
+        match="unknown method\\(s\\) \\['magic_fusion'\\]; available in baselines/: contrastive_clip, late_fusion",
+    ):
         resolve_methods(config, ["contrastive_clip", "late_fusion"])
     with pytest.raises(ConfigError, match="'robustness.reference_method' = 'late_fusion' is not a method"):
         resolve_methods(load_config(), ["contrastive_clip"])
@@ -107,15 +111,22 @@ def test_stage_spec_is_minimal_and_stable() -> None:
     spec = stage_spec(config, "pretrain", dataset="scenes", method="contrastive_clip", seed=0)
     changed = load_config(overrides=["evaluate.batch_size=7"])
     # an evaluation setting must not invalidate pretraining
-    assert config_hash(spec) == config_hash(stage_spec(changed, "pretrain", dataset="scenes", method="contrastive_clip", seed=0))
-    assert config_hash(stage_spec(config, "evaluate", dataset="scenes", method="contrastive_clip", seed=0, task="retrieval")) != \
-        config_hash(stage_spec(changed, "evaluate", dataset="scenes", method="contrastive_clip", seed=0, task="retrieval"))
+    assert config_hash(spec) == config_hash(
+        stage_spec(changed, "pretrain", dataset="scenes", method="contrastive_clip", seed=0)
+    )
+    assert config_hash(
+        stage_spec(config, "evaluate", dataset="scenes", method="contrastive_clip", seed=0, task="retrieval")
+    ) != config_hash(
+        stage_spec(changed, "evaluate", dataset="scenes", method="contrastive_clip", seed=0, task="retrieval")
+    )
 
 
 def test_cli_reports_config_error_with_exit_code_2() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "benchmark", "validate-config", "--set", "pretrain.lr=fast"],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode == 2
     assert "'pretrain.lr' must be of type number, got str 'fast'" in result.stderr

@@ -25,14 +25,38 @@ from tests.conftest import REPO
 
 
 def _tiny_config(smoke_config: dict[str, Any]) -> dict[str, Any]:
-    optim = {"steps": 6, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup_steps": 1,
-             "grad_clip": 1.0, "checkpoint_every": 3}
-    return {**smoke_config, "pretrain": optim, "finetune": {task: optim for task in TASKS},
-            "evaluate": {**smoke_config["evaluate"], "batch_size": 16,
-                         "retrieval": {**smoke_config["evaluate"]["retrieval"], "max_images": 12,
-                                       "exhaustive_max_images": 6, "shortlist_k": 4}},
-            "robustness": {**smoke_config["robustness"], "max_images": 8, "severities": [2],
-                           "image": ["contrast"], "text": ["char_swap"], "missing": ["image", "text"]}}
+    optim = {
+        "steps": 6,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "warmup_steps": 1,
+        "grad_clip": 1.0,
+        "checkpoint_every": 3,
+    }
+    return {
+        **smoke_config,
+        "pretrain": optim,
+        "finetune": {task: optim for task in TASKS},
+        "evaluate": {
+            **smoke_config["evaluate"],
+            "batch_size": 16,
+            "retrieval": {
+                **smoke_config["evaluate"]["retrieval"],
+                "max_images": 12,
+                "exhaustive_max_images": 6,
+                "shortlist_k": 4,
+            },
+        },
+        "robustness": {
+            **smoke_config["robustness"],
+            "max_images": 8,
+            "severities": [2],
+            "image": ["contrast"],
+            "text": ["char_swap"],
+            "missing": ["image", "text"],
+        },
+    }
 
 
 def check_contract(method: str, config: dict[str, Any], data: Path, tokenizer: Path, out: Path) -> None:
@@ -67,13 +91,18 @@ def check_contract(method: str, config: dict[str, Any], data: Path, tokenizer: P
         for r in rows:  # every cell is measured, undefined, or says why it could not be run
             assert r["status"] == "ok" or r["status"].startswith(("not applicable: ", "undefined")), r
         if task == "grounding" and task in cls.tasks:
-            missing = {r["corruption"]: r["status"] for r in rows if r["corruption"].startswith("missing") and r["metric"] == "AP"}
+            missing = {
+                r["corruption"]: r["status"]
+                for r in rows
+                if r["corruption"].startswith("missing") and r["metric"] == "AP"
+            }
             assert all(s == "ok" or "cannot run without the" in s for s in missing.values()), missing
 
 
 @pytest.mark.parametrize("method", method_names())
-def test_method_contract(method: str, smoke_config: dict, tiny_dataset: Path, tiny_tokenizer_file: Path,
-                         tmp_path: Path) -> None:
+def test_method_contract(
+    method: str, smoke_config: dict, tiny_dataset: Path, tiny_tokenizer_file: Path, tmp_path: Path
+) -> None:
     check_contract(method, _tiny_config(smoke_config), tiny_dataset, tiny_tokenizer_file, tmp_path)
 
 
@@ -82,15 +111,27 @@ def test_new_method_template_passes_the_contract(
 ) -> None:
     baselines = tmp_path / "baselines"
     baselines.mkdir()
-    result = subprocess.run([sys.executable, "-m", "benchmark", "new-method", "gated_fusion", "--dir", str(baselines)],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmark", "new-method", "gated_fusion", "--dir", str(baselines)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stderr
     assert (baselines / "gated_fusion.py").is_file()
-    again = subprocess.run([sys.executable, "-m", "benchmark", "new-method", "gated_fusion", "--dir", str(baselines)],
-                           capture_output=True, text=True, cwd=REPO)
+    again = subprocess.run(
+        [sys.executable, "-m", "benchmark", "new-method", "gated_fusion", "--dir", str(baselines)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
-    bad = subprocess.run([sys.executable, "-m", "benchmark", "new-method", "Gated-Fusion", "--dir", str(baselines)],
-                         capture_output=True, text=True, cwd=REPO)
+    bad = subprocess.run(
+        [sys.executable, "-m", "benchmark", "new-method", "Gated-Fusion", "--dir", str(baselines)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert bad.returncode == 2 and "lower_snake_case" in bad.stderr
     monkeypatch.setenv("FUSEBENCH_BASELINES", str(baselines))
     check_contract("gated_fusion", _tiny_config(smoke_config), tiny_dataset, tiny_tokenizer_file, tmp_path / "run")
@@ -201,8 +242,9 @@ class Oracles:
         self.test = load_split(data, "test")
         max_length = config["tokenizer"]["max_length"]
         tokenizer = load_tokenizer(tokenizer_file, max_length)
-        self.ctx = BuildContext(config["model"], self.test.image_size, tokenizer.get_vocab_size(), max_length,
-                                special_token_ids(tokenizer))
+        self.ctx = BuildContext(
+            config["model"], self.test.image_size, tokenizer.get_vocab_size(), max_length, special_token_ids(tokenizer)
+        )
         self.methods: list[str] = []
 
     def checkpoint(self, method: str, pair_scorer: bool, **overrides: Any) -> Path:
@@ -218,14 +260,28 @@ class Oracles:
         assert model.has_pair_scorer == pair_scorer and model.has_embeddings
         spec = stage_spec(self.config, "finetune", dataset="scenes", method=method, seed=0, task="retrieval")
         path = self.root / method / "model.safetensors"
-        save_checkpoint(path, model, {"method": method, "context": self.ctx.to_json(), "overrides": overrides,
-                                      "spec_hash": config_hash(spec), "stage": "finetune"})
+        save_checkpoint(
+            path,
+            model,
+            {
+                "method": method,
+                "context": self.ctx.to_json(),
+                "overrides": overrides,
+                "spec_hash": config_hash(spec),
+                "stage": "finetune",
+            },
+        )
         return path
 
     def evaluate(self, method: str, checkpoint: Path, out: Path, **retrieval: Any) -> dict[str, Any]:
         """run_evaluate on the test split with these evaluate.retrieval settings; the result JSON and its items."""
-        config = {**self.config, "evaluate": {**self.config["evaluate"], "retrieval": {
-            **self.config["evaluate"]["retrieval"], "max_images": None, **retrieval}}}
+        config = {
+            **self.config,
+            "evaluate": {
+                **self.config["evaluate"],
+                "retrieval": {**self.config["evaluate"]["retrieval"], "max_images": None, **retrieval},
+            },
+        }
         spec = stage_spec(config, "evaluate", dataset="scenes", method=method, seed=0, task="retrieval")
         run_evaluate(spec, self.data, self.tokenizer_file, checkpoint, out)
         result = json.loads(out.read_text())
@@ -235,8 +291,9 @@ class Oracles:
 
 
 @pytest.fixture
-def oracles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smoke_config: dict, tiny_dataset: Path,
-            tiny_tokenizer_file: Path) -> Iterator[Oracles]:
+def oracles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smoke_config: dict, tiny_dataset: Path, tiny_tokenizer_file: Path
+) -> Iterator[Oracles]:
     """Oracle methods in a private baselines folder; their cached modules are removed afterwards."""
     made = Oracles(tmp_path, smoke_config, tiny_dataset, tiny_tokenizer_file)
     monkeypatch.setenv("FUSEBENCH_BASELINES", str(made.baselines))
@@ -252,13 +309,18 @@ def _values(result: dict[str, Any]) -> dict[str, float | None]:
     return {r["metric"]: r["value"] for r in result["rows"]}
 
 
-@pytest.mark.parametrize("pair_scorer, retrieval, protocol", [
-    (False, {}, "embedding"),
-    (True, {"exhaustive_max_images": 1000}, "exhaustive"),
-    (True, {"exhaustive_max_images": 4, "shortlist_k": 3}, "itc_shortlist"),
-], ids=["embedding", "exhaustive", "itc_shortlist"])
-def test_oracle_gets_its_known_answer(oracles: Oracles, tmp_path: Path, pair_scorer: bool,
-                                      retrieval: dict[str, Any], protocol: str) -> None:
+@pytest.mark.parametrize(
+    "pair_scorer, retrieval, protocol",
+    [
+        (False, {}, "embedding"),
+        (True, {"exhaustive_max_images": 1000}, "exhaustive"),
+        (True, {"exhaustive_max_images": 4, "shortlist_k": 3}, "itc_shortlist"),
+    ],
+    ids=["embedding", "exhaustive", "itc_shortlist"],
+)
+def test_oracle_gets_its_known_answer(
+    oracles: Oracles, tmp_path: Path, pair_scorer: bool, retrieval: dict[str, Any], protocol: str
+) -> None:
     """An oracle ranks every positive first: every recall is 1 whatever the protocol, and the protocol is recorded."""
     method = "contract_oracle_pair" if pair_scorer else "contract_oracle_embedding"
     result = oracles.evaluate(method, oracles.checkpoint(method, pair_scorer), tmp_path / "eval.json", **retrieval)
@@ -274,7 +336,7 @@ def test_oracle_gets_its_known_answer(oracles: Oracles, tmp_path: Path, pair_sco
 def _pair_scorer_ranks(owners: list[int], n_images: int, perturbation: float) -> tuple[np.ndarray, np.ndarray]:
     """0-based rank of the best positive of each text (t2i) and image (i2t) under the perturbed pair scorer."""
     owner = np.asarray(owners)[:, None]
-    positive = owner == np.arange(n_images)[None, :]                     # texts × images
+    positive = owner == np.arange(n_images)[None, :]  # texts × images
     scores = positive + perturbation * pair_noise(np.arange(n_images)[None, :], np.arange(len(owners))[:, None])
     t2i = (scores > scores[positive][:, None]).sum(1)
     best = np.where(positive, scores, -np.inf).max(0)
@@ -294,10 +356,20 @@ def test_itc_shortlist_equals_exhaustive_scoring_when_everything_is_shortlisted(
     n_images, perturbation = len(oracles.test), PERTURBATION
     n_texts = len(oracles.test.caption_pairs()[0])
     checkpoint = oracles.checkpoint("contract_oracle_noisy_pair", True, perturbation=perturbation)
-    exhaustive = oracles.evaluate("contract_oracle_noisy_pair", checkpoint, tmp_path / "exhaustive.json",
-                                  exhaustive_max_images=n_images, shortlist_k=2)
-    shortlist = oracles.evaluate("contract_oracle_noisy_pair", checkpoint, tmp_path / "shortlist.json",
-                                 exhaustive_max_images=n_images - 1, shortlist_k=n_texts)
+    exhaustive = oracles.evaluate(
+        "contract_oracle_noisy_pair",
+        checkpoint,
+        tmp_path / "exhaustive.json",
+        exhaustive_max_images=n_images,
+        shortlist_k=2,
+    )
+    shortlist = oracles.evaluate(
+        "contract_oracle_noisy_pair",
+        checkpoint,
+        tmp_path / "shortlist.json",
+        exhaustive_max_images=n_images - 1,
+        shortlist_k=n_texts,
+    )
     assert exhaustive["protocol"]["protocol"] == "exhaustive"
     assert shortlist["protocol"]["protocol"] == "itc_shortlist" and shortlist["protocol"]["shortlist_k"] == n_texts
     t2i, i2t = _pair_scorer_ranks(oracles.test.caption_pairs()[1], n_images, perturbation)
@@ -317,8 +389,13 @@ def test_itc_shortlist_ranks_unshortlisted_candidates_below_the_shortlist(oracle
     """
     n_images, perturbation, k = len(oracles.test), PERTURBATION, 3
     checkpoint = oracles.checkpoint("contract_oracle_noisy_pair", True, perturbation=perturbation)
-    result = oracles.evaluate("contract_oracle_noisy_pair", checkpoint, tmp_path / "shortlist.json",
-                              exhaustive_max_images=n_images - 1, shortlist_k=k)
+    result = oracles.evaluate(
+        "contract_oracle_noisy_pair",
+        checkpoint,
+        tmp_path / "shortlist.json",
+        exhaustive_max_images=n_images - 1,
+        shortlist_k=k,
+    )
     assert result["protocol"]["protocol"] == "itc_shortlist" and result["protocol"]["shortlist_k"] == k
     t2i, i2t = _pair_scorer_ranks(oracles.test.caption_pairs()[1], n_images, perturbation)
     assert (t2i >= k).any() and (i2t >= k).any(), "exhaustive ranks must exceed k for this test to bite"
@@ -330,9 +407,17 @@ def test_robustness_of_the_oracle_on_retrieval(oracles: Oracles, tmp_path: Path)
     """Clean cell = the known answer; corruption breaks the oracle's lookup; missing modality is n/a for retrieval."""
     method = "contract_oracle_embedding"
     checkpoint = oracles.checkpoint(method, False)
-    config = {**oracles.config, "robustness": {**oracles.config["robustness"], "max_images": 8, "severities": [5],
-                                               "image": ["gaussian_noise"], "text": ["word_delete"],
-                                               "missing": ["image", "text"]}}
+    config = {
+        **oracles.config,
+        "robustness": {
+            **oracles.config["robustness"],
+            "max_images": 8,
+            "severities": [5],
+            "image": ["gaussian_noise"],
+            "text": ["word_delete"],
+            "missing": ["image", "text"],
+        },
+    }
     spec = stage_spec(config, "robustness", dataset="scenes", method=method, seed=0, task="retrieval")
     run_robustness(spec, oracles.data, oracles.tokenizer_file, checkpoint, tmp_path / "robustness.json")
     rows = json.loads((tmp_path / "robustness.json").read_text())["rows"]
@@ -340,8 +425,13 @@ def test_robustness_of_the_oracle_on_retrieval(oracles: Oracles, tmp_path: Path)
     for row in rows:
         cells.setdefault((row["corruption"], row["severity"]), {})[row["metric"]] = row
     names = set(task_metrics("retrieval", spec["task_settings"]))
-    assert set(cells) == {("none", 0), ("gaussian_noise", 5), ("word_delete", 5), ("missing_image", 5),
-                          ("missing_text", 5)}
+    assert set(cells) == {
+        ("none", 0),
+        ("gaussian_noise", 5),
+        ("word_delete", 5),
+        ("missing_image", 5),
+        ("missing_text", 5),
+    }
     assert all(set(metrics) == names for metrics in cells.values())
     assert {name: row["value"] for name, row in cells["none", 0].items()} == {name: 1.0 for name in names}
     for cell in (("missing_image", 5), ("missing_text", 5)):
@@ -355,8 +445,9 @@ def test_robustness_of_the_oracle_on_retrieval(oracles: Oracles, tmp_path: Path)
 
 
 @pytest.mark.parametrize("scale", [3.7, 250.0], ids=["scale", "clamped-scale"])
-def test_cross_attention_rank_score_is_itm_plus_itc_logit(smoke_config: dict, tiny_tokenizer_file: Path,
-                                                          scale: float) -> None:
+def test_cross_attention_rank_score_is_itm_plus_itc_logit(
+    smoke_config: dict, tiny_tokenizer_file: Path, scale: float
+) -> None:
     """README: its rank score is the ITM logit plus the pair's ITC logit (BLIP's evaluation)."""
     import torch
     import torch.nn.functional as F
@@ -378,7 +469,8 @@ def test_cross_attention_rank_score_is_itm_plus_itc_logit(smoke_config: dict, ti
         text = {"input_ids": ids, "attention_mask": mask}
         images_prepared, texts_prepared = model.prepare_images(images), model.prepare_texts(text)
         itc = min(scale, model.hparams["max_logit_scale"]) * F.cosine_similarity(
-            model.embed_image(images), model.embed_text(text), dim=-1)
+            model.embed_image(images), model.embed_text(text), dim=-1
+        )
         itm = model.match_logits(images_prepared, texts_prepared)
         score = model.score_prepared(images_prepared, texts_prepared)
     assert itc.abs().max() > 0.1, "the ITC term must matter for this test to bite"

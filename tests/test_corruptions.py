@@ -38,7 +38,7 @@ def test_image_corruption_is_seeded_per_example_and_keeps_dtype(name: str, image
     batch, ids = images
     out = corrupt_images(batch, name, 3, ids)
     assert out.dtype == torch.uint8 and out.shape == batch.shape
-    assert torch.equal(out, corrupt_images(batch.clone(), name, 3, ids))       # same seed → identical
+    assert torch.equal(out, corrupt_images(batch.clone(), name, 3, ids))  # same seed → identical
     # per-example seeding: an image is corrupted the same whatever batch it is in
     assert torch.equal(corrupt_images(batch[5:9], name, 3, ids[5:9]), out[5:9])
 
@@ -55,7 +55,9 @@ def test_random_image_corruption_draws_per_example_id(name: str, images) -> None
     out = corrupt_images(same_image, name, 5, [101, 102, 103, 104])
     assert len({bytes(o.numpy().tobytes()) for o in out}) == 4, f"{name}: ids did not change the draw"
     # ... while the same id gives the same draw, whatever the batch position
-    assert torch.equal(corrupt_images(same_image[:2], name, 5, [7, 7])[0], corrupt_images(same_image[:2], name, 5, [7, 7])[1])
+    assert torch.equal(
+        corrupt_images(same_image[:2], name, 5, [7, 7])[0], corrupt_images(same_image[:2], name, 5, [7, 7])[1]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(set(IMAGE_CORRUPTIONS) - set(RANDOM_IMAGE_CORRUPTIONS)))
@@ -75,8 +77,10 @@ def test_unknown_corruption_and_severity_are_rejected(images) -> None:
 
 
 SENTENCES = [
-    "a small red circle left of a large blue square", "three objects: two green triangles and an orange diamond",
-    "the purple square is above the yellow circle", "a scene with a cyan cross and a white object",
+    "a small red circle left of a large blue square",
+    "three objects: two green triangles and an orange diamond",
+    "the purple square is above the yellow circle",
+    "a scene with a cyan cross and a white object",
 ]
 
 
@@ -84,7 +88,9 @@ ELIGIBLE: dict[str, Callable[[str], bool]] = {
     # Written from the documented definitions, independently of the implementation: a word is
     # eligible when the operation can change it.
     "keyboard": lambda w: any(c.isalpha() for c in w),
-    "ocr": lambda w: any(key in w for key in ("o", "l", "i", "e", "a", "s", "b", "g", "z", "t", "m", "rn", "c", "u", "d")),
+    "ocr": lambda w: any(
+        key in w for key in ("o", "l", "i", "e", "a", "s", "b", "g", "z", "t", "m", "rn", "c", "u", "d")
+    ),
     "char_insert": lambda w: True,
     "char_substitute": lambda w: any(c.isalpha() for c in w),
     "char_swap": lambda w: any(a != b for a, b in zip(w, w[1:])),

@@ -65,9 +65,23 @@ def test_missing_tokenizer_is_named(tmp_path: Path) -> None:
 def test_cli_exit_code_3_names_the_file(dataset_copy: Path, tmp_path: Path) -> None:
     (dataset_copy / "annotations" / "captions_train.json").unlink()
     result = subprocess.run(
-        [sys.executable, "-m", "benchmark", "tokenizer", "--config", str(REPO / "workflows/config/smoke.yaml"),
-         "--dataset", "scenes", "--data", str(dataset_copy), "--out", str(tmp_path / "tok.json")],
-        capture_output=True, text=True, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "benchmark",
+            "tokenizer",
+            "--config",
+            str(REPO / "workflows/config/smoke.yaml"),
+            "--dataset",
+            "scenes",
+            "--data",
+            str(dataset_copy),
+            "--out",
+            str(tmp_path / "tok.json"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode == 3
     assert f"captions file not found: {dataset_copy / 'annotations' / 'captions_train.json'}" in result.stderr

@@ -16,14 +16,20 @@ from pathlib import Path
 from benchmark.data.tokenizer import SPECIAL_TOKENS, wordpiece_vocabulary
 from tests.conftest import REPO, SMOKE
 
-TINY = ["datasets.scenes.splits={train: 48, val: 8, test: 8}", "pretrain.steps=3", "pretrain.batch_size=8",
-        "pretrain.warmup_steps=1", "pretrain.checkpoint_every=2"]
+TINY = [
+    "datasets.scenes.splits={train: 48, val: 8, test: 8}",
+    "pretrain.steps=3",
+    "pretrain.batch_size=8",
+    "pretrain.warmup_steps=1",
+    "pretrain.checkpoint_every=2",
+]
 
 
 def fusebench(*args: str, hash_seed: str) -> None:
     command = [sys.executable, "-m", "benchmark", *args, "--config", str(SMOKE), *(f"--set={s}" for s in TINY)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300,
-                            env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=REPO, timeout=300, env={**os.environ, "PYTHONHASHSEED": hash_seed}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -32,8 +38,24 @@ def build(root: Path, hash_seed: str) -> list[Path]:
     data, tokenizer, model = root / "data", root / "tokenizer.json", root / "pretrain"
     fusebench("data", "--dataset", "scenes", "--out", str(data), hash_seed=hash_seed)
     fusebench("tokenizer", "--dataset", "scenes", "--data", str(data), "--out", str(tokenizer), hash_seed=hash_seed)
-    fusebench("pretrain", "--dataset", "scenes", "--method", "cross_attention", "--seed", "0", "--threads", "1",
-              "--data", str(data), "--tokenizer", str(tokenizer), "--out", str(model), hash_seed=hash_seed)
+    fusebench(
+        "pretrain",
+        "--dataset",
+        "scenes",
+        "--method",
+        "cross_attention",
+        "--seed",
+        "0",
+        "--threads",
+        "1",
+        "--data",
+        str(data),
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(model),
+        hash_seed=hash_seed,
+    )
     return [data / "manifest.json", tokenizer, model / "model.safetensors"]
 
 
@@ -49,5 +71,5 @@ def test_wordpiece_vocabulary_merges_the_most_frequent_pair_and_breaks_ties_by_t
     vocab = wordpiece_vocabulary(Counter({"abc": 2, "ab": 1, "xy": 2}), vocab_size=100)
     tokens = sorted(vocab, key=vocab.get)
     assert tokens[: len(SPECIAL_TOKENS)] == list(SPECIAL_TOKENS)
-    assert tokens[len(SPECIAL_TOKENS):] == ["a", "x", "##b", "##c", "##y", "ab", "abc", "xy"]
+    assert tokens[len(SPECIAL_TOKENS) :] == ["a", "x", "##b", "##c", "##y", "ab", "abc", "xy"]
     assert len(wordpiece_vocabulary(Counter({"abc": 2, "ab": 1, "xy": 2}), vocab_size=11)) == 11

@@ -10,13 +10,20 @@ import pytest
 import torch
 
 from benchmark.data.concepts import concept_vocabulary
-from benchmark.data.grounding import attribute_vocabulary
 from benchmark.data.dataset import load_split
+from benchmark.data.grounding import attribute_vocabulary
 from benchmark.data.sampling import ImageTextData
 from benchmark.data.tokenizer import load_tokenizer, special_token_ids
 from benchmark.models.method import BuildContext
 from benchmark.objectives import (
-    info_nce, itm_loss, itm_loss_swap, mask_tokens, mim_loss, mlm_loss, random_patch_mask, sample_negatives,
+    info_nce,
+    itm_loss,
+    itm_loss_swap,
+    mask_tokens,
+    mim_loss,
+    mlm_loss,
+    random_patch_mask,
+    sample_negatives,
 )
 from benchmark.objectives.masking import IGNORE
 from benchmark.registry import load_method
@@ -69,9 +76,9 @@ def test_mlm_masks_only_real_text_tokens() -> None:
     attention = (ids != 0).long()
     masked, labels = mask_tokens(ids, attention, SPECIAL, MASK_ID, vocab_size=30, probability=0.15)
     targets = labels != IGNORE
-    assert not targets[torch.isin(ids, torch.tensor(SPECIAL))].any()      # never [CLS]/[SEP]/[PAD]
-    assert (masked[~targets] == ids[~targets]).all()                       # nothing else changes
-    assert targets.any(dim=1).all()                                        # ≥ 1 target per sequence
+    assert not targets[torch.isin(ids, torch.tensor(SPECIAL))].any()  # never [CLS]/[SEP]/[PAD]
+    assert (masked[~targets] == ids[~targets]).all()  # nothing else changes
+    assert targets.any(dim=1).all()  # ≥ 1 target per sequence
     assert (labels[targets] == ids[targets]).all()
     replaced = masked[targets]
     assert (replaced == MASK_ID).float().mean() == pytest.approx(0.8, abs=0.06)
@@ -82,7 +89,7 @@ def test_mlm_target_rate_on_long_sequences() -> None:
     torch.manual_seed(1)
     ids = torch.randint(5, 30, (400, 40))
     ids[:, 0], ids[:, -1] = 2, 3
-    masked, labels = mask_tokens(ids, torch.ones_like(ids), SPECIAL, MASK_ID, 30, 0.15)
+    _masked, labels = mask_tokens(ids, torch.ones_like(ids), SPECIAL, MASK_ID, 30, 0.15)
     assert (labels != IGNORE).float().sum() / (400 * 38) == pytest.approx(0.15, abs=0.01)
 
 
@@ -92,15 +99,23 @@ def test_mim_mask_count_and_loss() -> None:
     target = torch.randn(4, 36, 12)
     assert mim_loss(target, target, mask).item() == 0.0
     assert mim_loss(target + 1.0, target, mask).item() == pytest.approx(1.0)
-    assert mlm_loss(torch.zeros(2, 3, 5), torch.tensor([[1, IGNORE, IGNORE], [IGNORE, 2, IGNORE]])).item() == pytest.approx(math.log(5))
+    assert mlm_loss(
+        torch.zeros(2, 3, 5), torch.tensor([[1, IGNORE, IGNORE], [IGNORE, 2, IGNORE]])
+    ).item() == pytest.approx(math.log(5))
 
 
 def _tiny(method: str, tiny_dataset: Path, tokenizer_file: Path, smoke_config: dict[str, Any]):
     torch.manual_seed(0)
     tokenizer = load_tokenizer(tokenizer_file, 24)
     split = load_split(tiny_dataset, "train")
-    ctx = BuildContext(smoke_config["model"], split.image_size, tokenizer.get_vocab_size(), 24,
-                       special_token_ids(tokenizer), concept_vocabulary(split))
+    ctx = BuildContext(
+        smoke_config["model"],
+        split.image_size,
+        tokenizer.get_vocab_size(),
+        24,
+        special_token_ids(tokenizer),
+        concept_vocabulary(split),
+    )
     ctx = BuildContext(**{**ctx.to_json(), "concepts": ctx.concepts, "attributes": attribute_vocabulary(split)})
     return load_method(method)(ctx), ImageTextData.from_split(split, tokenizer, torch.device("cpu"), ctx.concepts)
 
@@ -115,8 +130,9 @@ METHOD_OBJECTIVES = {
 }
 
 
-def test_methods_declare_the_objectives_they_return(tiny_dataset: Path, tiny_tokenizer_file: Path,
-                                                     smoke_config: dict[str, Any]) -> None:
+def test_methods_declare_the_objectives_they_return(
+    tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict[str, Any]
+) -> None:
     for method, objectives in METHOD_OBJECTIVES.items():
         model, data = _tiny(method, tiny_dataset, tiny_tokenizer_file, smoke_config)
         assert set(model.objective_weights) == set(objectives), method
@@ -125,8 +141,9 @@ def test_methods_declare_the_objectives_they_return(tiny_dataset: Path, tiny_tok
 
 
 @pytest.mark.parametrize(("method", "objective"), [(m, o) for m, objs in METHOD_OBJECTIVES.items() for o in objs])
-def test_each_objective_falls(method: str, objective: str, tiny_dataset: Path, tiny_tokenizer_file: Path,
-                              smoke_config: dict[str, Any]) -> None:
+def test_each_objective_falls(
+    method: str, objective: str, tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict[str, Any]
+) -> None:
     """Each objective alone, 200 steps on one tiny batch: the loss is finite and falls clearly.
 
     ITM is the slowest (a plateau at its label prior, BCE 0.64, for about 100 steps before it
@@ -153,7 +170,9 @@ def test_each_objective_falls(method: str, objective: str, tiny_dataset: Path, t
         assert last < first - 0.05, f"{method}.{name}: {first:.3f} → {last:.3f}"
 
 
-def test_every_grounding_head_trains(tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict[str, Any]) -> None:
+def test_every_grounding_head_trains(
+    tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict[str, Any]
+) -> None:
     """Each method that grounds: its grounding losses are finite and fall on a tiny set."""
     from benchmark.data.grounding import GroundingData
     from benchmark.registry import method_names
@@ -163,8 +182,9 @@ def test_every_grounding_head_trains(tiny_dataset: Path, tiny_tokenizer_file: Pa
         if "grounding" not in model.tasks:
             continue
         split = load_split(tiny_dataset, "train")
-        data = GroundingData.from_split(split, load_tokenizer(tiny_tokenizer_file, 24), torch.device("cpu"),
-                                        model.ctx.attributes)
+        data = GroundingData.from_split(
+            split, load_tokenizer(tiny_tokenizer_file, 24), torch.device("cpu"), model.ctx.attributes
+        )
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         batch = data.batch(0, 16, 0)
         totals = []

@@ -14,7 +14,11 @@ import pandas as pd
 import pytest
 
 from benchmark.metrics.bootstrap import (
-    GroundingItems, RetrievalItems, paired_difference, percentile_interval, resample_weights,
+    GroundingItems,
+    RetrievalItems,
+    paired_difference,
+    percentile_interval,
+    resample_weights,
 )
 from benchmark.metrics.detection import evaluate_pairs
 from benchmark.metrics.retrieval import best_positive_rank, recall_at_k, retrieval_metrics
@@ -27,17 +31,24 @@ def require_pdflatex() -> None:
         return
     if os.environ.get("CI") == "true":
         pytest.fail("CI must have pdflatex: `make test` installs it from Debian (make tex)")
-    pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended "
-                "texlive-fonts-recommended lmodern); the LaTeX compile tests need it")
+    pytest.skip(
+        "pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended "
+        "texlive-fonts-recommended lmodern); the LaTeX compile tests need it"
+    )
 
 
 def compile_document(body: str, tmp_path: Path, preamble: str = "") -> None:
     from benchmark.report.paper import compile_latex
 
     source = tmp_path / "doc.tex"
-    source.write_text("\\documentclass{article}\\usepackage[utf8]{inputenc}\\usepackage[T1]{fontenc}"
-                      "\\usepackage{lmodern}\\usepackage{booktabs}\\usepackage{graphicx}" + preamble
-                      + "\\begin{document}" + body + "\\end{document}\n")
+    source.write_text(
+        "\\documentclass{article}\\usepackage[utf8]{inputenc}\\usepackage[T1]{fontenc}"
+        "\\usepackage{lmodern}\\usepackage{booktabs}\\usepackage{graphicx}"
+        + preamble
+        + "\\begin{document}"
+        + body
+        + "\\end{document}\n"
+    )
     compile_latex(source, [tmp_path], tmp_path / "doc.pdf", passes=1)
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
 
@@ -120,8 +131,9 @@ def test_retrieval_items_match_recall_recomputed_on_physically_resampled_queries
     positives = owner[:, None] == np.arange(n_images)[None, :]
     t2i_scores = rng.random((len(owner), n_images)) + 0.6 * positives  # informative, so recalls vary
     i2t_scores = rng.random((n_images, len(owner))) + 0.6 * positives.T  # its own ranking (re-ranked i2t)
-    items = RetrievalItems(best_positive_rank(t2i_scores, positives), owner,
-                           best_positive_rank(i2t_scores, positives.T), ks)
+    items = RetrievalItems(
+        best_positive_rank(t2i_scores, positives), owner, best_positive_rank(i2t_scores, positives.T), ks
+    )
     assert items.units == n_images
 
     identity = np.ones(n_images, dtype=int)
@@ -178,8 +190,9 @@ def test_grounding_items_match_pycocotools_on_physically_resampled_pairs() -> No
 
     for weights in nontrivial_weights(rng, pairs, 2):
         drawn = np.repeat(np.arange(pairs), weights)
-        physical, _ = evaluate_pairs([targets[p] for p in drawn], [predictions[p] for p in drawn],
-                                     [sizes[p] for p in drawn])
+        physical, _ = evaluate_pairs(
+            [targets[p] for p in drawn], [predictions[p] for p in drawn], [sizes[p] for p in drawn]
+        )
         assert physical["AP"] != pytest.approx(metrics["AP"], abs=1e-6), "resample leaves AP unchanged"
         fast = items.metrics(weights)
         for name in GROUNDING_METRICS:
@@ -208,12 +221,35 @@ def tidy_retrieval_frame(
     values: dict[str, list[float]], references: dict[str, float], metric: str = "mean_R"
 ) -> pd.DataFrame:
     """main.csv-like rows: one per (method, seed) of ``values``, one seedless row per reference."""
-    rows = [{"dataset": "d", "method": method, "seed": seed, "task": "retrieval", "metric": metric,
-             "corruption": "none", "severity": 0, "value": value, "status": "ok"}
-            for method, per_seed in values.items() for seed, value in enumerate(per_seed)]
-    rows += [{"dataset": "d", "method": method, "seed": None, "task": "retrieval", "metric": metric,
-              "corruption": "none", "severity": 0, "value": value, "status": "ok"}
-             for method, value in references.items()]
+    rows = [
+        {
+            "dataset": "d",
+            "method": method,
+            "seed": seed,
+            "task": "retrieval",
+            "metric": metric,
+            "corruption": "none",
+            "severity": 0,
+            "value": value,
+            "status": "ok",
+        }
+        for method, per_seed in values.items()
+        for seed, value in enumerate(per_seed)
+    ]
+    rows += [
+        {
+            "dataset": "d",
+            "method": method,
+            "seed": None,
+            "task": "retrieval",
+            "metric": metric,
+            "corruption": "none",
+            "severity": 0,
+            "value": value,
+            "status": "ok",
+        }
+        for method, value in references.items()
+    ]
     frame = pd.DataFrame(rows)
     frame["seed"] = frame["seed"].astype("Int64")
     return frame
@@ -233,14 +269,17 @@ def test_method_statistics_on_known_seeds_and_degenerate_bootstraps() -> None:
     values = {"A": [0.70, 0.80, 0.90], "B": [0.70, 0.20, 0.30], "C": [0.75, 0.65, 0.85]}
     frame = tidy_retrieval_frame(values, {"chance": 0.95})  # the reference scores highest: still never best
     perfect, one_miss, none = (retrieval_items_hitting(40, 2, m) for m in ([], [0], range(40)))
-    items = {("d", "retrieval", "A"): [perfect] * 3, ("d", "retrieval", "B"): [none] * 3,
-             ("d", "retrieval", "C"): [one_miss] * 3}
+    items = {
+        ("d", "retrieval", "A"): [perfect] * 3,
+        ("d", "retrieval", "B"): [none] * 3,
+        ("d", "retrieval", "C"): [one_miss] * 3,
+    }
     stats, comparisons = method_statistics(frame, items, ("chance",), resamples=300)
     stats = stats[stats["metric"] == "mean_R"].set_index("method")
 
     # by hand: A = 0.8 ± sqrt((0.1² + 0 + 0.1²)/2) = 0.1 (ddof 0 would give 0.0816);
     # B = 0.4 ± sqrt((0.3² + 0.2² + 0.1²)/2) = sqrt(0.07); C = 0.75 ± sqrt((0 + 0.1² + 0.1²)/2) = 0.1
-    expected = {"A": (0.8, 0.1), "B": (0.4, 0.07 ** 0.5), "C": (0.75, 0.1)}
+    expected = {"A": (0.8, 0.1), "B": (0.4, 0.07**0.5), "C": (0.75, 0.1)}
     for method, (mean, std) in expected.items():
         assert stats.loc[method, "mean"] == pytest.approx(mean, abs=1e-12), method
         assert stats.loc[method, "std"] == pytest.approx(std, abs=1e-12), method
@@ -285,12 +324,35 @@ def write_evaluation(path: Path, method: str, seed: int, metrics: dict[str, floa
     from benchmark.io import write_json
     from benchmark.stages import items_path, metric_rows, write_items
 
-    spec = {"stage": "evaluate", "dataset": "d", "task": "retrieval", "method": method, "seed": seed,
-            "device": "cpu", "ks": list(items.ks), "batch_size": 8}
-    write_items(items_path(path), {"t2i_rank": items.t2i_rank, "text_owner": items.text_owner,
-                                   "i2t_rank": items.i2t_rank, "ks": np.asarray(items.ks)})
-    write_json(path, {"spec": spec, "provenance": {"device": {"type": "cpu"}, "wall_time_s": 1.0},
-                      "protocol": {}, "rows": metric_rows(spec, method, metrics), "items": items_path(path).name})
+    spec = {
+        "stage": "evaluate",
+        "dataset": "d",
+        "task": "retrieval",
+        "method": method,
+        "seed": seed,
+        "device": "cpu",
+        "ks": list(items.ks),
+        "batch_size": 8,
+    }
+    write_items(
+        items_path(path),
+        {
+            "t2i_rank": items.t2i_rank,
+            "text_owner": items.text_owner,
+            "i2t_rank": items.i2t_rank,
+            "ks": np.asarray(items.ks),
+        },
+    )
+    write_json(
+        path,
+        {
+            "spec": spec,
+            "provenance": {"device": {"type": "cpu"}, "wall_time_s": 1.0},
+            "protocol": {},
+            "rows": metric_rows(spec, method, metrics),
+            "items": items_path(path).name,
+        },
+    )
 
 
 def test_aggregate_reports_mean_and_sample_std_of_the_per_seed_result_files(
@@ -329,11 +391,16 @@ def test_aggregate_reports_mean_and_sample_std_of_the_per_seed_result_files(
 
     csv = pd.read_csv(tmp_path / "tables" / "main.csv", comment="#")
     assert not csv.duplicated(["method", "seed", "metric"]).any()
-    written = {(method, float(seed), metric): values[seed] for method, metrics in AGGREGATE_VALUES.items()
-               for metric, values in metrics.items() for seed in range(3)}
+    written = {
+        (method, float(seed), metric): values[seed]
+        for method, metrics in AGGREGATE_VALUES.items()
+        for metric, values in metrics.items()
+        for seed in range(3)
+    }
     learned = csv[csv["method"] != "chance"]
-    assert {(m, s, k): v for m, s, k, v in learned[["method", "seed", "metric", "value"]].itertuples(index=False)} \
-        == pytest.approx(written, abs=1e-6)
+    assert {
+        (m, s, k): v for m, s, k, v in learned[["method", "seed", "metric", "value"]].itertuples(index=False)
+    } == pytest.approx(written, abs=1e-6)
     assert len(learned) == len(written) == 2 * 3 * 3
     chance_rows = csv[csv["method"] == "chance"]
     assert len(chance_rows) == 3 and chance_rows["seed"].isna().all()
@@ -349,16 +416,29 @@ def test_macro_names_are_valid_unique_and_readable() -> None:
 
 def test_generated_macros_and_tables_compile(tmp_path: Path) -> None:
     require_pdflatex()
-    names = [macro_name(m, t, metric, stat) for m in ("cross_attention", "early_concat") for t in ("Ret", "Det")
-             for metric in ("mean_R", "AP", "Acc@0.5", "t2i_R@10") for stat in ("mean", "ci high")]
+    names = [
+        macro_name(m, t, metric, stat)
+        for m in ("cross_attention", "early_concat")
+        for t in ("Ret", "Det")
+        for metric in ("mean_R", "AP", "Acc@0.5", "t2i_R@10")
+        for stat in ("mean", "ci high")
+    ]
     assert len(set(names)) == len(names) and all(re.fullmatch(r"\\fb[A-Za-z]+", n) for n in names)
-    (tmp_path / "macros.tex").write_text(macros_file([(n, f"{i}.5") for i, n in enumerate(names)], {"config hash": "x"}))
-    frame = pd.DataFrame({"method": ["cross_attention", "a&b_c"], "AP": ["17.3 ± 0.6", "n/a"],
-                          **{f"col{i}": ["1", "2"] for i in range(9)}})  # wide: exercises \resizebox
+    (tmp_path / "macros.tex").write_text(
+        macros_file([(n, f"{i}.5") for i, n in enumerate(names)], {"config hash": "x"})
+    )
+    frame = pd.DataFrame(
+        {
+            "method": ["cross_attention", "a&b_c"],
+            "AP": ["17.3 ± 0.6", "n/a"],
+            **{f"col{i}": ["1", "2"] for i in range(9)},
+        }
+    )  # wide: exercises \resizebox
     bold = frame.map(lambda _: False)
     bold.iloc[0, 1] = True
-    (tmp_path / "table.tex").write_text(latex_table(frame, "A caption with 95 % and under_scores.", "tab:x",
-                                                    {"config hash": "x"}, bold=bold))
+    (tmp_path / "table.tex").write_text(
+        latex_table(frame, "A caption with 95 % and under_scores.", "tab:x", {"config hash": "x"}, bold=bold)
+    )
     compile_document("\\input{macros.tex}\\input{table.tex}" + " ".join(names), tmp_path)
 
 
@@ -369,12 +449,31 @@ def test_robustness_plot_has_one_panel_per_measured_corruption(monkeypatch: pyte
     monkeypatch.setattr(plots, "save", lambda figure, stem: captured.setdefault("figure", figure) and [])
     rows = []
     for method in ("a", "b"):
-        rows.append({"task": "grounding", "metric": "AP", "method": method, "corruption": "none", "severity": 0, "seed": 0, "value": 0.5})
+        rows.append(
+            {
+                "task": "grounding",
+                "metric": "AP",
+                "method": method,
+                "corruption": "none",
+                "severity": 0,
+                "seed": 0,
+                "value": 0.5,
+            }
+        )
         for corruption in ("contrast", "keyboard", "missing_text"):
             for severity in (1, 3):
                 value = float("nan") if corruption == "missing_text" else 0.4
-                rows.append({"task": "grounding", "metric": "AP", "method": method, "corruption": corruption,
-                             "severity": severity, "seed": 0, "value": value})
+                rows.append(
+                    {
+                        "task": "grounding",
+                        "metric": "AP",
+                        "method": method,
+                        "corruption": corruption,
+                        "severity": severity,
+                        "seed": 0,
+                        "value": value,
+                    }
+                )
     plots.robustness_curves(pd.DataFrame(rows), "grounding", "AP", plots.method_colors(["a", "b"]), tmp_path / "x")
     visible = [ax for ax in captured["figure"].axes if ax.get_visible()]
     assert sorted(ax.get_title() for ax in visible) == ["contrast", "keyboard"]  # n/a everywhere: no panel

@@ -28,12 +28,14 @@ def test_ties_rank_lower_index_first() -> None:
 def test_several_captions_per_image_any_caption_counts() -> None:
     # 2 images; captions 0, 1 belong to image 0 and captions 2, 3 to image 1
     owner = [0, 0, 1, 1]
-    scores = np.array([  # texts × images
-        [0.9, 0.1],   # caption 0 → image 0 (hit@1)
-        [0.2, 0.8],   # caption 1 → image 1 first (miss@1, hit@2)
-        [0.4, 0.6],   # caption 2 → image 1 (hit@1)
-        [0.7, 0.3],   # caption 3 → image 0 first (miss@1)
-    ])
+    scores = np.array(
+        [  # texts × images
+            [0.9, 0.1],  # caption 0 → image 0 (hit@1)
+            [0.2, 0.8],  # caption 1 → image 1 first (miss@1, hit@2)
+            [0.4, 0.6],  # caption 2 → image 1 (hit@1)
+            [0.7, 0.3],  # caption 3 → image 0 first (miss@1)
+        ]
+    )
     m = retrieval_metrics(scores, owner, ks=[1, 2])
     assert m["t2i_R@1"] == pytest.approx(0.5)
     assert m["t2i_R@2"] == pytest.approx(1.0)
@@ -70,6 +72,7 @@ def test_chance_is_exact_and_matches_a_random_scorer() -> None:
     assert chance["i2t_R@1"] == pytest.approx(3 / 60)
     # 1 − C(57, 5)/C(60, 5)
     from math import comb
+
     assert chance["i2t_R@5"] == pytest.approx(1 - comb(57, 5) / comb(60, 5))
     rng = np.random.default_rng(0)
     sampled = [retrieval_metrics(rng.random((60, 20)), owner, [1, 5, 10]) for _ in range(400)]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from benchmark.metrics.robustness import (
-    area_under_severity, corruption_error, effective_robustness, relative_corruption_error, relative_drop,
+    area_under_severity,
+    corruption_error,
+    effective_robustness,
+    relative_corruption_error,
+    relative_drop,
     summarize_family,
 )
 

@@ -48,7 +48,7 @@ def test_coco_files_load_and_boxes_lie_inside_images(tiny_dataset: Path) -> None
             image = coco.loadImgs(ann["image_id"])[0]
             x, y, w, h = ann["bbox"]
             assert w > 0 and h > 0
-            assert 0 <= x and 0 <= y and x + w <= image["width"] and y + h <= image["height"]
+            assert x >= 0 and y >= 0 and x + w <= image["width"] and y + h <= image["height"]
             assert ann["area"] == pytest.approx(w * h, abs=1e-3)
 
 
@@ -90,8 +90,12 @@ def _obj(shape: str, color: str, size: str, x: float) -> SceneObject:
 
 
 def test_referring_semantics_on_a_hand_built_scene() -> None:
-    scene = Scene(64, 40, (_obj("circle", "red", "small", 2), _obj("circle", "red", "large", 30),
-                           _obj("square", "blue", "small", 50)), 0)
+    scene = Scene(
+        64,
+        40,
+        (_obj("circle", "red", "small", 2), _obj("circle", "red", "large", 30), _obj("square", "blue", "small", 50)),
+        0,
+    )
     red_circles = AttributeFilter(color="red", shape="circle")
     assert [i for i, o in enumerate(scene.objects) if red_circles.matches(o)] == [0, 1]
     assert red_circles.phrase(True) == "red circles"
@@ -119,7 +123,9 @@ def test_default_test_split_has_the_documented_expression_mix(tmp_path: Path) ->
     20.0 % multi-target and 12.8 % no-target (403 / 120 / 77), counted from the written refs file."""
     from benchmark.config import load_config, stage_spec
 
-    spec = {k: v for k, v in stage_spec(load_config(), "data", dataset="scenes").items() if k not in ("stage", "dataset")}
+    spec = {
+        k: v for k, v in stage_spec(load_config(), "data", dataset="scenes").items() if k not in ("stage", "dataset")
+    }
     assert spec["splits"]["test"] == 200
     spec["splits"] = {**spec["splits"], "train": 4, "val": 4}  # scenes do not depend on other splits' sizes
     root = tmp_path / "default"

@@ -36,15 +36,17 @@ def _setup(tiny_dataset: Path, tokenizer_file: Path, smoke_config: dict[str, Any
     seed_everything(0)
     tokenizer = load_tokenizer(tokenizer_file, 24)
     split = load_split(tiny_dataset, "train")
-    ctx = BuildContext(smoke_config["model"], split.image_size, tokenizer.get_vocab_size(), 24,
-                       special_token_ids(tokenizer))
+    ctx = BuildContext(
+        smoke_config["model"], split.image_size, tokenizer.get_vocab_size(), 24, special_token_ids(tokenizer)
+    )
     model = load_method("contrastive_clip")(ctx, **overrides)
     return model, ImageTextData.from_split(split, tokenizer, CPU)
 
 
 def _settings(steps: int, **changes: Any) -> OptimSettings:
-    values = dict(steps=steps, batch_size=16, lr=3e-3, weight_decay=0.0, warmup_steps=2, grad_clip=1.0,
-                  checkpoint_every=10)
+    values = dict(
+        steps=steps, batch_size=16, lr=3e-3, weight_decay=0.0, warmup_steps=2, grad_clip=1.0, checkpoint_every=10
+    )
     values.update(changes)
     return OptimSettings(**values)
 
@@ -69,8 +71,17 @@ def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
 
 def test_itc_loss_falls(tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path) -> None:
     model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
-    report = train(model, lambda step: model.pretrain_losses(data.batch(step, 16, 1)), model.objective_weights,
-                   _settings(60), CPU, 1, tmp_path / "state.safetensors", "h", "test")
+    report = train(
+        model,
+        lambda step: model.pretrain_losses(data.batch(step, 16, 1)),
+        model.objective_weights,
+        _settings(60),
+        CPU,
+        1,
+        tmp_path / "state.safetensors",
+        "h",
+        "test",
+    )
     first, last = report.history[0]["itc"], report.history[-1]["itc"]
     assert first == pytest.approx(2.77, abs=0.15)  # ≈ ln(16): chance for a batch of 16
     assert last < first - 0.3
@@ -109,16 +120,36 @@ def test_stale_training_state_is_not_resumed(
     model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
     state = tmp_path / "s.safetensors"
     with pytest.raises(RuntimeError):
-        train(model, lambda s: (_ for _ in ()).throw(RuntimeError("x")) if s == 12 else model.pretrain_losses(data.batch(s, 16, 0)),
-              model.objective_weights, _settings(20), CPU, 0, state, "old-spec", "test")
+        train(
+            model,
+            lambda s: (
+                (_ for _ in ()).throw(RuntimeError("x")) if s == 12 else model.pretrain_losses(data.batch(s, 16, 0))
+            ),
+            model.objective_weights,
+            _settings(20),
+            CPU,
+            0,
+            state,
+            "old-spec",
+            "test",
+        )
     assert state.is_file(), "the crash at step 12 must leave the step-10 state behind"
     control = tmp_path / "control.safetensors"
     shutil.copyfile(state, control)
 
     def finish(path: Path, spec: str) -> int:
         model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
-        return train(model, lambda s: model.pretrain_losses(data.batch(s, 16, 0)), model.objective_weights,
-                     _settings(20), CPU, 0, path, spec, "test").resumed_from
+        return train(
+            model,
+            lambda s: model.pretrain_losses(data.batch(s, 16, 0)),
+            model.objective_weights,
+            _settings(20),
+            CPU,
+            0,
+            path,
+            spec,
+            "test",
+        ).resumed_from
 
     assert finish(state, "new-spec") == 0
     assert finish(control, "old-spec") == 10
@@ -127,7 +158,11 @@ def test_stale_training_state_is_not_resumed(
 def test_unknown_override_names_the_allowed_hyperparameters(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict
 ) -> None:
-    with pytest.raises(MethodError, match="method_overrides.contrastive_clip.temperature is not a hyperparameter.*allowed: max_logit_scale, objectives, temperature_init"):
+    with pytest.raises(
+        MethodError,
+        match="method_overrides.contrastive_clip.temperature is not a hyperparameter"
+        ".*allowed: max_logit_scale, objectives, temperature_init",
+    ):
         _setup(tiny_dataset, tiny_tokenizer_file, smoke_config, temperature=0.1)
 
 

@@ -41,8 +41,10 @@ def snakemake(workdir: Path, *args: str, overlays: tuple[Path, ...] = ()) -> sub
     baselines = workdir / "baselines"
     if not baselines.exists():
         shutil.copytree(REPO / "baselines", baselines)
-    return run([*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(SMOKE), *map(str, overlays), *args],
-               env={**os.environ, "FUSEBENCH_BASELINES": str(baselines)})
+    return run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(SMOKE), *map(str, overlays), *args],
+        env={**os.environ, "FUSEBENCH_BASELINES": str(baselines)},
+    )
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
@@ -68,7 +70,17 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_smoke_workflow_writes_tables(smoke_run: Path) -> None:
     tables = smoke_run / "results" / "smoke" / "tables"
     frame = pd.read_csv(tables / "main.csv")
-    assert list(frame.columns) == ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status"]
+    assert list(frame.columns) == [
+        "dataset",
+        "method",
+        "seed",
+        "task",
+        "metric",
+        "corruption",
+        "severity",
+        "value",
+        "status",
+    ]
     assert set(frame["method"]) >= {"contrastive_clip", "chance"}
     clip = frame[(frame["method"] == "contrastive_clip") & (frame["metric"] == "mean_R")]
     assert len(clip) == 1 and 0.0 <= clip["value"].iloc[0] <= 1.0
@@ -82,7 +94,9 @@ def test_smoke_workflow_writes_tables(smoke_run: Path) -> None:
     assert "## scenes — grounding (AP)" in (tables / "robustness.md").read_text()
     plots = smoke_run / "results" / "smoke" / "plots"
     for task in ("retrieval", "grounding"):
-        assert (plots / f"robustness_{task}.pdf").stat().st_size > 0 and (plots / f"robustness_drop_{task}.png").exists()
+        assert (plots / f"robustness_{task}.pdf").stat().st_size > 0 and (
+            plots / f"robustness_drop_{task}.png"
+        ).exists()
 
 
 def test_table_cells_are_the_values_of_the_per_seed_result_files(smoke_run: Path) -> None:
@@ -96,7 +110,9 @@ def test_table_cells_are_the_values_of_the_per_seed_result_files(smoke_run: Path
         column = [c.strip() for c in header.strip("|").split("|")].index(metric)
         for method in ("contrastive_clip", "cross_attention"):
             files = sorted((out / "scenes" / "eval" / task / method).glob("seed*.json"))
-            values = [next(r["value"] for r in json.loads(f.read_text())["rows"] if r["metric"] == metric) for f in files]
+            values = [
+                next(r["value"] for r in json.loads(f.read_text())["rows"] if r["metric"] == metric) for f in files
+            ]
             row = next(line for line in section.splitlines() if line.startswith(f"| {method} "))
             cell = [c.strip().strip("*_") for c in row.strip("|").split("|")][column]
             assert len(values) == 1 and cell == f"{100 * sum(values) / len(values):.1f}", (task, metric, method, cell)
@@ -122,8 +138,15 @@ def test_editing_a_method_file_reruns_only_its_jobs(smoke_run: Path) -> None:
     finally:  # put back content and time stamp, so other tests still see a finished run
         path.write_bytes(original)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert jobs == {"pretrain": 1, "finetune": len(TASKS), "evaluate": len(TASKS), "robustness": len(TASKS),
-                    "aggregate": 1, "plots": 1, "all": 1}, jobs
+    assert jobs == {
+        "pretrain": 1,
+        "finetune": len(TASKS),
+        "evaluate": len(TASKS),
+        "robustness": len(TASKS),
+        "aggregate": 1,
+        "plots": 1,
+        "all": 1,
+    }, jobs
 
 
 def test_second_run_is_a_no_op(smoke_run: Path) -> None:
@@ -146,8 +169,15 @@ def test_new_baseline_file_adds_only_its_jobs(smoke_run: Path) -> None:
         jobs = planned_jobs(snakemake(smoke_run, "--dry-run"))
     finally:
         (baselines / "my_clip_variant.py").unlink()
-    assert jobs == {"pretrain": 1, "finetune": len(TASKS), "evaluate": len(TASKS), "robustness": len(TASKS),
-                    "aggregate": 1, "plots": 1, "all": 1}, jobs
+    assert jobs == {
+        "pretrain": 1,
+        "finetune": len(TASKS),
+        "evaluate": len(TASKS),
+        "robustness": len(TASKS),
+        "aggregate": 1,
+        "plots": 1,
+        "all": 1,
+    }, jobs
 
 
 def test_invalid_config_fails_before_any_job(tmp_path: Path) -> None:
@@ -164,16 +194,32 @@ def test_html_report_and_paper_build_on_the_smoke_run(smoke_run: Path) -> None:
     from tests.test_reporting import require_pdflatex
 
     report = smoke_run / "report.html"
-    result = run([*SNAKEMAKE, "--directory", str(smoke_run), "--configfile", str(SMOKE), "--report", str(report)],
-                 env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")}, timeout=600)
+    result = run(
+        [*SNAKEMAKE, "--directory", str(smoke_run), "--configfile", str(SMOKE), "--report", str(report)],
+        env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")},
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text(errors="replace")
     assert "FuseBench run" in html and "main_metrics.png" in html
     require_pdflatex()
     result = run(
-        [sys.executable, "-m", "snakemake", "paper/main.pdf", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
-         "--directory", str(smoke_run), "--configfile", str(SMOKE)],
-        env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")}, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "paper/main.pdf",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--cores",
+            "2",
+            "--directory",
+            str(smoke_run),
+            "--configfile",
+            str(SMOKE),
+        ],
+        env={**os.environ, "FUSEBENCH_BASELINES": str(smoke_run / "baselines")},
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (smoke_run / "paper" / "main.pdf").read_bytes()[:4] == b"%PDF"

@@ -56,7 +56,9 @@ OCCLUSION_SIDE = (0.2, 0.3, 0.4, 0.5, 0.6)
 OCCLUSION_GREY = 0.5
 
 
-def _per_example(ids: Sequence[int], name: str, severity: int, draw: Callable[[torch.Generator], torch.Tensor]) -> torch.Tensor:
+def _per_example(
+    ids: Sequence[int], name: str, severity: int, draw: Callable[[torch.Generator], torch.Tensor]
+) -> torch.Tensor:
     """Stack one CPU draw per example, each from its own seeded generator."""
     return torch.stack([draw(torch_generator("image-corruption", int(i), name, severity)) for i in ids])
 
@@ -69,15 +71,19 @@ def gaussian_noise(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.
 def shot_noise(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
     lam = SHOT_LAMBDA[severity - 1]
     rates = (x * lam).cpu()
-    counts = torch.stack([torch.poisson(rates[k], generator=torch_generator("image-corruption", int(i), "shot_noise", severity))
-                          for k, i in enumerate(ids)])
+    counts = torch.stack(
+        [
+            torch.poisson(rates[k], generator=torch_generator("image-corruption", int(i), "shot_noise", severity))
+            for k, i in enumerate(ids)
+        ]
+    )
     return counts.to(x.device) / lam
 
 
 def impulse_noise(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
     amount = IMPULSE_AMOUNT[severity - 1]
     u = _per_example(ids, "impulse_noise", severity, lambda g: torch.rand((2, *x.shape[1:]), generator=g)).to(x.device)
-    hit, salt = u[:, 0] < amount, u[:, 1] < 0.5   # skimage 's&p': salt_vs_pepper = 0.5
+    hit, salt = u[:, 0] < amount, u[:, 1] < 0.5  # skimage 's&p': salt_vs_pepper = 0.5
     return torch.where(hit, salt.to(x.dtype), x)
 
 
@@ -85,7 +91,9 @@ def _depthwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Convolve every channel of every image with ``kernel`` (k×k, or B×k×k per image), reflect-padded."""
     b, c, h, w = x.shape
     k = kernel.shape[-1]
-    padded = F.pad(x, (k // 2,) * 4, mode="reflect") if k // 2 < min(h, w) else F.pad(x, (k // 2,) * 4, mode="replicate")
+    padded = (
+        F.pad(x, (k // 2,) * 4, mode="reflect") if k // 2 < min(h, w) else F.pad(x, (k // 2,) * 4, mode="replicate")
+    )
     if kernel.ndim == 2:
         weight = kernel.to(x)[None, None].expand(c, 1, k, k)
         return F.conv2d(padded, weight, groups=c)
@@ -194,9 +202,14 @@ def jpeg(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
 def occlusion(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
     h, w = x.shape[-2:]
     side_h, side_w = round(OCCLUSION_SIDE[severity - 1] * h), round(OCCLUSION_SIDE[severity - 1] * w)
-    corners = _per_example(ids, "occlusion", severity,
-                           lambda g: torch.stack([torch.randint(0, h - side_h + 1, (), generator=g),
-                                                  torch.randint(0, w - side_w + 1, (), generator=g)]))
+    corners = _per_example(
+        ids,
+        "occlusion",
+        severity,
+        lambda g: torch.stack(
+            [torch.randint(0, h - side_h + 1, (), generator=g), torch.randint(0, w - side_w + 1, (), generator=g)]
+        ),
+    )
     rows = torch.arange(h, device=x.device)[None, :, None]
     cols = torch.arange(w, device=x.device)[None, None, :]
     top, left = corners[:, 0].to(x.device)[:, None, None], corners[:, 1].to(x.device)[:, None, None]

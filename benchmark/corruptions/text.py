@@ -43,8 +43,23 @@ def _keyboard_neighbours() -> dict[str, str]:
 
 
 KEYBOARD = _keyboard_neighbours()
-OCR = {"o": ["0"], "l": ["1", "I"], "i": ["1", "l"], "e": ["c"], "a": ["o"], "s": ["5"], "b": ["6", "h"],
-       "g": ["9", "q"], "z": ["2"], "t": ["7"], "m": ["rn"], "rn": ["m"], "c": ["e"], "u": ["v"], "d": ["cl"]}
+OCR = {
+    "o": ["0"],
+    "l": ["1", "I"],
+    "i": ["1", "l"],
+    "e": ["c"],
+    "a": ["o"],
+    "s": ["5"],
+    "b": ["6", "h"],
+    "g": ["9", "q"],
+    "z": ["2"],
+    "t": ["7"],
+    "m": ["rn"],
+    "rn": ["m"],
+    "c": ["e"],
+    "u": ["v"],
+    "d": ["cl"],
+}
 
 
 def _positions(word: str, test: Callable[[int], bool]) -> list[int]:
@@ -56,7 +71,7 @@ def _keyboard(word: str, rng: random.Random) -> str | None:
     if not spots:
         return None
     i = rng.choice(spots)
-    return word[:i] + rng.choice(KEYBOARD[word[i].lower()]) + word[i + 1:]
+    return word[:i] + rng.choice(KEYBOARD[word[i].lower()]) + word[i + 1 :]
 
 
 def _ocr(word: str, rng: random.Random) -> str | None:
@@ -64,7 +79,7 @@ def _ocr(word: str, rng: random.Random) -> str | None:
     if not spots:
         return None
     i, key = rng.choice(spots)
-    return word[:i] + rng.choice(OCR[key]) + word[i + len(key):]
+    return word[:i] + rng.choice(OCR[key]) + word[i + len(key) :]
 
 
 def _insert(word: str, rng: random.Random) -> str | None:
@@ -77,7 +92,7 @@ def _substitute(word: str, rng: random.Random) -> str | None:
     if not spots:
         return None
     i = rng.choice(spots)
-    return word[:i] + rng.choice([c for c in LETTERS if c != word[i].lower()]) + word[i + 1:]
+    return word[:i] + rng.choice([c for c in LETTERS if c != word[i].lower()]) + word[i + 1 :]
 
 
 def _swap(word: str, rng: random.Random) -> str | None:
@@ -85,14 +100,14 @@ def _swap(word: str, rng: random.Random) -> str | None:
     if not spots:
         return None
     i = rng.choice(spots)
-    return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
 
 
 def _delete(word: str, rng: random.Random) -> str | None:
     if len(word) < 2:
         return None
     i = rng.randrange(len(word))
-    return word[:i] + word[i + 1:]
+    return word[:i] + word[i + 1 :]
 
 
 CHARACTER_OPERATIONS: dict[str, Callable[[str, random.Random], str | None]] = {

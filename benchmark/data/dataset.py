@@ -26,8 +26,8 @@ class SceneSplit:
     image_ids: list[int]
     images: torch.Tensor
     captions: list[list[str]]
-    boxes: list[np.ndarray]                       # per image: K×4 xywh pixels
-    categories: list[np.ndarray]                  # per image: K category ids
+    boxes: list[np.ndarray]  # per image: K×4 xywh pixels
+    categories: list[np.ndarray]  # per image: K category ids
     refs: list[dict[str, Any]] = field(default_factory=list)  # image_index, sentence, boxes (xywh), kind
     category_names: dict[int, str] = field(default_factory=dict)
     objects: list[list[dict[str, str]]] = field(default_factory=list)  # per image: category + attributes
@@ -39,13 +39,18 @@ class SceneSplit:
     def image_size(self) -> int:
         return int(self.images.shape[-1])
 
-    def head(self, count: int | None) -> "SceneSplit":
+    def head(self, count: int | None) -> SceneSplit:
         """The first ``count`` images with their captions, boxes and expressions (all if None)."""
         if count is None or count >= len(self):
             return self
         return replace(
-            self, image_ids=self.image_ids[:count], images=self.images[:count], captions=self.captions[:count],
-            boxes=self.boxes[:count], categories=self.categories[:count], objects=self.objects[:count],
+            self,
+            image_ids=self.image_ids[:count],
+            images=self.images[:count],
+            captions=self.captions[:count],
+            boxes=self.boxes[:count],
+            categories=self.categories[:count],
+            objects=self.objects[:count],
             refs=[r for r in self.refs if r["image_index"] < count],
         )
 
@@ -100,7 +105,9 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
     captions_by_id = read_captions(root, split)
     missing = [i for i in image_ids if not captions_by_id.get(i)]
     if missing:
-        raise DataFileError(f"captions file for split {split!r} under {root} has no caption for image ids {missing[:5]}")
+        raise DataFileError(
+            f"captions file for split {split!r} under {root} has no caption for image ids {missing[:5]}"
+        )
     boxes, categories, objects = [], [], []
     category_names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
     ann_by_id: dict[int, dict[str, Any]] = {}
@@ -110,24 +117,30 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
         ann_by_id.update({a["id"]: a for a in anns})
         boxes.append(np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4))
         categories.append(np.array([a["category_id"] for a in anns], dtype=np.int64))
-        objects.append([
-            {"category": category_names[a["category_id"]], **{k: str(a[k]) for k in ("color", "size") if k in a}}
-            for a in anns
-        ])
+        objects.append(
+            [
+                {"category": category_names[a["category_id"]], **{k: str(a[k]) for k in ("color", "size") if k in a}}
+                for a in anns
+            ]
+        )
     index_of = {image_id: k for k, image_id in enumerate(image_ids)}
     refs = []
     for ref in read_refs(root, split):
         try:
-            refs.append({
-                "ref_id": int(ref["ref_id"]),
-                "image_index": index_of[int(ref["image_id"])],
-                "sentence": str(ref["sentence"]),
-                "boxes": np.array([ann_by_id[a]["bbox"] for a in ref["ann_ids"]], dtype=np.float32).reshape(-1, 4),
-                "kind": str(ref["kind"]),
-            })
+            refs.append(
+                {
+                    "ref_id": int(ref["ref_id"]),
+                    "image_index": index_of[int(ref["image_id"])],
+                    "sentence": str(ref["sentence"]),
+                    "boxes": np.array([ann_by_id[a]["bbox"] for a in ref["ann_ids"]], dtype=np.float32).reshape(-1, 4),
+                    "kind": str(ref["kind"]),
+                }
+            )
         except KeyError as exc:
-            raise DataFileError(f"referring expression {ref.get('ref_id')} in split {split!r} under {root} "
-                                f"points at unknown image or annotation {exc}") from None
+            raise DataFileError(
+                f"referring expression {ref.get('ref_id')} in split {split!r} under {root} "
+                f"points at unknown image or annotation {exc}"
+            ) from None
     return SceneSplit(
         name=split,
         image_ids=image_ids,

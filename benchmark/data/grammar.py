@@ -64,7 +64,7 @@ class AttributeFilter:
         return " ".join(words)
 
     @staticmethod
-    def of(obj: SceneObject, keep: tuple[str, ...]) -> "AttributeFilter":
+    def of(obj: SceneObject, keep: tuple[str, ...]) -> AttributeFilter:
         return AttributeFilter(**{name: getattr(obj, name) for name in keep})
 
 
@@ -129,7 +129,8 @@ def sample_expression(rng: np.random.Generator, scene: Scene, vocab: dict[str, l
             relation = str(rng.choice(RELATIONS))
             anchor = scene.objects[anchor_index]
             candidates = [
-                i for i in candidates
+                i
+                for i in candidates
                 if i != anchor_index and relation_holds(relation, scene.objects[i], anchor, scene.image_size)
             ]
             relation_text = f" {relation} the {anchor_filter.phrase(False)}"
@@ -236,5 +237,7 @@ def sample_captions(rng: np.random.Generator, scene: Scene, count: int) -> list[
         if caption not in captions:
             captions.append(caption)
     if len(captions) < count:
-        raise SceneGenerationError(f"grammar produced only {len(captions)} distinct captions for a scene; lower captions_per_image")
+        raise SceneGenerationError(
+            f"grammar produced only {len(captions)} distinct captions for a scene; lower captions_per_image"
+        )
     return captions

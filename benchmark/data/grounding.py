@@ -36,8 +36,8 @@ def _padded_boxes(boxes: list[torch.Tensor], size: int) -> tuple[torch.Tensor, t
     out = torch.zeros(len(boxes), width, 4)
     valid = torch.zeros(len(boxes), width, dtype=torch.bool)
     for row, b in enumerate(boxes):
-        out[row, :len(b)] = b
-        valid[row, :len(b)] = True
+        out[row, : len(b)] = b
+        valid[row, : len(b)] = True
     return out, valid
 
 
@@ -45,27 +45,29 @@ def _padded_boxes(boxes: list[torch.Tensor], size: int) -> tuple[torch.Tensor, t
 class GroundingData:
     """All (image, expression) pairs of a split."""
 
-    images: torch.Tensor          # N×3×H×W uint8 (the split's images)
-    image_index: torch.Tensor     # R: image of each expression
-    input_ids: torch.Tensor       # R×L
+    images: torch.Tensor  # N×3×H×W uint8 (the split's images)
+    image_index: torch.Tensor  # R: image of each expression
+    input_ids: torch.Tensor  # R×L
     attention_mask: torch.Tensor  # R×L
-    targets: torch.Tensor         # R×T×4 normalised cxcywh (padded)
-    target_valid: torch.Tensor    # R×T
-    objects: torch.Tensor         # N×O×4 every object of each image, normalised cxcywh (padded)
-    object_valid: torch.Tensor    # N×O
-    object_labels: torch.Tensor   # N×O×G attribute value index per group (-1 = unknown)
-    kinds: list[str]              # R: single / multi / none
+    targets: torch.Tensor  # R×T×4 normalised cxcywh (padded)
+    target_valid: torch.Tensor  # R×T
+    objects: torch.Tensor  # N×O×4 every object of each image, normalised cxcywh (padded)
+    object_valid: torch.Tensor  # N×O
+    object_labels: torch.Tensor  # N×O×G attribute value index per group (-1 = unknown)
+    kinds: list[str]  # R: single / multi / none
 
     @classmethod
     def from_split(
         cls, split: SceneSplit, tokenizer: Any, device: torch.device, attributes: dict[str, list[str]] | None = None
-    ) -> "GroundingData":
+    ) -> GroundingData:
         if not split.refs:
             raise ValueError(f"split {split.name!r} has no referring expressions to ground")
         size = split.image_size
 
         def norm(xywh: Any) -> torch.Tensor:
-            return convert(normalize(torch.as_tensor(xywh, dtype=torch.float32).reshape(-1, 4), size, size), "xywh", "cxcywh")
+            return convert(
+                normalize(torch.as_tensor(xywh, dtype=torch.float32).reshape(-1, 4), size, size), "xywh", "cxcywh"
+            )
 
         tokens = encode(tokenizer, [r["sentence"] for r in split.refs])
         targets, target_valid = _padded_boxes([norm(r["boxes"]) for r in split.refs], size)
@@ -82,8 +84,11 @@ class GroundingData:
             image_index=torch.tensor([r["image_index"] for r in split.refs], device=device),
             input_ids=tokens["input_ids"].to(device),
             attention_mask=tokens["attention_mask"].to(device),
-            targets=targets.to(device), target_valid=target_valid.to(device),
-            objects=objects.to(device), object_valid=object_valid.to(device), object_labels=labels.to(device),
+            targets=targets.to(device),
+            target_valid=target_valid.to(device),
+            objects=objects.to(device),
+            object_valid=object_valid.to(device),
+            object_labels=labels.to(device),
             kinds=[r["kind"] for r in split.refs],
         )
 
@@ -96,8 +101,10 @@ class GroundingData:
         return {
             "image": self.images[images],
             "text": trim_padding({"input_ids": self.input_ids[rows], "attention_mask": self.attention_mask[rows]}),
-            "targets": self.targets[rows], "target_valid": self.target_valid[rows],
-            "objects": self.objects[images], "object_valid": self.object_valid[images],
+            "targets": self.targets[rows],
+            "target_valid": self.target_valid[rows],
+            "objects": self.objects[images],
+            "object_valid": self.object_valid[images],
             "object_labels": self.object_labels[images],
         }
 

@@ -33,24 +33,24 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor
     per_epoch = n // batch_size
     epoch, position = divmod(step, per_epoch)
     order = torch.randperm(n, generator=torch_generator(seed, "epoch", epoch))
-    return order[position * batch_size:(position + 1) * batch_size]
+    return order[position * batch_size : (position + 1) * batch_size]
 
 
 @dataclass
 class ImageTextData:
     """A split resident on the device: images, tokenised captions and who owns each caption."""
 
-    images: torch.Tensor            # N×3×H×W uint8
-    input_ids: torch.Tensor         # T×L
-    attention_mask: torch.Tensor    # T×L
-    caption_start: torch.Tensor     # N: first caption row of each image
-    caption_count: torch.Tensor     # N: captions per image
-    concepts: torch.Tensor          # N×C multi-hot concept targets (late fusion's image labels)
+    images: torch.Tensor  # N×3×H×W uint8
+    input_ids: torch.Tensor  # T×L
+    attention_mask: torch.Tensor  # T×L
+    caption_start: torch.Tensor  # N: first caption row of each image
+    caption_count: torch.Tensor  # N: captions per image
+    concepts: torch.Tensor  # N×C multi-hot concept targets (late fusion's image labels)
 
     @classmethod
     def from_split(
         cls, split: SceneSplit, tokenizer: Any, device: torch.device, concepts: tuple[str, ...] = ()
-    ) -> "ImageTextData":
+    ) -> ImageTextData:
         texts, _ = split.caption_pairs()
         tokens = encode(tokenizer, texts)
         counts = torch.tensor([len(c) for c in split.captions], dtype=torch.long)

@@ -26,10 +26,10 @@ COLOR_RGB: dict[str, tuple[int, int, int]] = {
 }
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 SUPERSAMPLE = 4
-COLOR_JITTER = 18          # max per-channel deviation of an object's colour from its name's RGB
+COLOR_JITTER = 18  # max per-channel deviation of an object's colour from its name's RGB
 BACKGROUND_RANGE = (25, 90)  # grey level of the canvas
-PIXEL_NOISE_STD = 3.0      # sensor-like noise so images are not flat colour fields
-SIZE_JITTER = 0.1          # relative jitter of an object's side around its size class
+PIXEL_NOISE_STD = 3.0  # sensor-like noise so images are not flat colour fields
+SIZE_JITTER = 0.1  # relative jitter of an object's side around its size class
 
 
 class SceneGenerationError(RuntimeError):
@@ -130,6 +130,8 @@ def render_scene(scene: Scene) -> Image.Image:
     for obj in scene.objects:
         _draw_shape(draw, obj)
     small = canvas.resize((scene.image_size, scene.image_size), Image.Resampling.BOX)
-    noise = np.random.default_rng(scene.noise_seed).normal(0.0, PIXEL_NOISE_STD, (scene.image_size, scene.image_size, 3))
+    noise = np.random.default_rng(scene.noise_seed).normal(
+        0.0, PIXEL_NOISE_STD, (scene.image_size, scene.image_size, 3)
+    )
     pixels = np.clip(np.asarray(small, dtype=np.float64) + noise, 0, 255).round().astype(np.uint8)
     return Image.fromarray(pixels, mode="RGB")

@@ -43,26 +43,45 @@ def _build_split(root: Path, split: str, spec: dict[str, Any], categories: dict[
             ann_id = image_id * 16 + k
             ann_ids.append(ann_id)
             x, y, w, h = obj.box
-            instances.append({
-                "id": ann_id, "image_id": image_id, "category_id": categories[obj.shape],
-                "bbox": [x, y, w, h], "area": round(w * h, 4), "iscrowd": 0,
-                "color": obj.color, "size": obj.size,
-            })
+            instances.append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": categories[obj.shape],
+                    "bbox": [x, y, w, h],
+                    "area": round(w * h, 4),
+                    "iscrowd": 0,
+                    "color": obj.color,
+                    "size": obj.size,
+                }
+            )
         for k, caption in enumerate(sample_captions(rng, scene, spec["captions_per_image"])):
             captions.append({"id": image_id * 16 + k, "image_id": image_id, "caption": caption})
         expressions = sample_referring_expressions(
             rng, scene, spec["referring_per_image"], spec["referring_mix"], vocab
         )
         for k, expr in enumerate(expressions):
-            refs.append({
-                "ref_id": image_id * 16 + k, "image_id": image_id, "sentence": expr.sentence,
-                "ann_ids": [ann_ids[t] for t in expr.targets], "kind": expr.kind,
-            })
+            refs.append(
+                {
+                    "ref_id": image_id * 16 + k,
+                    "image_id": image_id,
+                    "sentence": expr.sentence,
+                    "ann_ids": [ann_ids[t] for t in expr.targets],
+                    "kind": expr.kind,
+                }
+            )
     category_list = [{"id": cid, "name": name, "supercategory": "shape"} for name, cid in categories.items()]
     info = {"description": f"FuseBench synthetic scenes ({split})", "version": "1"}
-    write_json(instances_path(root, split), {
-        "info": info, "licenses": [], "images": images, "annotations": instances, "categories": category_list,
-    })
+    write_json(
+        instances_path(root, split),
+        {
+            "info": info,
+            "licenses": [],
+            "images": images,
+            "annotations": instances,
+            "categories": category_list,
+        },
+    )
     write_json(captions_path(root, split), {"info": info, "licenses": [], "images": images, "annotations": captions})
     write_json(refs_path(root, split), {"info": info, "refs": refs})
     return {
@@ -82,9 +101,7 @@ def build_synthetic_dataset(spec: dict[str, Any], out_dir: str | Path) -> dict[s
     try:
         categories = {shape: i + 1 for i, shape in enumerate(spec["shapes"])}
         splits = {split: _build_split(tmp, split, spec, categories) for split in SPLITS}
-        files = {
-            str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
-        }
+        files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {
             "format": "fusebench-scenes/1",
             "spec": spec,

@@ -73,9 +73,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int) -> T
     """Train WordPiece (BERT-style normalisation and pre-tokenisation) on ``texts``."""
     normalizer = normalizers.BertNormalizer(lowercase=True)
     pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    words = Counter(word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
-    tokenizer = Tokenizer(models.WordPiece(wordpiece_vocabulary(words, vocab_size), unk_token=UNK,
-                                           continuing_subword_prefix=CONTINUATION))
+    words = Counter(
+        word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    tokenizer = Tokenizer(
+        models.WordPiece(wordpiece_vocabulary(words, vocab_size), unk_token=UNK, continuing_subword_prefix=CONTINUATION)
+    )
     tokenizer.normalizer = normalizer
     tokenizer.pre_tokenizer = pre_tokenizer
     cls_id, sep_id = tokenizer.token_to_id(CLS), tokenizer.token_to_id(SEP)
@@ -113,4 +116,6 @@ def encode(tokenizer: Tokenizer, texts: list[str]) -> dict[str, torch.Tensor]:
 
 
 def special_token_ids(tokenizer: Tokenizer) -> dict[str, int]:
-    return {name: tokenizer.token_to_id(token) for name, token in zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS)}
+    return {
+        name: tokenizer.token_to_id(token) for name, token in zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS)
+    }

@@ -37,9 +37,9 @@ class ItemScores(Protocol):
 class RetrievalItems:
     """Per-query best ranks; ranks are 0-based positions of the best positive."""
 
-    t2i_rank: np.ndarray   # per caption
+    t2i_rank: np.ndarray  # per caption
     text_owner: np.ndarray  # per caption: its image (the resampling unit)
-    i2t_rank: np.ndarray   # per image
+    i2t_rank: np.ndarray  # per image
     ks: tuple[int, ...]
 
     @property
@@ -65,8 +65,8 @@ class GroundingItems:
     n_targets: np.ndarray
     no_target_ok: np.ndarray
     dt_scores: np.ndarray
-    dt_matches: np.ndarray   # T × D
-    dt_ignore: np.ndarray    # T × D
+    dt_matches: np.ndarray  # T × D
+    dt_ignore: np.ndarray  # T × D
     dt_pair: np.ndarray
     gt_ignore: np.ndarray
     gt_pair: np.ndarray
@@ -99,8 +99,12 @@ class GroundingItems:
             valid = index < recall.shape[1]
             table[t, valid] = precision[t, index[valid]]
         final_recall = recall[:, -1] if recall.shape[1] else np.zeros(len(recall))
-        return {"AP": float(table.mean()), "AP50": float(table[0].mean()), "AP75": float(table[5].mean()),
-                "AR@100": float(final_recall.mean())}
+        return {
+            "AP": float(table.mean()),
+            "AP50": float(table[0].mean()),
+            "AP75": float(table[5].mean()),
+            "AR@100": float(final_recall.mean()),
+        }
 
     def metrics(self, weights: np.ndarray) -> dict[str, float]:
         out = self._average_precision(weights)
@@ -155,5 +159,9 @@ def paired_difference(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> dic
     delta = np.asarray(a, float) - np.asarray(b, float)
     delta = delta[~np.isnan(delta)]
     low, high = percentile_interval(delta, level)
-    return {"delta": float(delta.mean()) if len(delta) else float("nan"), "low": low, "high": high,
-            "p_not_better": float((delta <= 0).mean()) if len(delta) else float("nan")}
+    return {
+        "delta": float(delta.mean()) if len(delta) else float("nan"),
+        "low": low,
+        "high": high,
+        "p_not_better": float((delta <= 0).mean()) if len(delta) else float("nan"),
+    }

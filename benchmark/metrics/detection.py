@@ -28,8 +28,20 @@ import numpy as np
 
 from benchmark.metrics.boxes import iou_matrix
 
-COCO_STATS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
-              "AR@1", "AR@10", "AR@100", "AR_small", "AR_medium", "AR_large")
+COCO_STATS = (
+    "AP",
+    "AP50",
+    "AP75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+    "AR@1",
+    "AR@10",
+    "AR@100",
+    "AR_small",
+    "AR_medium",
+    "AR_large",
+)
 CATEGORY = {"id": 1, "name": "referred", "supercategory": "referred"}
 
 
@@ -39,8 +51,16 @@ def coco_ground_truth(targets: Sequence[np.ndarray], sizes: Sequence[tuple[int, 
     for k, (boxes, (width, height)) in enumerate(zip(targets, sizes)):
         images.append({"id": k + 1, "width": int(width), "height": int(height)})
         for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-            annotations.append({"id": len(annotations) + 1, "image_id": k + 1, "category_id": 1,
-                                "bbox": [float(v) for v in box], "area": float(box[2] * box[3]), "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": k + 1,
+                    "category_id": 1,
+                    "bbox": [float(v) for v in box],
+                    "area": float(box[2] * box[3]),
+                    "iscrowd": 0,
+                }
+            )
     return {"images": images, "annotations": annotations, "categories": [CATEGORY]}
 
 
@@ -49,7 +69,9 @@ def coco_detections(predictions: Sequence[tuple[np.ndarray, np.ndarray]]) -> lis
     detections = []
     for k, (boxes, scores) in enumerate(predictions):
         for box, score in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1)):
-            detections.append({"image_id": k + 1, "category_id": 1, "bbox": [float(v) for v in box], "score": float(score)})
+            detections.append(
+                {"image_id": k + 1, "category_id": 1, "bbox": [float(v) for v in box], "score": float(score)}
+            )
     return detections
 
 
@@ -97,12 +119,18 @@ def evaluate_pairs(
     if not (len(targets) == len(predictions) == len(sizes)):
         raise ValueError("targets, predictions and sizes must have one entry per (image, expression) pair")
     stats, records = coco_evaluation(coco_ground_truth(targets, sizes), coco_detections(predictions))
-    metrics: dict[str, float | None] = {name: (None if value < 0 else float(value)) for name, value in zip(COCO_STATS, stats)}
+    metrics: dict[str, float | None] = {
+        name: (None if value < 0 else float(value)) for name, value in zip(COCO_STATS, stats)
+    }
     top_iou = np.full(len(targets), np.nan)
     no_target_ok = np.zeros(len(targets), dtype=bool)
     n_targets = np.array([np.asarray(b).reshape(-1, 4).shape[0] for b in targets])
     for k, (boxes, (pred_boxes, scores)) in enumerate(zip(targets, predictions)):
-        boxes, pred_boxes, scores = np.asarray(boxes).reshape(-1, 4), np.asarray(pred_boxes).reshape(-1, 4), np.asarray(scores)
+        boxes, pred_boxes, scores = (
+            np.asarray(boxes).reshape(-1, 4),
+            np.asarray(pred_boxes).reshape(-1, 4),
+            np.asarray(scores),
+        )
         if len(boxes) == 0:
             no_target_ok[k] = not (scores >= score_threshold).any()
         elif len(pred_boxes) == 0:
@@ -114,7 +142,12 @@ def evaluate_pairs(
     metrics["mIoU"] = float(top_iou[with_target].mean()) if with_target.any() else None
     metrics["Acc@0.5"] = float((top_iou[single] >= 0.5).mean()) if single.any() else None
     metrics["N-acc"] = float(no_target_ok[none].mean()) if none.any() else None
-    items = {"top_iou": top_iou, "n_targets": n_targets, "no_target_ok": no_target_ok, **_flatten_records(records, len(targets))}
+    items = {
+        "top_iou": top_iou,
+        "n_targets": n_targets,
+        "no_target_ok": no_target_ok,
+        **_flatten_records(records, len(targets)),
+    }
     return metrics, items
 
 
@@ -135,7 +168,10 @@ def _flatten_records(records: list[Any], pairs: int) -> dict[str, np.ndarray]:
         gt_pair.append(np.full(len(record["gtIgnore"]), k))
     cat = lambda parts, empty: np.concatenate(parts, axis=-1) if parts else empty  # noqa: E731
     return {
-        "dt_scores": cat(scores, np.zeros(0)), "dt_matches": cat(matches, np.zeros((thresholds, 0), bool)),
-        "dt_ignore": cat(dt_ignore, np.zeros((thresholds, 0), bool)), "dt_pair": cat(dt_pair, np.zeros(0, int)),
-        "gt_ignore": cat(gt_ignore, np.zeros(0, bool)), "gt_pair": cat(gt_pair, np.zeros(0, int)),
+        "dt_scores": cat(scores, np.zeros(0)),
+        "dt_matches": cat(matches, np.zeros((thresholds, 0), bool)),
+        "dt_ignore": cat(dt_ignore, np.zeros((thresholds, 0), bool)),
+        "dt_pair": cat(dt_pair, np.zeros(0, int)),
+        "gt_ignore": cat(gt_ignore, np.zeros(0, bool)),
+        "gt_pair": cat(gt_pair, np.zeros(0, int)),
     }

@@ -48,7 +48,9 @@ def recall_at_k(scores: np.ndarray, positives: np.ndarray, ks: Sequence[int]) ->
 
 
 def retrieval_metrics(
-    text_image_scores: np.ndarray, text_owner: Sequence[int], ks: Sequence[int],
+    text_image_scores: np.ndarray,
+    text_owner: Sequence[int],
+    ks: Sequence[int],
     i2t_scores: np.ndarray | None = None,
 ) -> dict[str, float]:
     """All recall metrics from a texts × images score matrix and each text's image index.

@@ -83,6 +83,10 @@ def summarize_family(curves: Mapping[str, Curve], reference: Mapping[str, Curve]
     }
     comparable = reference is not None and all(name in reference for name in curves) and bool(curves)
     summary["mCE"] = _mean([corruption_error(c, reference[n]) for n, c in curves.items()]) if comparable else None
-    summary["relative_mCE"] = _mean([relative_corruption_error(c, reference[n]) for n, c in curves.items()]) if comparable else None
-    summary["effective_robustness"] = _mean([effective_robustness(c, reference[n]) for n, c in curves.items()]) if comparable else None
+    summary["relative_mCE"] = (
+        _mean([relative_corruption_error(c, reference[n]) for n, c in curves.items()]) if comparable else None
+    )
+    summary["effective_robustness"] = (
+        _mean([effective_robustness(c, reference[n]) for n, c in curves.items()]) if comparable else None
+    )
     return summary

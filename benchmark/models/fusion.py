@@ -93,7 +93,9 @@ class SingleStreamEncoder(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio, qkv_bias=True) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, streams: list[tuple[torch.Tensor, torch.Tensor] | None]) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    def forward(
+        self, streams: list[tuple[torch.Tensor, torch.Tensor] | None]
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """``streams[m]`` = (tokens B×N×D, mask B×N with 1 = real) or None if modality m is absent.
 
         Returns the fused [CLS] and each stream's output tokens (None where absent).
@@ -118,6 +120,6 @@ class SingleStreamEncoder(nn.Module):
             if stream is None:
                 outputs.append(None)
             else:
-                outputs.append(x[:, offset:offset + stream[0].shape[1]])
+                outputs.append(x[:, offset : offset + stream[0].shape[1]])
                 offset += stream[0].shape[1]
         return x[:, 0], outputs

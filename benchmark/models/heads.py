@@ -64,7 +64,9 @@ class DenseBoxHead(nn.Module):
     def __init__(self, width: int, grid: int, with_score: bool = True) -> None:
         super().__init__()
         self.grid = grid
-        self.box = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, 4))
+        self.box = nn.Sequential(
+            nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, 4)
+        )
         self.score = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, 1)) if with_score else None
         self.register_buffer("box_bias", cell_box_prior(grid), persistent=False)
 

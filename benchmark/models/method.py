@@ -41,7 +41,7 @@ Batch = dict[str, Any]
 class BuildContext:
     """Everything a method needs to build itself, independent of the method."""
 
-    model: dict[str, Any]        # config["model"]: vision / text tower sizes, embed_dim
+    model: dict[str, Any]  # config["model"]: vision / text tower sizes, embed_dim
     image_size: int
     vocab_size: int
     max_length: int
@@ -62,14 +62,20 @@ class BuildContext:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "model": self.model, "image_size": self.image_size, "vocab_size": self.vocab_size,
-            "max_length": self.max_length, "special_tokens": self.special_tokens, "concepts": list(self.concepts),
+            "model": self.model,
+            "image_size": self.image_size,
+            "vocab_size": self.vocab_size,
+            "max_length": self.max_length,
+            "special_tokens": self.special_tokens,
+            "concepts": list(self.concepts),
             "attributes": self.attributes,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "BuildContext":
-        return cls(**{**data, "concepts": tuple(data.get("concepts", ())), "attributes": dict(data.get("attributes", {}))})
+    def from_json(cls, data: dict[str, Any]) -> BuildContext:
+        return cls(
+            **{**data, "concepts": tuple(data.get("concepts", ())), "attributes": dict(data.get("attributes", {}))}
+        )
 
 
 def merge_hparams(method: str, defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +94,8 @@ def merge_hparams(method: str, defaults: dict[str, Any], overrides: dict[str, An
                 unknown = sorted(set(value) - set(defaults[key]))
                 if unknown:
                     raise MethodError(
-                        f"method_overrides.{method}.{key} has unknown key(s) {unknown}; allowed: {', '.join(sorted(defaults[key]))}"
+                        f"method_overrides.{method}.{key} has unknown key(s) {unknown}; "
+                        f"allowed: {', '.join(sorted(defaults[key]))}"
                     )
                 merged[key] = {**defaults[key], **value}
         else:
@@ -99,11 +106,11 @@ def merge_hparams(method: str, defaults: dict[str, Any], overrides: dict[str, An
 class FusionMethod(nn.Module):
     """Base class of every method in ``baselines/``."""
 
-    name: ClassVar[str] = ""          # set by the registry from the file name
-    family: ClassVar[str] = ""        # e.g. "dual encoder", "single stream", "decision level"
-    paper: ClassVar[str] = ""         # the paper the method follows
+    name: ClassVar[str] = ""  # set by the registry from the file name
+    family: ClassVar[str] = ""  # e.g. "dual encoder", "single stream", "decision level"
+    paper: ClassVar[str] = ""  # the paper the method follows
     defaults: ClassVar[dict[str, Any]] = {"objectives": {}}
-    tasks: ClassVar[tuple[str, ...]] = ("retrieval",)        # tasks it can be fine-tuned for
+    tasks: ClassVar[tuple[str, ...]] = ("retrieval",)  # tasks it can be fine-tuned for
     modalities: ClassVar[tuple[str, ...]] = ("image", "text")  # what it reads
     known_objectives: ClassVar[tuple[str, ...]] = ("itc", "itm", "mlm", "mim")
 
@@ -201,5 +208,11 @@ class FusionMethod(nn.Module):
     # -- description --------------------------------------------------------------------------
     @classmethod
     def describe(cls) -> dict[str, Any]:
-        return {"name": cls.name, "family": cls.family, "paper": cls.paper, "defaults": cls.defaults,
-                "tasks": list(cls.tasks), "modalities": list(cls.modalities)}
+        return {
+            "name": cls.name,
+            "family": cls.family,
+            "paper": cls.paper,
+            "defaults": cls.defaults,
+            "tasks": list(cls.tasks),
+            "modalities": list(cls.modalities),
+        }

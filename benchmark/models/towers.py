@@ -40,7 +40,9 @@ class ImageTower(nn.Module):
         patch_mask = random_patch_mask(images.shape[0], self.num_patches, self.mask_ratio, images.device)
         return self.tokens(images, patch_mask), patch_mask
 
-    def mim_from_tokens(self, images: torch.Tensor, patch_tokens: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
+    def mim_from_tokens(
+        self, images: torch.Tensor, patch_tokens: torch.Tensor, patch_mask: torch.Tensor
+    ) -> torch.Tensor:
         """SimMIM loss given patch tokens (B×P×D) computed from masked input."""
         return mim_loss(self.pixel_decoder(patch_tokens), patch_pixels(images, self.patch_size), patch_mask)
 
@@ -67,8 +69,14 @@ class TextTower(nn.Module):
 
     def mask(self, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(masked ids, labels) for MLM; special tokens and padding are never targets."""
-        return mask_tokens(text["input_ids"], text["attention_mask"], list(self.special.values()),
-                           self.special["mask"], self.vocab_size, self.mlm_probability)
+        return mask_tokens(
+            text["input_ids"],
+            text["attention_mask"],
+            list(self.special.values()),
+            self.special["mask"],
+            self.vocab_size,
+            self.mlm_probability,
+        )
 
     def mlm(self, text: dict[str, torch.Tensor]) -> torch.Tensor:
         masked, labels = self.mask(text)

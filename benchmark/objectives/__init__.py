@@ -9,6 +9,13 @@ from benchmark.objectives.masking import mask_tokens, mim_loss, mlm_loss, random
 from benchmark.objectives.matching import itm_loss, itm_loss_swap, sample_negatives
 
 __all__ = [
-    "ImageTextContrastive", "info_nce", "itm_loss", "itm_loss_swap", "mask_tokens", "mim_loss", "mlm_loss",
-    "random_patch_mask", "sample_negatives",
+    "ImageTextContrastive",
+    "info_nce",
+    "itm_loss",
+    "itm_loss_swap",
+    "mask_tokens",
+    "mim_loss",
+    "mlm_loss",
+    "random_patch_mask",
+    "sample_negatives",
 ]

@@ -77,7 +77,7 @@ def itm_loss_swap(
     swap_probability: float = 0.5,
 ) -> torch.Tensor:
     """BCE over B pairs whose image is swapped for a uniformly drawn other one with prob. 0.5."""
-    neg_text, neg_image = sample_negatives(batch_size, None)
+    _neg_text, neg_image = sample_negatives(batch_size, None)
     swap = torch.rand(batch_size) < swap_probability
     own = torch.arange(batch_size)
     image_index = torch.where(swap, neg_image, own)

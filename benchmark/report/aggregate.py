@@ -28,7 +28,13 @@ from benchmark.errors import DataFileError
 from benchmark.io import read_json, write_json, write_text
 from benchmark.provenance import git_state
 from benchmark.report.tables import (
-    TASK_ABBREVIATION, csv_with_footer, footer_text, latex_table, macro_name, macros_file, number,
+    TASK_ABBREVIATION,
+    csv_with_footer,
+    footer_text,
+    latex_table,
+    macro_name,
+    macros_file,
+    number,
 )
 
 COLUMNS = ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status"]
@@ -41,11 +47,15 @@ METRIC_ORDER = {
 PERCENT_TASKS = {"retrieval", "grounding"}
 REFERENCE_NOTES = {
     "retrieval": "chance is the exact expectation of a uniformly random ranking.",
-    "grounding": ("ref_whole_image predicts one box covering the image; ref_all_objects predicts the true box "
-                  "of every object in the image (an oracle detector that ignores the text)."),
+    "grounding": (
+        "ref_whole_image predicts one box covering the image; ref_all_objects predicts the true box "
+        "of every object in the image (an oracle detector that ignores the text)."
+    ),
 }
-SIGNIFICANCE_NOTE = ("Best method per column in bold; methods not significantly worse than it (paired bootstrap over "
-                     "test items, 1,000 resamples, two-sided 95 %) {mark}.")
+SIGNIFICANCE_NOTE = (
+    "Best method per column in bold; methods not significantly worse than it (paired bootstrap over "
+    "test items, 1,000 resamples, two-sided 95 %) {mark}."
+)
 
 
 def hardware_of(record: dict[str, Any]) -> str:
@@ -79,8 +89,9 @@ def collect_rows(results: Iterable[tuple[Path, dict[str, Any]]], hardware: set[s
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["seed"] = frame["seed"].astype("Int64")
     frame["value"] = frame["value"].astype(float)
-    return frame.sort_values(["dataset", "task", "method", "metric", "corruption", "severity", "seed"],
-                             kind="stable").reset_index(drop=True)
+    return frame.sort_values(
+        ["dataset", "task", "method", "metric", "corruption", "severity", "seed"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def _method_order(methods: Iterable[str]) -> list[str]:
@@ -96,7 +107,9 @@ def _cell(stat: pd.Series, scale: float, with_std: bool = True) -> str:
     return f"{number(stat['mean'], scale)} ± {number(stat['std'], scale)}"
 
 
-def _task_tables(stats: pd.DataFrame, dataset: str, task: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+def _task_tables(
+    stats: pd.DataFrame, dataset: str, task: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
     """(cells, best mask, not-worse mask, CI cells, n/a notes) for one (dataset, task)."""
     block = stats[(stats["dataset"] == dataset) & (stats["task"] == task)]
     metrics = [m for m in METRIC_ORDER.get(task, sorted(set(block["metric"]))) if m in set(block["metric"])]
@@ -107,16 +120,40 @@ def _task_tables(stats: pd.DataFrame, dataset: str, task: str) -> tuple[pd.DataF
         seeds = int(rows["n"].max()) if not rows["reference"].any() and rows["n"].max() > 0 else "—"
         cells.append([method, seeds, *[_cell(rows.loc[m], scale) if m in rows.index else "" for m in metrics]])
         best.append([False, False, *[bool(rows.loc[m, "best"]) if m in rows.index else False for m in metrics]])
-        worse.append([False, False, *[bool(rows.loc[m, "not_worse_than_best"]) and not bool(rows.loc[m, "best"])
-                                      if m in rows.index else False for m in metrics]])
+        worse.append(
+            [
+                False,
+                False,
+                *[
+                    bool(rows.loc[m, "not_worse_than_best"]) and not bool(rows.loc[m, "best"])
+                    if m in rows.index
+                    else False
+                    for m in metrics
+                ],
+            ]
+        )
         if not rows["reference"].any():
-            ci.append([method, *[f"[{number(rows.loc[m, 'ci_low'], scale)}, {number(rows.loc[m, 'ci_high'], scale)}]"
-                                 if m in rows.index and not np.isnan(rows.loc[m, "ci_low"]) else "n/a" for m in metrics]])
+            ci.append(
+                [
+                    method,
+                    *[
+                        f"[{number(rows.loc[m, 'ci_low'], scale)}, {number(rows.loc[m, 'ci_high'], scale)}]"
+                        if m in rows.index and not np.isnan(rows.loc[m, "ci_low"])
+                        else "n/a"
+                        for m in metrics
+                    ],
+                ]
+            )
         shown = rows[rows.index.isin(metrics)]
         notes.extend(f"- {method}: {s}" for s in sorted({s for s in shown["status"] if s != "ok"}))
     header = ["method", "seeds", *metrics]
-    return (pd.DataFrame(cells, columns=header), pd.DataFrame(best, columns=header),
-            pd.DataFrame(worse, columns=header), pd.DataFrame(ci, columns=["method", *metrics]), notes)
+    return (
+        pd.DataFrame(cells, columns=header),
+        pd.DataFrame(best, columns=header),
+        pd.DataFrame(worse, columns=header),
+        pd.DataFrame(ci, columns=["method", *metrics]),
+        notes,
+    )
 
 
 def main_markdown(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
@@ -132,10 +169,17 @@ def main_markdown(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
                     marked.iloc[i, j] = f"**{marked.iloc[i, j]}**"
                 elif worse.iloc[i, j]:
                     marked.iloc[i, j] = f"_{marked.iloc[i, j]}_"
-        parts += [f"## {dataset} — {task}", "",
-                  f"Mean ± sample std over {'/'.join(map(str, seed_counts)) or 0} seed(s){unit}; "
-                  + REFERENCE_NOTES.get(task, "") + " " + SIGNIFICANCE_NOTE.format(mark="in italics"), "",
-                  marked.to_markdown(index=False), ""]
+        parts += [
+            f"## {dataset} — {task}",
+            "",
+            f"Mean ± sample std over {'/'.join(map(str, seed_counts)) or 0} seed(s){unit}; "
+            + REFERENCE_NOTES.get(task, "")
+            + " "
+            + SIGNIFICANCE_NOTE.format(mark="in italics"),
+            "",
+            marked.to_markdown(index=False),
+            "",
+        ]
         if notes:
             parts += ["n/a:", *notes, ""]
         if not ci.empty:
@@ -148,8 +192,12 @@ def main_latex(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
     tables = []
     for (dataset, task), _ in stats.groupby(["dataset", "task"], sort=True):
         cells, best, worse, _, _ = _task_tables(stats, dataset, task)
-        caption = (f"{task.capitalize()} on {dataset}: mean $\\pm$ sample std over seeds"
-                   + (" (%)" if task in PERCENT_TASKS else "") + ". " + SIGNIFICANCE_NOTE.format(mark="underlined"))
+        caption = (
+            f"{task.capitalize()} on {dataset}: mean $\\pm$ sample std over seeds"
+            + (" (%)" if task in PERCENT_TASKS else "")
+            + ". "
+            + SIGNIFICANCE_NOTE.format(mark="underlined")
+        )
         tables.append(latex_table(cells, caption, f"tab:{dataset}-{task}", provenance, best, worse))
     return "\n".join(tables)
 
@@ -174,13 +222,22 @@ def efficiency_frame(training: list[dict[str, Any]], evaluations: list[dict[str,
             add(method, "train_samples_per_s", train.get("samples_per_s"))
             add(method, "peak_memory_mb", train.get("peak_memory_mb"))
         if record.get("status") != "not applicable":
-            add(method, f"wall_s_{stage}" + (f"_{spec['task']}" if spec.get("task") else ""),
-                record.get("provenance", {}).get("wall_time_s"))
+            add(
+                method,
+                f"wall_s_{stage}" + (f"_{spec['task']}" if spec.get("task") else ""),
+                record.get("provenance", {}).get("wall_time_s"),
+            )
     for record in evaluations:
         spec = record.get("spec", {})
         if spec.get("method") and record.get("status") != "not applicable":
-            add(spec["method"], f"wall_s_{spec['stage']}_{spec['task']}", record.get("provenance", {}).get("wall_time_s"))
-    frame = pd.DataFrame([{"method": m, **{k: float(np.mean(v)) for k, v in values.items()}} for m, values in sorted(rows.items())])
+            add(
+                spec["method"],
+                f"wall_s_{spec['stage']}_{spec['task']}",
+                record.get("provenance", {}).get("wall_time_s"),
+            )
+    frame = pd.DataFrame(
+        [{"method": m, **{k: float(np.mean(v)) for k, v in values.items()}} for m, values in sorted(rows.items())]
+    )
     return frame
 
 
@@ -207,7 +264,9 @@ def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def macro_definitions(stats: pd.DataFrame, robustness: pd.DataFrame | None, efficiency: pd.DataFrame) -> list[tuple[str, str]]:
+def macro_definitions(
+    stats: pd.DataFrame, robustness: pd.DataFrame | None, efficiency: pd.DataFrame
+) -> list[tuple[str, str]]:
     """(name, displayed value) for every number in the tables."""
     definitions: list[tuple[str, str]] = []
     for _, row in stats.sort_values(["dataset", "task", "method", "metric"]).iterrows():
@@ -223,10 +282,21 @@ def macro_definitions(stats: pd.DataFrame, robustness: pd.DataFrame | None, effi
             definitions.append((macro_name(*prefix, *base, "ci high"), number(row["ci_high"], scale)))
             definitions.append((macro_name(*prefix, *base, "seeds"), str(int(row["n"]))))
     if robustness is not None and not robustness.empty:
-        summary = robustness.groupby(["dataset", "task", "method", "family", "score"])["value"].agg(["mean", "std"]).reset_index()
+        summary = (
+            robustness.groupby(["dataset", "task", "method", "family", "score"])["value"]
+            .agg(["mean", "std"])
+            .reset_index()
+        )
         for _, row in summary.iterrows():
             prefix = (row["dataset"],) if summary["dataset"].nunique() > 1 else ()
-            base = (*prefix, row["method"], TASK_ABBREVIATION.get(row["task"], row["task"]), "robust", row["family"], row["score"])
+            base = (
+                *prefix,
+                row["method"],
+                TASK_ABBREVIATION.get(row["task"], row["task"]),
+                "robust",
+                row["family"],
+                row["score"],
+            )
             definitions.append((macro_name(*base, "mean"), number(row["mean"], 1.0, 3)))
             definitions.append((macro_name(*base, "std"), number(row["std"], 1.0, 3)))
     for _, row in efficiency.iterrows():
@@ -237,8 +307,11 @@ def macro_definitions(stats: pd.DataFrame, robustness: pd.DataFrame | None, effi
 
 
 def run_aggregate(
-    result_files: list[Path], out_dir: Path, config_hash_value: str,
-    robustness_files: list[Path] | None = None, report: dict[str, Any] | None = None,
+    result_files: list[Path],
+    out_dir: Path,
+    config_hash_value: str,
+    robustness_files: list[Path] | None = None,
+    report: dict[str, Any] | None = None,
     training_files: list[Path] | None = None,
 ) -> pd.DataFrame:
     """Write every table under ``out_dir``; return the tidy frame of clean results."""
@@ -254,7 +327,7 @@ def run_aggregate(
     provenance = {
         "config hash": config_hash_value,
         "git commit": git["commit"][:12] + ("+dirty" if git.get("dirty") else ""),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "hardware": "; ".join(sorted(hardware)) or "unknown",
     }
     items: dict[tuple[str, str, str], list[Any]] = {}
@@ -266,7 +339,9 @@ def run_aggregate(
             items_file = path.with_suffix(".items.npz")
             if not items_file.is_file():
                 raise DataFileError(f"per-item records missing for {path}: expected {items_file}")
-            items.setdefault((spec["dataset"], spec["task"], spec["method"]), []).append(load_items(items_file, spec["task"]))
+            items.setdefault((spec["dataset"], spec["task"], spec["method"]), []).append(
+                load_items(items_file, spec["task"])
+            )
     stats, comparisons = method_statistics(frame, items, REFERENCE_METHODS)
     training = [read_json(p, what="training result") for p in training_files or []]
     evaluations += [record for _, record in robustness_results]
@@ -283,19 +358,34 @@ def run_aggregate(
         scores = write_robustness(robustness_frame, out_dir, report, provenance)
     write_text(out_dir / "efficiency.csv", csv_with_footer(efficiency, provenance))
     table = efficiency_table(efficiency)
-    write_text(out_dir / "efficiency.md", "# FuseBench efficiency\n\nMeans over seeds; FLOPs counted by "
-               "torch.utils.flop_counter (a multiply–add = 2 FLOPs); peak memory is the process RSS on CPU, "
-               "allocated GPU memory on CUDA.\n\n" + (table.to_markdown(index=False) if not table.empty else "")
-               + f"\n\n---\n{footer_text(provenance)}\n")
-    write_text(out_dir / "efficiency.tex", latex_table(
-        table, "Efficiency per method (means over seeds): parameters, forward FLOPs, training throughput, peak "
-        "memory and wall time per stage.", "tab:efficiency", provenance) if not table.empty else "")
+    write_text(
+        out_dir / "efficiency.md",
+        "# FuseBench efficiency\n\nMeans over seeds; FLOPs counted by "
+        "torch.utils.flop_counter (a multiply–add = 2 FLOPs); peak memory is the process RSS on CPU, "
+        "allocated GPU memory on CUDA.\n\n"
+        + (table.to_markdown(index=False) if not table.empty else "")
+        + f"\n\n---\n{footer_text(provenance)}\n",
+    )
+    write_text(
+        out_dir / "efficiency.tex",
+        latex_table(
+            table,
+            "Efficiency per method (means over seeds): parameters, forward FLOPs, training throughput, peak "
+            "memory and wall time per stage.",
+            "tab:efficiency",
+            provenance,
+        )
+        if not table.empty
+        else "",
+    )
     write_text(out_dir / "macros.tex", macros_file(macro_definitions(stats, scores, efficiency), provenance))
     write_json(out_dir / "provenance.json", provenance)
     return frame
 
 
-def write_robustness(frame: pd.DataFrame, out_dir: Path, report: dict[str, Any], provenance: dict[str, Any]) -> pd.DataFrame:
+def write_robustness(
+    frame: pd.DataFrame, out_dir: Path, report: dict[str, Any], provenance: dict[str, Any]
+) -> pd.DataFrame:
     """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md/.tex."""
     from benchmark.report.robustness import robustness_latex, robustness_markdown, summary_scores
 
@@ -305,7 +395,9 @@ def write_robustness(frame: pd.DataFrame, out_dir: Path, report: dict[str, Any],
     write_text(out_dir / "robustness.csv", csv_with_footer(frame, provenance))
     write_text(out_dir / "robustness_summary.csv", csv_with_footer(scores, provenance))
     write_text(out_dir / "robustness_drops.csv", csv_with_footer(drops, provenance))
-    write_text(out_dir / "robustness.md", robustness_markdown(scores, drops, reference, report.get("max_images"))
-               + f"\n---\n{footer_text(provenance)}\n")
+    write_text(
+        out_dir / "robustness.md",
+        robustness_markdown(scores, drops, reference, report.get("max_images")) + f"\n---\n{footer_text(provenance)}\n",
+    )
     write_text(out_dir / "robustness.tex", robustness_latex(scores, reference, report.get("max_images"), provenance))
     return scores

@@ -35,8 +35,18 @@ def compile_latex(source: Path, search: list[Path], out: Path, passes: int = 2) 
     with tempfile.TemporaryDirectory(prefix="fusebench-latex-") as build:
         for _ in range(passes):
             result = subprocess.run(
-                [executable, "-interaction=nonstopmode", "-halt-on-error", f"-output-directory={build}", str(source.resolve())],
-                capture_output=True, text=True, env=env, cwd=build, timeout=300,
+                [
+                    executable,
+                    "-interaction=nonstopmode",
+                    "-halt-on-error",
+                    f"-output-directory={build}",
+                    str(source.resolve()),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=build,
+                timeout=300,
             )
             if result.returncode != 0:
                 tail = "\n".join(result.stdout.splitlines()[-30:])
@@ -67,6 +77,8 @@ def build_paper(source: Path, tables: Path, plots: Path, out: Path) -> None:
     macros = tables / "macros.tex"
     missing = undefined_macros(source.read_text(), macros.read_text() if macros.is_file() else "")
     if missing:
-        raise ConfigError(f"{source} cites {len(missing)} number(s) that {macros} does not define: "
-                          f"{', '.join(missing)}; run the methods and metrics it cites, or edit the paper")
+        raise ConfigError(
+            f"{source} cites {len(missing)} number(s) that {macros} does not define: "
+            f"{', '.join(missing)}; run the methods and metrics it cites, or edit the paper"
+        )
     compile_latex(source, [tables, plots, source.parent], out)

@@ -11,16 +11,23 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from benchmark.io import atomic_path  # noqa: E402
+from benchmark.io import atomic_path
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 REFERENCE_COLOR = "#999999"
-STYLE = {"figure.dpi": 120, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-         "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False}
+STYLE = {
+    "figure.dpi": 120,
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+}
 
 
 def method_colors(methods: list[str], references: tuple[str, ...] = ()) -> dict[str, str]:
@@ -37,7 +44,12 @@ def save(figure: plt.Figure, stem: Path) -> list[Path]:
     for suffix in (".pdf", ".png"):
         path = stem.with_suffix(suffix)
         with atomic_path(path) as tmp:
-            figure.savefig(tmp, format=suffix[1:], bbox_inches="tight", metadata={"CreationDate": None} if suffix == ".pdf" else None)
+            figure.savefig(
+                tmp,
+                format=suffix[1:],
+                bbox_inches="tight",
+                metadata={"CreationDate": None} if suffix == ".pdf" else None,
+            )
         paths.append(path)
     plt.close(figure)
     return paths
@@ -52,19 +64,29 @@ def robustness_curves(frame: pd.DataFrame, task: str, metric: str, colors: dict[
     with plt.rc_context(STYLE):
         cols = min(5, max(1, len(corruptions)))
         nrows = max(1, int(np.ceil(len(corruptions) / cols)))
-        figure, axes = plt.subplots(nrows, cols, figsize=(2.4 * cols, 2.1 * nrows + 0.8), sharey=True, squeeze=False,
-                                    layout="constrained")
+        figure, axes = plt.subplots(
+            nrows, cols, figsize=(2.4 * cols, 2.1 * nrows + 0.8), sharey=True, squeeze=False, layout="constrained"
+        )
         for ax, corruption in zip(axes.flat, corruptions):
             block = pd.concat([clean, rows[rows["corruption"] == corruption]])
             for method, data in block.groupby("method", sort=True):
                 stats = data.groupby("severity")["value"].agg(["mean", "std"]).dropna(subset=["mean"])
                 if len(stats) < 2:
                     continue
-                ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), label=method, color=colors.get(method),
-                            marker="o", markersize=3, linewidth=1.2, capsize=2)
+                ax.errorbar(
+                    stats.index,
+                    stats["mean"],
+                    yerr=stats["std"].fillna(0),
+                    label=method,
+                    color=colors.get(method),
+                    marker="o",
+                    markersize=3,
+                    linewidth=1.2,
+                    capsize=2,
+                )
             ax.set_title(corruption.replace("_", " "))
             ax.set_xticks(range(0, 6))
-        for ax in list(axes.flat)[len(corruptions):]:
+        for ax in list(axes.flat)[len(corruptions) :]:
             ax.set_visible(False)
         for ax in axes[:, 0]:
             ax.set_ylabel(metric)
@@ -90,8 +112,15 @@ def drop_heatmap(drops: pd.DataFrame, task: str, stem: Path) -> list[Path]:
         ax.set_yticks(range(pivot.shape[0]), pivot.index)
         for (i, j), value in np.ndenumerate(pivot.to_numpy(dtype=float)):
             if not np.isnan(value):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if value > np.nanmean(pivot.to_numpy(dtype=float)) else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > np.nanmean(pivot.to_numpy(dtype=float)) else "black",
+                )
         figure.colorbar(image, ax=ax, label="relative drop (M₀ − M)/M₀")
         ax.set_title(f"{task}: relative drop per corruption")
         return save(figure, stem)
@@ -108,13 +137,25 @@ def main_metrics(stats: pd.DataFrame, colors: dict[str, str], references: tuple[
         for ax, task in zip(axes[0], tasks):
             block = stats[(stats["task"] == task) & stats["metric"].isin(HEADLINE_PLOTS[task])]
             metrics = [m for m in HEADLINE_PLOTS[task] if m in set(block["metric"])]
-            learned = sorted(m for m in set(block["method"]) if m not in references and block[block["method"] == m]["mean"].notna().any())
+            learned = sorted(
+                m
+                for m in set(block["method"])
+                if m not in references and block[block["method"] == m]["mean"].notna().any()
+            )
             width = 0.8 / max(1, len(learned))
             for k, method in enumerate(learned):
                 rows = block[block["method"] == method].set_index("metric").reindex(metrics)
                 x = np.arange(len(metrics)) + (k - (len(learned) - 1) / 2) * width
-                ax.bar(x, rows["mean"] * 100, width, yerr=rows["std"].fillna(0) * 100, color=colors.get(method),
-                       label=method, capsize=2, error_kw={"linewidth": 0.8})
+                ax.bar(
+                    x,
+                    rows["mean"] * 100,
+                    width,
+                    yerr=rows["std"].fillna(0) * 100,
+                    color=colors.get(method),
+                    label=method,
+                    capsize=2,
+                    error_kw={"linewidth": 0.8},
+                )
             for reference in references:
                 rows = block[block["method"] == reference].set_index("metric").reindex(metrics)
                 for i, value in enumerate(rows["mean"]):
@@ -131,23 +172,38 @@ def main_metrics(stats: pd.DataFrame, colors: dict[str, str], references: tuple[
         return save(figure, stem)
 
 
-def efficiency_accuracy(stats: pd.DataFrame, efficiency: pd.DataFrame, colors: dict[str, str], stem: Path) -> list[Path]:
+def efficiency_accuracy(
+    stats: pd.DataFrame, efficiency: pd.DataFrame, colors: dict[str, str], stem: Path
+) -> list[Path]:
     """Headline metric vs forward MFLOPs per image–text pair, per task."""
     panels = [("retrieval", "mean_R", "flops_score_pair"), ("grounding", "AP", "flops_ground_pair")]
     panels = [p for p in panels if p[0] in set(stats["task"]) and p[2] in efficiency]
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.0 * max(1, len(panels)), 3.0), squeeze=False,
-                                    layout="constrained")
+        figure, axes = plt.subplots(
+            1, max(1, len(panels)), figsize=(4.0 * max(1, len(panels)), 3.0), squeeze=False, layout="constrained"
+        )
         for ax, (task, metric, flops) in zip(axes[0], panels):
             block = stats[(stats["task"] == task) & (stats["metric"] == metric)].set_index("method")
             for _, row in efficiency.iterrows():
                 method = row["method"]
                 if method not in block.index or pd.isna(row.get(flops)) or pd.isna(block.loc[method, "mean"]):
                     continue
-                ax.errorbar(row[flops] / 1e6, block.loc[method, "mean"] * 100, yerr=np.nan_to_num(block.loc[method, "std"]) * 100,
-                            fmt="o", color=colors.get(method), label=method, capsize=2)
-                ax.annotate(method, (row[flops] / 1e6, block.loc[method, "mean"] * 100), fontsize=7,
-                            xytext=(4, 3), textcoords="offset points")
+                ax.errorbar(
+                    row[flops] / 1e6,
+                    block.loc[method, "mean"] * 100,
+                    yerr=np.nan_to_num(block.loc[method, "std"]) * 100,
+                    fmt="o",
+                    color=colors.get(method),
+                    label=method,
+                    capsize=2,
+                )
+                ax.annotate(
+                    method,
+                    (row[flops] / 1e6, block.loc[method, "mean"] * 100),
+                    fontsize=7,
+                    xytext=(4, 3),
+                    textcoords="offset points",
+                )
             ax.set_xlabel("forward MFLOPs per image–text pair")
             ax.set_ylabel(f"{metric} (%)")
             ax.set_title(task)

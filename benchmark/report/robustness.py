@@ -30,11 +30,16 @@ def _curves(rows: pd.DataFrame) -> dict[str, dict[int, float]]:
     for corruption, block in rows[rows["corruption"] != "none"].groupby("corruption"):
         if block["value"].isna().any():
             continue  # not applicable (e.g. a method that cannot run without the text)
-        curves[str(corruption)] = {0: float(clean.iloc[0]), **{int(s): float(v) for s, v in zip(block["severity"], block["value"])}}
+        curves[str(corruption)] = {
+            0: float(clean.iloc[0]),
+            **{int(s): float(v) for s, v in zip(block["severity"], block["value"])},
+        }
     return curves
 
 
-def summary_scores(frame: pd.DataFrame, reference_method: str, summary_metric: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summary_scores(
+    frame: pd.DataFrame, reference_method: str, summary_metric: dict[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(long table of family scores per seed, long table of relative drop per corruption per seed)."""
     scores, drops = [], []
     frame = frame[frame.apply(lambda r: r["metric"] == summary_metric.get(r["task"]), axis=1)]
@@ -42,7 +47,9 @@ def summary_scores(frame: pd.DataFrame, reference_method: str, summary_metric: d
     for (dataset, task, method, seed), curves in curves_by_key.items():
         reference = curves_by_key.get((dataset, task, reference_method, seed))
         if reference is None:
-            same = [c for (d, t, m, _), c in curves_by_key.items() if (d, t, m) == (dataset, task, reference_method) and c]
+            same = [
+                c for (d, t, m, _), c in curves_by_key.items() if (d, t, m) == (dataset, task, reference_method) and c
+            ]
             reference = _mean_curves(same) if same else None
         for fam in FAMILIES:
             members = {name: c for name, c in curves.items() if family(name) == fam}
@@ -51,11 +58,30 @@ def summary_scores(frame: pd.DataFrame, reference_method: str, summary_metric: d
             ref_members = {n: c for n, c in (reference or {}).items() if n in members}
             summary = summarize_family(members, ref_members if len(ref_members) == len(members) else None)
             for score, value in summary.items():
-                scores.append({"dataset": dataset, "task": task, "method": method, "seed": seed, "family": fam,
-                               "metric": summary_metric[task], "score": score, "value": value})
+                scores.append(
+                    {
+                        "dataset": dataset,
+                        "task": task,
+                        "method": method,
+                        "seed": seed,
+                        "family": fam,
+                        "metric": summary_metric[task],
+                        "score": score,
+                        "value": value,
+                    }
+                )
         for name, curve in curves.items():
-            drops.append({"dataset": dataset, "task": task, "method": method, "seed": seed, "family": family(name),
-                          "corruption": name, "relative_drop": relative_drop(curve[0], [v for s, v in curve.items() if s > 0])})
+            drops.append(
+                {
+                    "dataset": dataset,
+                    "task": task,
+                    "method": method,
+                    "seed": seed,
+                    "family": family(name),
+                    "corruption": name,
+                    "relative_drop": relative_drop(curve[0], [v for s, v in curve.items() if s > 0]),
+                }
+            )
     return pd.DataFrame(scores), pd.DataFrame(drops)
 
 
@@ -79,25 +105,35 @@ def _cell(values: pd.Series) -> str:
 
 def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_method: str, subset: Any) -> str:
     """Family summaries per task (methods × family/score), then relative drop per corruption."""
-    parts = ["# FuseBench robustness", "",
-             f"Scores on the first {subset} test images, mean ± sample std over seeds; CE, relative CE and effective "
-             f"robustness are relative to `{reference_method}`. Formulas: README, *Robustness*. "
-             "Image noise, text noise and missing modality are reported separately, never averaged together.", ""]
+    parts = [
+        "# FuseBench robustness",
+        "",
+        f"Scores on the first {subset} test images, mean ± sample std over seeds; CE, relative CE and effective "
+        f"robustness are relative to `{reference_method}`. Formulas: README, *Robustness*. "
+        "Image noise, text noise and missing modality are reported separately, never averaged together.",
+        "",
+    ]
     if scores.empty:
-        return "\n".join(parts + ["No robustness results."]) + "\n"
+        return "\n".join([*parts, "No robustness results."]) + "\n"
     for (dataset, task), block in scores.groupby(["dataset", "task"], sort=True):
         metric = block["metric"].iloc[0]
         parts += [f"## {dataset} — {task} ({metric})", ""]
         for fam in [f for f in FAMILIES if f in set(block["family"])]:
             table = []
             for method, rows in block[block["family"] == fam].groupby("method", sort=True):
-                table.append([method, *[_cell(rows[rows["score"] == score]["value"].astype(float)) for score in SCORES]])
+                table.append(
+                    [method, *[_cell(rows[rows["score"] == score]["value"].astype(float)) for score in SCORES]]
+                )
             parts += [f"**{fam}**", "", pd.DataFrame(table, columns=["method", *SCORES]).to_markdown(index=False), ""]
         d = drops[(drops["dataset"] == dataset) & (drops["task"] == task)]
         if not d.empty:
             pivot = d.groupby(["method", "corruption"])["relative_drop"].mean().unstack("corruption")
-            parts += ["Relative drop per corruption (mean over seeds; higher = degrades more; n/a = cannot run):", "",
-                      pivot.map(lambda v: "n/a" if pd.isna(v) else _number(v)).to_markdown(), ""]
+            parts += [
+                "Relative drop per corruption (mean over seeds; higher = degrades more; n/a = cannot run):",
+                "",
+                pivot.map(lambda v: "n/a" if pd.isna(v) else _number(v)).to_markdown(),
+                "",
+            ]
     return "\n".join(parts) + "\n"
 
 
@@ -112,8 +148,10 @@ def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, p
             rows.append([method, *[_cell(data[data["score"] == score]["value"].astype(float)) for score in SCORES]])
         frame = pd.DataFrame(rows, columns=["method", *[s.replace("_", " ") for s in SCORES]])
         metric = block["metric"].iloc[0]
-        caption = (f"Robustness of {task} ({metric}) to {fam} corruptions on the first {subset} test "
-                   f"images of {dataset}: mean $\\pm$ sample std over seeds; CE, relative CE and effective robustness "
-                   f"relative to {reference_method}.")
+        caption = (
+            f"Robustness of {task} ({metric}) to {fam} corruptions on the first {subset} test "
+            f"images of {dataset}: mean $\\pm$ sample std over seeds; CE, relative CE and effective robustness "
+            f"relative to {reference_method}."
+        )
         tables.append(latex_table(frame, caption, f"tab:robustness-{dataset}-{task}-{fam}", provenance))
     return "\n".join(tables)

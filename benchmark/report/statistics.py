@@ -18,7 +18,12 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics.bootstrap import (
-    RESAMPLES, GroundingItems, RetrievalItems, paired_difference, percentile_interval, seed_mean_distribution,
+    RESAMPLES,
+    GroundingItems,
+    RetrievalItems,
+    paired_difference,
+    percentile_interval,
+    seed_mean_distribution,
 )
 from benchmark.seeding import derive_seed
 
@@ -33,29 +38,51 @@ def load_items(path: Path, task: str) -> RetrievalItems | GroundingItems | None:
     if not arrays:
         return None
     if task == "retrieval":
-        return RetrievalItems(arrays["t2i_rank"], arrays["text_owner"], arrays["i2t_rank"], tuple(int(k) for k in arrays["ks"]))
+        return RetrievalItems(
+            arrays["t2i_rank"], arrays["text_owner"], arrays["i2t_rank"], tuple(int(k) for k in arrays["ks"])
+        )
     return GroundingItems(**arrays)
 
 
 def method_statistics(
-    frame: pd.DataFrame, items: dict[tuple[str, str, str], list[Any]], references: tuple[str, ...],
+    frame: pd.DataFrame,
+    items: dict[tuple[str, str, str], list[Any]],
+    references: tuple[str, ...],
     resamples: int = RESAMPLES,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-method statistics, pairwise comparisons) for the clean test set."""
     clean = frame[frame["corruption"] == "none"]
     stats, comparisons = [], []
     for (dataset, task), block in clean.groupby(["dataset", "task"], sort=True):
-        learned = sorted(m for m in set(block["method"]) if m not in references
-                         and (dataset, task, m) in items and all(i is not None for i in items[(dataset, task, m)]))
-        distributions = seed_mean_distribution({m: items[(dataset, task, m)] for m in learned}, resamples,
-                                               derive_seed("bootstrap", dataset, task)) if learned else {}
+        learned = sorted(
+            m
+            for m in set(block["method"])
+            if m not in references
+            and (dataset, task, m) in items
+            and all(i is not None for i in items[(dataset, task, m)])
+        )
+        distributions = (
+            seed_mean_distribution(
+                {m: items[(dataset, task, m)] for m in learned}, resamples, derive_seed("bootstrap", dataset, task)
+            )
+            if learned
+            else {}
+        )
         for (method, metric), rows in block.groupby(["method", "metric"], sort=True):
             values = rows["value"].dropna().to_numpy(dtype=float)
-            record = {"dataset": dataset, "task": task, "method": method, "metric": metric,
-                      "mean": float(values.mean()) if len(values) else float("nan"),
-                      "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
-                      "n": len(values), "ci_low": float("nan"), "ci_high": float("nan"),
-                      "status": next((s for s in rows["status"] if s != "ok"), "ok"), "reference": method in references}
+            record = {
+                "dataset": dataset,
+                "task": task,
+                "method": method,
+                "metric": metric,
+                "mean": float(values.mean()) if len(values) else float("nan"),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+                "n": len(values),
+                "ci_low": float("nan"),
+                "ci_high": float("nan"),
+                "status": next((s for s in rows["status"] if s != "ok"), "ok"),
+                "reference": method in references,
+            }
             if method in distributions and metric in distributions[method]:
                 record["ci_low"], record["ci_high"] = percentile_interval(distributions[method][metric])
             stats.append(record)
@@ -81,8 +108,18 @@ def method_statistics(
                 seeds_b = block[(block["method"] == b) & (block["metric"] == metric)].set_index("seed")["value"]
                 common = seeds_a.index.intersection(seeds_b.index)
                 wins = float((seeds_a[common] > seeds_b[common]).mean()) if len(common) else float("nan")
-                comparisons.append({"dataset": dataset, "task": task, "metric": metric, "a": a, "b": b, **diff,
-                                    "seeds_a_beats_b": wins, "seeds": len(common)})
+                comparisons.append(
+                    {
+                        "dataset": dataset,
+                        "task": task,
+                        "metric": metric,
+                        "a": a,
+                        "b": b,
+                        **diff,
+                        "seeds_a_beats_b": wins,
+                        "seeds": len(common),
+                    }
+                )
     statistics = pd.DataFrame(stats)
     for column in ("best", "not_worse_than_best"):
         if column not in statistics:

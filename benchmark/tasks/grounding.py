@@ -37,8 +37,14 @@ def decode(
 
 @torch.no_grad()
 def predict(
-    model: FusionMethod, data: GroundingData, size: int, batch_size: int, device: torch.device, settings: dict[str, Any],
-    image_missing: torch.Tensor | None = None, text_missing: torch.Tensor | None = None,
+    model: FusionMethod,
+    data: GroundingData,
+    size: int,
+    batch_size: int,
+    device: torch.device,
+    settings: dict[str, Any],
+    image_missing: torch.Tensor | None = None,
+    text_missing: torch.Tensor | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Decoded predictions per pair. ``*_missing`` (bool per pair) withhold a modality: the
     method receives None for it (and may raise MissingModalityError)."""
@@ -56,8 +62,12 @@ def predict(
                     continue
                 batch = data.select(group.to(device))
                 with autocast(device):
-                    boxes, logits = model.ground(None if no_image else batch["image"], None if no_text else batch["text"])
-                for row, result in zip(group.tolist(), decode(boxes, logits, size, settings["nms_iou"], settings["max_detections"])):
+                    boxes, logits = model.ground(
+                        None if no_image else batch["image"], None if no_text else batch["text"]
+                    )
+                for row, result in zip(
+                    group.tolist(), decode(boxes, logits, size, settings["nms_iou"], settings["max_detections"])
+                ):
                     predictions[row] = result
     return predictions  # type: ignore[return-value]
 
@@ -69,8 +79,14 @@ def ground_truth(split: SceneSplit) -> tuple[list[np.ndarray], list[tuple[int, i
 
 
 def evaluate_grounding(
-    model: FusionMethod, split: SceneSplit, tokenizer: Any, device: torch.device, batch_size: int, settings: dict[str, Any],
-    image_missing: torch.Tensor | None = None, text_missing: torch.Tensor | None = None,
+    model: FusionMethod,
+    split: SceneSplit,
+    tokenizer: Any,
+    device: torch.device,
+    batch_size: int,
+    settings: dict[str, Any],
+    image_missing: torch.Tensor | None = None,
+    text_missing: torch.Tensor | None = None,
 ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, np.ndarray]]:
     """Metrics, protocol record and per-pair records (for the bootstrap)."""
     data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
@@ -78,8 +94,12 @@ def evaluate_grounding(
     targets, sizes = ground_truth(split)
     metrics, items = evaluate_pairs(targets, predictions, sizes, settings["score_threshold"])
     kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
-    protocol = {"protocol": "dense boxes, NMS, COCOeval per (image, expression)", "pairs": len(targets),
-                "pair_kinds": kinds, **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold")}}
+    protocol = {
+        "protocol": "dense boxes, NMS, COCOeval per (image, expression)",
+        "pairs": len(targets),
+        "pair_kinds": kinds,
+        **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold")},
+    }
     return metrics, protocol, items
 
 

@@ -48,10 +48,16 @@ def _take(prepared: Prepared, index: torch.Tensor) -> Prepared:
 
 
 def _score_pairs(
-    model: FusionMethod, images: Prepared, texts: Prepared, image_index: torch.Tensor, text_index: torch.Tensor,
-    batch_size: int, device: torch.device,
+    model: FusionMethod,
+    images: Prepared,
+    texts: Prepared,
+    image_index: torch.Tensor,
+    text_index: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
 ) -> torch.Tensor:
     """Fusion scores of the (image_index[k], text_index[k]) pairs, in chunks."""
+
     def chunk(a: int, b: int) -> torch.Tensor:
         return model.score_prepared(_take(images, image_index[a:b]), _take(texts, text_index[a:b])).float()
 
@@ -70,7 +76,11 @@ def test_subset(split: SceneSplit, max_images: int | None) -> tuple[torch.Tensor
 
 @torch.no_grad()
 def retrieval_scores(
-    model: FusionMethod, split: SceneSplit, tokenizer: Any, device: torch.device, batch_size: int,
+    model: FusionMethod,
+    split: SceneSplit,
+    tokenizer: Any,
+    device: torch.device,
+    batch_size: int,
     settings: dict[str, Any],
 ) -> tuple[np.ndarray, np.ndarray, list[int], dict[str, Any]]:
     """(t2i scores, i2t scores) as texts × images matrices, caption owners, protocol record."""
@@ -83,8 +93,9 @@ def retrieval_scores(
 
     def embeddings() -> torch.Tensor:
         image_emb = _batched(lambda a, b: model.embed_image(images[a:b]).float(), n_images, batch_size, device)
-        text_emb = _batched(lambda a, b: model.embed_text({k: v[a:b] for k, v in tokens.items()}).float(),
-                            n_texts, batch_size, device)
+        text_emb = _batched(
+            lambda a, b: model.embed_text({k: v[a:b] for k, v in tokens.items()}).float(), n_texts, batch_size, device
+        )
         return text_emb @ image_emb.t()
 
     if not model.has_pair_scorer:
@@ -95,8 +106,9 @@ def retrieval_scores(
         return scores.cpu().double().numpy(), scores.cpu().double().numpy(), owners, record
 
     prepared_images = _batched(lambda a, b: model.prepare_images(images[a:b]), n_images, batch_size, device)
-    prepared_texts = _batched(lambda a, b: model.prepare_texts({k: v[a:b] for k, v in tokens.items()}),
-                              n_texts, batch_size, device)
+    prepared_texts = _batched(
+        lambda a, b: model.prepare_texts({k: v[a:b] for k, v in tokens.items()}), n_texts, batch_size, device
+    )
     shortlist = model.has_embeddings and n_images > settings["exhaustive_max_images"]
     if not shortlist:
         image_index = torch.arange(n_images, device=device).repeat_interleave(n_texts)
@@ -109,21 +121,36 @@ def retrieval_scores(
 
     k = settings["shortlist_k"]
     similarity = embeddings()
-    t2i = _rerank(model, similarity, prepared_images, prepared_texts, k, by_text=True, batch_size=batch_size, device=device)
-    i2t = _rerank(model, similarity, prepared_images, prepared_texts, k, by_text=False, batch_size=batch_size, device=device)
-    record.update({"protocol": "itc_shortlist", "shortlist_k": k,
-                   "pairs_scored": n_texts * min(k, n_images) + n_images * min(k, n_texts)})
+    t2i = _rerank(
+        model, similarity, prepared_images, prepared_texts, k, by_text=True, batch_size=batch_size, device=device
+    )
+    i2t = _rerank(
+        model, similarity, prepared_images, prepared_texts, k, by_text=False, batch_size=batch_size, device=device
+    )
+    record.update(
+        {
+            "protocol": "itc_shortlist",
+            "shortlist_k": k,
+            "pairs_scored": n_texts * min(k, n_images) + n_images * min(k, n_texts),
+        }
+    )
     return t2i, i2t, owners, record
 
 
 def _rerank(
-    model: FusionMethod, similarity: torch.Tensor, images: Prepared, texts: Prepared, k: int, by_text: bool,
-    batch_size: int, device: torch.device,
+    model: FusionMethod,
+    similarity: torch.Tensor,
+    images: Prepared,
+    texts: Prepared,
+    k: int,
+    by_text: bool,
+    batch_size: int,
+    device: torch.device,
 ) -> np.ndarray:
     """Re-score each query's top-k candidates with the fusion head; others stay below, in ITC order."""
-    sim = similarity if by_text else similarity.t()          # queries × candidates
+    sim = similarity if by_text else similarity.t()  # queries × candidates
     k = min(k, sim.shape[1])
-    top = sim.topk(k, dim=1).indices                         # ties: order irrelevant, all re-scored
+    top = sim.topk(k, dim=1).indices  # ties: order irrelevant, all re-scored
     queries = torch.arange(sim.shape[0], device=sim.device).repeat_interleave(k)
     candidates = top.reshape(-1)
     text_index, image_index = (queries, candidates) if by_text else (candidates, queries)
@@ -136,7 +163,11 @@ def _rerank(
 
 
 def evaluate_retrieval(
-    model: FusionMethod, split: SceneSplit, tokenizer: Any, device: torch.device, batch_size: int,
+    model: FusionMethod,
+    split: SceneSplit,
+    tokenizer: Any,
+    device: torch.device,
+    batch_size: int,
     settings: dict[str, Any],
 ) -> tuple[dict[str, float], dict[str, Any], dict[str, np.ndarray]]:
     """Recall@K in both directions and their mean, the protocol record, and per-query ranks."""

@@ -54,8 +54,10 @@ def corrupt_split(split: SceneSplit, corruption: str, severity: int) -> SceneSpl
     """A copy of ``split`` whose images or texts are corrupted (seeded per example)."""
     if family(corruption) == "image":
         return replace(split, images=corrupt_images(split.images, corruption, severity, split.image_ids))
-    captions = [[corrupt_text(c, corruption, severity, cid) for c, cid in zip(caps, ids)]
-                for caps, ids in zip(split.captions, split.caption_ids())]
+    captions = [
+        [corrupt_text(c, corruption, severity, cid) for c, cid in zip(caps, ids)]
+        for caps, ids in zip(split.captions, split.caption_ids())
+    ]
     refs = [{**r, "sentence": corrupt_text(r["sentence"], corruption, severity, r["ref_id"])} for r in split.refs]
     return replace(split, captions=captions, refs=refs)
 
@@ -67,7 +69,10 @@ def missing_mask(ids: list[int], corruption: str, severity: int) -> torch.Tensor
 
 
 def evaluate_robustness(
-    model: FusionMethod, split: SceneSplit, task: str, settings: dict[str, Any],
+    model: FusionMethod,
+    split: SceneSplit,
+    task: str,
+    settings: dict[str, Any],
     evaluate: Callable[..., tuple[dict[str, float | None], dict[str, Any]]],
 ) -> list[tuple[str, int, dict[str, float | None] | None, str]]:
     """(corruption, severity, metrics or None, status) for the clean subset and every grid cell."""
@@ -78,8 +83,14 @@ def evaluate_robustness(
             results.append((corruption, severity, evaluate(corrupt_split(subset, corruption, severity))[0], "ok"))
             continue
         if task == "retrieval":
-            results.append((corruption, severity, None, "not applicable: retrieval ranks one modality against the "
-                                                            "other; an absent item cannot be ranked"))
+            results.append(
+                (
+                    corruption,
+                    severity,
+                    None,
+                    "not applicable: retrieval ranks one modality against the other; an absent item cannot be ranked",
+                )
+            )
             continue
         absent = missing_mask([r["ref_id"] for r in subset.refs], corruption, severity)
         key = "image_missing" if corruption == "missing_image" else "text_missing"

@@ -56,12 +56,18 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     except Exception as exc:
         raise DataFileError(f"checkpoint {path} does not fit the model: {exc}") from None
     if missing or unexpected:
-        raise DataFileError(f"checkpoint {path} does not fit the model: missing {sorted(missing)[:5]}, "
-                            f"unexpected {sorted(unexpected)[:5]}")
+        raise DataFileError(
+            f"checkpoint {path} does not fit the model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
 
 
 def save_training_state(
-    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int, spec_hash: str,
+    path: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    spec_hash: str,
     progress: dict[str, Any],
 ) -> None:
     """Weights, optimiser moments and progress, for resuming an interrupted job."""
@@ -93,7 +99,7 @@ def load_training_state(
     from safetensors.torch import load_file
 
     tensors = load_file(str(path))
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
     slots: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

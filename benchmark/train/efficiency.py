@@ -23,9 +23,11 @@ def _register_cpu_attention() -> None:
         return
     op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     if op is not None and op not in flop_counter.flop_registry:
+
         @flop_counter.register_flop_formula(op)
         def _cpu_sdpa(query_shape, key_shape, value_shape, *args: Any, out_shape=None, **kwargs: Any) -> int:
             return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
     _REGISTERED = True
 
 

@@ -107,8 +107,14 @@ def train(
     state_path = Path(state_path)
     if weights is not None and not weights:  # the method declares no objective for this stage
         model.to(device).eval()
-        return TrainReport(steps=0, resumed_from=0, wall_time_s=0.0, samples_per_s=float("nan"),
-                           peak_memory_mb=_peak_memory_mb(device), final_losses={})
+        return TrainReport(
+            steps=0,
+            resumed_from=0,
+            wall_time_s=0.0,
+            samples_per_s=float("nan"),
+            peak_memory_mb=_peak_memory_mb(device),
+            final_losses={},
+        )
     model.to(device).train()
     optimizer = build_optimizer(model, settings)
     start, progress_state = load_training_state(state_path, model, optimizer, spec_hash) or (0, {})
@@ -117,8 +123,15 @@ def train(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     began = time.perf_counter()
-    progress = tqdm(range(start, settings.steps), desc=description, initial=start, total=settings.steps,
-                    mininterval=5.0, unit="step", dynamic_ncols=True)
+    progress = tqdm(
+        range(start, settings.steps),
+        desc=description,
+        initial=start,
+        total=settings.steps,
+        mininterval=5.0,
+        unit="step",
+        dynamic_ncols=True,
+    )
     for step in progress:
         torch.manual_seed(derive_seed(run_seed, "step", step))
         for group in optimizer.param_groups:
@@ -126,12 +139,16 @@ def train(
         with autocast(device):
             losses = loss_fn(step)
         if weights is not None and set(losses) - set(weights):
-            raise RuntimeError(f"{description}: loss(es) {sorted(set(losses) - set(weights))} returned "
-                               f"but not declared in the method's objectives {weights}")
+            raise RuntimeError(
+                f"{description}: loss(es) {sorted(set(losses) - set(weights))} returned "
+                f"but not declared in the method's objectives {weights}"
+            )
         total = sum((weights or {}).get(name, 1.0) * value.float() for name, value in losses.items())
         if not torch.isfinite(total):
-            raise FloatingPointError(f"{description}: non-finite loss at step {step}: "
-                                     + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items()))
+            raise FloatingPointError(
+                f"{description}: non-finite loss at step {step}: "
+                + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            )
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if settings.grad_clip > 0:
@@ -145,7 +162,9 @@ def train(
             progress.set_postfix(loss=f"{point['loss']:.4f}", refresh=False)
             window = {}
         if (step + 1) % settings.checkpoint_every == 0 and step + 1 < settings.steps:
-            save_training_state(state_path, model, optimizer, step + 1, spec_hash, {"history": history, "window": window})
+            save_training_state(
+                state_path, model, optimizer, step + 1, spec_hash, {"history": history, "window": window}
+            )
     progress.close()
     elapsed = time.perf_counter() - began
     done = settings.steps - start
