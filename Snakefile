@@ -16,8 +16,17 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-sys.path.insert(0, workflow.basedir)  # the Snakefile needs only benchmark.config (no torch)
-from benchmark.config import TASKS, config_hash, resolve_methods, stage_spec, validate_config
+sys.path.insert(0, workflow.basedir)  # the Snakefile needs only benchmark.config and the plug-in tables (no torch)
+from benchmark.config import (
+    config_hash,
+    dataset_tasks,
+    resolve_methods,
+    run_tasks,
+    stage_spec,
+    validate_config,
+    with_task_defaults,
+)
+from benchmark.datasets import get_adapter
 from benchmark.errors import ConfigError
 from benchmark.registry import baselines_dir, method_names
 
@@ -29,14 +38,17 @@ report: "workflows/report/workflow.rst"
 
 
 try:
+    config.update(with_task_defaults(config))  # blocks a plug-in task brings, where the config has none
     validate_config(config, sources=["workflows/config/default.yaml", "--configfile/--config"])
     METHODS = resolve_methods(config, method_names())
+    DATASETS = sorted(config["datasets"])
+    DATASET_TASKS = [(dataset, task) for dataset in DATASETS for task in dataset_tasks(config, dataset)]
+    TASKS = [task for task in run_tasks(config) if any(task == t for _, t in DATASET_TASKS)]
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 validate(config, "workflows/schemas/config.schema.yaml")
 
 OUT = config["output_dir"]
-DATASETS = sorted(config["datasets"])
 SEEDS = config["seeds"]
 CONFIG_HASH = config_hash(config)
 
@@ -45,7 +57,7 @@ wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     method=r"[a-z][a-z0-9_]*",
     seed=r"\d+",
-    task="|".join(TASKS),
+    task=r"[a-z][a-z0-9_]*",
 
 
 include: "workflows/rules/common.smk"

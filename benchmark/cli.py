@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import config_hash, load_config, stage_spec
+from benchmark.config import REPO_ROOT, config_hash, load_config, stage_spec
 from benchmark.errors import ConfigError, DataFileError, MethodError
 
 EXIT_CONFIG = 2
@@ -31,9 +31,9 @@ EXIT_DATA = 3
 log = logging.getLogger("fusebench")
 
 
-def _spec_args(parser: argparse.ArgumentParser, *wildcards: str) -> None:
-    group = parser.add_argument_group("configuration (give --spec, or --config/--set and the wildcards)")
-    group.add_argument("--spec", help="the stage spec as JSON (what Snakemake passes)")
+def _config_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """``--config FILE`` (repeatable, merged over the defaults) and ``--set KEY=VALUE`` (repeatable)."""
+    group = parser.add_argument_group("configuration")
     group.add_argument(
         "--config",
         action="append",
@@ -48,12 +48,45 @@ def _spec_args(parser: argparse.ArgumentParser, *wildcards: str) -> None:
         metavar="KEY=VALUE",
         help="override one key, e.g. --set pretrain.steps=100 (repeatable)",
     )
+    return group
+
+
+def _spec_args(parser: argparse.ArgumentParser, *wildcards: str) -> None:
+    """A stage's configuration: ``--spec JSON`` (what Snakemake passes), or the config and the job's wildcards."""
+    group = _config_args(parser)
+    group.add_argument("--spec", help="the stage spec as JSON (what Snakemake passes); replaces --config/--set")
     for name in wildcards:
         group.add_argument(f"--{name}", type=int if name == "seed" else str)
 
 
-def _threads_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+def _stage_parser(
+    sub: Any,
+    name: str,
+    help_text: str,
+    wildcards: tuple[str, ...],
+    inputs: dict[str, str],
+    out_help: str,
+    threads: bool = True,
+) -> argparse.ArgumentParser:
+    """A stage command: its spec arguments, ``--threads``, the input paths it reads and ``--out``."""
+    parser = sub.add_parser(name, help=help_text)
+    _spec_args(parser, *wildcards)
+    if threads:
+        parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    for argument, text in inputs.items():
+        parser.add_argument(f"--{argument}", required=True, help=text)
+    parser.add_argument("--out", required=True, help=out_help)
+    return parser
+
+
+def _report_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's report settings (stage spec 'report') from ``--report JSON``."""
+    if not args.report:
+        raise ConfigError(f"fusebench {args.command}: give --report (the stage spec 'report' as JSON)")
+    try:
+        return json.loads(args.report)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--report is not valid JSON: {exc}") from None
 
 
 def _resolve_spec(args: argparse.Namespace, stage: str) -> dict[str, Any]:
@@ -99,7 +132,7 @@ def cmd_where(args: argparse.Namespace) -> None:
 
 
 def cmd_new_method(args: argparse.Namespace) -> None:
-    from benchmark.registry import NAME_PATTERN, baselines_dir, method_names
+    from benchmark.registry import NAME_PATTERN, method_names
 
     name = args.name
     if not NAME_PATTERN.match(name):
@@ -107,7 +140,7 @@ def cmd_new_method(args: argparse.Namespace) -> None:
             f"method name {name!r} must be lower_snake_case (letters, digits, underscores), "
             "because it becomes a file name, a Snakemake wildcard and a table row"
         )
-    directory = Path(args.dir) if args.dir else baselines_dir()
+    directory = Path(args.dir) if args.dir else _checkout_baselines()
     target = directory / f"{name}.py"
     if target.exists():
         raise ConfigError(
@@ -124,6 +157,31 @@ def cmd_new_method(args: argparse.Namespace) -> None:
         f"Next: fill in the docstring's paper, change the model, then `fusebench list-methods`; "
         f"the next `snakemake` run adds only its jobs, and `make test` runs it through the contract test."
     )
+
+
+def _checkout_baselines() -> Path:
+    """``$FUSEBENCH_BASELINES``, else ``baselines/`` of the checkout holding the current directory."""
+    from benchmark.checkout import current_checkout
+    from benchmark.plugins import folder_from_env
+
+    return folder_from_env("FUSEBENCH_BASELINES") or current_checkout("new-method") / "baselines"
+
+
+def cmd_list_datasets(args: argparse.Namespace) -> None:
+    from benchmark.datasets import dataset_kinds, dataset_tasks, get_adapter
+
+    for kind in dataset_kinds():
+        adapter = get_adapter(kind)
+        how = "builds" if adapter.generates else "reads in place"
+        print(f"{kind:16s} {how:15s} tasks: {', '.join(dataset_tasks(kind)):22s} {adapter.description}")
+
+
+def cmd_list_tasks(args: argparse.Namespace) -> None:
+    from benchmark.tasks import get_task, task_names
+
+    for name in task_names():
+        task = get_task(name)
+        print(f"{name:16s} requires: {', '.join(task.requires):28s} {task.title}")
 
 
 def cmd_list_methods(args: argparse.Namespace) -> None:
@@ -190,7 +248,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     files = [Path(p) for p in args.results]
     if args.results_list:
         files += [Path(line) for line in Path(args.results_list).read_text().split() if line]
-    report = json.loads(args.report) if args.report else {}
+    report = _report_settings(args) if args.report or args.robustness else {}
     run_aggregate(
         files,
         Path(args.out_dir),
@@ -206,25 +264,11 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 
 def cmd_plots(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from benchmark.report.plots import draw_all
 
-    from benchmark.report.aggregate import REFERENCE_METHODS
-    from benchmark.report.plots import drop_heatmap, efficiency_accuracy, main_metrics, method_colors, robustness_curves
-
-    tables, out = Path(args.tables), Path(args.out_dir)
-    report = json.loads(args.report) if args.report else {}
-    metrics = report.get("summary_metric", {"retrieval": "mean_R", "grounding": "AP"})
-    stats = pd.read_csv(tables / "main_stats.csv", comment="#")
-    efficiency = pd.read_csv(tables / "efficiency.csv", comment="#")
-    frame = pd.read_csv(tables / "robustness.csv", comment="#")
-    drops = pd.read_csv(tables / "robustness_drops.csv", comment="#")
-    colors = method_colors(sorted(set(stats["method"])), REFERENCE_METHODS)
-    main_metrics(stats, colors, REFERENCE_METHODS, out / "main_metrics")
-    efficiency_accuracy(stats, efficiency, colors, out / "efficiency_accuracy")
-    for task, metric in metrics.items():
-        robustness_curves(frame, task, metric, colors, out / f"robustness_{task}")
-        drop_heatmap(drops, task, out / f"robustness_drop_{task}")
-    print(f"plots written to {out}")
+    report = _report_settings(args)
+    draw_all(Path(args.tables), Path(args.out_dir), report["summary_metric"])
+    print(f"plots written to {args.out_dir}")
 
 
 def cmd_paper(args: argparse.Namespace) -> None:
@@ -237,7 +281,14 @@ def cmd_paper(args: argparse.Namespace) -> None:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.report.leaderboard import copy_reference, update_readme
 
-    reference, readme = Path(args.reference), Path(args.readme)
+    if args.reference and args.readme:
+        reference, readme = Path(args.reference), Path(args.readme)
+    else:
+        from benchmark.checkout import current_checkout
+
+        root = current_checkout("leaderboard")
+        reference = Path(args.reference) if args.reference else root / "results" / "reference"
+        readme = Path(args.readme) if args.readme else root / "README.md"
     if args.source:
         copy_reference(Path(args.source), reference)
         print(f"copied the run under {args.source} to {reference}")
@@ -257,72 +308,81 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("validate-config", help="check a configuration and print what it runs")
-    p.add_argument("--config", action="append", default=[], metavar="FILE")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.set_defaults(func=cmd_validate)
-
-    p = sub.add_parser("where", help="print the tables folder a configuration writes to")
-    p.add_argument("--config", action="append", default=[], metavar="FILE")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.set_defaults(func=cmd_where)
+    for name, help_text, func in (
+        ("validate-config", "check a configuration and print what it runs", cmd_validate),
+        ("where", "print the tables folder a configuration writes to", cmd_where),
+    ):
+        parser_ = sub.add_parser(name, help=help_text)
+        _config_args(parser_)
+        parser_.set_defaults(func=func)
 
     p = sub.add_parser("new-method", help="write a documented, working method template to baselines/NAME.py")
     p.add_argument("name", help="method name = file name (lower_snake_case)")
-    p.add_argument("--dir", help="baselines folder (default: baselines/ or $FUSEBENCH_BASELINES)")
+    p.add_argument("--dir", help="baselines folder (default: $FUSEBENCH_BASELINES, else this checkout's baselines/)")
     p.set_defaults(func=cmd_new_method)
 
-    p = sub.add_parser("list-methods", help="list the methods discovered in baselines/")
-    p.set_defaults(func=cmd_list_methods)
-
-    p = sub.add_parser("data", help="generate a dataset (images + COCO-style JSON)")
-    _spec_args(p, "dataset")
-    p.add_argument("--out", required=True, help="dataset folder to (re)create")
-    p.set_defaults(func=cmd_data)
-
-    p = sub.add_parser("tokenizer", help="train the tokenizer on the training captions")
-    _spec_args(p, "dataset")
-    p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--out", required=True, help="tokenizer.json to write")
-    p.set_defaults(func=cmd_tokenizer)
-
-    p = sub.add_parser("pretrain", help="pretrain one method with one seed")
-    _spec_args(p, "dataset", "method", "seed")
-    _threads_arg(p)
-    p.add_argument("--data", required=True)
-    p.add_argument("--tokenizer", required=True)
-    p.add_argument("--out", required=True, help="folder for model.safetensors and result.json")
-    p.set_defaults(func=cmd_pretrain)
-
-    p = sub.add_parser("finetune", help="fine-tune a pretrained method on one task")
-    _spec_args(p, "dataset", "method", "seed", "task")
-    _threads_arg(p)
-    p.add_argument("--data", required=True)
-    p.add_argument("--tokenizer", required=True)
-    p.add_argument("--init", required=True, help="pretrained model.safetensors")
-    p.add_argument("--out", required=True, help="folder for model.safetensors and result.json")
-    p.set_defaults(func=cmd_finetune)
-
     for name, help_text, func in (
-        ("evaluate", "evaluate a fine-tuned method on the test split", cmd_evaluate),
-        ("robustness", "re-evaluate a fine-tuned method under every (corruption, severity)", cmd_robustness),
+        ("list-methods", "list the methods discovered in baselines/", cmd_list_methods),
+        ("list-datasets", "list the dataset adapters (kinds) and the tasks each serves", cmd_list_datasets),
+        ("list-tasks", "list the tasks and the dataset parts each requires", cmd_list_tasks),
     ):
-        p = sub.add_parser(name, help=help_text)
-        _spec_args(p, "dataset", "method", "seed", "task")
-        _threads_arg(p)
-        p.add_argument("--data", required=True)
-        p.add_argument("--tokenizer", required=True)
-        p.add_argument("--checkpoint", required=True, help="fine-tuned model.safetensors")
-        p.add_argument("--out", required=True, help="result JSON to write")
-        p.set_defaults(func=func)
+        sub.add_parser(name, help=help_text).set_defaults(func=func)
 
-    p = sub.add_parser(
-        "reference", help="reference rows of a task: chance (retrieval), text-blind detectors (grounding)"
+    data_inputs = {"data": "dataset folder (the standard form)", "tokenizer": "tokenizer.json"}
+    stages = (
+        ("data", "build a dataset (or check one read in place)", ("dataset",), {}, "data folder of the run", cmd_data),
+        (
+            "tokenizer",
+            "train the tokenizer on the training captions",
+            ("dataset",),
+            {"data": data_inputs["data"]},
+            "tokenizer.json to write",
+            cmd_tokenizer,
+        ),
+        (
+            "pretrain",
+            "pretrain one method with one seed",
+            ("dataset", "method", "seed"),
+            data_inputs,
+            "folder for model.safetensors and result.json",
+            cmd_pretrain,
+        ),
+        (
+            "finetune",
+            "fine-tune a pretrained method on one task",
+            ("dataset", "method", "seed", "task"),
+            {**data_inputs, "init": "pretrained model.safetensors"},
+            "folder for model.safetensors and result.json",
+            cmd_finetune,
+        ),
+        (
+            "evaluate",
+            "evaluate a fine-tuned method on the test split",
+            ("dataset", "method", "seed", "task"),
+            {**data_inputs, "checkpoint": "fine-tuned model.safetensors"},
+            "result JSON to write",
+            cmd_evaluate,
+        ),
+        (
+            "robustness",
+            "re-evaluate a fine-tuned method under every (corruption, severity)",
+            ("dataset", "method", "seed", "task"),
+            {**data_inputs, "checkpoint": "fine-tuned model.safetensors"},
+            "result JSON to write",
+            cmd_robustness,
+        ),
+        (
+            "reference",
+            "a task's reference rows (chance, text-blind detectors)",
+            ("dataset", "task"),
+            {"data": data_inputs["data"]},
+            "result JSON to write",
+            cmd_reference,
+        ),
     )
-    _spec_args(p, "dataset", "task")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_reference)
+    for name, help_text, wildcards, inputs, out_help, func in stages:
+        threads = name not in ("data", "tokenizer", "reference")
+        _stage_parser(sub, name, help_text, wildcards, inputs, out_help, threads).set_defaults(func=func)
 
     p = sub.add_parser("aggregate", help="collect result files into results tables")
     p.add_argument("results", nargs="*", help="evaluation result JSON files")
@@ -331,21 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-hash", default="unknown", help="hash of the run's resolved config, for footers")
     p.add_argument("--robustness", nargs="*", default=[], help="robustness result JSON files")
     p.add_argument("--training", nargs="*", default=[], help="pretrain/finetune result.json files (efficiency table)")
-    p.add_argument("--report", help="report settings as JSON (reference_method, summary_metric, max_images)")
+    p.add_argument("--report", help="stage spec 'report' as JSON (reference_method, summary_metric, max_images)")
     p.set_defaults(func=cmd_aggregate)
 
-    root = Path(__file__).resolve().parent.parent
     p = sub.add_parser("leaderboard", help="regenerate the README's results section from the reference run")
-    p.add_argument(
-        "--from", dest="source", help="first copy this finished run (e.g. results) into the reference folder"
-    )
-    p.add_argument("--reference", default=str(root / "results" / "reference"))
-    p.add_argument("--readme", default=str(root / "README.md"))
+    p.add_argument("--from", dest="source", help="first copy this finished run (e.g. results) into the reference")
+    p.add_argument("--reference", help="reference folder (default: results/reference of this checkout)")
+    p.add_argument("--readme", help="README to update (default: README.md of this checkout)")
     p.add_argument("--check", action="store_true", help="fail (exit 1) if the README is out of date; change nothing")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("paper", help="compile the paper against a run's tables and plots (pdflatex)")
-    p.add_argument("--source", default=str(Path(__file__).resolve().parent.parent / "paper" / "main.tex"))
+    p.add_argument("--source", default=str(REPO_ROOT / "paper" / "main.tex"))
     p.add_argument("--tables", required=True, help="tables folder (macros.tex, main.tex, ...)")
     p.add_argument("--plots", required=True, help="plots folder (PDF figures)")
     p.add_argument("--out", required=True, help="PDF to write")
@@ -354,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plots", help="draw the tables' plots: main metrics, efficiency, robustness")
     p.add_argument("--tables", required=True, help="tables folder written by aggregate")
     p.add_argument("--out-dir", required=True, help="plots folder")
-    p.add_argument("--report", help="report settings as JSON (summary_metric)")
+    p.add_argument("--report", help="stage spec 'report' as JSON (summary_metric)")
     p.set_defaults(func=cmd_plots)
     return parser
 

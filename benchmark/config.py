@@ -31,9 +31,6 @@ DEFAULT_CONFIG = REPO_ROOT / "workflows" / "config" / "default.yaml"
 PROFILES_DIR = REPO_ROOT / "workflows" / "config"
 SCHEMA_PATH = REPO_ROOT / "workflows" / "schemas" / "config.schema.yaml"
 
-TASKS = ("retrieval", "grounding")
-"""Downstream tasks every method is fine-tuned and evaluated on."""
-
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, naming the file in every failure."""
@@ -97,6 +94,7 @@ def load_config(files: Iterable[str | Path] = (), overrides: Iterable[str] = ())
     for assignment in overrides:
         config = deep_merge(config, parse_override(assignment))
         sources.append(f"override {assignment}")
+    config = with_task_defaults(config)
     validate_config(config, sources=sources)
     return config
 
@@ -144,27 +142,78 @@ def _describe(error: Any) -> list[str]:
     return [f"{label}: {error.message}"]
 
 
+def _block_problems(instance: Any, schema: dict[str, Any], prefix: str) -> list[str]:
+    """Schema problems of one configuration block, with keys named from the top of the config."""
+    from jsonschema import Draft202012Validator
+
+    problems = []
+    errors = sorted(Draft202012Validator(schema).iter_errors(instance), key=lambda e: [str(p) for p in e.path])
+    for error in errors:
+        error.path.extendleft(reversed(prefix.split(".")))
+        problems.extend(_describe(error))
+    return problems
+
+
+def _plugin_problems(config: Mapping[str, Any]) -> list[str]:
+    """Each dataset block against its adapter, each task block against its task."""
+    from benchmark.datasets import dataset_kinds, get_adapter
+    from benchmark.tasks import get_task, task_names
+
+    problems = []
+    available = task_names()
+    wanted = available if config["tasks"] == "all" else list(config["tasks"])
+    unknown = [t for t in wanted if t not in available]
+    if unknown:
+        problems.append(f"'tasks' names unknown task(s) {unknown}; available: {', '.join(available)}")
+    for section in ("finetune", "evaluate"):
+        extra = sorted(set(config[section]) - set(available) - {"batch_size"})
+        if extra:
+            problems.append(f"'{section}' has block(s) for unknown task(s) {extra}; available: {', '.join(available)}")
+    for name in (t for t in wanted if t in available):
+        task = get_task(name)
+        for where in (f"finetune.{name}", f"evaluate.{name}", f"robustness.summary_metric.{name}"):
+            section = where.partition(".")[0]
+            block = config[section] if section != "robustness" else config["robustness"]["summary_metric"]
+            if name not in block:
+                problems.append(f"'{where}' is missing: task {name!r} ({task.source}) needs it")
+        if name in config["evaluate"]:
+            problems += _block_problems(config["evaluate"][name], task.settings_schema, f"evaluate.{name}")
+            metric = config["robustness"]["summary_metric"].get(name)
+            if not problems and metric is not None and metric not in task.metric_names(config["evaluate"][name]):
+                problems.append(
+                    f"'robustness.summary_metric.{name}' = {metric!r} is not a {name} metric; "
+                    f"allowed: {', '.join(task.metric_names(config['evaluate'][name]))}"
+                )
+    kinds = dataset_kinds()
+    for kind in kinds:  # every plug-in file is checked, used or not: a broken one is found before any job
+        try:
+            get_adapter(kind)
+        except ConfigError as error:
+            problems.append(str(error))
+    patch = config["model"]["vision"]["patch_size"]
+    for name, block in config["datasets"].items():
+        if block["kind"] not in kinds:
+            problems.append(f"'datasets.{name}.kind' = {block['kind']!r} is not allowed; allowed values: {kinds}")
+            continue
+        try:
+            adapter = get_adapter(block["kind"])
+        except ConfigError:
+            continue  # reported above
+        block_problems = _block_problems(block, adapter.config_schema, f"datasets.{name}")
+        if not block_problems:
+            block_problems = [f"'datasets.{name}.{p.lstrip(chr(39))}" for p in adapter.check(dict(block))]
+            size = adapter.image_size(dict(block))
+            if size is not None and size % patch:
+                block_problems.append(
+                    f"'datasets.{name}.image_size' ({size}) must be a multiple of 'model.vision.patch_size' ({patch})"
+                )
+        problems += block_problems
+    return problems
+
+
 def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     """Constraints between keys that a JSON schema cannot express."""
     problems = []
-    for name, ds in config.get("datasets", {}).items():
-        objects = ds.get("objects_per_scene", {})
-        if objects.get("min", 0) > objects.get("max", 0):
-            problems.append(
-                f"'datasets.{name}.objects_per_scene': min ({objects['min']}) exceeds max ({objects['max']})"
-            )
-        sizes = ds.get("sizes", {})
-        if sizes.get("small", 0) >= sizes.get("large", 1):
-            problems.append(f"'datasets.{name}.sizes': small ({sizes['small']}) must be below large ({sizes['large']})")
-        mix = ds.get("referring_mix", {})
-        if mix and abs(sum(mix.values()) - 1.0) > 1e-6:
-            problems.append(f"'datasets.{name}.referring_mix' must sum to 1, got {sum(mix.values()):g}")
-        image_size = ds.get("image_size", 0)
-        patch = config.get("model", {}).get("vision", {}).get("patch_size", 1)
-        if image_size % patch:
-            problems.append(
-                f"'datasets.{name}.image_size' ({image_size}) must be a multiple of 'model.vision.patch_size' ({patch})"
-            )
     model = config.get("model", {})
     for tower in ("vision", "text"):
         spec = model.get(tower, {})
@@ -182,6 +231,26 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def with_task_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` plus the blocks a plug-in task brings (``Task.defaults``) where the config has none.
+
+    Built-in tasks keep their defaults in ``workflows/config/default.yaml``; a task file from
+    ``$FUSEBENCH_TASKS`` carries its own, so adding a task is one file.
+    """
+    from benchmark.tasks import get_task, task_names
+
+    merged = copy.deepcopy(dict(config))
+    for name in task_names():
+        defaults = get_task(name).defaults
+        for section in ("finetune", "evaluate"):
+            if section in defaults and name not in merged.get(section, {}):
+                merged.setdefault(section, {})[name] = copy.deepcopy(defaults[section])
+        summary = merged.get("robustness", {}).get("summary_metric")
+        if "summary_metric" in defaults and isinstance(summary, dict) and name not in summary:
+            summary[name] = defaults["summary_metric"]
+    return merged
+
+
 def validate_config(config: Mapping[str, Any], sources: Iterable[str] = ()) -> None:
     """Raise :class:`ConfigError` listing every problem, or return silently."""
     from jsonschema import Draft202012Validator
@@ -191,7 +260,7 @@ def validate_config(config: Mapping[str, Any], sources: Iterable[str] = ()) -> N
     for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
         problems.extend(_describe(error))
     if not problems:
-        problems = _semantic_problems(config)
+        problems = _plugin_problems(config) + _semantic_problems(config)
     if problems:
         origin = f" (from {', '.join(sources)})" if sources else ""
         raise ConfigError("invalid FuseBench configuration" + origin + ":\n  - " + "\n  - ".join(problems))
@@ -233,6 +302,20 @@ def resolve_methods(config: Mapping[str, Any], available: Iterable[str]) -> list
     return list(wanted)
 
 
+def run_tasks(config: Mapping[str, Any]) -> list[str]:
+    """The tasks a run covers, in task order ('all' = every available task)."""
+    from benchmark.tasks import task_names
+
+    return [t for t in task_names() if config["tasks"] == "all" or t in config["tasks"]]
+
+
+def dataset_tasks(config: Mapping[str, Any], dataset: str) -> list[str]:
+    """The run's tasks that ``dataset`` serves (its adapter provides every part they require)."""
+    from benchmark.datasets import dataset_tasks as served
+
+    return [t for t in served(config["datasets"][dataset]["kind"]) if t in run_tasks(config)]
+
+
 def stage_spec(
     config: Mapping[str, Any],
     stage: str,
@@ -248,8 +331,8 @@ def stage_spec(
     """
     if dataset is not None and dataset not in config["datasets"]:
         raise ConfigError(f"unknown dataset {dataset!r}; configured: {', '.join(config['datasets'])}")
-    if task is not None and task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
+    if task is not None and task not in run_tasks(config):
+        raise ConfigError(f"unknown task {task!r}; configured: {', '.join(run_tasks(config))}")
     if stage == "data":
         return {"stage": stage, "dataset": dataset, **copy.deepcopy(config["datasets"][dataset])}
     if stage == "tokenizer":
@@ -285,11 +368,13 @@ def stage_spec(
         return {
             "stage": stage,
             "reference_method": robustness["reference_method"],
-            "summary_metric": copy.deepcopy(robustness["summary_metric"]),
+            "summary_metric": {t: robustness["summary_metric"][t] for t in run_tasks(config)},
             "max_images": robustness["max_images"],
         }
     if stage == "reference":
+        from benchmark.tasks import get_task
+
         settings = config["evaluate"][task]
-        keep = ("ks", "max_images") if task == "retrieval" else ("score_threshold",)
+        keep = get_task(task).reference_settings
         return {"stage": stage, "dataset": dataset, "task": task, **{k: copy.deepcopy(settings[k]) for k in keep}}
     raise ConfigError(f"unknown stage {stage!r}")

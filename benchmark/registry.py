@@ -2,36 +2,32 @@
 
 A file ``baselines/<name>.py`` must define exactly one :class:`FusionMethod` subclass. Files
 starting with ``_`` are private helpers. Listing names needs no import (the Snakefile does it
-without torch); loading a method imports its file.
+without torch); loading a method imports its file. Tasks and dataset adapters plug in the same
+way (:mod:`benchmark.plugins`).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import os
-import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark.config import REPO_ROOT
+from benchmark.plugins import NAME_PATTERN, file_names, folder_from_env, import_file, single_subclass
 
 if TYPE_CHECKING:
     from benchmark.models.method import FusionMethod
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+__all__ = ["NAME_PATTERN", "baselines_dir", "load_method", "method_names"]
 
 
 def baselines_dir() -> Path:
     """``$FUSEBENCH_BASELINES`` if set, else ``baselines/`` at the repository root."""
-    return Path(os.environ.get("FUSEBENCH_BASELINES", REPO_ROOT / "baselines"))
+    return folder_from_env("FUSEBENCH_BASELINES") or REPO_ROOT / "baselines"
 
 
 def method_names(directory: Path | None = None) -> list[str]:
     """Names of the method files, sorted."""
-    directory = directory or baselines_dir()
-    return sorted(p.stem for p in directory.glob("*.py") if NAME_PATTERN.match(p.stem))
+    return file_names(directory or baselines_dir())
 
 
 def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:
@@ -45,32 +41,8 @@ def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:
         raise MethodError(
             f"unknown method {name!r}: {path} does not exist; available: {', '.join(method_names(directory))}"
         )
-    module_name = f"fusebench_baselines.{name}"
-    if module_name in sys.modules:
-        module = sys.modules[module_name]
-    else:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception:
-            del sys.modules[module_name]
-            raise
-    classes = [
-        obj
-        for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and issubclass(obj, FusionMethod)
-        and obj.__module__ == module_name
-        and not inspect.isabstract(obj)
-    ]
-    if len(classes) != 1:
-        raise MethodError(
-            f"{path} must define exactly one FusionMethod subclass, found {[c.__name__ for c in classes]}"
-        )
-    cls = classes[0]
+    module = import_file(path, f"fusebench_baselines.{name}")
+    cls = single_subclass(module, FusionMethod, path, MethodError)
     cls.name = name
     if not cls.paper or not cls.family:
         raise MethodError(f"{path}: {cls.__name__} must set 'family' and 'paper'")

@@ -16,52 +16,10 @@ from benchmark.config import config_hash
 from benchmark.errors import DataFileError
 from benchmark.io import write_json
 from benchmark.provenance import provenance
+from benchmark.results import items_path, metric_rows, not_applicable_rows, write_items
+from benchmark.tasks import get_task
 
 log = logging.getLogger("fusebench")
-
-
-def task_metrics(task: str, settings: dict[str, Any]) -> list[str]:
-    """The metric names a task reports with these settings (used for 'not applicable' rows)."""
-    if task == "retrieval":
-        return [f"{d}_R@{k}" for d in ("t2i", "i2t") for k in settings["ks"]] + ["mean_R"]
-    if task == "grounding":
-        from benchmark.metrics.detection import COCO_STATS
-
-        return [*COCO_STATS, "mIoU", "Acc@0.5", "N-acc"]
-    raise ValueError(f"unknown task {task!r}")
-
-
-UNDEFINED = "undefined: no ground truth of this kind in the test set"
-
-
-def metric_rows(spec: dict[str, Any], method: str, metrics: dict[str, float | None]) -> list[dict[str, Any]]:
-    """Rows for computed metrics; a None value (e.g. COCO AP_large without large objects) is marked undefined."""
-    return [
-        _row(spec, method, name, value, "ok" if value is not None else UNDEFINED) for name, value in metrics.items()
-    ]
-
-
-def _row(
-    spec: dict[str, Any],
-    method: str,
-    metric: str,
-    value: float | None,
-    status: str = "ok",
-    corruption: str = "none",
-    severity: int = 0,
-) -> dict[str, Any]:
-    """One row of the tidy results table."""
-    return {
-        "dataset": spec["dataset"],
-        "method": method,
-        "seed": spec["seed"],
-        "task": spec["task"],
-        "metric": metric,
-        "corruption": corruption,
-        "severity": severity,
-        "value": value,
-        "status": status,
-    }
 
 
 def _result(
@@ -82,15 +40,29 @@ def _result(
     return record
 
 
-def run_data(spec: dict[str, Any], out_dir: Path) -> None:
-    """Generate the dataset described by ``spec`` into ``out_dir``."""
-    from benchmark.data.synthetic import build_synthetic_dataset
+def data_record_path(build_dir: Path) -> Path:
+    """The data stage's result file, beside the folder a generated dataset is built into."""
+    return Path(build_dir).parent / "data.result.json"
+
+
+def run_data(spec: dict[str, Any], build_dir: Path) -> None:
+    """Build the dataset ``spec`` describes into ``build_dir``, or check the one its adapter reads in place."""
+    from benchmark.datasets import get_adapter
 
     started = time.perf_counter()
-    log.info("building dataset %r into %s", spec["dataset"], out_dir)
-    manifest = build_synthetic_dataset({k: v for k, v in spec.items() if k not in ("stage", "dataset")}, out_dir)
-    log.info("dataset %r: %s", spec["dataset"], {s: v["images"] for s, v in manifest["splits"].items()})
-    write_json(out_dir.parent / "data.result.json", _result(spec, started, splits=manifest["splits"]))
+    adapter = get_adapter(spec["kind"])
+    settings = {k: v for k, v in spec.items() if k not in ("stage", "dataset")}
+    where = adapter.data_dir(settings, build_dir)
+    log.info(
+        "%s dataset %r (%s) at %s",
+        "building" if adapter.generates else "checking",
+        spec["dataset"],
+        spec["kind"],
+        where,
+    )
+    record = adapter.prepare(settings, build_dir)
+    log.info("dataset %r: %s", spec["dataset"], {s: v["images"] for s, v in record["splits"].items()})
+    write_json(data_record_path(build_dir), _result(spec, started, data_dir=str(where), **record))
 
 
 def run_tokenizer(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
@@ -232,27 +204,10 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     )
 
 
-def load_trained(checkpoint: Path, device: Any) -> tuple[Any, dict[str, Any]]:
-    """Rebuild a method from a checkpoint's metadata and load its weights."""
-    from benchmark.models.method import BuildContext
-    from benchmark.train.checkpoint import load_weights, read_metadata
-
-    meta = read_metadata(checkpoint)
-    try:
-        ctx = BuildContext.from_json(meta["context"])
-        cls = _method_class(meta["method"])
-    except (KeyError, TypeError) as exc:
-        raise DataFileError(f"checkpoint {checkpoint} has incomplete metadata: {exc!r}") from None
-    model = cls(ctx, **meta.get("overrides", {}))
-    load_weights(model, checkpoint)
-    return model.to(device), meta
-
-
 def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, init: Path, out_dir: Path) -> None:
     """Continue from the pretrained checkpoint on the task's own loss."""
-    from benchmark.data.sampling import ImageTextData
     from benchmark.seeding import derive_seed, seed_everything
-    from benchmark.train.checkpoint import read_metadata
+    from benchmark.train.checkpoint import load_trained, read_metadata
 
     started = time.perf_counter()
     run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["method"], spec["seed"])
@@ -270,12 +225,7 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
         return
     train_split = session.split("train")
     batch_size = spec["optim"]["batch_size"]
-    if task == "grounding":
-        from benchmark.data.grounding import GroundingData
-
-        data: Any = GroundingData.from_split(train_split, session.tokenizer, session.device, model.ctx.attributes)
-    else:
-        data = ImageTextData.from_split(train_split, session.tokenizer, session.device, model.ctx.concepts)
+    data = get_task(task).training_data(train_split, session.tokenizer, session.device, model.ctx)
     _train_stage(
         spec,
         session,
@@ -306,26 +256,12 @@ def _not_applicable_checkpoint(
     log.info("%s %s: not applicable (%s)", spec["task"], spec["method"], reason)
 
 
-def items_path(result_file: Path) -> Path:
-    """Where the per-item records of an evaluation result live (for the bootstrap)."""
-    return result_file.with_suffix(".items.npz")
-
-
-def write_items(path: Path, items: dict[str, Any]) -> None:
-    import numpy as np
-
-    from benchmark.io import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **{k: np.asarray(v) for k, v in items.items()})
-
-
 def _evaluation_session(
     spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path
 ) -> tuple[_Session, Any, str | None]:
     """Seeded session and fine-tuned model for an evaluation stage, and why the task is n/a (if it is)."""
     from benchmark.seeding import derive_seed, seed_everything
-    from benchmark.train.checkpoint import read_metadata
+    from benchmark.train.checkpoint import load_trained, read_metadata
 
     seed_everything(derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"]))
     meta = read_metadata(checkpoint)
@@ -334,28 +270,15 @@ def _evaluation_session(
     return session, model, model.not_applicable_reason(spec["task"])
 
 
-def _task_evaluator(task: str) -> Any:
-    """The evaluation function of ``task`` (same signature for every task)."""
-    if task == "grounding":
-        from benchmark.tasks.grounding import evaluate_grounding
-
-        return evaluate_grounding
-    from benchmark.tasks.retrieval import evaluate_retrieval
-
-    return evaluate_retrieval
-
-
 def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:
     """Score the fine-tuned model on the clean test split; one row per metric."""
     from benchmark.device import describe
 
     started = time.perf_counter()
+    task = get_task(spec["task"])
     session, model, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     if reason:
-        rows = [
-            _row(spec, spec["method"], name, None, f"not applicable: {reason}")
-            for name in task_metrics(spec["task"], spec)
-        ]
+        rows = not_applicable_rows(spec, spec["method"], task.metric_names(spec), reason)
         write_items(items_path(out_file), {})
         write_json(
             out_file,
@@ -372,9 +295,7 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
         log.info("%s %s: not applicable (%s) → %s", spec["task"], spec["method"], reason, out_file)
         return
     test = session.split("test")
-    metrics, protocol, items = _task_evaluator(spec["task"])(
-        model, test, session.tokenizer, session.device, spec["batch_size"], spec
-    )
+    metrics, protocol, items = task.evaluate(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
     rows = metric_rows(spec, spec["method"], metrics)
     write_items(items_path(out_file), items)
     write_json(
@@ -396,45 +317,35 @@ def run_robustness(
 ) -> None:
     """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
     from benchmark.device import describe
-    from benchmark.tasks.robustness import evaluate_robustness
+    from benchmark.tasks.robustness import evaluate_robustness, grid
 
     started = time.perf_counter()
+    task = get_task(spec["task"])
+    names = task.metric_names(spec["task_settings"])
     session, model, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     settings = spec["robustness"]
     rows: list[dict[str, Any]] = []
     if reason:
-        from benchmark.tasks.robustness import grid
-
         for corruption, severity in [("none", 0), *grid(settings)]:
-            rows.extend(
-                _row(spec, spec["method"], name, None, f"not applicable: {reason}", corruption, severity)
-                for name in task_metrics(spec["task"], spec["task_settings"])
-            )
+            rows.extend(not_applicable_rows(spec, spec["method"], names, reason, corruption, severity))
         write_json(
             out_file,
             _result(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows),
         )
         return
-    evaluate_task = _task_evaluator(spec["task"])
     task_settings = {**spec["task_settings"], "max_images": None}
 
     def evaluate(split: Any, **missing: Any) -> Any:
-        return evaluate_task(
+        return task.evaluate(
             model, split, session.tokenizer, session.device, spec["batch_size"], task_settings, **missing
         )
 
-    results = evaluate_robustness(model, session.split("test"), spec["task"], settings, evaluate)
+    results = evaluate_robustness(session.split("test"), task, settings, evaluate)
     for corruption, severity, metrics, status in results:
         if metrics is None:
-            rows.extend(
-                _row(spec, spec["method"], name, None, status, corruption, severity)
-                for name in task_metrics(spec["task"], spec["task_settings"])
-            )
+            rows.extend(not_applicable_rows(spec, spec["method"], names, status, corruption, severity))
         else:
-            rows.extend(
-                _row(spec, spec["method"], name, value, "ok" if value is not None else UNDEFINED, corruption, severity)
-                for name, value in metrics.items()
-            )
+            rows.extend(metric_rows(spec, spec["method"], metrics, corruption, severity))
     write_json(
         out_file,
         _result(
@@ -455,41 +366,10 @@ def run_robustness(
     )
 
 
-REFERENCE_DETECTORS = {"ref_whole_image": "whole_image", "ref_all_objects": "all_objects"}
-
-
 def run_reference(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
-    """Reference rows that need no training.
-
-    Retrieval: ``chance``, the exact expectation of a uniformly random ranking. Grounding:
-    detectors that ignore the text — ``ref_whole_image`` (one box, the whole image) and
-    ``ref_all_objects`` (the true box of every object in the image, an oracle detector).
-    """
+    """The task's reference rows, which need no training (see each task's ``references``)."""
     started = time.perf_counter()
-    rows: list[dict[str, Any]] = []
+    references, protocol = get_task(spec["task"]).reference_rows(data_dir, spec)
     spec_rows = {**spec, "seed": None}
-    if spec["task"] == "retrieval":
-        from benchmark.data.coco import read_captions, read_manifest
-        from benchmark.metrics.retrieval import chance_retrieval_metrics
-
-        read_manifest(data_dir)
-        captions = read_captions(data_dir, "test")
-        image_ids = sorted(captions)[: spec.get("max_images") or None]
-        owners = [k for k, image_id in enumerate(image_ids) for _ in captions[image_id]]
-        rows = metric_rows(spec_rows, "chance", chance_retrieval_metrics(owners, len(image_ids), spec["ks"]))
-        protocol: dict[str, Any] = {"chance": "analytic uniform ranking"}
-    else:
-        from benchmark.data.dataset import load_split
-        from benchmark.metrics.detection import grounding_metrics
-        from benchmark.tasks.grounding import ground_truth, reference_predictions
-
-        test = load_split(data_dir, "test")
-        targets, sizes = ground_truth(test)
-        for name, kind in REFERENCE_DETECTORS.items():
-            metrics = grounding_metrics(targets, reference_predictions(test, kind), sizes, spec["score_threshold"])
-            rows.extend(metric_rows(spec_rows, name, metrics))
-        protocol = {
-            "ref_whole_image": "one box covering the image, score 1",
-            "ref_all_objects": "the true box of every object in the image, score 1 (text ignored)",
-        }
+    rows = [r for name, metrics in references.items() for r in metric_rows(spec_rows, name, metrics)]
     write_json(out_file, _result(spec, started, protocol=protocol, rows=rows))

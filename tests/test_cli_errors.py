@@ -102,3 +102,33 @@ def test_config_and_input_errors_exit_2_and_3_without_a_traceback(
     assert message in result.stderr and "Traceback" not in result.stderr
     assert ("pretrain.lr" if problem == "config" else str(missing)) in result.stderr
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_commands_that_write_act_on_the_checkout_of_the_current_directory(tmp_path: Path) -> None:
+    """``new-method`` writes into the checkout holding the current directory, not the one the
+    imported package comes from; outside any checkout it refuses, naming both paths."""
+
+    fusebench = Path(sys.executable).parent / "fusebench"  # the console script: imports the installed package
+    other = tmp_path / "other_clone"
+    for marker in ("benchmark", "baselines", "workflows"):
+        (other / marker).mkdir(parents=True)
+    (other / "Snakefile").write_text("# a FuseBench checkout\n")
+    env = {k: v for k, v in os.environ.items() if k != "FUSEBENCH_BASELINES"}
+    result = subprocess.run(
+        [str(fusebench), "new-method", "my_fusion"],
+        capture_output=True,
+        text=True,
+        cwd=other / "workflows",
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (other / "baselines" / "my_fusion.py").is_file()
+    assert not (REPO / "baselines" / "my_fusion.py").exists()
+    outside = tmp_path / "not_a_checkout"
+    outside.mkdir()
+    result = subprocess.run(
+        [str(fusebench), "new-method", "my_fusion"], capture_output=True, text=True, cwd=outside, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    assert str(outside) in result.stderr and str(REPO) in result.stderr

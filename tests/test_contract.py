@@ -18,10 +18,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmark.config import TASKS, stage_spec
+from benchmark.config import stage_spec
 from benchmark.registry import load_method, method_names
-from benchmark.stages import run_evaluate, run_finetune, run_pretrain, run_robustness, task_metrics
+from benchmark.stages import run_evaluate, run_finetune, run_pretrain, run_robustness
+from benchmark.tasks import get_task, task_names
 from tests.conftest import REPO
+
+TASKS = tuple(task_names())
 
 
 def _tiny_config(smoke_config: dict[str, Any]) -> dict[str, Any]:
@@ -327,7 +330,7 @@ def test_oracle_gets_its_known_answer(
     assert result["protocol"]["protocol"] == protocol
     assert result["protocol"]["images"] == len(oracles.test)
     assert all(r["status"] == "ok" and r["method"] == method for r in result["rows"])
-    assert _values(result) == {name: 1.0 for name in task_metrics("retrieval", result["spec"])}
+    assert _values(result) == {name: 1.0 for name in get_task("retrieval").metric_names(result["spec"])}
     items = result["item_arrays"]
     assert (items["t2i_rank"] == 0).all() and (items["i2t_rank"] == 0).all()
     assert items["text_owner"].tolist() == oracles.test.caption_pairs()[1]
@@ -424,7 +427,7 @@ def test_robustness_of_the_oracle_on_retrieval(oracles: Oracles, tmp_path: Path)
     cells: dict[tuple[str, int], dict[str, Any]] = {}
     for row in rows:
         cells.setdefault((row["corruption"], row["severity"]), {})[row["metric"]] = row
-    names = set(task_metrics("retrieval", spec["task_settings"]))
+    names = set(get_task("retrieval").metric_names(spec["task_settings"]))
     assert set(cells) == {
         ("none", 0),
         ("gaussian_noise", 5),

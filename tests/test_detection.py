@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.evaluation.grounding import decode
 from benchmark.metrics.boxes import convert, denormalize, iou_matrix, normalize
 from benchmark.metrics.detection import COCO_STATS, coco_detections, coco_ground_truth, grounding_metrics
 from benchmark.objectives.detection import assign_to_cells, grounding_loss
-from benchmark.tasks.grounding import decode
 
 SIZE = (48, 48)
 

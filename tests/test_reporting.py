@@ -322,7 +322,7 @@ AGGREGATE_VALUES = {  # method → metric → per-seed values; mean, median and 
 def write_evaluation(path: Path, method: str, seed: int, metrics: dict[str, float], items: RetrievalItems) -> None:
     """A result file and its .items.npz as stages.run_evaluate writes them."""
     from benchmark.io import write_json
-    from benchmark.stages import items_path, metric_rows, write_items
+    from benchmark.results import items_path, metric_rows, write_items
 
     spec = {
         "stage": "evaluate",
@@ -361,7 +361,7 @@ def test_aggregate_reports_mean_and_sample_std_of_the_per_seed_result_files(
     """run_aggregate, from result files on disk to main.md / main.csv: each cell is mean ± sample std over seeds."""
     from benchmark.io import write_json
     from benchmark.report import aggregate
-    from benchmark.stages import metric_rows
+    from benchmark.results import metric_rows
 
     items = {"m1": retrieval_items_hitting(12, 2, []), "m2": retrieval_items_hitting(12, 2, range(12))}
     files = []

@@ -19,7 +19,8 @@ from benchmark.errors import MethodError
 from benchmark.models.method import BuildContext
 from benchmark.registry import load_method
 from benchmark.seeding import seed_everything
-from benchmark.stages import load_trained, run_pretrain
+from benchmark.stages import run_pretrain
+from benchmark.train.checkpoint import load_trained
 from benchmark.train.loop import OptimSettings, lr_factor, train
 from tests.conftest import REPO
 

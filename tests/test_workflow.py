@@ -13,12 +13,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
-from benchmark.config import TASKS
 from benchmark.registry import method_names
+from benchmark.tasks import task_names
 from tests.conftest import REPO, SMOKE
 
 pytestmark = pytest.mark.workflow
+TASKS = tuple(task_names())
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
 
 
@@ -36,14 +38,16 @@ def run(command: list[str], timeout: int = SMOKE_TIMEOUT_S, **kwargs: Any) -> su
         pytest.fail(f"timed out after {timeout} s (a hang, not a wrong result): {' '.join(command)}\n{tail}")
 
 
-def snakemake(workdir: Path, *args: str, overlays: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, overlays: tuple[Path, ...] = (), env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run Snakemake on the smoke profile (plus overlays) with the module's own baselines folder."""
     baselines = workdir / "baselines"
     if not baselines.exists():
         shutil.copytree(REPO / "baselines", baselines)
     return run(
         [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(SMOKE), *map(str, overlays), *args],
-        env={**os.environ, "FUSEBENCH_BASELINES": str(baselines)},
+        env={**os.environ, "FUSEBENCH_BASELINES": str(baselines), **(env or {})},
     )
 
 
@@ -147,6 +151,58 @@ def test_editing_a_method_file_reruns_only_its_jobs(smoke_run: Path) -> None:
         "plots": 1,
         "all": 1,
     }, jobs
+
+
+def test_smoke_numbers_equal_the_committed_ones(smoke_run: Path) -> None:
+    """The plug-in refactor moved no number: main.csv equals the smoke run committed before it
+    (tests/fixtures/smoke_main.csv; CPU, deterministic tokenizer, same seeds)."""
+    keys = ["dataset", "method", "seed", "task", "metric", "corruption", "severity"]
+
+    def table(path: Path) -> pd.DataFrame:
+        frame = pd.read_csv(path, comment="#")
+        frame["seed"] = frame["seed"].fillna(-1).astype(int)  # reference rows have no seed (NaN ≠ NaN)
+        return frame.set_index(keys).sort_index()
+
+    before = table(REPO / "tests" / "fixtures" / "smoke_main.csv")
+    now = table(smoke_run / "results" / "smoke" / "tables" / "main.csv")
+    assert list(now.index) == list(before.index)
+    assert (now["status"] == before["status"]).all()
+    pd.testing.assert_series_equal(now["value"], before["value"], check_exact=True)
+
+
+def test_a_plugin_task_and_dataset_schedule_exactly_their_jobs(smoke_run: Path, tmp_path: Path) -> None:
+    """One task file and one dataset adapter file (plus a config naming the dataset) add only their jobs."""
+    from tests.test_plugins import write_plugins
+
+    tasks, datasets = write_plugins(tmp_path / "plugins")
+    overlay = tmp_path / "toy.yaml"
+    toy = {**smoke_config_block("scenes"), "kind": "toy_scenes"}
+    overlay.write_text(yaml.safe_dump({"datasets": {"toy": toy}}))
+    env = {"FUSEBENCH_TASKS": str(tasks), "FUSEBENCH_DATASETS": str(datasets)}
+    jobs = planned_jobs(snakemake(smoke_run, "--dry-run", overlays=(overlay,), env=env))
+    methods = len(method_names())
+    # the toy dataset: every task (2 built-in + the toy one); the scenes dataset: the toy task only
+    pairs = len(TASKS) + 1 + 1
+    assert jobs == {
+        "dataset": 1,
+        "tokenizer": 1,
+        "pretrain": methods,
+        "finetune": pairs * methods,
+        "evaluate": pairs * methods,
+        "robustness": pairs * methods,
+        "reference": pairs,
+        "aggregate": 1,
+        "plots": 1,
+        "all": 1,
+    }, jobs
+    assert planned_jobs(snakemake(smoke_run, "--dry-run")) == {}  # without them: nothing to do
+
+
+def smoke_config_block(dataset: str) -> dict[str, Any]:
+    """The smoke profile's resolved block for ``dataset``."""
+    from benchmark.config import load_config
+
+    return load_config([SMOKE])["datasets"][dataset]
 
 
 def test_second_run_is_a_no_op(smoke_run: Path) -> None:

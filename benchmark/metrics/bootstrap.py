@@ -21,6 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
+from benchmark.metrics.retrieval import mean_recall
+
 RESAMPLES = 1000
 LEVEL = 0.95
 REC_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1)  # COCOeval's 101 points
@@ -53,7 +55,7 @@ class RetrievalItems:
             out[f"t2i_R@{k}"] = float((text_weights * (self.t2i_rank < k)).sum() / text_weights.sum())
         for k in self.ks:
             out[f"i2t_R@{k}"] = float((weights * (self.i2t_rank < k)).sum() / weights.sum())
-        out["mean_R"] = float(np.mean([out[f"{d}_R@{k}"] for d in ("t2i", "i2t") for k in self.ks]))
+        out["mean_R"] = mean_recall(out, self.ks)
         return out
 
 

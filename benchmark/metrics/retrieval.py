@@ -21,6 +21,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+DIRECTIONS = ("t2i", "i2t")
+
+
+def metric_names(ks: Sequence[int]) -> list[str]:
+    """Every retrieval metric in report order: R@K per direction, then mean_R."""
+    return [f"{d}_R@{k}" for d in DIRECTIONS for k in ks] + ["mean_R"]
+
+
+def mean_recall(metrics: dict[str, float], ks: Sequence[int]) -> float:
+    """``mean_R``: the mean of R@K over both directions and every K (LAVIS's ``r_mean`` for K = 1, 5, 10)."""
+    return float(np.mean([metrics[f"{d}_R@{k}"] for d in DIRECTIONS for k in ks]))
+
 
 def best_positive_rank(scores: np.ndarray, positives: np.ndarray) -> np.ndarray:
     """0-based rank of the best-ranked positive of each query (gallery size if it has none).
@@ -72,7 +84,7 @@ def retrieval_metrics(
         metrics[f"t2i_R@{k}"] = value
     for k, value in recall_at_k(image_to_text.T, positives.T, ks).items():
         metrics[f"i2t_R@{k}"] = value
-    metrics["mean_R"] = float(np.mean([metrics[f"{d}_R@{k}"] for d in ("t2i", "i2t") for k in ks]))
+    metrics["mean_R"] = mean_recall(metrics, ks)
     return metrics
 
 
@@ -97,5 +109,5 @@ def chance_retrieval_metrics(text_owner: Sequence[int], n_images: int, ks: Seque
                 miss *= max(0, n_texts - k - j) / (n_texts - j)
             hits.append(1.0 - miss)
         metrics[f"i2t_R@{k}"] = float(np.mean(hits))
-    metrics["mean_R"] = float(np.mean([metrics[f"{d}_R@{k}"] for d in ("t2i", "i2t") for k in ks]))
+    metrics["mean_R"] = mean_recall(metrics, ks)
     return metrics

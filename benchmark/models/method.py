@@ -132,9 +132,11 @@ class FusionMethod(nn.Module):
         raise NotImplementedError(f"{self.name} does not implement pretrain_losses")
 
     def task_losses(self, task: str, batch: Batch) -> dict[str, torch.Tensor]:
-        """Fine-tuning losses; subclasses handle their own tasks and defer the rest here."""
-        if task == "grounding" and "grounding" in self.tasks:
-            return self.grounding_losses(batch)
+        """Fine-tuning losses: ``<task>_losses(batch)`` when the method defines it (``grounding_losses``
+        is built in); subclasses may handle their own tasks here and defer the rest."""
+        losses = getattr(self, f"{task}_losses", None)
+        if task in self.tasks and callable(losses):
+            return losses(batch)
         raise NotImplementedError(f"{self.name} does not implement task_losses for {task!r}")
 
     # -- grounding ----------------------------------------------------------------------------

@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import DataFileError
+from benchmark.errors import ConfigError, DataFileError
 from benchmark.io import read_json, write_json, write_text
 from benchmark.provenance import git_state
 from benchmark.report.tables import (
-    TASK_ABBREVIATION,
     csv_with_footer,
     footer_text,
     latex_table,
@@ -36,22 +35,9 @@ from benchmark.report.tables import (
     macros_file,
     number,
 )
+from benchmark.results import ROW_COLUMNS, items_path
+from benchmark.tasks import get_task, reference_rows_of_all_tasks
 
-COLUMNS = ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status"]
-REFERENCE_METHODS = ("chance", "ref_whole_image", "ref_all_objects")
-METRIC_ORDER = {
-    "retrieval": ["t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mean_R"],
-    "grounding": ["AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc"],
-}
-"""Columns of the summary tables; main.csv keeps every metric (all 12 COCO stats)."""
-PERCENT_TASKS = {"retrieval", "grounding"}
-REFERENCE_NOTES = {
-    "retrieval": "chance is the exact expectation of a uniformly random ranking.",
-    "grounding": (
-        "ref_whole_image predicts one box covering the image; ref_all_objects predicts the true box "
-        "of every object in the image (an oracle detector that ignores the text)."
-    ),
-}
 SIGNIFICANCE_NOTE = (
     "Best method per column in bold; methods not significantly worse than it (paired bootstrap over "
     "test items, 1,000 resamples, two-sided 95 %) {mark}."
@@ -79,14 +65,14 @@ def collect_rows(results: Iterable[tuple[Path, dict[str, Any]]], hardware: set[s
         file_rows = record.get("rows") if isinstance(record, dict) else None
         if not isinstance(file_rows, list):
             raise DataFileError(f"result file {path} has no 'rows' list")
-        if hardware is not None and file_rows and file_rows[0].get("method") not in REFERENCE_METHODS:
+        if hardware is not None and file_rows and file_rows[0].get("method") not in reference_rows_of_all_tasks():
             hardware.add(hardware_of(record))
         for row in file_rows:
-            missing = [c for c in COLUMNS if c not in row and c != "status"]
+            missing = [c for c in ROW_COLUMNS if c not in row and c != "status"]
             if missing:
                 raise DataFileError(f"result file {path} has a row without {missing}: {row}")
-            rows.append({**{c: row.get(c) for c in COLUMNS}, "status": row.get("status", "ok")})
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+            rows.append({**{c: row.get(c) for c in ROW_COLUMNS}, "status": row.get("status", "ok")})
+    frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
     frame["seed"] = frame["seed"].astype("Int64")
     frame["value"] = frame["value"].astype(float)
     return frame.sort_values(
@@ -96,7 +82,8 @@ def collect_rows(results: Iterable[tuple[Path, dict[str, Any]]], hardware: set[s
 
 def _method_order(methods: Iterable[str]) -> list[str]:
     methods = sorted(set(methods))
-    return [m for m in methods if m not in REFERENCE_METHODS] + [m for m in REFERENCE_METHODS if m in methods]
+    references = reference_rows_of_all_tasks()
+    return [m for m in methods if m not in references] + [m for m in references if m in methods]
 
 
 def _cell(stat: pd.Series, scale: float, with_std: bool = True) -> str:
@@ -112,8 +99,8 @@ def _task_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
     """(cells, best mask, not-worse mask, CI cells, n/a notes) for one (dataset, task)."""
     block = stats[(stats["dataset"] == dataset) & (stats["task"] == task)]
-    metrics = [m for m in METRIC_ORDER.get(task, sorted(set(block["metric"]))) if m in set(block["metric"])]
-    scale = 100.0 if task in PERCENT_TASKS else 1.0
+    metrics = [m for m in get_task(task).table_metrics if m in set(block["metric"])]
+    scale = 100.0 if get_task(task).percent else 1.0
     cells, best, worse, ci, notes = [], [], [], [], []
     for method in _method_order(block["method"]):
         rows = block[block["method"] == method].set_index("metric")
@@ -161,7 +148,7 @@ def main_markdown(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
     for (dataset, task), block in stats.groupby(["dataset", "task"], sort=True):
         cells, best, worse, ci, notes = _task_tables(stats, dataset, task)
         seed_counts = sorted({int(n) for n in block[~block["reference"] & (block["status"] == "ok")]["n"]})
-        unit = " (%)" if task in PERCENT_TASKS else ""
+        unit = " (%)" if get_task(task).percent else ""
         marked = cells.copy()
         for i in range(len(marked)):
             for j in range(2, marked.shape[1]):
@@ -173,7 +160,7 @@ def main_markdown(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
             f"## {dataset} — {task}",
             "",
             f"Mean ± sample std over {'/'.join(map(str, seed_counts)) or 0} seed(s){unit}; "
-            + REFERENCE_NOTES.get(task, "")
+            + get_task(task).reference_note()
             + " "
             + SIGNIFICANCE_NOTE.format(mark="in italics"),
             "",
@@ -194,7 +181,7 @@ def main_latex(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
         cells, best, worse, _, _ = _task_tables(stats, dataset, task)
         caption = (
             f"{task.capitalize()} on {dataset}: mean $\\pm$ sample std over seeds"
-            + (" (%)" if task in PERCENT_TASKS else "")
+            + (" (%)" if get_task(task).percent else "")
             + ". "
             + SIGNIFICANCE_NOTE.format(mark="underlined")
         )
@@ -272,8 +259,8 @@ def macro_definitions(
     for _, row in stats.sort_values(["dataset", "task", "method", "metric"]).iterrows():
         if pd.isna(row["mean"]):
             continue  # undefined or not applicable: nothing a paper could cite
-        scale = 100.0 if row["task"] in PERCENT_TASKS else 1.0
-        base = (row["method"], TASK_ABBREVIATION.get(row["task"], row["task"]), row["metric"])
+        scale = 100.0 if get_task(row["task"]).percent else 1.0
+        base = (row["method"], get_task(row["task"]).abbreviation, row["metric"])
         prefix = (row["dataset"],) if stats["dataset"].nunique() > 1 else ()
         definitions.append((macro_name(*prefix, *base, "mean"), number(row["mean"], scale)))
         if not row["reference"]:
@@ -292,7 +279,7 @@ def macro_definitions(
             base = (
                 *prefix,
                 row["method"],
-                TASK_ABBREVIATION.get(row["task"], row["task"]),
+                get_task(row["task"]).abbreviation,
                 "robust",
                 row["family"],
                 row["score"],
@@ -336,13 +323,13 @@ def run_aggregate(
         spec = record.get("spec", {})
         if spec.get("stage") == "evaluate":
             evaluations.append(record)
-            items_file = path.with_suffix(".items.npz")
+            items_file = items_path(path)
             if not items_file.is_file():
                 raise DataFileError(f"per-item records missing for {path}: expected {items_file}")
             items.setdefault((spec["dataset"], spec["task"], spec["method"]), []).append(
                 load_items(items_file, spec["task"])
             )
-    stats, comparisons = method_statistics(frame, items, REFERENCE_METHODS)
+    stats, comparisons = method_statistics(frame, items, reference_rows_of_all_tasks())
     training = [read_json(p, what="training result") for p in training_files or []]
     evaluations += [record for _, record in robustness_results]
     efficiency = efficiency_frame(training, evaluations)
@@ -389,8 +376,10 @@ def write_robustness(
     """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md/.tex."""
     from benchmark.report.robustness import robustness_latex, robustness_markdown, summary_scores
 
-    reference = report.get("reference_method", "late_fusion")
-    metrics = report.get("summary_metric", {"retrieval": "mean_R", "grounding": "AP"})
+    missing = [k for k in ("reference_method", "summary_metric") if k not in report]
+    if missing:
+        raise ConfigError(f"robustness tables need the report settings {missing} (stage spec 'report', --report)")
+    reference, metrics = report["reference_method"], report["summary_metric"]
     scores, drops = summary_scores(frame, reference, metrics)
     write_text(out_dir / "robustness.csv", csv_with_footer(frame, provenance))
     write_text(out_dir / "robustness_summary.csv", csv_with_footer(scores, provenance))

@@ -30,20 +30,22 @@ TABLES = (
     "efficiency.tex",
     "provenance.json",
 )
-PLOTS = (
-    "main_metrics.png",
-    "efficiency_accuracy.png",
-    "robustness_retrieval.png",
-    "robustness_grounding.png",
-    "robustness_drop_retrieval.png",
-    "robustness_drop_grounding.png",
-)
+FIXED_PLOTS = ("main_metrics.png", "efficiency_accuracy.png")
+
+
+def plot_files(run_plots: Path) -> list[str]:
+    """The plots copied with a reference run: the fixed ones, then each task's robustness figures."""
+    from benchmark.tasks import task_names
+
+    tasks = [t for t in task_names() if (run_plots / f"robustness_{t}.png").is_file()]
+    return [*FIXED_PLOTS, *(f"robustness_{t}.png" for t in tasks), *(f"robustness_drop_{t}.png" for t in tasks)]
 
 
 def copy_reference(run: Path, reference: Path) -> None:
     """Copy a finished run's tables and plots into the reference folder (replacing it)."""
     missing = [run / "tables" / name for name in TABLES if not (run / "tables" / name).is_file()]
-    missing += [run / "plots" / name for name in PLOTS if not (run / "plots" / name).is_file()]
+    plots = plot_files(run / "plots")
+    missing += [run / "plots" / name for name in plots if not (run / "plots" / name).is_file()]
     if missing:
         raise DataFileError(f"the run under {run} is incomplete; missing {', '.join(map(str, missing[:5]))}")
     if reference.exists():
@@ -51,7 +53,7 @@ def copy_reference(run: Path, reference: Path) -> None:
     (reference / "plots").mkdir(parents=True)
     for name in TABLES:
         shutil.copyfile(run / "tables" / name, reference / name)
-    for name in PLOTS:
+    for name in plots:
         shutil.copyfile(run / "plots" / name, reference / "plots" / name)
 
 
@@ -79,7 +81,7 @@ def section(reference: Path, readme_dir: Path) -> str:
         f"Reference run on the default config ({', '.join(f'{k}: {v}' for k, v in provenance.items())}). "
         f"All tables, LaTeX and macros: [`{rel}/`]({rel}/).",
         "",
-        "### Retrieval and grounding",
+        "### Results per task",
         "",
         _body((reference / "main.md").read_text()),
         "",
@@ -89,10 +91,12 @@ def section(reference: Path, readme_dir: Path) -> str:
         "",
         f"Full tables: [`{rel}/robustness.md`]({rel}/robustness.md).",
         "",
-        f"![retrieval robustness]({rel}/plots/robustness_retrieval.png)",
-        "",
-        f"![grounding robustness]({rel}/plots/robustness_grounding.png)",
-        "",
+        *(
+            line
+            for name in plot_files(reference / "plots")
+            if name.startswith("robustness_") and not name.startswith("robustness_drop_")
+            for line in (f"![{name[len('robustness_') : -4]} robustness]({rel}/plots/{name})", "")
+        ),
         "### Efficiency",
         "",
         _body((reference / "efficiency.md").read_text()),

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.io import atomic_path
+from benchmark.tasks import get_task, reference_rows_of_all_tasks, task_names
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 REFERENCE_COLOR = "#999999"
@@ -126,17 +127,15 @@ def drop_heatmap(drops: pd.DataFrame, task: str, stem: Path) -> list[Path]:
         return save(figure, stem)
 
 
-HEADLINE_PLOTS = {"retrieval": ("mean_R", "t2i_R@1", "i2t_R@1"), "grounding": ("AP", "AP50", "Acc@0.5")}
-
-
 def main_metrics(stats: pd.DataFrame, colors: dict[str, str], references: tuple[str, ...], stem: Path) -> list[Path]:
     """Headline metrics per task: bars = mean over seeds, error bars = sample std; references dashed."""
-    tasks = [t for t in HEADLINE_PLOTS if t in set(stats["task"])]
+    tasks = [t for t in task_names() if t in set(stats["task"])]
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.0), squeeze=False, layout="constrained")
         for ax, task in zip(axes[0], tasks):
-            block = stats[(stats["task"] == task) & stats["metric"].isin(HEADLINE_PLOTS[task])]
-            metrics = [m for m in HEADLINE_PLOTS[task] if m in set(block["metric"])]
+            headline = get_task(task).headline_metrics
+            block = stats[(stats["task"] == task) & stats["metric"].isin(headline)]
+            metrics = [m for m in headline if m in set(block["metric"])]
             learned = sorted(
                 m
                 for m in set(block["method"])
@@ -176,8 +175,8 @@ def efficiency_accuracy(
     stats: pd.DataFrame, efficiency: pd.DataFrame, colors: dict[str, str], stem: Path
 ) -> list[Path]:
     """Headline metric vs forward MFLOPs per image–text pair, per task."""
-    panels = [("retrieval", "mean_R", "flops_score_pair"), ("grounding", "AP", "flops_ground_pair")]
-    panels = [p for p in panels if p[0] in set(stats["task"]) and p[2] in efficiency]
+    panels = [(t, get_task(t).headline_metrics[0], get_task(t).efficiency) for t in task_names()]
+    panels = [(t, m, e[0]) for t, m, e in panels if e and t in set(stats["task"]) and e[0] in efficiency]
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots(
             1, max(1, len(panels)), figsize=(4.0 * max(1, len(panels)), 3.0), squeeze=False, layout="constrained"
@@ -208,3 +207,19 @@ def efficiency_accuracy(
             ax.set_ylabel(f"{metric} (%)")
             ax.set_title(task)
         return save(figure, stem)
+
+
+def draw_all(tables: Path, out: Path, summary_metric: dict[str, str]) -> list[Path]:
+    """Every figure of a run from its tables folder (what ``fusebench plots`` and the workflow draw)."""
+    references = reference_rows_of_all_tasks()
+    stats = pd.read_csv(tables / "main_stats.csv", comment="#")
+    efficiency = pd.read_csv(tables / "efficiency.csv", comment="#")
+    frame = pd.read_csv(tables / "robustness.csv", comment="#")
+    drops = pd.read_csv(tables / "robustness_drops.csv", comment="#")
+    colors = method_colors(sorted(set(stats["method"])), references)
+    paths = main_metrics(stats, colors, references, out / "main_metrics")
+    paths += efficiency_accuracy(stats, efficiency, colors, out / "efficiency_accuracy")
+    for task, metric in summary_metric.items():
+        paths += robustness_curves(frame, task, metric, colors, out / f"robustness_{task}")
+        paths += drop_heatmap(drops, task, out / f"robustness_drop_{task}")
+    return paths

@@ -14,34 +14,24 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from benchmark.metrics.bootstrap import (
     RESAMPLES,
-    GroundingItems,
-    RetrievalItems,
+    ItemScores,
     paired_difference,
     percentile_interval,
     seed_mean_distribution,
 )
+from benchmark.results import read_items
 from benchmark.seeding import derive_seed
-
-HEADLINE = {"retrieval": ("mean_R", "t2i_R@1", "i2t_R@1"), "grounding": ("AP", "AP50", "Acc@0.5")}
-"""Metrics compared pairwise in comparisons.csv."""
+from benchmark.tasks import get_task
 
 
-def load_items(path: Path, task: str) -> RetrievalItems | GroundingItems | None:
-    """Per-item records of one evaluation (None for a not-applicable one)."""
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    if not arrays:
-        return None
-    if task == "retrieval":
-        return RetrievalItems(
-            arrays["t2i_rank"], arrays["text_owner"], arrays["i2t_rank"], tuple(int(k) for k in arrays["ks"])
-        )
-    return GroundingItems(**arrays)
+def load_items(path: Path, task: str) -> ItemScores | None:
+    """Per-item records of one evaluation as the task's bootstrap unit (None for a not-applicable one)."""
+    arrays = read_items(path)
+    return get_task(task).items(arrays) if arrays else None
 
 
 def method_statistics(
@@ -100,7 +90,7 @@ def method_statistics(
                     diff = paired_difference(distributions[best][metric], distributions[record["method"]][metric])
                     record["not_worse_than_best"] = bool(record["best"] or diff["low"] <= 0)
         for a, b in itertools.permutations(learned, 2):
-            for metric in HEADLINE.get(task, ()):
+            for metric in get_task(task).headline_metrics:
                 if metric not in distributions.get(a, {}):
                     continue
                 diff = paired_difference(distributions[a][metric], distributions[b][metric])

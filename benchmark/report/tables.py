@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-TASK_ABBREVIATION = {"retrieval": "Ret", "grounding": "Det"}
 NUMBER_WORDS = {
     "0": "Zero",
     "1": "One",

@@ -1,118 +1,108 @@
-"""Text-conditioned detection (grounding): predictions per (image, expression) pair, scored.
+"""Text-conditioned detection (grounding): boxes for a referring expression, scored with COCOeval.
 
-The method's dense predictions are turned into a COCO result list: score = sigmoid(logit),
-boxes converted to pixels, class-agnostic NMS at ``nms_iou``, at most ``max_detections`` kept
-per pair (highest scores first). Metrics are in :mod:`benchmark.metrics.detection`.
+Protocol (details in :mod:`benchmark.evaluation.grounding` and :mod:`benchmark.metrics.detection`):
+each (image, referring expression) pair is one COCOeval image whose ground truth is every object
+the expression refers to (zero, one or several). Methods predict dense per-patch boxes and
+scores; class-agnostic NMS keeps at most ``max_detections``. Metrics: the 12 COCO stats, mIoU of
+the top box, Acc@0.5 (RefCOCO precision@1, IoU ≥ 0.5 on single-target pairs) and gRefCOCO's
+N-acc on no-target pairs.
+
+Reference rows: ``ref_whole_image`` (one image-sized box) and ``ref_all_objects`` (the true box
+of every object in the image, an oracle detector that ignores the text). Bootstrap unit: an
+(image, expression) pair. Missing modality: the image or the expression is withheld for a
+seeded fraction severity/5 of the pairs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-import numpy as np
-import torch
-from torchvision.ops import nms
+from benchmark.tasks.base import Task
 
-from benchmark.data.dataset import SceneSplit
-from benchmark.data.grounding import GroundingData
-from benchmark.device import autocast
-from benchmark.metrics.boxes import convert, denormalize
-from benchmark.metrics.detection import evaluate_pairs
-from benchmark.models.method import FusionMethod
+FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
+REFERENCE_DETECTORS = {"ref_whole_image": "whole_image", "ref_all_objects": "all_objects"}
+"""Reference row name → the text-blind detector of :func:`benchmark.evaluation.grounding.reference_predictions`."""
 
 
-def decode(
-    boxes: torch.Tensor, logits: torch.Tensor, size: int, nms_iou: float, max_detections: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per pair: (boxes xywh pixels, scores), after NMS, best first."""
-    results = []
-    scores = torch.sigmoid(logits.float())
-    xyxy = denormalize(convert(boxes.float(), "cxcywh", "xyxy"), size, size).clamp(0, size)
-    for pair in range(len(scores)):
-        keep = nms(xyxy[pair], scores[pair], nms_iou)[:max_detections]  # nms returns keep sorted by score
-        kept = convert(xyxy[pair][keep], "xyxy", "xywh")
-        results.append((kept.cpu().double().numpy(), scores[pair][keep].cpu().double().numpy()))
-    return results
-
-
-@torch.no_grad()
-def predict(
-    model: FusionMethod,
-    data: GroundingData,
-    size: int,
-    batch_size: int,
-    device: torch.device,
-    settings: dict[str, Any],
-    image_missing: torch.Tensor | None = None,
-    text_missing: torch.Tensor | None = None,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Decoded predictions per pair. ``*_missing`` (bool per pair) withhold a modality: the
-    method receives None for it (and may raise MissingModalityError)."""
-    model.eval()
-    count = len(data)
-    image_missing = torch.zeros(count, dtype=torch.bool) if image_missing is None else image_missing.cpu()
-    text_missing = torch.zeros(count, dtype=torch.bool) if text_missing is None else text_missing.cpu()
-    predictions: list[tuple[np.ndarray, np.ndarray] | None] = [None] * count
-    for start in range(0, count, batch_size):
-        rows = torch.arange(start, min(count, start + batch_size))
-        for no_image in (False, True):
-            for no_text in (False, True):
-                group = rows[(image_missing[rows] == no_image) & (text_missing[rows] == no_text)]
-                if not len(group):
-                    continue
-                batch = data.select(group.to(device))
-                with autocast(device):
-                    boxes, logits = model.ground(
-                        None if no_image else batch["image"], None if no_text else batch["text"]
-                    )
-                for row, result in zip(
-                    group.tolist(), decode(boxes, logits, size, settings["nms_iou"], settings["max_detections"])
-                ):
-                    predictions[row] = result
-    return predictions  # type: ignore[return-value]
-
-
-def ground_truth(split: SceneSplit) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    """Target boxes (xywh pixels) and image sizes, per (image, expression) pair."""
-    size = (split.image_size, split.image_size)
-    return [np.asarray(ref["boxes"], dtype=np.float64).reshape(-1, 4) for ref in split.refs], [size] * len(split.refs)
-
-
-def evaluate_grounding(
-    model: FusionMethod,
-    split: SceneSplit,
-    tokenizer: Any,
-    device: torch.device,
-    batch_size: int,
-    settings: dict[str, Any],
-    image_missing: torch.Tensor | None = None,
-    text_missing: torch.Tensor | None = None,
-) -> tuple[dict[str, float | None], dict[str, Any], dict[str, np.ndarray]]:
-    """Metrics, protocol record and per-pair records (for the bootstrap)."""
-    data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
-    predictions = predict(model, data, split.image_size, batch_size, device, settings, image_missing, text_missing)
-    targets, sizes = ground_truth(split)
-    metrics, items = evaluate_pairs(targets, predictions, sizes, settings["score_threshold"])
-    kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
-    protocol = {
-        "protocol": "dense boxes, NMS, COCOeval per (image, expression)",
-        "pairs": len(targets),
-        "pair_kinds": kinds,
-        **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold")},
+class Grounding(Task):
+    title = "text-conditioned detection"
+    requires = ("images", "instances", "refs")
+    table_metrics = ("AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc")
+    headline_metrics = ("AP", "AP50", "Acc@0.5")
+    abbreviation = "Det"
+    references: ClassVar[dict[str, str]] = {
+        "ref_whole_image": "predicts one box covering the image",
+        "ref_all_objects": "predicts the true box of every object in the image (an oracle detector that ignores "
+        "the text)",
     }
-    return metrics, protocol, items
+    reference_settings = ("score_threshold",)
+    bootstrap_unit = "an (image, expression) pair"
+    efficiency = ("flops_ground_pair", "MFLOPs / pair (grounding)")
+    settings_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["max_detections", "nms_iou", "score_threshold"],
+        "properties": {
+            "max_detections": {"type": "integer", "minimum": 1, "description": "boxes kept per (image, expression)"},
+            "nms_iou": {**FRACTION, "description": "class-agnostic NMS IoU threshold"},
+            "score_threshold": {**FRACTION, "description": "a box at or above it counts as a detection (N-acc)"},
+        },
+    }
 
+    def metric_names(self, settings: dict[str, Any]) -> list[str]:
+        from benchmark.metrics.detection import COCO_STATS
 
-def reference_predictions(split: SceneSplit, kind: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Detectors that ignore the text: the whole image, or every object's true box (oracle)."""
-    size = split.image_size
-    predictions = []
-    for ref in split.refs:
-        if kind == "whole_image":
-            predictions.append((np.array([[0.0, 0.0, size, size]]), np.array([1.0])))
-        elif kind == "all_objects":
-            boxes = np.asarray(split.boxes[ref["image_index"]], dtype=np.float64).reshape(-1, 4)
-            predictions.append((boxes, np.ones(len(boxes))))
-        else:
-            raise ValueError(f"unknown reference detector {kind!r}")
-    return predictions
+        return [*COCO_STATS, "mIoU", "Acc@0.5", "N-acc"]
+
+    def training_data(self, split: Any, tokenizer: Any, device: Any, ctx: Any) -> Any:
+        from benchmark.data.grounding import GroundingData
+
+        return GroundingData.from_split(split, tokenizer, device, ctx.attributes)
+
+    def evaluate(
+        self,
+        model: Any,
+        split: Any,
+        tokenizer: Any,
+        device: Any,
+        batch_size: int,
+        settings: dict[str, Any],
+        **missing: Any,
+    ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, Any]]:
+        from benchmark.evaluation.grounding import evaluate_grounding
+
+        return evaluate_grounding(model, split, tokenizer, device, batch_size, settings, **missing)
+
+    def items(self, arrays: dict[str, Any]) -> Any:
+        from benchmark.metrics.bootstrap import GroundingItems
+
+        return GroundingItems(**arrays)
+
+    def reference_rows(
+        self, data_dir: Path, settings: dict[str, Any]
+    ) -> tuple[dict[str, dict[str, float | None]], dict[str, Any]]:
+        from benchmark.data.dataset import load_split
+        from benchmark.evaluation.grounding import ground_truth, reference_predictions
+        from benchmark.metrics.detection import grounding_metrics
+
+        test = load_split(data_dir, "test")
+        targets, sizes = ground_truth(test)
+        rows = {
+            name: grounding_metrics(targets, reference_predictions(test, kind), sizes, settings["score_threshold"])
+            for name, kind in REFERENCE_DETECTORS.items()
+        }
+        protocol = {
+            "ref_whole_image": "one box covering the image, score 1",
+            "ref_all_objects": "the true box of every object in the image, score 1 (text ignored)",
+        }
+        return rows, protocol
+
+    def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
+        from benchmark.tasks.robustness import missing_mask
+
+        absent = missing_mask([r["ref_id"] for r in subset.refs], corruption, severity)
+        return {"image_missing" if corruption == "missing_image" else "text_missing": absent}
+
+    def forward_example(self, model: Any, example: dict[str, Any]) -> Any:
+        return model.ground(example["image"], example["text"])

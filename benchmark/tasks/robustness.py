@@ -7,10 +7,10 @@ referring expressions — the same subset for every method and for the clean ref
 * ``image``: the test images pass through :mod:`benchmark.corruptions.image`;
 * ``text``: captions and expressions pass through :mod:`benchmark.corruptions.text`;
 * ``missing``: ``missing_image`` / ``missing_text`` withhold that modality from a seeded
-  fraction severity/5 of the test examples (20 % … 100 %). The method receives ``None``; a
-  method that cannot run without the modality is reported as not applicable. Retrieval ranks
-  one modality against the other, so an absent item cannot be ranked by any method: missing
-  modality is not applicable to retrieval.
+  fraction severity/5 of the test examples (20 % … 100 %, :func:`missing_mask`), as the task
+  says (``Task.missing_modality``; retrieval ranks one modality against the other, so there
+  it is not applicable). The method receives ``None``; a method that cannot run without the
+  modality is reported as not applicable.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from benchmark.corruptions.image import IMAGE_CORRUPTIONS, corrupt_images
 from benchmark.corruptions.text import TEXT_CORRUPTIONS, corrupt_text
 from benchmark.data.dataset import SceneSplit
 from benchmark.errors import MissingModalityError
-from benchmark.models.method import FusionMethod
 from benchmark.seeding import derive_seed
+from benchmark.tasks.base import Task
 
 MISSING = ("missing_image", "missing_text")
 
@@ -69,33 +69,24 @@ def missing_mask(ids: list[int], corruption: str, severity: int) -> torch.Tensor
 
 
 def evaluate_robustness(
-    model: FusionMethod,
     split: SceneSplit,
-    task: str,
+    task: Task,
     settings: dict[str, Any],
     evaluate: Callable[..., tuple[dict[str, float | None], dict[str, Any]]],
 ) -> list[tuple[str, int, dict[str, float | None] | None, str]]:
     """(corruption, severity, metrics or None, status) for the clean subset and every grid cell."""
-    subset = split.head(settings["max_images"])
+    subset = task.robustness_subset(split, settings["max_images"])
     results: list[tuple[str, int, dict[str, float | None] | None, str]] = [("none", 0, evaluate(subset)[0], "ok")]
     for corruption, severity in grid(settings):
         if family(corruption) != "missing":
             results.append((corruption, severity, evaluate(corrupt_split(subset, corruption, severity))[0], "ok"))
             continue
-        if task == "retrieval":
-            results.append(
-                (
-                    corruption,
-                    severity,
-                    None,
-                    "not applicable: retrieval ranks one modality against the other; an absent item cannot be ranked",
-                )
-            )
+        withheld = task.missing_modality(subset, corruption, severity)
+        if isinstance(withheld, str):
+            results.append((corruption, severity, None, f"not applicable: {withheld}"))
             continue
-        absent = missing_mask([r["ref_id"] for r in subset.refs], corruption, severity)
-        key = "image_missing" if corruption == "missing_image" else "text_missing"
         try:
-            results.append((corruption, severity, evaluate(subset, **{key: absent})[0], "ok"))
+            results.append((corruption, severity, evaluate(subset, **withheld)[0], "ok"))
         except MissingModalityError as error:
             results.append((corruption, severity, None, f"not applicable: {error}"))
     return results

@@ -107,3 +107,19 @@ def load_training_state(
             slots.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
     return int(meta["step"]), dict(meta.get("progress", {}))
+
+
+def load_trained(checkpoint: Path, device: Any) -> tuple[Any, dict[str, Any]]:
+    """Rebuild a method from a checkpoint's metadata (method name, build context, overrides) and load its weights."""
+    from benchmark.models.method import BuildContext
+    from benchmark.registry import load_method
+
+    meta = read_metadata(checkpoint)
+    try:
+        ctx = BuildContext.from_json(meta["context"])
+        cls = load_method(meta["method"])
+    except (KeyError, TypeError) as exc:
+        raise DataFileError(f"checkpoint {checkpoint} has incomplete metadata: {exc!r}") from None
+    model = cls(ctx, **meta.get("overrides", {}))
+    load_weights(model, checkpoint)
+    return model.to(device), meta

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch.utils import flop_counter
 
+from benchmark.tasks import get_task, task_names
+
 _REGISTERED = False
 
 
@@ -44,7 +46,7 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 def efficiency_profile(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    """Parameters, FLOPs per pretraining sample, and FLOPs to score / ground one image–text pair."""
+    """Parameters, FLOPs per pretraining sample, and per task the FLOPs of one example (``Task.efficiency``)."""
     size = batch["image"].shape[0]
     was_training = model.training
     model.eval()
@@ -52,9 +54,9 @@ def efficiency_profile(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
     if model.objective_weights:
         profile["flops_pretrain_forward_per_sample"] = forward_flops(lambda: model.pretrain_losses(batch)) / size
     one = {"image": batch["image"][:1], "text": {k: v[:1] for k, v in batch["text"].items()}}
-    if "retrieval" in model.tasks:
-        profile["flops_score_pair"] = forward_flops(lambda: model.score_pairs(one))
-    if "grounding" in model.tasks:
-        profile["flops_ground_pair"] = forward_flops(lambda: model.ground(one["image"], one["text"]))
+    for name in task_names():  # in task order, so the efficiency table's columns keep their order
+        task = get_task(name)
+        if name in model.tasks and task.efficiency:
+            profile[task.efficiency[0]] = forward_flops(lambda task=task: task.forward_example(model, one))
     model.train(was_training)
     return profile

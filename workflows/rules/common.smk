@@ -1,9 +1,10 @@
-# Helpers shared by the workflow files (how jobs call the CLI, their specs, the conda env).
+# Helpers shared by the workflow files (how jobs call the CLI, their specs, the conda env, the grid).
 
 import json
 import os
 import shlex
 import sys
+from pathlib import Path
 
 
 def _uses_conda():
@@ -47,3 +48,39 @@ def spec_json(stage, **wildcards):
 
 def threads_for_jobs():
     return config["threads"]
+
+
+GPU = 1 if config["device"] == "cuda" else 0
+"""The gpu resource of every training and evaluation job: run with --resources gpu=N to share N GPUs."""
+
+
+def dataset_settings(dataset):
+    return {k: v for k, v in config["datasets"][dataset].items()}
+
+
+def build_dir(dataset):
+    """Where a generated dataset is built (its adapter may read another folder in place)."""
+    return f"{OUT}/{dataset}/data"
+
+
+def data_dir(wildcards):
+    """A params function: the folder the dataset's standard form is read from."""
+    settings = dataset_settings(wildcards.dataset)
+    return str(get_adapter(settings["kind"]).data_dir(settings, Path(build_dir(wildcards.dataset))))
+
+
+def dataset_inputs(wildcards):
+    """User files a dataset is read from (re-run everything downstream when they change)."""
+    settings = dataset_settings(wildcards.dataset)
+    return [str(p) for p in get_adapter(settings["kind"]).inputs(settings)]
+
+
+def every_job(pattern):
+    """``pattern`` for every (dataset, task, method, seed) of the run; datasets serve only their tasks."""
+    return [
+        pattern.format(dataset=d, task=t, method=m, seed=s) for d, t in DATASET_TASKS for m in METHODS for s in SEEDS
+    ]
+
+
+def every_dataset_task(pattern):
+    return [pattern.format(dataset=d, task=t) for d, t in DATASET_TASKS]

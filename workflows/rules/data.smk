@@ -1,13 +1,14 @@
-# Data: one dataset build and one tokenizer per configured dataset.
+# Data: one dataset per configured name (built, or checked where its adapter reads it in place) and one tokenizer.
 
 
 rule dataset:
+    input:
+        dataset_inputs,
     output:
-        manifest=f"{OUT}/{{dataset}}/data/manifest.json",
         result=f"{OUT}/{{dataset}}/data.result.json",
     params:
         spec=spec_json("data"),
-        folder=lambda w, output: os.path.dirname(output.manifest),
+        folder=lambda w: build_dir(w.dataset),
     log:
         f"{OUT}/logs/{{dataset}}/data.log",
     conda:
@@ -18,15 +19,15 @@ rule dataset:
 
 rule tokenizer:
     input:
-        manifest=rules.dataset.output.manifest,
+        data=rules.dataset.output.result,
     output:
         f"{OUT}/{{dataset}}/tokenizer.json",
     params:
         spec=spec_json("tokenizer"),
-        folder=lambda w, input: os.path.dirname(input.manifest),
+        data=data_dir,
     log:
         f"{OUT}/logs/{{dataset}}/tokenizer.log",
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark tokenizer --spec {params.spec} --data {params.folder} --out {output} 2> {log}"
+        "python -m benchmark tokenizer --spec {params.spec} --data {params.data} --out {output} 2> {log}"

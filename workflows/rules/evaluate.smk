@@ -3,7 +3,7 @@
 
 rule evaluate:
     input:
-        manifest=rules.dataset.output.manifest,
+        data=rules.dataset.output.result,
         tokenizer=rules.tokenizer.output[0],
         checkpoint=rules.finetune.output.model,
     output:
@@ -11,10 +11,10 @@ rule evaluate:
         records=f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.items.npz",
     params:
         spec=spec_json("evaluate"),
-        data=lambda w, input: os.path.dirname(input.manifest),
+        data=data_dir,
     threads: threads_for_jobs()
     resources:
-        gpu=1 if config["device"] == "cuda" else 0,
+        gpu=GPU,
     log:
         f"{OUT}/logs/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.log",
     conda:
@@ -26,12 +26,12 @@ rule evaluate:
 
 rule reference:
     input:
-        manifest=rules.dataset.output.manifest,
+        data=rules.dataset.output.result,
     output:
         f"{OUT}/{{dataset}}/eval/{{task}}/references.json",
     params:
         spec=spec_json("reference"),
-        data=lambda w, input: os.path.dirname(input.manifest),
+        data=data_dir,
     log:
         f"{OUT}/logs/{{dataset}}/eval/{{task}}/references.log",
     conda:
@@ -42,17 +42,17 @@ rule reference:
 
 rule robustness:
     input:
-        manifest=rules.dataset.output.manifest,
+        data=rules.dataset.output.result,
         tokenizer=rules.tokenizer.output[0],
         checkpoint=rules.finetune.output.model,
     output:
         f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.json",
     params:
         spec=spec_json("robustness"),
-        data=lambda w, input: os.path.dirname(input.manifest),
+        data=data_dir,
     threads: threads_for_jobs()
     resources:
-        gpu=1 if config["device"] == "cuda" else 0,
+        gpu=GPU,
     log:
         f"{OUT}/logs/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.log",
     conda:

@@ -3,41 +3,12 @@
 
 rule aggregate:
     input:
-        evaluations=expand(
-            f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.json",
-            dataset=DATASETS,
-            task=TASKS,
-            method=METHODS,
-            seed=SEEDS,
-        ),
-        references=expand(f"{OUT}/{{dataset}}/eval/{{task}}/references.json", dataset=DATASETS, task=TASKS),
-        robustness=expand(
-            f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.json",
-            dataset=DATASETS,
-            task=TASKS,
-            method=METHODS,
-            seed=SEEDS,
-        ),
-        records=expand(
-            f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.items.npz",
-            dataset=DATASETS,
-            task=TASKS,
-            method=METHODS,
-            seed=SEEDS,
-        ),
-        pretrained=expand(
-            f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/result.json",
-            dataset=DATASETS,
-            method=METHODS,
-            seed=SEEDS,
-        ),
-        finetuned=expand(
-            f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/result.json",
-            dataset=DATASETS,
-            task=TASKS,
-            method=METHODS,
-            seed=SEEDS,
-        ),
+        evaluations=every_job(rules.evaluate.output.result),
+        references=every_dataset_task(rules.reference.output[0]),
+        robustness=every_job(rules.robustness.output[0]),
+        records=every_job(rules.evaluate.output.records),
+        pretrained=expand(rules.pretrain.output.result, dataset=DATASETS, method=METHODS, seed=SEEDS),
+        finetuned=every_job(rules.finetune.output.result),
     output:
         csv=report(f"{OUT}/tables/main.csv", caption="../report/main_table.rst", category="Tables", labels={"table": "main (tidy)"}),
         md=f"{OUT}/tables/main.md",
@@ -65,7 +36,7 @@ rule aggregate:
         provenance=f"{OUT}/tables/provenance.json",
     params:
         config_hash=CONFIG_HASH,
-        report=lambda w: shlex.quote(json.dumps(stage_spec(config, "report"), sort_keys=True)),
+        report=spec_json("report"),
         folder=lambda w, output: os.path.dirname(output.csv),
     log:
         f"{OUT}/logs/aggregate.log",
@@ -89,28 +60,30 @@ rule plots:
             f"{OUT}/plots/efficiency_accuracy.png", caption="../report/efficiency_accuracy.rst", category="Plots",
             labels={"plot": "efficiency vs accuracy"},
         ),
-        curves_retrieval=report(
-            f"{OUT}/plots/robustness_retrieval.png", caption="../report/robustness_curves.rst", category="Robustness",
-            labels={"task": "retrieval", "plot": "curves"},
-        ),
-        curves_grounding=report(
-            f"{OUT}/plots/robustness_grounding.png", caption="../report/robustness_curves.rst", category="Robustness",
-            labels={"task": "grounding", "plot": "curves"},
-        ),
-        heatmap_retrieval=report(
-            f"{OUT}/plots/robustness_drop_retrieval.png", caption="../report/robustness_heatmap.rst", category="Robustness",
-            labels={"task": "retrieval", "plot": "heatmap"},
-        ),
-        heatmap_grounding=report(
-            f"{OUT}/plots/robustness_drop_grounding.png", caption="../report/robustness_heatmap.rst", category="Robustness",
-            labels={"task": "grounding", "plot": "heatmap"},
-        ),
+        curves=[
+            report(
+                f"{OUT}/plots/robustness_{task}.png",
+                caption="../report/robustness_curves.rst",
+                category="Robustness",
+                labels={"task": task, "plot": "curves"},
+            )
+            for task in TASKS
+        ],
+        heatmaps=[
+            report(
+                f"{OUT}/plots/robustness_drop_{task}.png",
+                caption="../report/robustness_heatmap.rst",
+                category="Robustness",
+                labels={"task": task, "plot": "heatmap"},
+            )
+            for task in TASKS
+        ],
         pdfs=expand(
             f"{OUT}/plots/{{name}}.pdf",
             name=["main_metrics", "efficiency_accuracy", *[f"robustness_{t}" for t in TASKS], *[f"robustness_drop_{t}" for t in TASKS]],
         ),
     params:
-        report=lambda w: shlex.quote(json.dumps(stage_spec(config, "report"), sort_keys=True)),
+        report=spec_json("report"),
         tables=lambda w, input: os.path.dirname(input.robustness),
         folder=lambda w, output: os.path.dirname(output.main),
     log:

@@ -4,7 +4,7 @@
 
 rule pretrain:
     input:
-        manifest=rules.dataset.output.manifest,
+        data=rules.dataset.output.result,
         tokenizer=rules.tokenizer.output[0],
         method=f"{BASELINES}/{{method}}.py",
     output:
@@ -12,11 +12,11 @@ rule pretrain:
         result=f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/result.json",
     params:
         spec=spec_json("pretrain"),
-        data=lambda w, input: os.path.dirname(input.manifest),
+        data=data_dir,
         folder=lambda w, output: os.path.dirname(output.model),
     threads: threads_for_jobs()
     resources:
-        gpu=1 if config["device"] == "cuda" else 0,
+        gpu=GPU,
     log:
         f"{OUT}/logs/{{dataset}}/pretrain/{{method}}/seed{{seed}}.log",
     conda:
@@ -28,7 +28,7 @@ rule pretrain:
 
 rule finetune:
     input:
-        manifest=rules.dataset.output.manifest,
+        data=rules.dataset.output.result,
         tokenizer=rules.tokenizer.output[0],
         init=rules.pretrain.output.model,
     output:
@@ -36,11 +36,11 @@ rule finetune:
         result=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/result.json",
     params:
         spec=spec_json("finetune"),
-        data=lambda w, input: os.path.dirname(input.manifest),
+        data=data_dir,
         folder=lambda w, output: os.path.dirname(output.model),
     threads: threads_for_jobs()
     resources:
-        gpu=1 if config["device"] == "cuda" else 0,
+        gpu=GPU,
     log:
         f"{OUT}/logs/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}.log",
     conda:

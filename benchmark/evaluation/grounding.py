@@ -1,0 +1,118 @@
+"""Text-conditioned detection (grounding): predictions per (image, expression) pair, scored.
+
+The method's dense predictions are turned into a COCO result list: score = sigmoid(logit),
+boxes converted to pixels, class-agnostic NMS at ``nms_iou``, at most ``max_detections`` kept
+per pair (highest scores first). Metrics are in :mod:`benchmark.metrics.detection`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision.ops import nms
+
+from benchmark.data.dataset import SceneSplit
+from benchmark.data.grounding import GroundingData
+from benchmark.device import autocast
+from benchmark.metrics.boxes import convert, denormalize
+from benchmark.metrics.detection import evaluate_pairs
+from benchmark.models.method import FusionMethod
+
+
+def decode(
+    boxes: torch.Tensor, logits: torch.Tensor, size: int, nms_iou: float, max_detections: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per pair: (boxes xywh pixels, scores), after NMS, best first."""
+    results = []
+    scores = torch.sigmoid(logits.float())
+    xyxy = denormalize(convert(boxes.float(), "cxcywh", "xyxy"), size, size).clamp(0, size)
+    for pair in range(len(scores)):
+        keep = nms(xyxy[pair], scores[pair], nms_iou)[:max_detections]  # nms returns keep sorted by score
+        kept = convert(xyxy[pair][keep], "xyxy", "xywh")
+        results.append((kept.cpu().double().numpy(), scores[pair][keep].cpu().double().numpy()))
+    return results
+
+
+@torch.no_grad()
+def predict(
+    model: FusionMethod,
+    data: GroundingData,
+    size: int,
+    batch_size: int,
+    device: torch.device,
+    settings: dict[str, Any],
+    image_missing: torch.Tensor | None = None,
+    text_missing: torch.Tensor | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decoded predictions per pair. ``*_missing`` (bool per pair) withhold a modality: the
+    method receives None for it (and may raise MissingModalityError)."""
+    model.eval()
+    count = len(data)
+    image_missing = torch.zeros(count, dtype=torch.bool) if image_missing is None else image_missing.cpu()
+    text_missing = torch.zeros(count, dtype=torch.bool) if text_missing is None else text_missing.cpu()
+    predictions: list[tuple[np.ndarray, np.ndarray] | None] = [None] * count
+    for start in range(0, count, batch_size):
+        rows = torch.arange(start, min(count, start + batch_size))
+        for no_image in (False, True):
+            for no_text in (False, True):
+                group = rows[(image_missing[rows] == no_image) & (text_missing[rows] == no_text)]
+                if not len(group):
+                    continue
+                batch = data.select(group.to(device))
+                with autocast(device):
+                    boxes, logits = model.ground(
+                        None if no_image else batch["image"], None if no_text else batch["text"]
+                    )
+                for row, result in zip(
+                    group.tolist(), decode(boxes, logits, size, settings["nms_iou"], settings["max_detections"])
+                ):
+                    predictions[row] = result
+    return predictions  # type: ignore[return-value]
+
+
+def ground_truth(split: SceneSplit) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Target boxes (xywh pixels) and image sizes, per (image, expression) pair."""
+    size = (split.image_size, split.image_size)
+    return [np.asarray(ref["boxes"], dtype=np.float64).reshape(-1, 4) for ref in split.refs], [size] * len(split.refs)
+
+
+def evaluate_grounding(
+    model: FusionMethod,
+    split: SceneSplit,
+    tokenizer: Any,
+    device: torch.device,
+    batch_size: int,
+    settings: dict[str, Any],
+    image_missing: torch.Tensor | None = None,
+    text_missing: torch.Tensor | None = None,
+) -> tuple[dict[str, float | None], dict[str, Any], dict[str, np.ndarray]]:
+    """Metrics, protocol record and per-pair records (for the bootstrap)."""
+    data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
+    predictions = predict(model, data, split.image_size, batch_size, device, settings, image_missing, text_missing)
+    targets, sizes = ground_truth(split)
+    metrics, items = evaluate_pairs(targets, predictions, sizes, settings["score_threshold"])
+    kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
+    protocol = {
+        "protocol": "dense boxes, NMS, COCOeval per (image, expression)",
+        "pairs": len(targets),
+        "pair_kinds": kinds,
+        **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold")},
+    }
+    return metrics, protocol, items
+
+
+def reference_predictions(split: SceneSplit, kind: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Detectors that ignore the text: the whole image, or every object's true box (oracle)."""
+    size = split.image_size
+    predictions = []
+    for ref in split.refs:
+        if kind == "whole_image":
+            predictions.append((np.array([[0.0, 0.0, size, size]]), np.array([1.0])))
+        elif kind == "all_objects":
+            boxes = np.asarray(split.boxes[ref["image_index"]], dtype=np.float64).reshape(-1, 4)
+            predictions.append((boxes, np.ones(len(boxes))))
+        else:
+            raise ValueError(f"unknown reference detector {kind!r}")
+    return predictions

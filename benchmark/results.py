@@ -1,0 +1,82 @@
+"""The results' own format, in one place: the tidy row schema and where per-item records live.
+
+Every evaluation, robustness and reference job writes rows of :data:`ROW_COLUMNS` (one number
+each); an evaluation also writes its per-item records beside its result file
+(:func:`items_path`), from which the bootstrap re-computes metrics on resampled test items.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ROW_COLUMNS = ("dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status")
+"""One row per reported number (``main.csv``, ``robustness.csv``)."""
+
+UNDEFINED = "undefined: no ground truth of this kind in the test set"
+NOT_APPLICABLE = "not applicable: "
+"""Status prefix of a row a method cannot produce, followed by the reason."""
+
+
+def row(
+    spec: dict[str, Any],
+    method: str,
+    metric: str,
+    value: float | None,
+    status: str = "ok",
+    corruption: str = "none",
+    severity: int = 0,
+) -> dict[str, Any]:
+    """One row of the tidy results table, for the job described by ``spec``."""
+    return {
+        "dataset": spec["dataset"],
+        "method": method,
+        "seed": spec["seed"],
+        "task": spec["task"],
+        "metric": metric,
+        "corruption": corruption,
+        "severity": severity,
+        "value": value,
+        "status": status,
+    }
+
+
+def metric_rows(
+    spec: dict[str, Any], method: str, metrics: dict[str, float | None], corruption: str = "none", severity: int = 0
+) -> list[dict[str, Any]]:
+    """Rows for computed metrics; a None value (e.g. COCO AP_large without large objects) is marked undefined."""
+    return [
+        row(spec, method, name, value, "ok" if value is not None else UNDEFINED, corruption, severity)
+        for name, value in metrics.items()
+    ]
+
+
+def not_applicable_rows(
+    spec: dict[str, Any], method: str, names: list[str], reason: str, corruption: str = "none", severity: int = 0
+) -> list[dict[str, Any]]:
+    """Rows saying why ``method`` has no value for these metrics (never silently dropped)."""
+    status = reason if reason.startswith(NOT_APPLICABLE) else NOT_APPLICABLE + reason
+    return [row(spec, method, name, None, status, corruption, severity) for name in names]
+
+
+def items_path(result_file: Path) -> Path:
+    """Where the per-item records of an evaluation result live (for the bootstrap)."""
+    return Path(result_file).with_suffix(".items.npz")
+
+
+def write_items(path: Path, items: dict[str, Any]) -> None:
+    """Per-item records as a compressed ``.npz``, written atomically."""
+    import numpy as np
+
+    from benchmark.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **{k: np.asarray(v) for k, v in items.items()})
+
+
+def read_items(path: Path) -> dict[str, Any]:
+    """The arrays of a ``.items.npz`` file (empty for a not-applicable evaluation)."""
+    import numpy as np
+
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}

@@ -1,0 +1,138 @@
+"""The task contract: everything task-specific lives in one ``Task`` subclass, one file per task.
+
+The framework (stages, robustness grid, statistics, tables, plots, efficiency) asks the task and
+never branches on its name — the pattern of LAVIS's ``lavis/tasks/*.py`` and benchopt's objective
+file, except that a task reaches a model only through the method contract
+(:mod:`benchmark.models.method`). A task file is importable without torch (the Snakefile reads
+the class attributes); heavy imports happen inside the methods.
+
+Declarations (class attributes):
+
+* ``requires`` — the dataset parts the task reads (``images``, ``captions``, ``instances``,
+  ``refs``); a dataset serves the task when it provides all of them.
+* ``table_metrics`` — the summary table's columns, in order (``main.csv`` keeps every metric);
+  ``headline_metrics`` — compared pairwise in ``comparisons.csv`` and plotted.
+* ``abbreviation`` — the task's part of LaTeX macro names (``\\fbCrossAttentionDetAPMean``);
+  ``percent`` — table values are fractions shown as %.
+* ``references`` — reference rows (name → what it is); ``reference_settings`` — the
+  ``evaluate.<task>`` keys they depend on (their stage spec).
+* ``bootstrap_unit`` — what one resampled test unit is (the item records' unit).
+* ``efficiency`` — ``(key, label)`` of the forward FLOPs counted per example in the efficiency
+  table, or None.
+* ``settings_schema`` — JSON schema of ``evaluate.<task>`` (validated with the configuration).
+* ``defaults`` — config blocks a plug-in task brings (``finetune``, ``evaluate``,
+  ``summary_metric``) when the configuration has none; built-in tasks keep theirs in
+  ``workflows/config/default.yaml`` with every other default.
+
+Methods (override the ones marked *required*):
+
+* ``metric_names(settings)`` *required* — every metric an evaluation reports;
+* ``training_data(split, tokenizer, device, ctx)`` — fine-tuning batches (``.batch(step, size, seed)``);
+* ``evaluate(model, split, tokenizer, device, batch_size, settings, **missing)`` *required* —
+  ``(metrics, protocol record, per-item records)``;
+* ``items(arrays)`` *required* — per-item records as bootstrap :class:`~benchmark.metrics.bootstrap.ItemScores`;
+* ``reference_rows(data_dir, settings)`` — ``({row name: metrics}, protocol)``;
+* ``robustness_subset(split, max_images)`` — the test subset the robustness grid measures;
+* ``missing_modality(subset, corruption, severity)`` — keyword arguments of ``evaluate`` that
+  withhold a modality, or a string saying why the task cannot be measured so;
+* ``forward_example(model, example)`` — one forward pass on one example (FLOP counting).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+DATASET_PARTS = ("images", "captions", "instances", "refs")
+"""What a dataset can provide and a task can require (see :mod:`benchmark.datasets.base`)."""
+
+REQUIRED_ATTRIBUTES = ("requires", "table_metrics", "headline_metrics", "abbreviation", "bootstrap_unit")
+REQUIRED_METHODS = ("metric_names", "evaluate", "items")
+
+
+class Task:
+    """Base class of every task; see the module docstring for the contract."""
+
+    name: ClassVar[str] = ""  # set from the file name by the registry
+    source: ClassVar[str] = ""  # the file it was loaded from
+    title: ClassVar[str] = ""
+    requires: ClassVar[tuple[str, ...]] = ()
+    table_metrics: ClassVar[tuple[str, ...]] = ()
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
+    abbreviation: ClassVar[str] = ""
+    percent: ClassVar[bool] = True
+    references: ClassVar[dict[str, str]] = {}
+    reference_settings: ClassVar[tuple[str, ...]] = ()
+    bootstrap_unit: ClassVar[str] = ""
+    efficiency: ClassVar[tuple[str, str] | None] = None
+    settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    # -- what it reports ------------------------------------------------------------------------
+    def metric_names(self, settings: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+    def reference_note(self) -> str:
+        """One sentence per reference row, for table captions."""
+        return " ".join(f"{name} {description}." for name, description in self.references.items())
+
+    # -- training -------------------------------------------------------------------------------
+    def training_data(self, split: Any, tokenizer: Any, device: Any, ctx: Any) -> Any:
+        """Fine-tuning batches: image–text pairs (with the method's concept targets) by default."""
+        from benchmark.data.sampling import ImageTextData
+
+        return ImageTextData.from_split(split, tokenizer, device, ctx.concepts)
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def evaluate(
+        self,
+        model: Any,
+        split: Any,
+        tokenizer: Any,
+        device: Any,
+        batch_size: int,
+        settings: dict[str, Any],
+        **missing: Any,
+    ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, Any]]:
+        raise NotImplementedError
+
+    def items(self, arrays: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def reference_rows(
+        self, data_dir: Path, settings: dict[str, Any]
+    ) -> tuple[dict[str, dict[str, float | None]], dict[str, Any]]:
+        """Rows that need no training (chance, text-blind detectors); none by default."""
+        return {}, {}
+
+    # -- robustness -----------------------------------------------------------------------------
+    def robustness_subset(self, split: Any, max_images: int | None) -> Any:
+        """The first ``max_images`` test images with their texts (the same subset for every method)."""
+        return split.head(max_images)
+
+    def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
+        """``evaluate`` keyword arguments withholding the modality, or why the task cannot be measured so."""
+        return f"{self.name} does not define a missing-modality protocol"
+
+    # -- efficiency -----------------------------------------------------------------------------
+    def forward_example(self, model: Any, example: dict[str, Any]) -> Any:
+        """Run the task's forward computation on one example (counted by the FLOP counter)."""
+        raise NotImplementedError
+
+
+def check_task(cls: type[Task]) -> None:
+    """Raise ConfigError naming the file and the missing part of an incomplete task."""
+    from benchmark.errors import ConfigError
+
+    where = cls.source or cls.__module__
+    missing = [a for a in REQUIRED_ATTRIBUTES if not getattr(cls, a)]
+    missing += [f"{m}()" for m in REQUIRED_METHODS if getattr(cls, m) is getattr(Task, m)]
+    if missing:
+        raise ConfigError(f"task file {where}: {cls.__name__} lacks required part(s) {', '.join(missing)}")
+    if cls.efficiency and cls.forward_example is Task.forward_example:
+        raise ConfigError(f"task file {where}: {cls.__name__} declares 'efficiency' but lacks forward_example()")
+    unknown = sorted(set(cls.requires) - set(DATASET_PARTS))
+    if unknown:
+        raise ConfigError(
+            f"task file {where}: 'requires' names unknown dataset part(s) {unknown}; known: {', '.join(DATASET_PARTS)}"
+        )
