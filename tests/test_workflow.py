@@ -21,6 +21,16 @@ from tests.conftest import REPO, SMOKE
 
 pytestmark = pytest.mark.workflow
 TASKS = tuple(task_names())
+ONE_METHOD_JOBS = {
+    "pretrain": 1,
+    "finetune": len(TASKS),
+    "evaluate": len(TASKS),
+    "robustness": len(TASKS),
+    "aggregate": 1,
+    "plots": 1,
+    "all": 1,
+}
+"""What one method's file adds to a finished smoke run: its grid cells and the tables."""
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
 
 
@@ -142,15 +152,7 @@ def test_editing_a_method_file_reruns_only_its_jobs(smoke_run: Path) -> None:
     finally:  # put back content and time stamp, so other tests still see a finished run
         path.write_bytes(original)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert jobs == {
-        "pretrain": 1,
-        "finetune": len(TASKS),
-        "evaluate": len(TASKS),
-        "robustness": len(TASKS),
-        "aggregate": 1,
-        "plots": 1,
-        "all": 1,
-    }, jobs
+    assert jobs == ONE_METHOD_JOBS, jobs
 
 
 def test_smoke_numbers_equal_the_committed_ones(smoke_run: Path) -> None:
@@ -225,15 +227,7 @@ def test_new_baseline_file_adds_only_its_jobs(smoke_run: Path) -> None:
         jobs = planned_jobs(snakemake(smoke_run, "--dry-run"))
     finally:
         (baselines / "my_clip_variant.py").unlink()
-    assert jobs == {
-        "pretrain": 1,
-        "finetune": len(TASKS),
-        "evaluate": len(TASKS),
-        "robustness": len(TASKS),
-        "aggregate": 1,
-        "plots": 1,
-        "all": 1,
-    }, jobs
+    assert jobs == ONE_METHOD_JOBS, jobs
 
 
 def test_invalid_config_fails_before_any_job(tmp_path: Path) -> None:
