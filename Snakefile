@@ -21,14 +21,15 @@ from benchmark.config import (
     config_hash,
     dataset_tasks,
     resolve_methods,
-    run_tasks,
+    served_tasks,
     stage_spec,
     validate_config,
     with_task_defaults,
 )
-from benchmark.datasets import get_adapter
+from benchmark.datasets import ADAPTER_TABLE, get_adapter
 from benchmark.errors import ConfigError
 from benchmark.registry import baselines_dir, method_names
+from benchmark.tasks import TASK_TABLE
 
 
 configfile: os.path.join(workflow.basedir, "workflows/config/default.yaml")
@@ -43,7 +44,7 @@ try:
     METHODS = resolve_methods(config, method_names())
     DATASETS = sorted(config["datasets"])
     DATASET_TASKS = [(dataset, task) for dataset in DATASETS for task in dataset_tasks(config, dataset)]
-    TASKS = [task for task in run_tasks(config) if any(task == t for _, t in DATASET_TASKS)]
+    TASKS = served_tasks(config)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 validate(config, "workflows/schemas/config.schema.yaml")

@@ -154,58 +154,80 @@ def _block_problems(instance: Any, schema: dict[str, Any], prefix: str) -> list[
     return problems
 
 
-def _plugin_problems(config: Mapping[str, Any]) -> list[str]:
-    """Each dataset block against its adapter, each task block against its task."""
-    from benchmark.datasets import dataset_kinds, get_adapter
-    from benchmark.tasks import get_task, task_names
+def _task_problems(config: Mapping[str, Any]) -> list[str]:
+    """The run's tasks exist, and each has its finetune / evaluate / summary-metric block, valid for it."""
+    from benchmark.tasks import check_all_tasks, get_task, task_names
 
-    problems = []
+    try:
+        check_all_tasks()  # every plug-in file, used or not: a broken one is found before any job
+    except ConfigError as error:
+        return [str(error)]
     available = task_names()
     wanted = available if config["tasks"] == "all" else list(config["tasks"])
+    problems = []
     unknown = [t for t in wanted if t not in available]
     if unknown:
         problems.append(f"'tasks' names unknown task(s) {unknown}; available: {', '.join(available)}")
-    for section in ("finetune", "evaluate"):
-        extra = sorted(set(config[section]) - set(available) - {"batch_size"})
+    summary = config["robustness"]["summary_metric"]
+    for where, block in (
+        ("finetune", config["finetune"]),
+        ("evaluate", config["evaluate"]),
+        ("robustness.summary_metric", summary),
+    ):
+        extra = sorted(set(block) - set(available) - {"batch_size"})
         if extra:
-            problems.append(f"'{section}' has block(s) for unknown task(s) {extra}; available: {', '.join(available)}")
+            problems.append(f"'{where}' has entries for unknown task(s) {extra}; available: {', '.join(available)}")
     for name in (t for t in wanted if t in available):
         task = get_task(name)
-        for where in (f"finetune.{name}", f"evaluate.{name}", f"robustness.summary_metric.{name}"):
-            section = where.partition(".")[0]
-            block = config[section] if section != "robustness" else config["robustness"]["summary_metric"]
-            if name not in block:
-                problems.append(f"'{where}' is missing: task {name!r} ({task.source}) needs it")
+        missing = [
+            w
+            for w, block in (
+                ("finetune", config["finetune"]),
+                ("evaluate", config["evaluate"]),
+                ("robustness.summary_metric", summary),
+            )
+            if name not in block
+        ]
+        problems += [f"'{w}.{name}' is missing: task {name!r} ({task.source}) needs it" for w in missing]
         if name in config["evaluate"]:
             problems += _block_problems(config["evaluate"][name], task.settings_schema, f"evaluate.{name}")
-            metric = config["robustness"]["summary_metric"].get(name)
-            if not problems and metric is not None and metric not in task.metric_names(config["evaluate"][name]):
-                problems.append(
-                    f"'robustness.summary_metric.{name}' = {metric!r} is not a {name} metric; "
-                    f"allowed: {', '.join(task.metric_names(config['evaluate'][name]))}"
-                )
-    kinds = dataset_kinds()
-    for kind in kinds:  # every plug-in file is checked, used or not: a broken one is found before any job
+        if name in summary and summary[name] not in task.table_metrics:
+            problems.append(
+                f"'robustness.summary_metric.{name}' = {summary[name]!r} is not a {name} metric of the tables; "
+                f"allowed: {', '.join(task.table_metrics)}"
+            )
+    return problems
+
+
+def _dataset_problems(config: Mapping[str, Any]) -> list[str]:
+    """Each dataset block against its adapter's schema and checks; each dataset serves a task of the run."""
+    from benchmark.datasets import dataset_kinds, get_adapter
+
+    problems, kinds = [], dataset_kinds()
+    for kind in kinds:  # every plug-in file, used or not: a broken one is found before any job
         try:
             get_adapter(kind)
         except ConfigError as error:
             problems.append(str(error))
+    if problems:
+        return problems
     patch = config["model"]["vision"]["patch_size"]
     for name, block in config["datasets"].items():
         if block["kind"] not in kinds:
             problems.append(f"'datasets.{name}.kind' = {block['kind']!r} is not allowed; allowed values: {kinds}")
             continue
-        try:
-            adapter = get_adapter(block["kind"])
-        except ConfigError:
-            continue  # reported above
+        adapter = get_adapter(block["kind"])
         block_problems = _block_problems(block, adapter.config_schema, f"datasets.{name}")
         if not block_problems:
-            block_problems = [f"'datasets.{name}.{p.lstrip(chr(39))}" for p in adapter.check(dict(block))]
+            block_problems = [f"'datasets.{name}.{key}': {problem}" for key, problem in adapter.check(dict(block))]
             size = adapter.image_size(dict(block))
             if size is not None and size % patch:
                 block_problems.append(
                     f"'datasets.{name}.image_size' ({size}) must be a multiple of 'model.vision.patch_size' ({patch})"
+                )
+            if not block_problems and not dataset_tasks(config, name):
+                block_problems.append(
+                    f"'datasets.{name}' ({block['kind']}) serves none of the run's tasks {run_tasks(config)}"
                 )
         problems += block_problems
     return problems
@@ -240,12 +262,14 @@ def with_task_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
     from benchmark.tasks import get_task, task_names
 
     merged = copy.deepcopy(dict(config))
+    robustness = merged.get("robustness")
+    summary = robustness.get("summary_metric") if isinstance(robustness, dict) else None
     for name in task_names():
         defaults = get_task(name).defaults
         for section in ("finetune", "evaluate"):
-            if section in defaults and name not in merged.get(section, {}):
-                merged.setdefault(section, {})[name] = copy.deepcopy(defaults[section])
-        summary = merged.get("robustness", {}).get("summary_metric")
+            block = merged.get(section)
+            if section in defaults and isinstance(block, dict) and name not in block:
+                block[name] = copy.deepcopy(defaults[section])
         if "summary_metric" in defaults and isinstance(summary, dict) and name not in summary:
             summary[name] = defaults["summary_metric"]
     return merged
@@ -260,7 +284,9 @@ def validate_config(config: Mapping[str, Any], sources: Iterable[str] = ()) -> N
     for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
         problems.extend(_describe(error))
     if not problems:
-        problems = _plugin_problems(config) + _semantic_problems(config)
+        problems = _task_problems(config)
+        problems = problems or _dataset_problems(config)
+        problems += _semantic_problems(config)
     if problems:
         origin = f" (from {', '.join(sources)})" if sources else ""
         raise ConfigError("invalid FuseBench configuration" + origin + ":\n  - " + "\n  - ".join(problems))
@@ -316,6 +342,12 @@ def dataset_tasks(config: Mapping[str, Any], dataset: str) -> list[str]:
     return [t for t in served(config["datasets"][dataset]["kind"]) if t in run_tasks(config)]
 
 
+def served_tasks(config: Mapping[str, Any]) -> list[str]:
+    """The run's tasks that at least one configured dataset serves (the tasks the tables have)."""
+    served = {t for d in config["datasets"] for t in dataset_tasks(config, d)}
+    return [t for t in run_tasks(config) if t in served]
+
+
 def stage_spec(
     config: Mapping[str, Any],
     stage: str,
@@ -368,7 +400,7 @@ def stage_spec(
         return {
             "stage": stage,
             "reference_method": robustness["reference_method"],
-            "summary_metric": {t: robustness["summary_metric"][t] for t in run_tasks(config)},
+            "summary_metric": {t: robustness["summary_metric"][t] for t in served_tasks(config)},
             "max_images": robustness["max_images"],
         }
     if stage == "reference":

@@ -10,6 +10,7 @@ torch); loading imports the file and returns its single subclass of the contract
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -114,7 +115,12 @@ class PluginTable:
         if name in self.builtins:
             module = importlib.import_module(self.builtins[name])
         else:
-            module = import_file(path, f"fusebench_{self.env_variable.lower()}.{name}")
+            # the module name carries the file's path, so another folder's file of the same name is another module
+            digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+            try:
+                module = import_file(path, f"fusebench_{self.env_variable.lower()}.{name}_{digest}")
+            except Exception as exc:
+                raise ConfigError(f"{self.what} file {path} cannot be imported: {type(exc).__name__}: {exc}") from None
         cls = single_subclass(module, base, path)
         cls.name = name
         cls.source = str(path)

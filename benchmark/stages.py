@@ -333,7 +333,7 @@ def run_robustness(
             _result(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows),
         )
         return
-    task_settings = {**spec["task_settings"], "max_images": None}
+    task_settings = task.subset_settings(spec["task_settings"])
 
     def evaluate(split: Any, **missing: Any) -> Any:
         return task.evaluate(

@@ -167,6 +167,26 @@ BROKEN = {
         TOY_TASK.replace("    def evaluate(", "    def _evaluate(").replace("    def items(", "    def _items("),
         r"half_task.py: CaptionMatch lacks required part\(s\) evaluate\(\), items\(\)",
     ),
+    "task file that fails on import": (
+        "tasks",
+        "broken_import",
+        TOY_TASK.replace("from typing import Any\n", "from typing import Any\n\nimport nonexistent_module_xyz\n"),
+        r"task file .*broken_import.py cannot be imported: ModuleNotFoundError",
+    ),
+    "task reusing a built-in reference row name": (
+        "tasks",
+        "second_chance",
+        TOY_TASK.replace(
+            '    abbreviation = "Match"', '    abbreviation = "Match"\n    references = {"chance": "is mine"}'
+        ),
+        r"second_chance.py: reference row 'chance' is also used by task 'retrieval'",
+    ),
+    "adapter whose schema is not a schema": (
+        "datasets",
+        "bad_schema",
+        TOY_ADAPTER.replace('"kind": {"const": "toy_scenes"}', '"kind": {"type": "objekt"}'),
+        r"bad_schema.py: 'config_schema' is not a valid JSON schema",
+    ),
     "task requiring an unknown part": (
         "tasks",
         "audio_task",
@@ -266,3 +286,36 @@ def test_coco_captions_refuses_a_changed_file(tiny_dataset: Path, tmp_path: Path
     changed.write_text(changed.read_text().replace("a ", "the ", 1))
     with pytest.raises(DataFileError, match=f"file {changed} does not match its sha256"):
         run_data({"stage": "data", "dataset": "scenes", "kind": "coco_captions", "root": str(copy)}, tmp_path / "d")
+
+
+def test_a_plugin_of_the_same_name_in_another_folder_is_another_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plug-ins are cached per file: switching $FUSEBENCH_TASKS never returns the previous folder's class."""
+    from benchmark.tasks import get_task
+
+    first, _ = write_plugins(tmp_path / "a")
+    second, _ = write_plugins(tmp_path / "b")
+    (second / "caption_match.py").write_text(TOY_TASK.replace('abbreviation = "Match"', 'abbreviation = "Other"'))
+    monkeypatch.setenv("FUSEBENCH_TASKS", str(first))
+    assert get_task("caption_match").abbreviation == "Match"
+    monkeypatch.setenv("FUSEBENCH_TASKS", str(second))
+    task = get_task("caption_match")
+    assert task.abbreviation == "Other" and task.source == str(second / "caption_match.py")
+
+
+def test_a_dataset_serving_none_of_the_run_tasks_is_an_error(
+    plugin_env: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, datasets = plugin_env
+    source = (datasets / "toy_scenes.py").read_text()
+    (datasets / "toy_scenes.py").write_text(
+        source.replace("class ToyScenes(Synthetic):\n", "class ToyScenes(Synthetic):\n    tasks = ('retrieval',)\n")
+    )
+    toy = {**load_config([SMOKE])["datasets"]["scenes"], "kind": "toy_scenes"}
+    overlay = datasets.parent / "toy.yaml"
+    overlay.write_text(__import__("yaml").safe_dump({"datasets": {"toy": toy}, "tasks": ["grounding"]}))
+    with pytest.raises(
+        ConfigError, match=r"'datasets.toy' \(toy_scenes\) serves none of the run's tasks \['grounding'\]"
+    ):
+        load_config([SMOKE, overlay])

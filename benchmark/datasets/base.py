@@ -14,13 +14,15 @@ Declarations (class attributes):
 
 * ``description`` — one line for ``fusebench list-datasets``;
 * ``provides`` — the parts of the standard form it delivers (``images``, ``captions``,
-  ``instances``, ``refs``); a task runs on the dataset when it requires no other part;
+  ``instances``, ``refs``); a task runs on the dataset when it requires no other part. Today's
+  reader of the standard form needs all four, so an adapter must provide all four
+  (:data:`STANDARD_FORM_PARTS`; checked);
 * ``tasks`` — optionally, the tasks it is meant for (each must be servable, else an error);
   None = every task whose parts it provides;
 * ``config_schema`` — JSON schema of ``datasets.<name>`` (``kind`` included);
 * ``generates`` — builds into the run (True) or reads in place (False).
 
-Methods: ``check(spec)`` (problems a schema cannot express), ``inputs(spec)`` (user files whose
+Methods: ``check(spec)`` (problems a schema cannot express, as ``(key, message)``), ``inputs(spec)`` (user files whose
 change must re-run the dataset's jobs), ``data_dir(spec, build_dir)`` (where the standard form is
 read from), ``prepare(spec, build_dir)`` *required* (build it, or verify it; returns a record with
 per-split counts), ``image_size(spec)`` (when the configuration fixes it).
@@ -32,6 +34,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.tasks.base import DATASET_PARTS
+
+STANDARD_FORM_PARTS = DATASET_PARTS
+"""What :func:`benchmark.data.dataset.load_split` reads today: every part. A dataset with fewer parts
+(captions only, as Flickr30k) needs that reader to make parts optional first."""
 
 
 class DatasetAdapter:
@@ -45,8 +51,8 @@ class DatasetAdapter:
     config_schema: ClassVar[dict[str, Any]] = {}
     generates: ClassVar[bool] = True
 
-    def check(self, spec: dict[str, Any]) -> list[str]:
-        """Problems with ``spec`` that the JSON schema cannot express (messages name the key)."""
+    def check(self, spec: dict[str, Any]) -> list[tuple[str, str]]:
+        """Problems with ``spec`` that the JSON schema cannot express, as (key within the block, message)."""
         return []
 
     def inputs(self, spec: dict[str, Any]) -> list[Path]:
@@ -76,6 +82,9 @@ def check_adapter(cls: type[DatasetAdapter], task_requirements: dict[str, tuple[
         missing.append("prepare()")
     if missing:
         raise ConfigError(f"dataset adapter file {where}: {cls.__name__} lacks required part(s) {', '.join(missing)}")
+    from benchmark.tasks.base import check_schema
+
+    check_schema(cls.config_schema, f"dataset adapter file {where}: 'config_schema'")
     unknown = sorted(set(cls.provides) - set(DATASET_PARTS))
     if unknown:
         raise ConfigError(
@@ -94,6 +103,13 @@ def check_adapter(cls: type[DatasetAdapter], task_requirements: dict[str, tuple[
                 f"dataset adapter file {where}: declares task {task!r} but does not provide {', '.join(lacking)} "
                 f"(task {task!r} requires {', '.join(task_requirements[task])}; provides: {', '.join(cls.provides)})"
             )
+
+    lacking_parts = [part for part in STANDARD_FORM_PARTS if part not in cls.provides]
+    if lacking_parts:
+        raise ConfigError(
+            f"dataset adapter file {where}: provides {', '.join(cls.provides)} but not {', '.join(lacking_parts)}; "
+            f"the standard form's reader (benchmark.data.dataset.load_split) needs every part for now"
+        )
 
 
 def served_tasks(cls: type[DatasetAdapter], task_requirements: dict[str, tuple[str, ...]]) -> list[str]:

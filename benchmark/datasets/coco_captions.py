@@ -6,7 +6,10 @@ pixels, categories), ``annotations/captions_<split>.json`` (COCO captions) and
 ``annotations/refs_<split>.json`` (``{"refs": [{ref_id, image_id, sentence, ann_ids, kind}]}``),
 plus ``manifest.json`` listing the sha256 of every file (what ``kind: synthetic`` writes; a
 converter from another format writes the same). Nothing is generated or copied: the run checks
-the layout and every checksum, records them, and reads the files from ``root``.
+the layout and every checksum, records them, and reads the files from ``root``. A relative
+``root`` is resolved against the working directory Snakemake runs in (``--directory``); ``~``
+is expanded. The manifest holds ``files`` (path → sha256) and ``splits`` (per split at least
+``images``), as the synthetic builder writes it.
 """
 
 from __future__ import annotations
@@ -31,19 +34,28 @@ class CocoCaptions(DatasetAdapter):
         },
     }
 
+    def check(self, spec: dict[str, Any]) -> list[tuple[str, str]]:
+        from benchmark.data.coco import MANIFEST
+
+        root = Path(spec["root"]).expanduser()
+        if not (root / MANIFEST).is_file():
+            return [("root", f"{root} holds no {MANIFEST}; expected the standard form described in {__file__}")]
+        return []
+
     def inputs(self, spec: dict[str, Any]) -> list[Path]:
         from benchmark.data.coco import MANIFEST
 
-        return [Path(spec["root"]) / MANIFEST]
+        root = Path(spec["root"]).expanduser()
+        return [root / MANIFEST, *sorted((root / "annotations").glob("*.json"))]
 
     def data_dir(self, spec: dict[str, Any], build_dir: Path) -> Path:
-        return Path(spec["root"])
+        return Path(spec["root"]).expanduser()
 
     def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:
         from benchmark.data.coco import SPLITS, captions_path, instances_path, read_manifest, refs_path, sha256_file
         from benchmark.errors import DataFileError
 
-        root = Path(spec["root"])
+        root = Path(spec["root"]).expanduser()
         manifest = read_manifest(root)
         expected = [instances_path(root, s) for s in SPLITS] + [captions_path(root, s) for s in SPLITS]
         expected += [refs_path(root, s) for s in SPLITS]

@@ -71,15 +71,15 @@ class Synthetic(DatasetAdapter):
         },
     )
 
-    def check(self, spec: dict[str, Any]) -> list[str]:
+    def check(self, spec: dict[str, Any]) -> list[tuple[str, str]]:
         problems = []
         objects, sizes, mix = spec["objects_per_scene"], spec["sizes"], spec["referring_mix"]
         if objects["min"] > objects["max"]:
-            problems.append(f"'objects_per_scene': min ({objects['min']}) exceeds max ({objects['max']})")
+            problems.append(("objects_per_scene", f"min ({objects['min']}) exceeds max ({objects['max']})"))
         if sizes["small"] >= sizes["large"]:
-            problems.append(f"'sizes': small ({sizes['small']}) must be below large ({sizes['large']})")
+            problems.append(("sizes", f"small ({sizes['small']}) must be below large ({sizes['large']})"))
         if abs(sum(mix.values()) - 1.0) > 1e-6:
-            problems.append(f"'referring_mix' must sum to 1, got {sum(mix.values()):g}")
+            problems.append(("referring_mix", f"must sum to 1, got {sum(mix.values()):g}"))
         return problems
 
     def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:

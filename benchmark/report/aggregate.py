@@ -228,14 +228,18 @@ def efficiency_frame(training: list[dict[str, Any]], evaluations: list[dict[str,
     return frame
 
 
-EFFICIENCY_COLUMNS = {
-    "parameters": ("params (M)", 1e-6, 2),
-    "flops_score_pair": ("MFLOPs / pair (retrieval)", 1e-6, 1),
-    "flops_ground_pair": ("MFLOPs / pair (grounding)", 1e-6, 1),
-    "flops_pretrain_forward_per_sample": ("MFLOPs / sample (pretrain fwd)", 1e-6, 1),
-    "train_samples_per_s": ("train samples/s", 1.0, 0),
-    "peak_memory_mb": ("peak memory (MB)", 1.0, 0),
-}
+def efficiency_columns() -> dict[str, tuple[str, float, int]]:
+    """Efficiency key → (column label, scale, digits): size, each task's FLOPs per example, training cost."""
+    from benchmark.tasks import task_names
+
+    per_task = [get_task(t).efficiency for t in task_names()]
+    return {
+        "parameters": ("params (M)", 1e-6, 2),
+        **{key: (label, 1e-6, 1) for key, label in (e for e in per_task if e)},
+        "flops_pretrain_forward_per_sample": ("MFLOPs / sample (pretrain fwd)", 1e-6, 1),
+        "train_samples_per_s": ("train samples/s", 1.0, 0),
+        "peak_memory_mb": ("peak memory (MB)", 1.0, 0),
+    }
 
 
 def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -243,7 +247,7 @@ def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     out = pd.DataFrame({"method": frame["method"]})
-    for key, (label, scale, digits) in EFFICIENCY_COLUMNS.items():
+    for key, (label, scale, digits) in efficiency_columns().items():
         if key in frame:
             out[label] = [number(v, scale, digits) for v in frame[key]]
     for key in sorted(k for k in frame.columns if k.startswith("wall_s_")):
@@ -287,7 +291,7 @@ def macro_definitions(
             definitions.append((macro_name(*base, "mean"), number(row["mean"], 1.0, 3)))
             definitions.append((macro_name(*base, "std"), number(row["std"], 1.0, 3)))
     for _, row in efficiency.iterrows():
-        for key, (_, scale, digits) in EFFICIENCY_COLUMNS.items():
+        for key, (_, scale, digits) in efficiency_columns().items():
             if key in efficiency and not pd.isna(row.get(key)):
                 definitions.append((macro_name(row["method"], "eff", key), number(row[key], scale, digits)))
     return definitions

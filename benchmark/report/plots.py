@@ -98,7 +98,8 @@ def robustness_curves(frame: pd.DataFrame, task: str, metric: str, colors: dict[
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(label, handle)
         labels = sorted(legend)
-        figure.legend([legend[k] for k in labels], labels, loc="outside lower center", ncol=min(6, len(labels)))
+        if labels:  # a task no method could be measured on gets an empty figure, not a crash
+            figure.legend([legend[k] for k in labels], labels, loc="outside lower center", ncol=min(6, len(labels)))
         figure.suptitle(f"{task}: {metric} under corruption (mean ± std over seeds)")
         return save(figure, stem)
 
@@ -167,7 +168,8 @@ def main_metrics(stats: pd.DataFrame, colors: dict[str, str], references: tuple[
         for ax in axes.flat:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(label, handle)
-        figure.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=min(6, len(legend)))
+        if legend:
+            figure.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=min(6, len(legend)))
         return save(figure, stem)
 
 

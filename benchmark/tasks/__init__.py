@@ -38,6 +38,13 @@ def _load(name: str, folder: str) -> Task:  # cached per plug-in folder, so test
     return cls()
 
 
+def check_all_tasks() -> None:
+    """Load every task (each checked against the contract) and check names shared across tasks."""
+    from benchmark.tasks.base import check_task_table
+
+    check_task_table([get_task(name) for name in task_names()])
+
+
 def reference_rows_of_all_tasks() -> tuple[str, ...]:
     """Names of every task's reference rows (chance, text-blind detectors, ...)."""
     return tuple(row for name in task_names() for row in get_task(name).references)

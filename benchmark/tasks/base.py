@@ -16,7 +16,7 @@ Declarations (class attributes):
   ``percent`` — table values are fractions shown as %.
 * ``references`` — reference rows (name → what it is); ``reference_settings`` — the
   ``evaluate.<task>`` keys they depend on (their stage spec).
-* ``bootstrap_unit`` — what one resampled test unit is (the item records' unit).
+* ``bootstrap_unit`` — what one resampled test unit is (the item records' unit; documentation).
 * ``efficiency`` — ``(key, label)`` of the forward FLOPs counted per example in the efficiency
   table, or None.
 * ``settings_schema`` — JSON schema of ``evaluate.<task>`` (validated with the configuration).
@@ -32,7 +32,8 @@ Methods (override the ones marked *required*):
   ``(metrics, protocol record, per-item records)``;
 * ``items(arrays)`` *required* — per-item records as bootstrap :class:`~benchmark.metrics.bootstrap.ItemScores`;
 * ``reference_rows(data_dir, settings)`` — ``({row name: metrics}, protocol)``;
-* ``robustness_subset(split, max_images)`` — the test subset the robustness grid measures;
+* ``robustness_subset(split, max_images)`` — the test subset the robustness grid measures, and
+  ``subset_settings(settings)`` — the evaluation settings used on it;
 * ``missing_modality(subset, corruption, severity)`` — keyword arguments of ``evaluate`` that
   withhold a modality, or a string saying why the task cannot be measured so;
 * ``forward_example(model, example)`` — one forward pass on one example (FLOP counting).
@@ -46,7 +47,7 @@ from typing import Any, ClassVar
 DATASET_PARTS = ("images", "captions", "instances", "refs")
 """What a dataset can provide and a task can require (see :mod:`benchmark.datasets.base`)."""
 
-REQUIRED_ATTRIBUTES = ("requires", "table_metrics", "headline_metrics", "abbreviation", "bootstrap_unit")
+REQUIRED_ATTRIBUTES = ("requires", "table_metrics", "headline_metrics", "abbreviation")
 REQUIRED_METHODS = ("metric_names", "evaluate", "items")
 
 
@@ -110,6 +111,10 @@ class Task:
         """The first ``max_images`` test images with their texts (the same subset for every method)."""
         return split.head(max_images)
 
+    def subset_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Evaluation settings on the robustness subset (a task that cuts its test set itself undoes that here)."""
+        return settings
+
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         """``evaluate`` keyword arguments withholding the modality, or why the task cannot be measured so."""
         return f"{self.name} does not define a missing-modality protocol"
@@ -136,3 +141,36 @@ def check_task(cls: type[Task]) -> None:
         raise ConfigError(
             f"task file {where}: 'requires' names unknown dataset part(s) {unknown}; known: {', '.join(DATASET_PARTS)}"
         )
+    check_schema(cls.settings_schema, f"task file {where}: 'settings_schema'")
+
+
+def check_schema(schema: dict[str, Any], where: str) -> None:
+    """A plug-in's JSON schema must itself be valid (a typo there would fail mid-validation)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    from benchmark.errors import ConfigError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ConfigError(f"{where} is not a valid JSON schema: {exc.message}") from None
+
+
+def check_task_table(tasks: list[Task]) -> None:
+    """Names that end up side by side in one table or macro file must be unique across tasks."""
+    from benchmark.errors import ConfigError
+
+    for what, values in (
+        ("reference row", [(t, r) for t in tasks for r in t.references]),
+        ("abbreviation", [(t, t.abbreviation) for t in tasks]),
+        ("efficiency key", [(t, t.efficiency[0]) for t in tasks if t.efficiency]),
+    ):
+        seen: dict[str, Task] = {}
+        for task, value in values:
+            if value in seen and seen[value] is not task:
+                raise ConfigError(
+                    f"task file {task.source}: {what} {value!r} is also used by task {seen[value].name!r} "
+                    f"({seen[value].source}); choose another"
+                )
+            seen[value] = task

@@ -88,6 +88,10 @@ class Retrieval(Task):
         chance = chance_retrieval_metrics(owners, len(image_ids), settings["ks"])
         return {"chance": chance}, {"chance": "analytic uniform ranking"}
 
+    def subset_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The robustness subset is already cut; ``max_images`` must not cut it again."""
+        return {**settings, "max_images": None}
+
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         return "retrieval ranks one modality against the other; an absent item cannot be ranked"
 

@@ -70,9 +70,19 @@ def data_dir(wildcards):
 
 
 def dataset_inputs(wildcards):
-    """User files a dataset is read from (re-run everything downstream when they change)."""
+    """User files a dataset is read from, and a plug-in adapter's own file (their change re-runs it)."""
     settings = dataset_settings(wildcards.dataset)
-    return [str(p) for p in get_adapter(settings["kind"]).inputs(settings)]
+    files = [str(p) for p in get_adapter(settings["kind"]).inputs(settings)]
+    return files + plugin_file(ADAPTER_TABLE, settings["kind"])
+
+
+def task_file(wildcards):
+    """A plug-in task's file, an input of its jobs like a method's file (built-in code is not tracked)."""
+    return plugin_file(TASK_TABLE, wildcards.task)
+
+
+def plugin_file(table, name):
+    return [] if name in table.builtins else [str(table.source(name))]
 
 
 def every_job(pattern):

@@ -3,6 +3,7 @@
 
 rule evaluate:
     input:
+        task_file=task_file,
         data=rules.dataset.output.result,
         tokenizer=rules.tokenizer.output[0],
         checkpoint=rules.finetune.output.model,
@@ -26,6 +27,7 @@ rule evaluate:
 
 rule reference:
     input:
+        task_file=task_file,
         data=rules.dataset.output.result,
     output:
         f"{OUT}/{{dataset}}/eval/{{task}}/references.json",
@@ -42,6 +44,7 @@ rule reference:
 
 rule robustness:
     input:
+        task_file=task_file,
         data=rules.dataset.output.result,
         tokenizer=rules.tokenizer.output[0],
         checkpoint=rules.finetune.output.model,

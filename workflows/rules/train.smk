@@ -28,6 +28,7 @@ rule pretrain:
 
 rule finetune:
     input:
+        task_file=task_file,
         data=rules.dataset.output.result,
         tokenizer=rules.tokenizer.output[0],
         init=rules.pretrain.output.model,
