@@ -169,25 +169,18 @@ def _task_problems(config: Mapping[str, Any]) -> list[str]:
     if unknown:
         problems.append(f"'tasks' names unknown task(s) {unknown}; available: {', '.join(available)}")
     summary = config["robustness"]["summary_metric"]
-    for where, block in (
+    blocks = (
         ("finetune", config["finetune"]),
         ("evaluate", config["evaluate"]),
         ("robustness.summary_metric", summary),
-    ):
+    )
+    for where, block in blocks:
         extra = sorted(set(block) - set(available) - {"batch_size"})
         if extra:
             problems.append(f"'{where}' has entries for unknown task(s) {extra}; available: {', '.join(available)}")
     for name in (t for t in wanted if t in available):
         task = get_task(name)
-        missing = [
-            w
-            for w, block in (
-                ("finetune", config["finetune"]),
-                ("evaluate", config["evaluate"]),
-                ("robustness.summary_metric", summary),
-            )
-            if name not in block
-        ]
+        missing = [where for where, block in blocks if name not in block]
         problems += [f"'{w}.{name}' is missing: task {name!r} ({task.source}) needs it" for w in missing]
         if name in config["evaluate"]:
             problems += _block_problems(config["evaluate"][name], task.settings_schema, f"evaluate.{name}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmark.config import load_config, stage_spec
 from benchmark.errors import ConfigError
@@ -120,8 +123,6 @@ def test_a_task_and_a_dataset_adapter_are_one_file_each(plugin_env: tuple[Path, 
 
 
 def fusebench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    import os
-
     return subprocess.run(
         [sys.executable, "-m", "benchmark", *args],
         capture_output=True,
@@ -206,8 +207,6 @@ def test_a_broken_plugin_is_refused_before_any_job_naming_file_and_part(case: st
     result = fusebench("validate-config", "--config", str(SMOKE), env=env)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    import re
-
     assert re.search(message, result.stderr), result.stderr
     snakemake = subprocess.run(
         [
@@ -226,7 +225,7 @@ def test_a_broken_plugin_is_refused_before_any_job_naming_file_and_part(case: st
         capture_output=True,
         text=True,
         timeout=300,
-        env={**__import__("os").environ, **env},
+        env={**os.environ, **env},
     )
     assert snakemake.returncode != 0 and re.search(message, snakemake.stderr), snakemake.stderr[-2000:]
     assert not (tmp_path / "results").exists()  # no job ran
@@ -314,7 +313,7 @@ def test_a_dataset_serving_none_of_the_run_tasks_is_an_error(
     )
     toy = {**load_config([SMOKE])["datasets"]["scenes"], "kind": "toy_scenes"}
     overlay = datasets.parent / "toy.yaml"
-    overlay.write_text(__import__("yaml").safe_dump({"datasets": {"toy": toy}, "tasks": ["grounding"]}))
+    overlay.write_text(yaml.safe_dump({"datasets": {"toy": toy}, "tasks": ["grounding"]}))
     with pytest.raises(
         ConfigError, match=r"'datasets.toy' \(toy_scenes\) serves none of the run's tasks \['grounding'\]"
     ):

@@ -61,11 +61,12 @@ def load_results(paths: Iterable[str | Path]) -> list[tuple[Path, dict[str, Any]
 def collect_rows(results: Iterable[tuple[Path, dict[str, Any]]], hardware: set[str] | None = None) -> pd.DataFrame:
     """Every row of every result record, checked for the tidy columns; adds each record's hardware to ``hardware``."""
     rows: list[dict[str, Any]] = []
+    references = reference_rows_of_all_tasks()
     for path, record in results:
         file_rows = record.get("rows") if isinstance(record, dict) else None
         if not isinstance(file_rows, list):
             raise DataFileError(f"result file {path} has no 'rows' list")
-        if hardware is not None and file_rows and file_rows[0].get("method") not in reference_rows_of_all_tasks():
+        if hardware is not None and file_rows and file_rows[0].get("method") not in references:
             hardware.add(hardware_of(record))
         for row in file_rows:
             missing = [c for c in ROW_COLUMNS if c not in row and c != "status"]
@@ -290,8 +291,9 @@ def macro_definitions(
             )
             definitions.append((macro_name(*base, "mean"), number(row["mean"], 1.0, 3)))
             definitions.append((macro_name(*base, "std"), number(row["std"], 1.0, 3)))
+    columns = efficiency_columns()
     for _, row in efficiency.iterrows():
-        for key, (_, scale, digits) in efficiency_columns().items():
+        for key, (_, scale, digits) in columns.items():
             if key in efficiency and not pd.isna(row.get(key)):
                 definitions.append((macro_name(row["method"], "eff", key), number(row[key], scale, digits)))
     return definitions
