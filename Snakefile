@@ -18,13 +18,15 @@ min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)  # the Snakefile needs only benchmark.config and the plug-in tables (no torch)
 from benchmark.config import (
+    completed,
     config_hash,
     dataset_tasks,
+    pretrain_dataset,
     resolve_methods,
+    run_datasets,
     served_tasks,
     stage_spec,
     validate_config,
-    with_task_defaults,
 )
 from benchmark.datasets import ADAPTER_TABLE, get_adapter
 from benchmark.errors import ConfigError
@@ -39,10 +41,11 @@ report: "workflows/report/workflow.rst"
 
 
 try:
-    config.update(with_task_defaults(config))  # blocks a plug-in task brings, where the config has none
+    config.update(completed(config))  # blocks a plug-in task brings, and data_root in the dataset blocks
     validate_config(config, sources=["workflows/config/default.yaml", "--configfile/--config"])
     METHODS = resolve_methods(config, method_names())
-    DATASETS = sorted(config["datasets"])
+    DATASETS = run_datasets(config)
+    PRETRAIN_DATASETS = sorted({pretrain_dataset(config, d) for d in DATASETS})
     DATASET_TASKS = [(dataset, task) for dataset in DATASETS for task in dataset_tasks(config, dataset)]
     TASKS = served_tasks(config)
 except ConfigError as error:

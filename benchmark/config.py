@@ -94,7 +94,7 @@ def load_config(files: Iterable[str | Path] = (), overrides: Iterable[str] = ())
     for assignment in overrides:
         config = deep_merge(config, parse_override(assignment))
         sources.append(f"override {assignment}")
-    config = with_task_defaults(config)
+    config = completed(config)
     validate_config(config, sources=sources)
     return config
 
@@ -204,26 +204,56 @@ def _dataset_problems(config: Mapping[str, Any]) -> list[str]:
             problems.append(str(error))
     if problems:
         return problems
+    unknown = [d for d in run_datasets(config) if d not in config["datasets"]]
+    if unknown:
+        return [f"'run_datasets' names unknown dataset(s) {unknown}; configured: {', '.join(config['datasets'])}"]
     patch = config["model"]["vision"]["patch_size"]
+    needed = needed_datasets(config)
     for name, block in config["datasets"].items():
         if block["kind"] not in kinds:
             problems.append(f"'datasets.{name}.kind' = {block['kind']!r} is not allowed; allowed values: {kinds}")
             continue
         adapter = get_adapter(block["kind"])
         block_problems = _block_problems(block, adapter.config_schema, f"datasets.{name}")
-        if not block_problems:
+        if not block_problems and name in needed:  # files are looked at only for the datasets that get built
             block_problems = [f"'datasets.{name}.{key}': {problem}" for key, problem in adapter.check(dict(block))]
             size = adapter.image_size(dict(block))
             if size is not None and size % patch:
                 block_problems.append(
                     f"'datasets.{name}.image_size' ({size}) must be a multiple of 'model.vision.patch_size' ({patch})"
                 )
-            if not block_problems and not dataset_tasks(config, name):
+            block_problems += _pretrain_source_problems(config, name)
+            if not block_problems and name in run_datasets(config) and not dataset_tasks(config, name):
                 block_problems.append(
                     f"'datasets.{name}' ({block['kind']}) serves none of the run's tasks {run_tasks(config)}"
                 )
         problems += block_problems
     return problems
+
+
+def _pretrain_source_problems(config: Mapping[str, Any], name: str) -> list[str]:
+    """``pretrain_from`` names another dataset that pretraining can use, at the same image size."""
+    from benchmark.datasets import get_adapter
+
+    source = config["datasets"][name].get("pretrain_from")
+    if source is None:
+        return []
+    where = f"'datasets.{name}.pretrain_from' = {source!r}"
+    if source == name or source not in config["datasets"]:
+        return [f"{where} must name another configured dataset; configured: {', '.join(config['datasets'])}"]
+    block = config["datasets"][source]
+    if "pretrain_from" in block:
+        return [f"{where} itself pretrains on {block['pretrain_from']!r}; chains are not supported"]
+    adapter = get_adapter(block["kind"])
+    if not {"images", "captions"} <= set(adapter.provides):
+        return [f"{where}: a {block['kind']} dataset has no captions to pretrain on"]
+    sizes = (
+        get_adapter(config["datasets"][name]["kind"]).image_size(dict(config["datasets"][name])),
+        adapter.image_size(dict(block)),
+    )
+    if sizes[0] != sizes[1]:
+        return [f"{where}: image sizes differ ({sizes[0]} here, {sizes[1]} there); the pretrained towers need one size"]
+    return []
 
 
 def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
@@ -328,6 +358,54 @@ def run_tasks(config: Mapping[str, Any]) -> list[str]:
     return [t for t in task_names() if config["tasks"] == "all" or t in config["tasks"]]
 
 
+def run_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The datasets a run evaluates ('all' = every block under ``datasets``), sorted."""
+    wanted = config.get("run_datasets", "all")
+    return sorted(config["datasets"] if wanted == "all" else wanted)
+
+
+def pretrain_dataset(config: Mapping[str, Any], dataset: str) -> str:
+    """The dataset whose train split (and tokenizer) ``dataset``'s methods are pretrained on."""
+    return str(config["datasets"][dataset].get("pretrain_from", dataset))
+
+
+def needed_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The run's datasets and the ones they pretrain on: every dataset that gets built."""
+    run = run_datasets(config)
+    return sorted(set(run) | {pretrain_dataset(config, d) for d in run if d in config["datasets"]})
+
+
+def leakage_exclusions(config: Mapping[str, Any], dataset: str) -> list[dict[str, Any]]:
+    """Blocks of the run's datasets pretrained on ``dataset``: their val/test images leave its train split."""
+    return [
+        {"name": other, **copy.deepcopy(config["datasets"][other])}
+        for other in run_datasets(config)
+        if other != dataset and config["datasets"][other].get("pretrain_from") == dataset
+    ]
+
+
+def with_data_root(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with ``data_root`` given to every dataset block whose adapter reads a ``root`` and has none."""
+    merged = copy.deepcopy(dict(config))
+    data_root = merged.get("data_root")
+    blocks = merged.get("datasets")
+    if not data_root or not isinstance(blocks, dict):
+        return merged
+    from benchmark.datasets import dataset_kinds, get_adapter
+
+    kinds = dataset_kinds()
+    for block in blocks.values():
+        reads_root = isinstance(block, dict) and block.get("kind") in kinds and "root" not in block
+        if reads_root and "root" in get_adapter(block["kind"]).config_schema.get("properties", {}):
+            block["root"] = data_root
+    return merged
+
+
+def completed(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What every entry point does before validating: plug-in task defaults, then ``data_root``."""
+    return with_data_root(with_task_defaults(config))
+
+
 def dataset_tasks(config: Mapping[str, Any], dataset: str) -> list[str]:
     """The run's tasks that ``dataset`` serves (its adapter provides every part they require)."""
     from benchmark.datasets import dataset_tasks as served
@@ -337,7 +415,7 @@ def dataset_tasks(config: Mapping[str, Any], dataset: str) -> list[str]:
 
 def served_tasks(config: Mapping[str, Any]) -> list[str]:
     """The run's tasks that at least one configured dataset serves (the tasks the tables have)."""
-    served = {t for d in config["datasets"] for t in dataset_tasks(config, d)}
+    served = {t for d in run_datasets(config) for t in dataset_tasks(config, d)}
     return [t for t in run_tasks(config) if t in served]
 
 
@@ -359,7 +437,9 @@ def stage_spec(
     if task is not None and task not in run_tasks(config):
         raise ConfigError(f"unknown task {task!r}; configured: {', '.join(run_tasks(config))}")
     if stage == "data":
-        return {"stage": stage, "dataset": dataset, **copy.deepcopy(config["datasets"][dataset])}
+        spec = {"stage": stage, "dataset": dataset, **copy.deepcopy(config["datasets"][dataset])}
+        exclusions = leakage_exclusions(config, dataset)
+        return {**spec, "exclude_images": exclusions} if exclusions else spec
     if stage == "tokenizer":
         return {"stage": stage, "dataset": dataset, **copy.deepcopy(config["tokenizer"])}
     job = {"stage": stage, "dataset": dataset, "method": method, "seed": seed, "device": config["device"]}
@@ -374,7 +454,11 @@ def stage_spec(
             "optim": copy.deepcopy(config["pretrain"]),
         }
     if stage == "finetune":
-        return {**job, "optim": copy.deepcopy(config["finetune"][task])}
+        return {
+            **job,
+            "pretrained_on": pretrain_dataset(config, dataset),
+            "optim": copy.deepcopy(config["finetune"][task]),
+        }
     if stage == "evaluate":
         return {**job, "batch_size": config["evaluate"]["batch_size"], **copy.deepcopy(config["evaluate"][task])}
     if stage == "robustness":

@@ -40,6 +40,27 @@ def _result(
     return record
 
 
+def dataset_note(data_dir: Path) -> dict[str, Any]:
+    """What every result states about its data: official files (sha256), subset, leakage guard."""
+    from benchmark.data.coco import read_manifest
+
+    manifest = read_manifest(Path(data_dir))
+    keys = ("format", "sources", "subset", "leakage_guard")
+    return {k: manifest[k] for k in keys if manifest.get(k)}
+
+
+def data_protocol(data_dir: Path, checkpoint: Path) -> dict[str, Any]:
+    """The evaluated dataset's note, and the pretraining data's (from the checkpoint) when it has one."""
+    from benchmark.train.checkpoint import read_metadata
+
+    record: dict[str, Any] = {}
+    if note := dataset_note(data_dir):
+        record["dataset"] = note
+    if pretrain := read_metadata(checkpoint).get("pretrain_data"):
+        record["pretraining_data"] = pretrain
+    return record
+
+
 def data_record_path(build_dir: Path) -> Path:
     """The data stage's result file, beside the folder a generated dataset is built into."""
     return Path(build_dir).parent / "data.result.json"
@@ -190,6 +211,8 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
     batch_size = spec["optim"]["batch_size"]
     meta = {"method": spec["method"], "context": ctx.to_json(), "overrides": spec["overrides"]}
+    if note := dataset_note(data_dir):  # official data: its files, subset and leakage guard travel with the weights
+        meta["pretrain_data"] = {"dataset": spec["dataset"], **note}
     _train_stage(
         spec,
         session,
@@ -297,6 +320,7 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
     test = session.split("test")
     metrics, protocol, items = task.evaluate(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
     rows = metric_rows(spec, spec["method"], metrics)
+    protocol = {**protocol, **data_protocol(data_dir, checkpoint)}
     write_items(items_path(out_file), items)
     write_json(
         out_file,
@@ -353,7 +377,11 @@ def run_robustness(
             started,
             describe(session.device),
             rows=rows,
-            protocol={"subset_images": settings["max_images"], "severities": settings["severities"]},
+            protocol={
+                "subset_images": settings["max_images"],
+                "severities": settings["severities"],
+                **data_protocol(data_dir, checkpoint),
+            },
         ),
     )
     log.info(

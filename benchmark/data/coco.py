@@ -72,6 +72,17 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
+def manifest_parts(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The parts the dataset provides (``parts``; every part when the manifest predates the key)."""
+    from benchmark.tasks.base import DATASET_PARTS
+
+    parts = manifest.get("parts", list(DATASET_PARTS))
+    unknown = sorted(set(parts) - set(DATASET_PARTS))
+    if unknown:
+        raise DataFileError(f"dataset manifest names unknown part(s) {unknown}; known: {', '.join(DATASET_PARTS)}")
+    return tuple(parts)
+
+
 def read_captions(root: Path, split: str) -> dict[int, list[str]]:
     """Captions per image id, in file order."""
     path = captions_path(root, split)

@@ -1,8 +1,13 @@
-"""Read a built dataset split through ``datasets`` into tensors that stay in memory.
+"""Read one split of a dataset in the standard form: pixels, captions, boxes and expressions.
 
-The splits are small enough to decode once per job and keep resident (on the GPU when there
-is one), which is what keeps a 2-core CPU run within minutes and a GPU run from waiting on
-a data loader.
+Every image is brought to the model resolution (``image_size`` in the manifest) by the
+dataset's transform (:mod:`benchmark.data.images`); boxes are rescaled into that
+``size × size`` frame, so everything downstream normalises by one side length. A split that
+fits in ``resident_max_mb`` is decoded once and kept resident (the synthetic scenes: the
+fast path of a 2-core CPU run); a larger one is decoded lazily, batch by batch.
+
+Parts a dataset does not provide (``parts`` in the manifest: a captions-only retrieval set has
+no boxes, a grounding set no captions) come back empty.
 """
 
 from __future__ import annotations
@@ -14,8 +19,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.data.coco import SPLITS, image_path, instances_path, load_coco, read_captions, read_manifest, read_refs
+from benchmark.data.coco import (
+    SPLITS,
+    image_path,
+    instances_path,
+    load_coco,
+    manifest_parts,
+    read_captions,
+    read_manifest,
+    read_refs,
+)
+from benchmark.data.images import ImageFiles, Images, load_images, take_head
 from benchmark.errors import DataFileError
+
+RESIDENT_MAX_MB = 4096
+"""Splits up to this many MB of uint8 pixels are decoded once and kept resident (manifest key ``resident_max_mb``)."""
 
 
 @dataclass
@@ -24,9 +42,9 @@ class SceneSplit:
 
     name: str
     image_ids: list[int]
-    images: torch.Tensor
+    images: Images  # N×3×S×S uint8: resident tensor, or decoded lazily from the files
     captions: list[list[str]]
-    boxes: list[np.ndarray]  # per image: K×4 xywh pixels
+    boxes: list[np.ndarray]  # per image: K×4 xywh pixels of the model frame
     categories: list[np.ndarray]  # per image: K category ids
     refs: list[dict[str, Any]] = field(default_factory=list)  # image_index, sentence, boxes (xywh), kind
     category_names: dict[int, str] = field(default_factory=dict)
@@ -46,7 +64,7 @@ class SceneSplit:
         return replace(
             self,
             image_ids=self.image_ids[:count],
-            images=self.images[:count],
+            images=take_head(self.images, count),
             captions=self.captions[:count],
             boxes=self.boxes[:count],
             categories=self.categories[:count],
@@ -67,29 +85,41 @@ class SceneSplit:
         return texts, owners
 
 
-def _decode_images(root: Path, split: str, records: list[dict[str, Any]]) -> torch.Tensor:
-    """Decode every image through a ``datasets.Dataset`` with an ``Image`` feature."""
-    import datasets
+def _image_files(root: Path, split: str, manifest: dict[str, Any], records: list[dict[str, Any]]) -> ImageFiles:
+    """Where each image of ``split`` is and how it becomes model input, from the manifest's loading keys."""
+    image_root = manifest.get("image_root")
+    paths = tuple(
+        str(Path(image_root) / r["file_name"]) if image_root else str(image_path(root, split, r["file_name"]))
+        for r in records
+    )
+    expected = tuple(
+        (int(r["width"]), int(r["height"])) if r.get("width") and r.get("height") else None for r in records
+    )
+    return ImageFiles(
+        paths,
+        image_size_of(manifest),
+        manifest.get("transform", "resize"),
+        expected,
+        workers=max(1, torch.get_num_threads()),
+    )
 
-    paths = [str(image_path(root, split, r["file_name"])) for r in records]
-    for path in paths:
-        if not Path(path).is_file():
-            raise DataFileError(f"image file not found: {path}")
-    table = datasets.Dataset.from_dict({"image": paths}).cast_column("image", datasets.Image())
-    arrays = []
-    for index, path in enumerate(paths):
-        try:
-            picture = table[index]["image"].convert("RGB")
-        except Exception as exc:  # PIL raises several types for truncated/corrupt files
-            raise DataFileError(f"image file {path} is unreadable or corrupt: {exc}") from None
-        array = np.asarray(picture, dtype=np.uint8)
-        if array.shape[:2] != (records[index]["height"], records[index]["width"]):
-            raise DataFileError(
-                f"image file {path} is {array.shape[1]}x{array.shape[0]} but the annotations say "
-                f"{records[index]['width']}x{records[index]['height']}"
-            )
-        arrays.append(array)
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+def image_size_of(manifest: dict[str, Any]) -> int:
+    """The model resolution: the manifest's ``image_size``, else the generated scenes' own size."""
+    size = manifest.get("image_size", manifest.get("spec", {}).get("image_size"))
+    if not isinstance(size, int):
+        raise DataFileError("dataset manifest states no integer 'image_size' (the model resolution)")
+    return size
+
+
+def _scale(boxes: np.ndarray, record: dict[str, Any], size: int) -> np.ndarray:
+    """xywh pixel boxes of the original image → the ``size × size`` model frame (``resize`` transform)."""
+    width, height = record.get("width"), record.get("height")
+    if not width or not height:
+        raise DataFileError(f"image {record.get('id')} has boxes but no width/height in its instances file")
+    if (width, height) == (size, size):
+        return boxes
+    return boxes * np.array([size / width, size / height, size / width, size / height], dtype=np.float32)
 
 
 def load_split(root: str | Path, split: str) -> SceneSplit:
@@ -97,13 +127,18 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
     root = Path(root)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    read_manifest(root)
+    manifest = read_manifest(root)
+    parts = manifest_parts(manifest)
     coco = load_coco(instances_path(root, split))
     image_ids = sorted(coco.getImgIds())
     records = coco.loadImgs(image_ids)
-    images = _decode_images(root, split, records)
-    captions_by_id = read_captions(root, split)
-    missing = [i for i in image_ids if not captions_by_id.get(i)]
+    files = _image_files(root, split, manifest, records)
+    if "instances" in parts and files.transform != "resize":
+        raise DataFileError(f"dataset {root} has boxes, so its transform must be 'resize', not {files.transform!r}")
+    images = load_images(files, float(manifest.get("resident_max_mb", RESIDENT_MAX_MB)))
+    size = files.size
+    captions_by_id = read_captions(root, split) if "captions" in parts else {i: [] for i in image_ids}
+    missing = [] if "captions" not in parts else [i for i in image_ids if not captions_by_id.get(i)]
     if missing:
         raise DataFileError(
             f"captions file for split {split!r} under {root} has no caption for image ids {missing[:5]}"
@@ -111,11 +146,13 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
     boxes, categories, objects = [], [], []
     category_names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
     ann_by_id: dict[int, dict[str, Any]] = {}
-    for image_id in image_ids:
+    for image_id, record in zip(image_ids, records):
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
         anns.sort(key=lambda a: a["id"])
-        ann_by_id.update({a["id"]: a for a in anns})
-        boxes.append(np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4))
+        scaled = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
+        scaled = _scale(scaled, record, size) if anns else scaled
+        ann_by_id.update({a["id"]: {**a, "bbox": box} for a, box in zip(anns, scaled)})
+        boxes.append(scaled)
         categories.append(np.array([a["category_id"] for a in anns], dtype=np.int64))
         objects.append(
             [
@@ -125,7 +162,7 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
         )
     index_of = {image_id: k for k, image_id in enumerate(image_ids)}
     refs = []
-    for ref in read_refs(root, split):
+    for ref in read_refs(root, split) if "refs" in parts else []:
         try:
             refs.append(
                 {

@@ -14,9 +14,8 @@ Declarations (class attributes):
 
 * ``description`` — one line for ``fusebench list-datasets``;
 * ``provides`` — the parts of the standard form it delivers (``images``, ``captions``,
-  ``instances``, ``refs``); a task runs on the dataset when it requires no other part. Today's
-  reader of the standard form needs all four, so an adapter must provide all four
-  (:data:`STANDARD_FORM_PARTS`; checked);
+  ``instances``, ``refs``); a task runs on the dataset when it requires no other part. The
+  manifest's ``parts`` says which files the standard form holds (every part when absent);
 * ``tasks`` — optionally, the tasks it is meant for (each must be servable, else an error);
   None = every task whose parts it provides;
 * ``config_schema`` — JSON schema of ``datasets.<name>`` (``kind`` included);
@@ -34,10 +33,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.tasks.base import DATASET_PARTS
-
-STANDARD_FORM_PARTS = DATASET_PARTS
-"""What :func:`benchmark.data.dataset.load_split` reads today: every part. A dataset with fewer parts
-(captions only, as Flickr30k) needs that reader to make parts optional first."""
 
 
 class DatasetAdapter:
@@ -103,13 +98,6 @@ def check_adapter(cls: type[DatasetAdapter], task_requirements: dict[str, tuple[
                 f"dataset adapter file {where}: declares task {task!r} but does not provide {', '.join(lacking)} "
                 f"(task {task!r} requires {', '.join(task_requirements[task])}; provides: {', '.join(cls.provides)})"
             )
-
-    lacking_parts = [part for part in STANDARD_FORM_PARTS if part not in cls.provides]
-    if lacking_parts:
-        raise ConfigError(
-            f"dataset adapter file {where}: provides {', '.join(cls.provides)} but not {', '.join(lacking_parts)}; "
-            f"the standard form's reader (benchmark.data.dataset.load_split) needs every part for now"
-        )
 
 
 def served_tasks(cls: type[DatasetAdapter], task_requirements: dict[str, tuple[str, ...]]) -> list[str]:

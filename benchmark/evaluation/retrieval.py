@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from benchmark.data.dataset import SceneSplit
+from benchmark.data.images import Images, take_head
 from benchmark.data.sampling import trim_padding
 from benchmark.data.tokenizer import encode
 from benchmark.device import autocast
@@ -64,14 +65,14 @@ def _score_pairs(
     return _batched(chunk, len(image_index), batch_size, device)
 
 
-def test_subset(split: SceneSplit, max_images: int | None) -> tuple[torch.Tensor, list[str], list[int]]:
+def test_subset(split: SceneSplit, max_images: int | None) -> tuple[Images, list[str], list[int]]:
     """Images, captions and caption owners of the first ``max_images`` test images."""
     count = len(split) if max_images is None else min(max_images, len(split))
     texts, owners = [], []
     for index in range(count):
         texts.extend(split.captions[index])
         owners.extend([index] * len(split.captions[index]))
-    return split.images[:count], texts, owners
+    return take_head(split.images, count), texts, owners
 
 
 @torch.no_grad()

@@ -299,6 +299,30 @@ def macro_definitions(
     return definitions
 
 
+def data_footer(results: list[tuple[Path, dict[str, Any]]]) -> str:
+    """Per dataset read from official files: its sources (sha256 prefix), subset and leakage guard."""
+    notes: dict[str, str] = {}
+    for _, record in results:
+        dataset = record.get("spec", {}).get("dataset")
+        protocol = record.get("protocol", {})
+        note = protocol.get("dataset")
+        if not dataset or not note or dataset in notes:
+            continue
+        pretraining = protocol.get("pretraining_data") or {}
+        parts = [f"pretrained on {pretraining['dataset']}"] if pretraining.get("dataset", dataset) != dataset else []
+        parts += [f"{Path(path).name} sha256 {digest[:12]}" for path, digest in sorted(note.get("sources", {}).items())]
+        for split, cut in sorted(note.get("subset", {}).items()):
+            parts.append(f"subset {split} {cut['images']} of {cut['of_images']} images")
+        guard = pretraining.get("leakage_guard") or note.get("leakage_guard") or {}
+        if guard:
+            parts.append(
+                f"{guard['removed_train_images']} train images removed (evaluation images of "
+                f"{', '.join(guard['excluded_evaluation_images_of'])})"
+            )
+        notes[dataset] = f"{dataset} ({'; '.join(parts)})"
+    return "; ".join(notes[d] for d in sorted(notes))
+
+
 def run_aggregate(
     result_files: list[Path],
     out_dir: Path,
@@ -323,6 +347,9 @@ def run_aggregate(
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "hardware": "; ".join(sorted(hardware)) or "unknown",
     }
+    data = data_footer(results)
+    if data:
+        provenance["data"] = data
     items: dict[tuple[str, str, str], list[Any]] = {}
     evaluations = []
     for path, record in results:

@@ -24,6 +24,7 @@ import torch
 from benchmark.corruptions.image import IMAGE_CORRUPTIONS, corrupt_images
 from benchmark.corruptions.text import TEXT_CORRUPTIONS, corrupt_text
 from benchmark.data.dataset import SceneSplit
+from benchmark.data.images import as_tensor
 from benchmark.errors import MissingModalityError
 from benchmark.seeding import derive_seed
 from benchmark.tasks.base import Task
@@ -53,7 +54,7 @@ def grid(settings: dict[str, Any]) -> Iterator[tuple[str, int]]:
 def corrupt_split(split: SceneSplit, corruption: str, severity: int) -> SceneSplit:
     """A copy of ``split`` whose images or texts are corrupted (seeded per example)."""
     if family(corruption) == "image":
-        return replace(split, images=corrupt_images(split.images, corruption, severity, split.image_ids))
+        return replace(split, images=corrupt_images(as_tensor(split.images), corruption, severity, split.image_ids))
     captions = [
         [corrupt_text(c, corruption, severity, cid) for c, cid in zip(caps, ids)]
         for caps, ids in zip(split.captions, split.caption_ids())

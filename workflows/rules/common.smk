@@ -76,6 +76,20 @@ def dataset_inputs(wildcards):
     return files + plugin_file(ADAPTER_TABLE, settings["kind"])
 
 
+def pretrained_on(wildcards):
+    """The dataset whose pretraining (and tokenizer) this dataset's jobs start from ('pretrain_from')."""
+    return pretrain_dataset(config, wildcards.dataset)
+
+
+def tokenizer_file(wildcards):
+    """The tokenizer of the dataset the methods were pretrained on (its vocabulary is in the weights)."""
+    return f"{OUT}/{pretrained_on(wildcards)}/tokenizer.json"
+
+
+def pretrained_model(wildcards):
+    return f"{OUT}/{pretrained_on(wildcards)}/pretrain/{wildcards.method}/seed{wildcards.seed}/model.safetensors"
+
+
 def task_file(wildcards):
     """A plug-in task's file, an input of its jobs like a method's file (built-in code is not tracked)."""
     return plugin_file(TASK_TABLE, wildcards.task)

@@ -5,7 +5,7 @@ rule evaluate:
     input:
         task_file=task_file,
         data=rules.dataset.output.result,
-        tokenizer=rules.tokenizer.output[0],
+        tokenizer=tokenizer_file,
         checkpoint=rules.finetune.output.model,
     output:
         result=f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.json",
@@ -46,7 +46,7 @@ rule robustness:
     input:
         task_file=task_file,
         data=rules.dataset.output.result,
-        tokenizer=rules.tokenizer.output[0],
+        tokenizer=tokenizer_file,
         checkpoint=rules.finetune.output.model,
     output:
         f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.json",

@@ -1,4 +1,5 @@
-# Training: pretrain per (dataset, method, seed); fine-tune per task from that checkpoint.
+# Training: pretrain per (dataset, method, seed); fine-tune per task from that checkpoint (or from the
+# checkpoint of the dataset named by 'pretrain_from').
 # A method's own file is an input, so editing baselines/<method>.py re-runs only its jobs.
 
 
@@ -30,8 +31,8 @@ rule finetune:
     input:
         task_file=task_file,
         data=rules.dataset.output.result,
-        tokenizer=rules.tokenizer.output[0],
-        init=rules.pretrain.output.model,
+        tokenizer=tokenizer_file,
+        init=pretrained_model,
     output:
         model=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/model.safetensors",
         result=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/result.json",

@@ -1,0 +1,176 @@
+"""Image files → uint8 tensors at the model resolution, resident when they fit, decoded lazily when not.
+
+The synthetic scenes are a few MB and stay resident (on the GPU when there is one): decoding
+them once per job is what keeps a 2-core CPU run within minutes. A real split is not: COCO's
+113,287 training images are 17 GB as uint8 at 224 px. :func:`load_images` therefore returns a
+plain tensor when the split fits in ``resident_max_mb``, and otherwise a :class:`LazyImages`
+that decodes only the images a batch indexes, in a pool of ``workers`` threads (PIL releases
+the GIL while decoding and resizing). Both are indexed the same way (``images[index]`` with an
+int, a slice or an index tensor, ``len``, ``.shape``, ``.to(device)``), so training and
+evaluation code never knows which one it holds; a lazy store's memory is one batch of decoded
+images, whatever the number of files.
+
+Every image becomes ``size × size`` by one of two transforms, each deterministic (no random
+augmentation, so a batch is a pure function of its indices and reruns are identical):
+
+* ``resize`` — stretch the whole image to the square (bicubic). Box coordinates scale by
+  ``size / width`` and ``size / height`` and stay exact, so it is the transform for datasets
+  with boxes (MDETR and TransVG resize the whole image too, keeping the aspect ratio by padding;
+  FuseBench's square towers stretch instead).
+* ``center_crop`` — CLIP's evaluation transform: resize the shorter side to ``size``
+  (bicubic) and crop the centre square. Boxes would be cut, so only captions-only datasets may
+  use it.
+
+An image already ``size × size`` is never resampled (the synthetic scenes stay bit-identical).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.errors import DataFileError
+
+TRANSFORMS = ("resize", "center_crop")
+
+
+def decode_image(path: str | Path, size: int, transform: str, expected: tuple[int, int] | None = None) -> np.ndarray:
+    """``path`` as a ``size × size × 3`` uint8 array; ``expected`` = (width, height) the annotations state."""
+    from PIL import Image
+
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown image transform {transform!r}; allowed: {', '.join(TRANSFORMS)}")
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+            if expected is not None and (width, height) != tuple(expected):
+                raise DataFileError(
+                    f"image file {path} is {width}x{height} but the annotations say {expected[0]}x{expected[1]}"
+                )
+            picture = opened.convert("RGB")
+    except FileNotFoundError:
+        raise DataFileError(f"image file not found: {path}") from None
+    except DataFileError:
+        raise
+    except Exception as exc:  # PIL raises several types for truncated or corrupt files
+        raise DataFileError(f"image file {path} is unreadable or corrupt: {exc}") from None
+    if (width, height) != (size, size):
+        picture = _transformed(picture, size, transform)
+    return np.asarray(picture, dtype=np.uint8)
+
+
+def _transformed(picture: Any, size: int, transform: str) -> Any:
+    from PIL import Image
+
+    if transform == "resize":
+        return picture.resize((size, size), Image.Resampling.BICUBIC)
+    width, height = picture.size
+    scale = size / min(width, height)
+    scaled = (max(size, round(width * scale)), max(size, round(height * scale)))
+    picture = picture.resize(scaled, Image.Resampling.BICUBIC)
+    left, top = (scaled[0] - size) // 2, (scaled[1] - size) // 2
+    return picture.crop((left, top, left + size, top + size))
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """The image files of a split and how to turn each into model input."""
+
+    paths: tuple[str, ...]
+    size: int
+    transform: str = "resize"
+    expected: tuple[tuple[int, int] | None, ...] = ()  # per file: (width, height) from the annotations
+    workers: int = 1
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def decode(self, indices: Sequence[int]) -> torch.Tensor:
+        """The images ``indices`` as a K×3×S×S uint8 tensor, decoded in ``workers`` threads."""
+
+        def one(index: int) -> np.ndarray:
+            expected = self.expected[index] if self.expected else None
+            return decode_image(self.paths[index], self.size, self.transform, expected)
+
+        if not indices:
+            return torch.zeros(0, 3, self.size, self.size, dtype=torch.uint8)
+        if self.workers > 1 and len(indices) > 1:
+            with ThreadPoolExecutor(self.workers) as pool:
+                arrays = list(pool.map(one, indices))
+        else:
+            arrays = [one(i) for i in indices]
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    def subset(self, indices: Sequence[int]) -> ImageFiles:
+        expected = tuple(self.expected[i] for i in indices) if self.expected else ()
+        return ImageFiles(tuple(self.paths[i] for i in indices), self.size, self.transform, expected, self.workers)
+
+
+@dataclass(frozen=True)
+class LazyImages:
+    """An N×3×S×S uint8 "tensor" whose rows are decoded from their files when indexed."""
+
+    files: ImageFiles
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.files), 3, self.files.size, self.files.size))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def to(self, device: torch.device | str) -> LazyImages:
+        """Decoded batches will be moved to ``device`` (nothing is decoded now)."""
+        return LazyImages(self.files, torch.device(device))
+
+    def _positions(self, index: Any) -> list[int]:
+        if isinstance(index, slice):
+            return list(range(len(self)))[index]
+        if isinstance(index, torch.Tensor):
+            return [int(i) for i in index.reshape(-1).tolist()]
+        if isinstance(index, int):
+            return [index]
+        return [int(i) for i in index]
+
+    def __getitem__(self, index: Any) -> torch.Tensor:
+        positions = self._positions(index)
+        n = len(self)
+        if any(not -n <= p < n for p in positions):
+            raise IndexError(f"image index out of range for {n} images")
+        batch = self.files.decode([p % n for p in positions]).to(self.device, non_blocking=True)
+        return batch[0] if isinstance(index, int) else batch
+
+    def head(self, count: int) -> LazyImages:
+        return LazyImages(self.files.subset(range(min(count, len(self)))), self.device)
+
+    def materialize(self) -> torch.Tensor:
+        """Every image decoded at once (small subsets only, e.g. the robustness grid's)."""
+        return self[:]
+
+
+Images = torch.Tensor | LazyImages
+"""What a split holds: resident pixels or a lazy view of its files; indexed alike."""
+
+
+def load_images(files: ImageFiles, resident_max_mb: float) -> Images:
+    """Decode every image now when the split fits in ``resident_max_mb`` MB as uint8, else lazily."""
+    size_mb = len(files) * 3 * files.size * files.size / 2**20
+    if size_mb <= resident_max_mb:
+        return files.decode(list(range(len(files))))
+    return LazyImages(files)
+
+
+def as_tensor(images: Images) -> torch.Tensor:
+    """Resident pixels of ``images`` (decodes a lazy store: use on small subsets)."""
+    return images.materialize() if isinstance(images, LazyImages) else images
+
+
+def take_head(images: Images, count: int) -> Images:
+    return images.head(count) if isinstance(images, LazyImages) else images[:count]

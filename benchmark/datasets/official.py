@@ -1,0 +1,307 @@
+"""What every adapter of an official dataset format shares: read, check, cut, guard, convert.
+
+An official-format adapter (Karpathy/LAVIS retrieval, REFER/MDETR/gRefCOCO grounding, ...)
+reads the files a researcher already has from a local ``root`` and converts their
+*annotations* into FuseBench's standard form in the run's data folder; the images are never
+copied — the manifest's ``image_root`` points at the user's image folder, and every later stage
+reads one form (:mod:`benchmark.data.dataset`). The adapter file implements only
+:meth:`OfficialAdapter.read` (official files → :class:`Converted`) and declares its layout and
+official split sizes; this base class does the rest, the same way for every format:
+
+* ``check`` — before any job: every required file exists, else one message listing each missing
+  path and the expected layout (:meth:`OfficialAdapter.layout`);
+* split sizes — the official number of images (and texts) per split, checked at conversion; a
+  different count is an error naming the file, the split and both numbers, unless the config
+  asks for a subset (``subset: {split: N}`` keeps the first N images by id, and the subset is
+  recorded in the manifest, the data record and every result);
+* leakage guard — ``exclude_images`` (filled in by the workflow from the datasets that are
+  fine-tuned and evaluated from this one's pretrained models, see ``pretrain_from``) removes
+  those datasets' evaluation images from this dataset's training split, as mmdetection's
+  ``remove_cocotrain2017_from_refcoco.py`` does; the number removed is recorded;
+* provenance — the sha256 of every official file read goes into the manifest.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from benchmark.datasets.base import DatasetAdapter
+from benchmark.errors import DataFileError
+
+SPLITS = ("train", "val", "test")
+TRANSFORM_KEY = {
+    "enum": ["resize", "center_crop"],
+    "description": "how an image becomes image_size² (benchmark.data.images); center_crop only without boxes",
+}
+
+COMMON_PROPERTIES: dict[str, Any] = {
+    "root": {
+        "type": "string",
+        "minLength": 1,
+        "description": "folder in the official layout (default: the top-level 'data_root')",
+    },
+    "image_size": {"type": "integer", "minimum": 16, "maximum": 1024, "description": "model resolution in pixels"},
+    "transform": TRANSFORM_KEY,
+    "subset": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {s: {"type": "integer", "minimum": 1} for s in SPLITS},
+        "description": "use only the first N images (by id) of these splits; recorded with every number",
+    },
+    "resident_max_mb": {
+        "type": "number",
+        "minimum": 0,
+        "description": "splits up to this size (uint8 at image_size) stay decoded in memory; larger ones stream",
+    },
+    "pretrain_from": {
+        "type": "string",
+        "pattern": "^[a-z][a-z0-9_]*$",
+        "description": "pretrain on this other dataset (its train split and tokenizer), fine-tune and evaluate here",
+    },
+    "exclude_images": {
+        "type": "array",
+        "items": {"type": "object"},
+        "description": "set by the workflow: dataset blocks whose evaluation images leave this training split",
+    },
+}
+COMMON_DEFAULTS: dict[str, Any] = {"image_size": 224, "transform": "resize", "subset": {}, "resident_max_mb": 2048}
+
+
+@dataclass
+class ConvertedSplit:
+    """One split in the standard form's terms, before it is written."""
+
+    images: list[dict[str, Any]]  # {id, file_name (relative to image_root), width?, height?}
+    captions: list[dict[str, Any]] = field(default_factory=list)  # {image_id, caption}
+    annotations: list[dict[str, Any]] = field(default_factory=list)  # COCO: {id, image_id, category_id, bbox}
+    refs: list[dict[str, Any]] = field(default_factory=list)  # {ref_id, image_id, sentence, ann_ids, kind}
+
+    def keep_images(self, image_ids: Iterable[int]) -> ConvertedSplit:
+        """The split restricted to ``image_ids`` (with their captions, boxes and expressions)."""
+        keep = set(image_ids)
+        return ConvertedSplit(
+            [i for i in self.images if i["id"] in keep],
+            [c for c in self.captions if c["image_id"] in keep],
+            [a for a in self.annotations if a["image_id"] in keep],
+            [r for r in self.refs if r["image_id"] in keep],
+        )
+
+    def texts(self) -> int:
+        return len(self.refs) if self.refs else len(self.captions)
+
+
+@dataclass
+class Converted:
+    """What an adapter read: its splits, where the images are, and which official files it read."""
+
+    splits: dict[str, ConvertedSplit]
+    image_root: Path
+    sources: list[Path]
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)  # format facts recorded in the manifest
+
+
+class OfficialAdapter(DatasetAdapter):
+    """Base class of the adapters that convert an official format (see the module docstring)."""
+
+    generates = True
+    defaults: ClassVar[dict[str, Any]] = {}
+    """Per-adapter defaults of its keys (on top of :data:`COMMON_DEFAULTS`); one place, applied by :meth:`settings`."""
+
+    def settings(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``spec`` with every default filled in."""
+        return {**copy.deepcopy(COMMON_DEFAULTS), **copy.deepcopy(self.defaults), **spec}
+
+    # --- what an adapter file implements -------------------------------------------------------
+    def required_files(self, spec: dict[str, Any]) -> list[Path]:
+        """Every official file the configuration needs (images are checked when read)."""
+        raise NotImplementedError
+
+    def layout(self, spec: dict[str, Any]) -> str:
+        """The expected layout under ``root``, for error messages and the README."""
+        raise NotImplementedError
+
+    def expected_counts(self, spec: dict[str, Any]) -> dict[str, dict[str, int]]:
+        """Official sizes: split → {"images": n, "texts": m} (either may be absent when not fixed)."""
+        return {}
+
+    def read(self, spec: dict[str, Any]) -> Converted:
+        """Read the official files into the standard form's terms, every split in full."""
+        raise NotImplementedError
+
+    # --- shared behaviour ----------------------------------------------------------------------
+    def root(self, spec: dict[str, Any]) -> Path:
+        return Path(spec["root"]).expanduser()
+
+    def check(self, spec: dict[str, Any]) -> list[tuple[str, str]]:
+        settings = self.settings(spec)
+        missing = [p for p in self.required_files(settings) if not p.is_file()]
+        if not missing:
+            return []
+        listed = "; ".join(str(p) for p in missing)
+        return [
+            (
+                "root",
+                f"missing file(s): {listed}. Expected layout under {self.root(settings)}:\n{self.layout(settings)}",
+            )
+        ]
+
+    def inputs(self, spec: dict[str, Any]) -> list[Path]:
+        settings = self.settings(spec)
+        files = list(self.required_files(settings))
+        for block in settings.get("exclude_images", []):
+            from benchmark.datasets import get_adapter
+
+            files += get_adapter(block["kind"]).inputs(block)
+        return files
+
+    def image_size(self, spec: dict[str, Any]) -> int | None:
+        return int(self.settings(spec)["image_size"])
+
+    def evaluation_images(self, spec: dict[str, Any]) -> set[str]:
+        """Resolved paths of every val/test image (what the leakage guard removes elsewhere)."""
+        converted = self.read(self.settings(spec))
+        return {
+            _resolved(converted.image_root, image["file_name"])
+            for name in ("val", "test")
+            for image in converted.splits[name].images
+        }
+
+    def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:
+        from benchmark.data.coco import sha256_file
+
+        settings = self.settings(spec)
+        converted = self.read(settings)
+        splits, subset = self._checked_sizes(converted, settings)
+        splits["train"], guard = self._guarded(converted, splits["train"], settings)
+        sources = {str(p): sha256_file(p) for p in sorted(set(converted.sources))}
+        manifest = write_standard_form(
+            build_dir,
+            splits,
+            converted.categories,
+            {
+                "spec": {k: v for k, v in settings.items() if k != "exclude_images"},
+                "parts": list(self.provides),
+                "image_root": str(converted.image_root.resolve()),
+                "image_size": int(settings["image_size"]),
+                "transform": settings["transform"],
+                "resident_max_mb": settings["resident_max_mb"],
+                "sources": sources,
+                "subset": subset,
+                "leakage_guard": guard,
+                **converted.notes,
+            },
+        )
+        return {k: manifest[k] for k in ("splits", "sources", "subset", "leakage_guard", "image_root")}
+
+    def _checked_sizes(
+        self, converted: Converted, settings: dict[str, Any]
+    ) -> tuple[dict[str, ConvertedSplit], dict[str, Any]]:
+        """Official split sizes checked; the configured subsets cut. Returns the splits and the subset record."""
+        expected = self.expected_counts(settings)
+        wanted = settings.get("subset") or {}
+        source = ", ".join(str(p) for p in converted.sources[:1]) or str(self.root(settings))
+        splits, record = {}, {}
+        for name in SPLITS:
+            split = converted.splits[name]
+            ids = sorted(i["id"] for i in split.images)
+            if name in wanted:
+                count = wanted[name]
+                if count > len(ids):
+                    raise DataFileError(
+                        f"{source}: 'subset.{name}' asks for {count} images but split {name!r} has {len(ids)}"
+                    )
+                split = split.keep_images(ids[:count])
+                record[name] = {
+                    "images": count,
+                    "of_images": len(ids),
+                    "texts": split.texts(),
+                    "official_images": expected.get(name, {}).get("images"),
+                }
+            else:
+                for what, actual in (("images", len(ids)), ("texts", split.texts())):
+                    official = expected.get(name, {}).get(what)
+                    if official is not None and official != actual:
+                        raise DataFileError(
+                            f"{source}: split {name!r} has {actual} {what}, the official split has {official}; "
+                            f"pass 'subset: {{{name}: N}}' to use a subset on purpose"
+                        )
+            splits[name] = split
+        return splits, record
+
+    def _guarded(
+        self, converted: Converted, train: ConvertedSplit, settings: dict[str, Any]
+    ) -> tuple[ConvertedSplit, dict[str, Any]]:
+        """``train`` without the evaluation images of the datasets in ``exclude_images``."""
+        blocks = settings.get("exclude_images") or []
+        if not blocks:
+            return train, {}
+        from benchmark.datasets import get_adapter
+
+        excluded: set[str] = set()
+        for block in blocks:
+            excluded |= get_adapter(block["kind"]).evaluation_images(block)
+        keep = [i["id"] for i in train.images if _resolved(converted.image_root, i["file_name"]) not in excluded]
+        guarded = train.keep_images(keep)
+        return guarded, {
+            "excluded_evaluation_images_of": sorted(b.get("name", b["kind"]) for b in blocks),
+            "removed_train_images": len(train.images) - len(guarded.images),
+        }
+
+
+def _resolved(image_root: Path, file_name: str) -> str:
+    return str((Path(image_root) / file_name).resolve())
+
+
+def write_standard_form(
+    out_dir: Path,
+    splits: dict[str, ConvertedSplit],
+    categories: list[dict[str, Any]],
+    manifest_fields: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the converted annotations in the standard form (files of the parts provided) and the manifest."""
+    from benchmark.data.coco import MANIFEST, captions_path, instances_path, refs_path, sha256_file
+    from benchmark.io import write_json
+
+    out_dir = Path(out_dir)
+    parts = manifest_fields["parts"]
+    files, counts = {}, {}
+    for name, split in splits.items():
+        written = [instances_path(out_dir, name)]
+        write_json(
+            written[0],
+            {"images": split.images, "annotations": _coco_annotations(split.annotations), "categories": categories},
+        )
+        if "captions" in parts:
+            written.append(captions_path(out_dir, name))
+            annotations = [{"id": k, **c} for k, c in enumerate(split.captions)]
+            write_json(written[-1], {"images": [{"id": i["id"]} for i in split.images], "annotations": annotations})
+        if "refs" in parts:
+            written.append(refs_path(out_dir, name))
+            write_json(written[-1], {"refs": split.refs})
+        files.update({str(p.relative_to(out_dir)): sha256_file(p) for p in written})
+        counts[name] = {
+            "images": len(split.images),
+            "captions": len(split.captions),
+            "objects": len(split.annotations),
+            "refs": len(split.refs),
+        }
+    manifest = {**manifest_fields, "splits": counts, "files": files}
+    write_json(out_dir / MANIFEST, manifest)
+    return manifest
+
+
+def _coco_annotations(annotations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """COCO instance fields pycocotools needs (``area``, ``iscrowd``) filled in where absent."""
+    return [
+        {
+            "area": float(a["bbox"][2] * a["bbox"][3]),
+            "iscrowd": 0,
+            **{k: v for k, v in a.items() if k != "segmentation"},
+        }
+        for a in annotations
+    ]
