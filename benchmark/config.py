@@ -213,9 +213,11 @@ def _dataset_problems(config: Mapping[str, Any]) -> list[str]:
         if block["kind"] not in kinds:
             problems.append(f"'datasets.{name}.kind' = {block['kind']!r} is not allowed; allowed values: {kinds}")
             continue
+        if name not in needed:  # only the datasets that get built are checked (a profile may define more)
+            continue
         adapter = get_adapter(block["kind"])
         block_problems = _block_problems(block, adapter.config_schema, f"datasets.{name}")
-        if not block_problems and name in needed:  # files are looked at only for the datasets that get built
+        if not block_problems:
             block_problems = [f"'datasets.{name}.{key}': {problem}" for key, problem in adapter.check(dict(block))]
             size = adapter.image_size(dict(block))
             if size is not None and size % patch:

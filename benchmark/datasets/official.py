@@ -12,8 +12,9 @@ official split sizes; this base class does the rest, the same way for every form
   path and the expected layout (:meth:`OfficialAdapter.layout`);
 * split sizes — the official number of images (and texts) per split, checked at conversion; a
   different count is an error naming the file, the split and both numbers, unless the config
-  asks for a subset (``subset: {split: N}`` keeps the first N images by id, and the subset is
-  recorded in the manifest, the data record and every result);
+  asks for a subset (``subset: {split: N}`` keeps the first N images by id; ``all`` keeps what
+  the files hold; either way the subset is recorded in the manifest, the data record and every
+  result);
 * leakage guard — ``exclude_images`` (filled in by the workflow from the datasets that are
   fine-tuned and evaluated from this one's pretrained models, see ``pretrain_from``) removes
   those datasets' evaluation images from this dataset's training split, as mmdetection's
@@ -49,8 +50,9 @@ COMMON_PROPERTIES: dict[str, Any] = {
     "subset": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {s: {"type": "integer", "minimum": 1} for s in SPLITS},
-        "description": "use only the first N images (by id) of these splits; recorded with every number",
+        "properties": {s: {"oneOf": [{"type": "integer", "minimum": 1}, {"const": "all"}]} for s in SPLITS},
+        "description": "use only the first N images (by id) of these splits, or 'all' the files hold whatever the "
+        "official size; skips the official size check, and is recorded with every number",
     },
     "resident_max_mb": {
         "type": "number",
@@ -210,7 +212,7 @@ class OfficialAdapter(DatasetAdapter):
             split = converted.splits[name]
             ids = sorted(i["id"] for i in split.images)
             if name in wanted:
-                count = wanted[name]
+                count = len(ids) if wanted[name] == "all" else wanted[name]
                 if count > len(ids):
                     raise DataFileError(
                         f"{source}: 'subset.{name}' asks for {count} images but split {name!r} has {len(ids)}"

@@ -1,0 +1,116 @@
+"""Real-image input pipeline: transforms, lazy decoding equal to resident decoding, boxes in the model frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmark.data.dataset import load_split
+from benchmark.data.images import ImageFiles, LazyImages, decode_image, load_images
+from benchmark.datasets.official import ConvertedSplit, write_standard_form
+from benchmark.errors import DataFileError
+
+SIZES = [(40, 20), (20, 40), (32, 32), (50, 30)]  # (width, height) of each image
+
+
+def _write_images(folder: Path) -> list[dict]:
+    rng = np.random.default_rng(0)
+    records = []
+    for k, (width, height) in enumerate(SIZES):
+        name = f"img{k}.png"
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / name)
+        records.append({"id": k + 1, "file_name": name, "width": width, "height": height})
+    return records
+
+
+def _standard_form(tmp_path: Path, resident_max_mb: float, transform: str = "resize") -> Path:
+    images = tmp_path / "pictures"
+    images.mkdir(exist_ok=True)
+    records = _write_images(images)
+    boxes = [
+        {"id": 10 + k, "image_id": r["id"], "category_id": 1, "bbox": [2.0, 4.0, 10.0, 8.0]}
+        for k, r in enumerate(records)
+    ]
+    split = ConvertedSplit(
+        records,
+        captions=[{"image_id": r["id"], "caption": f"picture {r['id']}"} for r in records],
+        annotations=boxes,
+        refs=[
+            {"ref_id": r["id"], "image_id": r["id"], "sentence": "the box", "ann_ids": [10 + k], "kind": "single"}
+            for k, r in enumerate(records)
+        ],
+    )
+    out = tmp_path / f"form{resident_max_mb}{transform}"
+    write_standard_form(
+        out,
+        {"train": split, "val": split, "test": split},
+        [{"id": 1, "name": "thing", "supercategory": "thing"}],
+        {
+            "spec": {},
+            "parts": ["images", "captions", "instances", "refs"],
+            "image_root": str(images),
+            "image_size": 16,
+            "transform": transform,
+            "resident_max_mb": resident_max_mb,
+        },
+    )
+    return out
+
+
+def test_transforms_give_the_model_resolution_and_leave_a_right_sized_image_untouched(tmp_path: Path) -> None:
+    records = _write_images(tmp_path)
+    for record in records:
+        path = tmp_path / record["file_name"]
+        for transform in ("resize", "center_crop"):
+            assert decode_image(path, 16, transform).shape == (16, 16, 3)
+    square = tmp_path / records[2]["file_name"]
+    assert np.array_equal(decode_image(square, 32, "resize"), np.asarray(Image.open(square).convert("RGB")))
+    # center_crop of a 40×20 image to 16: resize to 32×16, keep columns 8..24
+    wide = Image.open(tmp_path / records[0]["file_name"]).convert("RGB")
+    expected = np.asarray(wide.resize((32, 16), Image.Resampling.BICUBIC))[:, 8:24]
+    assert np.array_equal(decode_image(tmp_path / records[0]["file_name"], 16, "center_crop"), expected)
+
+
+def test_lazy_images_index_like_the_resident_tensor(tmp_path: Path) -> None:
+    records = _write_images(tmp_path)
+    files = ImageFiles(tuple(str(tmp_path / r["file_name"]) for r in records), 16, "resize", workers=2)
+    resident = load_images(files, resident_max_mb=1)
+    lazy = load_images(files, resident_max_mb=0)
+    assert isinstance(resident, torch.Tensor) and isinstance(lazy, LazyImages)
+    assert lazy.shape == resident.shape and len(lazy) == len(resident)
+    assert torch.equal(lazy[1], resident[1])
+    assert torch.equal(lazy[1:3], resident[1:3])
+    index = torch.tensor([3, 0, 3])
+    assert torch.equal(lazy[index], resident[index])
+    assert torch.equal(lazy.head(2).materialize(), resident[:2])
+    with pytest.raises(IndexError):
+        lazy[torch.tensor([4])]
+
+
+def test_streamed_split_equals_resident_split_and_boxes_scale_to_the_model_frame(tmp_path: Path) -> None:
+    resident = load_split(_standard_form(tmp_path, 100), "test")
+    streamed = load_split(_standard_form(tmp_path, 0), "test")
+    assert isinstance(resident.images, torch.Tensor) and isinstance(streamed.images, LazyImages)
+    assert torch.equal(streamed.images[:], resident.images)
+    assert resident.image_size == 16
+    for (width, height), boxes, ref in zip(SIZES, resident.boxes, resident.refs):
+        scale = np.array([16 / width, 16 / height, 16 / width, 16 / height], dtype=np.float32)
+        np.testing.assert_allclose(boxes, np.array([[2.0, 4.0, 10.0, 8.0]], dtype=np.float32) * scale)
+        np.testing.assert_allclose(ref["boxes"], boxes)
+
+
+def test_center_crop_is_refused_for_a_dataset_with_boxes(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match="transform must be 'resize'"):
+        load_split(_standard_form(tmp_path, 100, "center_crop"), "test")
+
+
+def test_image_whose_size_disagrees_with_the_annotations_is_named(tmp_path: Path) -> None:
+    root = _standard_form(tmp_path, 0)
+    Image.new("RGB", (7, 7)).save(tmp_path / "pictures" / "img1.png")
+    split = load_split(root, "test")
+    with pytest.raises(DataFileError, match=r"img1\.png is 7x7 but the annotations say 20x40"):
+        split.images[1]
