@@ -60,6 +60,15 @@ class LateFusion(FusionMethod):
         "max_logit_scale": 100.0,
     }
 
+    @classmethod
+    def data_reason(cls, ctx: BuildContext) -> str | None:
+        if ctx.concepts:
+            return None
+        return (
+            "the dataset has no instance annotations, and late fusion predicts annotated concepts "
+            "(categories, attributes) in each modality"
+        )
+
     def __init__(self, ctx: BuildContext, **overrides: Any) -> None:
         super().__init__(ctx, **overrides)
         if not ctx.concepts:

@@ -207,12 +207,15 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
         attribute_vocabulary(train_split),
     )
     cls = _method_class(spec["method"])
-    model = cls(ctx, **spec["overrides"]).to(session.device)
-    data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
-    batch_size = spec["optim"]["batch_size"]
     meta = {"method": spec["method"], "context": ctx.to_json(), "overrides": spec["overrides"]}
     if note := dataset_note(data_dir):  # official data: its files, subset and leakage guard travel with the weights
         meta["pretrain_data"] = {"dataset": spec["dataset"], **note}
+    if reason := cls.data_reason(ctx):
+        _not_applicable_checkpoint(spec, None, meta, out_dir, reason, started)
+        return
+    model = cls(ctx, **spec["overrides"]).to(session.device)
+    data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
+    batch_size = spec["optim"]["batch_size"]
     _train_stage(
         spec,
         session,
@@ -230,19 +233,18 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
 def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, init: Path, out_dir: Path) -> None:
     """Continue from the pretrained checkpoint on the task's own loss."""
     from benchmark.seeding import derive_seed, seed_everything
-    from benchmark.train.checkpoint import load_trained, read_metadata
+    from benchmark.train.checkpoint import read_metadata
 
     started = time.perf_counter()
     run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["method"], spec["seed"])
     seed_everything(run_seed)
     meta = read_metadata(init)
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
-    model, meta = load_trained(init, session.device)
     if meta["method"] != spec["method"]:
         raise DataFileError(f"checkpoint {init} holds method {meta['method']!r}, not {spec['method']!r}")
     task = spec["task"]
+    model, meta, reason = _trained_or_reason(init, session.device, task)
     meta = {**meta, "init": str(init), "task": task}
-    reason = model.not_applicable_reason(task)
     if reason:
         _not_applicable_checkpoint(spec, model, meta, out_dir, reason, started)
         return
@@ -265,18 +267,30 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
 def _not_applicable_checkpoint(
     spec: dict[str, Any], model: Any, meta: dict[str, Any], out_dir: Path, reason: str, started: float
 ) -> None:
-    """A method that cannot do the task: keep its weights, and say so in the result."""
-    from benchmark.train.checkpoint import save_checkpoint
+    """A method that cannot do the task (or be built on the data): keep its weights if any, and say so."""
+    from benchmark.train.checkpoint import save_checkpoint, save_not_applicable
 
-    save_checkpoint(
-        out_dir / "model.safetensors",
-        model,
-        {**meta, "spec_hash": config_hash(spec), "stage": spec["stage"], "not_applicable": reason},
-    )
+    meta = {**meta, "spec_hash": config_hash(spec), "stage": spec["stage"], "not_applicable": reason}
+    if model is None:
+        save_not_applicable(out_dir / "model.safetensors", {**meta, "without_weights": True})
+    else:
+        save_checkpoint(out_dir / "model.safetensors", model, meta)
+    described = model.describe() if model is not None else {"name": spec["method"]}
     write_json(
-        out_dir / "result.json", _result(spec, started, status="not applicable", reason=reason, method=model.describe())
+        out_dir / "result.json", _result(spec, started, status="not applicable", reason=reason, method=described)
     )
-    log.info("%s %s: not applicable (%s)", spec["task"], spec["method"], reason)
+    log.info("%s %s: not applicable (%s)", spec.get("task", spec["stage"]), spec["method"], reason)
+
+
+def _trained_or_reason(checkpoint: Path, device: Any, task: str) -> tuple[Any, dict[str, Any], str | None]:
+    """The trained model, its metadata and why ``task`` is not applicable; no model when it never could be built."""
+    from benchmark.train.checkpoint import load_trained, read_metadata
+
+    meta = read_metadata(checkpoint)
+    if meta.get("without_weights"):
+        return None, meta, str(meta["not_applicable"])
+    model, meta = load_trained(checkpoint, device)
+    return model, meta, model.not_applicable_reason(task)
 
 
 def _evaluation_session(
@@ -284,13 +298,13 @@ def _evaluation_session(
 ) -> tuple[_Session, Any, str | None]:
     """Seeded session and fine-tuned model for an evaluation stage, and why the task is n/a (if it is)."""
     from benchmark.seeding import derive_seed, seed_everything
-    from benchmark.train.checkpoint import load_trained, read_metadata
+    from benchmark.train.checkpoint import read_metadata
 
     seed_everything(derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"]))
     meta = read_metadata(checkpoint)
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
-    model, _ = load_trained(checkpoint, session.device)
-    return session, model, model.not_applicable_reason(spec["task"])
+    model, _, reason = _trained_or_reason(checkpoint, session.device, spec["task"])
+    return session, model, reason
 
 
 def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:

@@ -164,6 +164,15 @@ class FusionMethod(nn.Module):
         return grounding_loss(logits, boxes, batch["targets"], batch["target_valid"], self.ctx.grid)
 
     @classmethod
+    def data_reason(cls, ctx: BuildContext) -> str | None:
+        """Why the method cannot be built on this dataset (e.g. it lacks the labels it learns), or None.
+
+        Checked before pretraining; the method's rows of every task then say "not applicable"
+        with this reason instead of the run failing.
+        """
+        return None
+
+    @classmethod
     def not_applicable_reason(cls, task: str) -> str | None:
         """Why ``task`` cannot be run by this method, or None when it can."""
         if task in cls.tasks:

@@ -34,6 +34,14 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, metadata: dict[str
         save_model(model, str(tmp), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
 
 
+def save_not_applicable(path: str | Path, metadata: dict[str, Any]) -> None:
+    """A checkpoint without weights: the method cannot be built on this dataset (``metadata['not_applicable']``)."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({}, str(tmp), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of a checkpoint, naming the file on failure."""
     path = Path(path)
