@@ -45,7 +45,7 @@ def dataset_note(data_dir: Path) -> dict[str, Any]:
     from benchmark.data.coco import read_manifest
 
     manifest = read_manifest(Path(data_dir))
-    keys = ("format", "sources", "subset", "leakage_guard")
+    keys = ("official_format", "sources", "subset", "leakage_guard")
     return {k: manifest[k] for k in keys if manifest.get(k)}
 
 

@@ -402,6 +402,36 @@ def write_karpathy(
     }
 
 
+def write_coco_instances(
+    native_dir: str | Path, root: str | Path, restval_fraction: float = RESTVAL_FRACTION
+) -> dict[str, Any]:
+    """COCO's ``instances_{train,val}2014.json`` for the images :func:`write_karpathy` places.
+
+    Each file holds the images of its folder (Karpathy train → train2014; restval, val and test →
+    val2014) with their objects, in REFER's instance form (:func:`refer_instances`), so
+    ``kind: karpathy`` with ``instances: true`` finds every image's categories.
+    """
+    root, data = Path(root), read_native(native_dir)
+    folder_of = {i.image_id: COCO_FOLDER[i.split] for i in _retrieval_images(data, "coco", restval_fraction)}
+    everything = refer_instances(data)
+    written = {}
+    for folder in ("train2014", "val2014"):
+        ids = {image_id for image_id, f in folder_of.items() if f == folder}
+        content = {
+            **everything,
+            "images": [
+                {**image, "file_name": coco_file_name(folder, image["id"])}
+                for image in everything["images"]
+                if image["id"] in ids
+            ],
+            "annotations": [a for a in everything["annotations"] if a["image_id"] in ids],
+        }
+        path = root / "coco" / "annotations" / f"instances_{folder}.json"
+        write_json(path, content)
+        written[folder] = {"path": str(path), "images": len(content["images"])}
+    return written
+
+
 def write_lavis_retrieval(
     native_dir: str | Path, root: str | Path, collection: str = "coco", lossless: bool = True
 ) -> dict[str, Any]:
@@ -916,6 +946,7 @@ def write_all(native_dir: str | Path, root: str | Path, lossless: bool = True, b
     for collection in COLLECTIONS:
         summary[f"karpathy_{collection}"] = write_karpathy(native_dir, root, collection, lossless)
         summary[f"lavis_{collection}"] = write_lavis_retrieval(native_dir, root, collection, lossless)
+    summary["coco_instances"] = write_coco_instances(native_dir, root)
     for dataset in REFER_SPLIT_BY:
         summary[f"refer_{dataset}"] = write_refer(native_dir, root, dataset, lossless)
         summary[f"mdetr_{dataset}"] = write_mdetr(native_dir, root, dataset, lossless)

@@ -14,7 +14,12 @@ from benchmark.plugins import PluginTable
 if TYPE_CHECKING:
     from benchmark.datasets.base import DatasetAdapter
 
-BUILTIN_KINDS = {"synthetic": "benchmark.datasets.synthetic", "coco_captions": "benchmark.datasets.coco_captions"}
+BUILTIN_KINDS = {
+    "synthetic": "benchmark.datasets.synthetic",
+    "coco_captions": "benchmark.datasets.coco_captions",
+    "karpathy": "benchmark.datasets.karpathy",
+    "hf_retrieval": "benchmark.datasets.hf_retrieval",
+}
 ADAPTER_TABLE = PluginTable(
     "dataset adapter", "benchmark.datasets.base:DatasetAdapter", BUILTIN_KINDS, "FUSEBENCH_DATASETS"
 )

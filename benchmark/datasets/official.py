@@ -105,6 +105,7 @@ class Converted:
     sources: list[Path]
     categories: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)  # format facts recorded in the manifest
+    parts: tuple[str, ...] | None = None  # the parts written, when more than the adapter's ``provides``
 
 
 class OfficialAdapter(DatasetAdapter):
@@ -131,8 +132,13 @@ class OfficialAdapter(DatasetAdapter):
         """Official sizes: split → {"images": n, "texts": m} (either may be absent when not fixed)."""
         return {}
 
-    def read(self, spec: dict[str, Any]) -> Converted:
-        """Read the official files into the standard form's terms, every split in full."""
+    def read(self, spec: dict[str, Any], build_dir: Path | None = None) -> Converted:
+        """Read the official files into the standard form's terms, every split in full.
+
+        ``build_dir`` is the run's data folder, for formats whose images are not files (bytes in
+        parquet or tar shards) and must be written there once; None when only the annotations
+        are wanted (the leakage guard's :meth:`evaluation_images`).
+        """
         raise NotImplementedError
 
     # --- shared behaviour ----------------------------------------------------------------------
@@ -177,7 +183,7 @@ class OfficialAdapter(DatasetAdapter):
         from benchmark.data.coco import sha256_file
 
         settings = self.settings(spec)
-        converted = self.read(settings)
+        converted = self.read(settings, Path(build_dir))
         splits, subset = self._checked_sizes(converted, settings)
         splits["train"], guard = self._guarded(converted, splits["train"], settings)
         sources = {str(p): sha256_file(p) for p in sorted(set(converted.sources))}
@@ -187,7 +193,7 @@ class OfficialAdapter(DatasetAdapter):
             converted.categories,
             {
                 "spec": {k: v for k, v in settings.items() if k != "exclude_images"},
-                "parts": list(self.provides),
+                "parts": list(converted.parts or self.provides),
                 "image_root": str(converted.image_root.resolve()),
                 "image_size": int(settings["image_size"]),
                 "transform": settings["transform"],

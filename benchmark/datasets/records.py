@@ -1,0 +1,99 @@
+"""Reading official annotation records: typed fields with messages that name the entry, and captions per split.
+
+Shared by the adapters of caption datasets (Karpathy/LAVIS JSON, 🤗 datasets, WebDataset): every
+image id belongs to exactly one split, a caption row of a known image adds a caption, and every
+failure is a :class:`~benchmark.errors.DataFileError` naming the file, the entry and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from benchmark.datasets.official import SPLITS, ConvertedSplit
+from benchmark.errors import DataFileError
+
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+
+def image_number(name: str, where: str) -> int:
+    """The number that ends a file stem: ``COCO_val2014_000000328757.jpg`` → 328757, ``1000092795.jpg`` → 1000092795."""
+    match = _TRAILING_NUMBER.search(Path(name).stem)
+    if match is None:
+        raise DataFileError(f"{where}: image file name {name!r} does not end in a number (the image id)")
+    return int(match.group(1))
+
+
+def field(record: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """``record[key]``, checked to be of ``kind``; a DataFileError naming ``where`` and ``key`` otherwise."""
+    if not isinstance(record, dict):
+        raise DataFileError(f"{where} is a {type(record).__name__}, expected an object with key {key!r}")
+    if key not in record:
+        raise DataFileError(f"{where} lacks key {key!r}")
+    value = record[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise DataFileError(f"{where}: {key!r} is {value!r} ({type(value).__name__}), expected {expected}")
+    return value
+
+
+def text(value: Any, where: str) -> str:
+    """A caption as FuseBench keeps it: the string with surrounding white space stripped."""
+    if not isinstance(value, str):
+        raise DataFileError(f"{where}: caption {value!r} is a {type(value).__name__}, expected a string")
+    return value.strip()
+
+
+class SplitCollector:
+    """Images and captions per FuseBench split, each image id in exactly one split."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, dict[int, str]] = {s: {} for s in SPLITS}  # split → id → file name
+        self.captions: dict[str, dict[int, list[str]]] = {s: {} for s in SPLITS}
+        self.origin: dict[int, tuple[str, str]] = {}  # id → (split, file it was read from)
+
+    def add(
+        self, split: str, image_id: int, file_name: str, captions: list[str], where: str, source: str, merge: bool
+    ) -> None:
+        """Add an image; with ``merge`` (rows per caption), a repeat in the same split and file adds captions."""
+        known = self.origin.get(image_id)
+        if known is None:
+            self.origin[image_id] = (split, source)
+            self.files[split][image_id] = file_name
+            self.captions[split][image_id] = list(captions)
+            return
+        if known[0] != split:
+            raise DataFileError(
+                f"{where}: image id {image_id} ({file_name}) is in split {split!r} here and already in split "
+                f"{known[0]!r} (read from {known[1]}); an image may belong to one split only"
+            )
+        if not merge or known[1] != source or self.files[split][image_id] != file_name:
+            raise DataFileError(
+                f"{where}: image id {image_id} ({file_name}) appears twice in split {split!r} "
+                f"(first as {self.files[split][image_id]} in {known[1]})"
+            )
+        self.captions[split][image_id].extend(captions)
+
+    def converted(self) -> dict[str, ConvertedSplit]:
+        splits = {}
+        for name in SPLITS:
+            empty = [i for i, caps in self.captions[name].items() if not caps]
+            if empty:
+                split, source = self.origin[empty[0]]
+                raise DataFileError(f"{source}: image id {empty[0]} of split {split!r} has no caption")
+            splits[name] = ConvertedSplit(
+                images=[{"id": i, "file_name": f} for i, f in self.files[name].items()],
+                captions=[{"image_id": i, "caption": c} for i, caps in self.captions[name].items() for c in caps],
+            )
+        return splits
+
+
+def check_first_images(splits: dict[str, ConvertedSplit], image_root: Path, sources: dict[str, str], hint: str) -> None:
+    """The first image of each split exists: a wrong image folder fails at conversion, not in a training job."""
+    for name, split in splits.items():
+        path = image_root / split.images[0]["file_name"] if split.images else None
+        if path is not None and not path.is_file():
+            raise DataFileError(
+                f"image file not found: {path} (first image of split {name!r} in {sources[name]}). {hint}"
+            )
