@@ -225,7 +225,8 @@ def _dataset_problems(config: Mapping[str, Any]) -> list[str]:
                     f"'datasets.{name}.image_size' ({size}) must be a multiple of 'model.vision.patch_size' ({patch})"
                 )
             block_problems += _pretrain_source_problems(config, name)
-            if not block_problems and name in run_datasets(config) and not dataset_tasks(config, name):
+            is_source = any(pretrain_dataset(config, d) == name for d in run_datasets(config) if d != name)
+            if not block_problems and not is_source and not dataset_tasks(config, name):
                 block_problems.append(
                     f"'datasets.{name}' ({block['kind']}) serves none of the run's tasks {run_tasks(config)}"
                 )

@@ -19,6 +19,7 @@ BUILTIN_KINDS = {
     "coco_captions": "benchmark.datasets.coco_captions",
     "karpathy": "benchmark.datasets.karpathy",
     "hf_retrieval": "benchmark.datasets.hf_retrieval",
+    "webdataset": "benchmark.datasets.webdataset",
 }
 ADAPTER_TABLE = PluginTable(
     "dataset adapter", "benchmark.datasets.base:DatasetAdapter", BUILTIN_KINDS, "FUSEBENCH_DATASETS"
