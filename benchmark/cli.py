@@ -169,11 +169,19 @@ def _checkout_baselines() -> Path:
 
 def cmd_list_datasets(args: argparse.Namespace) -> None:
     from benchmark.datasets import dataset_kinds, dataset_tasks, get_adapter
+    from benchmark.datasets.official import OfficialAdapter
 
     for kind in dataset_kinds():
         adapter = get_adapter(kind)
-        how = "builds" if adapter.generates else "reads in place"
-        print(f"{kind:16s} {how:15s} tasks: {', '.join(dataset_tasks(kind)):22s} {adapter.description}")
+        how = (
+            "reads in place"
+            if not adapter.generates
+            else "converts"
+            if isinstance(adapter, OfficialAdapter)
+            else "builds"
+        )
+        tasks = ", ".join(dataset_tasks(kind)) or "(pretraining)"
+        print(f"{kind:16s} {how:15s} tasks: {tasks:22s} {adapter.description}")
 
 
 def cmd_list_tasks(args: argparse.Namespace) -> None:

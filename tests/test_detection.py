@@ -10,8 +10,17 @@ import pytest
 import torch
 
 from benchmark.evaluation.grounding import decode
+from benchmark.metrics.bootstrap import GroundingItems
 from benchmark.metrics.boxes import convert, denormalize, iou_matrix, normalize
-from benchmark.metrics.detection import COCO_STATS, coco_detections, coco_ground_truth, grounding_metrics
+from benchmark.metrics.detection import (
+    ACC_IOU_FORMS,
+    COCO_STATS,
+    coco_detections,
+    coco_ground_truth,
+    evaluate_pairs,
+    grounding_metrics,
+    overlap_matrix,
+)
 from benchmark.objectives.detection import assign_to_cells, grounding_loss
 
 SIZE = (48, 48)
@@ -102,6 +111,78 @@ def test_referring_scores_by_hand() -> None:
     assert metrics["Acc@0.5"] == 1.0  # only pair 1 is single-target, and it hits
     assert metrics["N-acc"] == 0.0  # the no-target pair has a box scoring 0.7
     assert grounding_metrics(targets, predictions, [SIZE] * 3, score_threshold=0.75)["N-acc"] == 1.0
+
+
+def test_t_acc_counts_targeted_pairs_that_get_a_confident_box() -> None:
+    targets, predictions = _case()
+    # targeted pairs: pair 1 (top score 0.9) and pair 2 (0.8); the no-target pair 3 does not count
+    assert grounding_metrics(targets, predictions, [SIZE] * 3, score_threshold=0.5)["T-acc"] == 1.0
+    strict = grounding_metrics(targets, predictions, [SIZE] * 3, score_threshold=0.85)
+    assert strict["T-acc"] == 0.5 and strict["N-acc"] == 1.0  # pair 2's 0.8 is now "no target"
+    no_targets = grounding_metrics([np.zeros((0, 4))], [(np.zeros((0, 4)), np.zeros(0))], [SIZE])
+    assert no_targets["T-acc"] is None and no_targets["N-acc"] == 1.0
+
+
+def test_giou_form_of_acc_differs_from_iou_by_hand() -> None:
+    """MDETR's Acc@0.5 uses GIoU = IoU − (C − U)/C, never above IoU: here IoU ≥ 0.5 > GIoU."""
+    target = np.array([[0.0, 0.0, 10.0, 10.0]])
+    top = np.array([[1.5, 2.0, 10.0, 10.0]])
+    # intersection 8.5 × 8 = 68, union 100 + 100 − 68 = 132, enclosing box 11.5 × 12 = 138
+    iou, giou = 68 / 132, 68 / 132 - (138 - 132) / 138
+    assert iou == pytest.approx(0.5152, abs=1e-4) and giou == pytest.approx(0.4717, abs=1e-4)
+    assert overlap_matrix(top, target, "iou")[0, 0] == pytest.approx(iou)
+    assert overlap_matrix(top, target, "giou")[0, 0] == pytest.approx(giou)
+    weak = np.array([[30.0, 30.0, 4.0, 4.0]])  # a lower-scored box elsewhere: only the top box counts
+    prediction = [(np.vstack([top, weak]), np.array([0.9, 0.2]))]
+    by_iou = grounding_metrics([target], prediction, [SIZE], acc_iou="iou")
+    by_giou = grounding_metrics([target], prediction, [SIZE], acc_iou="giou")
+    assert by_iou["Acc@0.5"] == 1.0 and by_giou["Acc@0.5"] == 0.0
+    assert by_iou["mIoU"] == by_giou["mIoU"] == pytest.approx(iou)  # mIoU is IoU in both forms
+    assert {k: v for k, v in by_iou.items() if k != "Acc@0.5"} == {k: v for k, v in by_giou.items() if k != "Acc@0.5"}
+    # a shift along one axis leaves no gap in the enclosing box: the two forms agree
+    shifted = np.array([[2.0, 0.0, 10.0, 10.0]])
+    assert overlap_matrix(shifted, target, "giou")[0, 0] == pytest.approx(overlap_matrix(shifted, target)[0, 0])
+
+
+def test_acc_iou_forms_are_the_task_setting() -> None:
+    from benchmark.tasks.grounding import Grounding
+
+    assert Grounding.settings_schema["properties"]["acc_iou"]["enum"] == list(ACC_IOU_FORMS)
+    assert "acc_iou" in Grounding.settings_schema["required"]
+    names = Grounding().metric_names({})
+    assert names[-4:] == ["mIoU", "Acc@0.5", "N-acc", "T-acc"]
+    assert Grounding.table_metrics[-2:] == ("N-acc", "T-acc")
+    with pytest.raises(ValueError, match="acc_iou must be one of iou, giou"):
+        grounding_metrics(*_case(), [SIZE] * 3, acc_iou="diou")
+    with pytest.raises(ValueError, match="unknown overlap"):
+        overlap_matrix(np.ones((1, 4)), np.ones((1, 4)), "diou")
+
+
+@pytest.mark.parametrize("acc_iou", ACC_IOU_FORMS)
+def test_bootstrap_items_reproduce_acc_n_acc_and_t_acc(acc_iou: str) -> None:
+    """Resampled pairs (weights w) give what the metrics give on the pairs repeated w times, in either form."""
+    rng = np.random.default_rng(15)  # a draw where the two forms of Acc@0.5 differ (checked last)
+    targets, predictions = [], []
+    for k in range(40):
+        boxes = np.column_stack([rng.uniform(0, 30, (k % 3, 2)), rng.uniform(5, 15, (k % 3, 2))])
+        guess = np.vstack([boxes + rng.normal(0, 2.5, boxes.shape), rng.uniform(1, 30, (1, 4))])
+        targets.append(boxes)
+        predictions.append((guess, rng.uniform(0, 1, len(guess))))
+    sizes = [SIZE] * len(targets)
+    names = ("mIoU", "Acc@0.5", "N-acc", "T-acc")
+    metrics, records = evaluate_pairs(targets, predictions, sizes, 0.5, acc_iou)
+    items = GroundingItems(**records)
+    identity = items.metrics(np.ones(len(targets)))
+    assert all(identity[n] == pytest.approx(metrics[n], abs=1e-12) for n in names), (identity, metrics)
+    weights = rng.integers(0, 3, len(targets))
+    drawn = np.repeat(np.arange(len(targets)), weights)
+    physical, _ = evaluate_pairs(
+        [targets[p] for p in drawn], [predictions[p] for p in drawn], [SIZE] * len(drawn), 0.5, acc_iou
+    )
+    fast = items.metrics(weights)
+    assert all(fast[n] == pytest.approx(physical[n], abs=1e-12) for n in names), (fast, physical)
+    other = "giou" if acc_iou == "iou" else "iou"
+    assert grounding_metrics(targets, predictions, sizes, 0.5, other)["Acc@0.5"] != metrics["Acc@0.5"]
 
 
 def test_no_detections_at_all() -> None:

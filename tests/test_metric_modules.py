@@ -23,7 +23,7 @@ from benchmark.hf_metrics import module_path
 from benchmark.metrics.detection import COCO_STATS, grounding_metrics
 from benchmark.metrics.retrieval import retrieval_metrics
 
-GROUNDING_KEYS = [*COCO_STATS, "mIoU", "Acc@0.5", "N-acc"]
+GROUNDING_KEYS = [*COCO_STATS, "mIoU", "Acc@0.5", "N-acc", "T-acc"]
 
 
 @pytest.fixture
@@ -60,14 +60,16 @@ def _pairs(rng: np.random.Generator, n: int = 24) -> tuple[list[dict[str, Any]],
     return predictions, references
 
 
-def _direct_grounding(predictions: list[dict[str, Any]], references: list[dict[str, Any]], threshold: float) -> dict:
+def _direct_grounding(
+    predictions: list[dict[str, Any]], references: list[dict[str, Any]], threshold: float, acc_iou: str = "iou"
+) -> dict:
     """What FuseBench computes on these pairs, with its own argument layout."""
     targets = [np.asarray(r["boxes"], dtype=np.float64).reshape(-1, 4) for r in references]
     detections = [
         (np.asarray(p["boxes"], dtype=np.float64).reshape(-1, 4), np.asarray(p["scores"])) for p in predictions
     ]
     sizes = [tuple(r["image_size"]) for r in references]
-    return grounding_metrics(targets, detections, sizes, threshold)
+    return grounding_metrics(targets, detections, sizes, threshold, acc_iou)
 
 
 # --- loading -------------------------------------------------------------------------------------------------
@@ -191,7 +193,25 @@ def test_grounding_equals_fusebench_on_random_pairs(load: Any, seed: int) -> Non
     expected = _direct_grounding(predictions, references, 0.5)
     assert list(result) == GROUNDING_KEYS
     assert result == expected
-    assert all(result[k] is not None for k in ("AP", "mIoU", "Acc@0.5", "N-acc"))  # all three pair kinds present
+    assert all(result[k] is not None for k in ("AP", "mIoU", "Acc@0.5", "N-acc", "T-acc"))  # all three pair kinds
+    giou = load("grounding").compute(predictions=predictions, references=references, acc_iou="giou")
+    assert giou == _direct_grounding(predictions, references, 0.5, "giou")
+    assert giou["Acc@0.5"] <= result["Acc@0.5"] and giou["mIoU"] == result["mIoU"]  # GIoU ≤ IoU; mIoU stays IoU
+
+
+def test_grounding_module_defaults_are_fusebench_defaults() -> None:
+    """The module's keyword defaults are workflows/config/default.yaml's evaluate.grounding values."""
+    import importlib.util
+
+    from benchmark.config import DEFAULT_CONFIG, load_yaml
+
+    script = Path(module_path("grounding")) / "fusebench_grounding.py"
+    spec = importlib.util.spec_from_file_location("fusebench_grounding_module", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    defaults = load_yaml(DEFAULT_CONFIG)["evaluate"]["grounding"]
+    assert defaults["score_threshold"] == module.DEFAULT_SCORE_THRESHOLD
+    assert defaults["acc_iou"] == module.DEFAULT_ACC_IOU
 
 
 def test_grounding_score_threshold_reaches_n_acc(load: Any) -> None:
@@ -210,6 +230,15 @@ def test_grounding_score_threshold_reaches_n_acc(load: Any) -> None:
     strict = module.compute(predictions=predictions, references=references, score_threshold=0.7)
     assert default == _direct_grounding(predictions, references, 0.5) and default["N-acc"] == 0.0
     assert strict == _direct_grounding(predictions, references, 0.7) and strict["N-acc"] == 0.5
+    high = module.compute(predictions=predictions, references=references, score_threshold=0.95)
+    assert default["T-acc"] == 1.0  # the targeted pair's box scores 0.9
+    assert high == _direct_grounding(predictions, references, 0.95) and high["T-acc"] == 0.0
+
+
+def test_grounding_unknown_acc_iou_is_named(load: Any) -> None:
+    pair = ({"boxes": [[1, 2, 3, 4]], "scores": [0.5]}, {"boxes": [[1, 2, 3, 4]], "image_size": [48, 48]})
+    with pytest.raises(ValueError, match="acc_iou must be one of 'iou', 'giou', got 'diou'"):
+        load("grounding").compute(predictions=[pair[0]], references=[pair[1]], acc_iou="diou")
 
 
 def test_grounding_undefined_values_are_none(load: Any) -> None:
@@ -294,7 +323,7 @@ def test_modules_reproduce_a_fusebench_evaluation_of_a_model(
     ours = load("retrieval").compute(predictions=t2i.tolist(), references=owners, ks=[1, 5, 10], i2t_scores=i2t)
     assert ours == pipeline
 
-    settings = {"max_detections": 100, "nms_iou": 0.5, "score_threshold": 0.5}
+    settings = {"max_detections": 100, "nms_iou": 0.5, "score_threshold": 0.5, "acc_iou": "iou"}
     pipeline, _, _ = evaluate_grounding(model, test, tokenizer, cpu, 64, settings)
     data = GroundingData.from_split(test, tokenizer, cpu, model.ctx.attributes)
     predictions = predict(model, data, test.image_size, 64, cpu, settings)

@@ -200,7 +200,7 @@ def test_refer_pickle_indexes_like_refer_py(native: Path, official: Path) -> Non
     imgs = {img["id"]: img for img in instances["images"]}
     synthetic = _refs(native)
     assert {r["ref_id"] for r in refs} == {i for i, r in synthetic.items() if r["kind"] == "single"}
-    assert {r["split"] for r in refs} == {"train", "val", "testA"}
+    assert {r["split"] for r in refs} == {"train", "val", "testA", "testB"}  # write_all: testA+testB
     sent_ids = [s["sent_id"] for r in refs for s in r["sentences"]]
     assert len(set(sent_ids)) == len(sent_ids)
     for ref in refs:
@@ -217,7 +217,8 @@ def test_refer_pickle_indexes_like_refer_py(native: Path, official: Path) -> Non
         source = synthetic[ref["ref_id"]]
         assert [ref["ann_id"]] == source["ann_ids"] and anns[ref["ann_id"]]["image_id"] == ref["image_id"]
         assert ref["category_id"] == anns[ref["ann_id"]]["category_id"]
-        assert ref["split"] == {"train": "train", "val": "val", "test": "testA"}[source["split"]]
+        test = ("testA", "testB")[ref["image_id"] % 2]  # even test image ids in testA, odd in testB
+        assert ref["split"] == {"train": "train", "val": "val", "test": test}[source["split"]]
         (sentence,) = ref["sentences"]
         assert sentence["raw"] == sentence["sent"] == source["sentence"] and ref["sent_ids"] == [sentence["sent_id"]]
         assert sentence["tokens"] == source["sentence"].split()
@@ -248,7 +249,7 @@ def test_grefcoco_indexes_like_grefer(native: Path, official: Path) -> None:
     anns: dict[int, Any] = {-1: None, **{ann["id"]: ann for ann in instances["annotations"]}}  # G_REFER
     synthetic = _refs(native)
     assert {r["ref_id"] for r in refs} == set(synthetic)
-    assert {r["split"] for r in refs} == {"train", "val", "testA"}
+    assert {r["split"] for r in refs} == {"train", "val", "testA", "testB"}
     for ref in refs:
         source = synthetic[ref["ref_id"]]
         targets = [anns[a] for a in ref["ann_id"]]
@@ -271,7 +272,7 @@ def test_mdetr_files_load_with_pycocotools(official: Path) -> None:
 
     refs = pickle.loads((official / "refcoco/refs(unc).p").read_bytes())
     next_id = 0
-    for split in ("train", "val", "testA"):
+    for split in ("train", "val", "testA", "testB"):
         path = official / f"mdetr_annotations/finetune_refcoco_{split}.json"
         coco = load_coco(path)
         expected = [r for r in refs if r["split"] == split]

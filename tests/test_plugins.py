@@ -101,8 +101,19 @@ def test_builtin_tasks_and_dataset_kinds() -> None:
     from benchmark.tasks import task_names
 
     assert task_names() == ["retrieval", "grounding"]
-    assert dataset_kinds() == ["synthetic", "coco_captions"]
+    assert dataset_kinds() == [
+        "synthetic",
+        "coco_captions",
+        "karpathy",
+        "hf_retrieval",
+        "webdataset",
+        "refer",
+        "grefcoco",
+    ]
     assert dataset_tasks("synthetic") == dataset_tasks("coco_captions") == ["retrieval", "grounding"]
+    assert dataset_tasks("karpathy") == dataset_tasks("hf_retrieval") == ["retrieval"]
+    assert dataset_tasks("refer") == dataset_tasks("grefcoco") == ["grounding"]
+    assert dataset_tasks("webdataset") == []
 
 
 def test_a_task_and_a_dataset_adapter_are_one_file_each(plugin_env: tuple[Path, Path]) -> None:
@@ -138,8 +149,17 @@ def test_list_datasets_and_tasks_show_the_plugins(tmp_path: Path) -> None:
     result = fusebench("list-datasets", env={"FUSEBENCH_TASKS": str(tasks), "FUSEBENCH_DATASETS": str(datasets)})
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
-    assert set(lines) == {"synthetic", "coco_captions", "toy_scenes"}
+    assert set(lines) == {
+        "synthetic",
+        "coco_captions",
+        "karpathy",
+        "hf_retrieval",
+        "webdataset",
+        "refer",
+        "grefcoco",
+    } | {"toy_scenes"}
     assert "reads in place" in lines["coco_captions"] and "caption_match" in lines["toy_scenes"]
+    assert "converts" in lines["refer"] and "(pretraining)" in lines["webdataset"]
     result = fusebench("list-tasks", env={"FUSEBENCH_TASKS": str(tasks)})
     assert result.returncode == 0 and "caption_match" in result.stdout
 

@@ -101,6 +101,8 @@ from benchmark.io import atomic_path, read_json, write_json, write_text
 COLLECTIONS = ("coco", "flickr30k")
 REFER_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
 TEST_SPLITS = ("testA", "testB")
+BOTH_TEST_SPLITS = "testA+testB"
+"""``test_split`` value that puts even test image ids in testA and odd ones in testB (as REFER's two test sets)."""
 NO_TARGET = -1
 """gRefCOCO's ``ann_id`` for an expression without target: ``[-1]`` (ReLA grefer.py)."""
 COCO_FOLDER = {"train": "train2014", "restval": "val2014", "val": "val2014", "test": "val2014"}
@@ -605,17 +607,28 @@ def write_webdataset(
 # ----------------------------------------------------------------------------- referring expressions
 
 
-def _ref_split(native_split: str, dataset: str, test_split: str) -> str:
+def _ref_split(native_split: str, dataset: str, test_split: str, image_id: int = 0) -> str:
+    """The official split of a synthetic split's expression; ``testA+testB`` alternates test images by id."""
     if native_split != "test":
         return native_split
-    return "test" if REFER_SPLIT_BY.get(dataset) == "umd" else test_split
+    if REFER_SPLIT_BY.get(dataset) == "umd":
+        return "test"
+    if test_split == BOTH_TEST_SPLITS:
+        return TEST_SPLITS[image_id % 2]
+    return test_split
+
+
+def _ref_splits(dataset: str, test_split: str) -> list[str]:
+    """Every official split written, in order."""
+    tests = list(TEST_SPLITS) if test_split == BOTH_TEST_SPLITS and REFER_SPLIT_BY.get(dataset) != "umd" else []
+    return ["train", "val", *(tests or [_ref_split("test", dataset, test_split)])]
 
 
 def _check_refer_args(dataset: str, test_split: str) -> None:
     if dataset not in (*REFER_SPLIT_BY, "grefcoco"):
         raise ConfigError(f"dataset must be one of {(*REFER_SPLIT_BY, 'grefcoco')}, got {dataset!r}")
-    if test_split not in TEST_SPLITS:
-        raise ConfigError(f"test_split must be one of {TEST_SPLITS}, got {test_split!r}")
+    if test_split not in (*TEST_SPLITS, BOTH_TEST_SPLITS):
+        raise ConfigError(f"test_split must be one of {(*TEST_SPLITS, BOTH_TEST_SPLITS)}, got {test_split!r}")
 
 
 def _sentence(text: str, sent_id: int) -> dict[str, Any]:
@@ -636,7 +649,7 @@ def _refer_refs(data: NativeData, dataset: str, test_split: str) -> list[dict[st
         record: dict[str, Any] = {
             "ref_id": ref["ref_id"],
             "image_id": ref["image_id"],
-            "split": _ref_split(split, dataset, test_split),
+            "split": _ref_split(split, dataset, test_split, ref["image_id"]),
             "sent_ids": [sent_id],
             "sentences": [_sentence(ref["sentence"], sent_id)],
             "file_name": coco_file_name("train2014", ref["image_id"]),
@@ -731,7 +744,8 @@ def write_refer(
     """Write REFER's ``<dataset>/refs(unc|umd).p`` and ``instances.json`` plus train2014 images.
 
     Only single-target synthetic refs are written (one sentence each). Synthetic test refs take
-    ``test_split`` (testA|testB) for refcoco/refcoco+ and ``test`` for refcocog (umd).
+    ``test_split`` (testA|testB, or ``testA+testB``: even test image ids in testA, odd in testB)
+    for refcoco/refcoco+ and ``test`` for refcocog (umd).
 
     Returns ``{"refs", "instances", "image_dir", "splits": {split: n}, "images_written"}``.
     """
@@ -863,7 +877,7 @@ def write_mdetr(
     root, data = Path(root), read_native(native_dir)
     refs, instances = _refer_refs(data, dataset, test_split), refer_instances(data)
     paths, counts, next_img_id, next_id = {}, {}, 0, 0
-    for split in dict.fromkeys(_ref_split(s, dataset, test_split) for s in SPLITS):
+    for split in _ref_splits(dataset, test_split):
         content, next_img_id, next_id = mdetr_refexp(refs, instances, dataset, split, next_img_id, next_id)
         path = root / "mdetr_annotations" / f"finetune_{dataset}_{split}.json"
         write_json(path, content)
@@ -948,9 +962,9 @@ def write_all(native_dir: str | Path, root: str | Path, lossless: bool = True, b
         summary[f"lavis_{collection}"] = write_lavis_retrieval(native_dir, root, collection, lossless)
     summary["coco_instances"] = write_coco_instances(native_dir, root)
     for dataset in REFER_SPLIT_BY:
-        summary[f"refer_{dataset}"] = write_refer(native_dir, root, dataset, lossless)
-        summary[f"mdetr_{dataset}"] = write_mdetr(native_dir, root, dataset, lossless)
-    summary["grefcoco"] = write_grefcoco(native_dir, root, lossless)
+        summary[f"refer_{dataset}"] = write_refer(native_dir, root, dataset, lossless, BOTH_TEST_SPLITS)
+        summary[f"mdetr_{dataset}"] = write_mdetr(native_dir, root, dataset, lossless, BOTH_TEST_SPLITS)
+    summary["grefcoco"] = write_grefcoco(native_dir, root, lossless, BOTH_TEST_SPLITS)
     summary["hf"] = write_hf_retrieval(native_dir, root, lossless=lossless)
     for split in SPLITS:
         summary[f"webdataset_{split}"] = write_webdataset(native_dir, root, split, lossless=lossless)

@@ -20,6 +20,8 @@ BUILTIN_KINDS = {
     "karpathy": "benchmark.datasets.karpathy",
     "hf_retrieval": "benchmark.datasets.hf_retrieval",
     "webdataset": "benchmark.datasets.webdataset",
+    "refer": "benchmark.datasets.refer",
+    "grefcoco": "benchmark.datasets.grefcoco",
 }
 ADAPTER_TABLE = PluginTable(
     "dataset adapter", "benchmark.datasets.base:DatasetAdapter", BUILTIN_KINDS, "FUSEBENCH_DATASETS"

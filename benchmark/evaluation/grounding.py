@@ -2,7 +2,8 @@
 
 The method's dense predictions are turned into a COCO result list: score = sigmoid(logit),
 boxes converted to pixels, class-agnostic NMS at ``nms_iou``, at most ``max_detections`` kept
-per pair (highest scores first). Metrics are in :mod:`benchmark.metrics.detection`.
+per pair (highest scores first). Metrics are in :mod:`benchmark.metrics.detection`; the protocol
+record states the overlap ``Acc@0.5`` used (``acc_iou``: ``iou`` or MDETR's ``giou``).
 """
 
 from __future__ import annotations
@@ -92,13 +93,13 @@ def evaluate_grounding(
     data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
     predictions = predict(model, data, split.image_size, batch_size, device, settings, image_missing, text_missing)
     targets, sizes = ground_truth(split)
-    metrics, items = evaluate_pairs(targets, predictions, sizes, settings["score_threshold"])
+    metrics, items = evaluate_pairs(targets, predictions, sizes, settings["score_threshold"], settings["acc_iou"])
     kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
     protocol = {
         "protocol": "dense boxes, NMS, COCOeval per (image, expression)",
         "pairs": len(targets),
         "pair_kinds": kinds,
-        **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold")},
+        **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold", "acc_iou")},
     }
     return metrics, protocol, items
 

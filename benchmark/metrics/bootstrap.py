@@ -63,9 +63,10 @@ class RetrievalItems:
 class GroundingItems:
     """Per-pair records from :func:`benchmark.metrics.detection.evaluate_pairs`."""
 
-    top_iou: np.ndarray
+    top_iou: np.ndarray  # per pair: IoU of the top box with its best target (NaN without target)
+    acc_hit: np.ndarray  # per pair: the top box meets Acc@0.5 in the evaluation's acc_iou form
     n_targets: np.ndarray
-    no_target_ok: np.ndarray
+    detected: np.ndarray  # per pair: some box scores ≥ score_threshold (N-acc, T-acc)
     dt_scores: np.ndarray
     dt_matches: np.ndarray  # T × D
     dt_ignore: np.ndarray  # T × D
@@ -118,8 +119,9 @@ class GroundingItems:
             return float((weights[mask] * values[mask]).sum() / total) if total else float("nan")
 
         out["mIoU"] = weighted(np.nan_to_num(self.top_iou), with_target)
-        out["Acc@0.5"] = weighted(np.nan_to_num(self.top_iou) >= 0.5, single)
-        out["N-acc"] = weighted(self.no_target_ok.astype(float), none)
+        out["Acc@0.5"] = weighted(self.acc_hit.astype(float), single)
+        out["N-acc"] = weighted((~self.detected).astype(float), none)
+        out["T-acc"] = weighted(self.detected.astype(float), with_target)
         return out
 
 

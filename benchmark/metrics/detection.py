@@ -12,9 +12,21 @@ Beside COCO AP:
 * ``mIoU`` — over pairs with ≥ 1 target, the IoU of the top-scored box with its
   best-matching target (0 when the method returns no box);
 * ``Acc@0.5`` — RefCOCO precision@1: over single-target pairs, the fraction whose top-scored
-  box has IoU ≥ 0.5 with the target;
-* ``N-acc`` — gRefCOCO's no-target accuracy (Liu et al., CVPR 2023): over no-target pairs,
-  the fraction where no box scores ≥ ``score_threshold``.
+  box overlaps the target by ≥ 0.5. ``acc_iou`` picks the overlap: ``iou`` (plain IoU, as
+  mmdetection's ``mmdet/evaluation/metrics/refexp_metric.py`` and the RefCOCO literature) or
+  ``giou`` (generalized IoU, Rezatofighi et al., CVPR 2019, as MDETR's ``RefExpEvaluator`` in
+  ``datasets/refexp.py``). GIoU = IoU − (C − U)/C ≤ IoU (C: the smallest enclosing box, U: the
+  union), so the GIoU form is never higher; the evaluation records which form it used;
+* ``N-acc`` — gRefCOCO's no-target accuracy: over no-target pairs, the fraction where no box
+  scores ≥ ``score_threshold`` (N-acc = TP / (TP + FN));
+* ``T-acc`` — gRefCOCO's target accuracy: over pairs with ≥ 1 target, the fraction where some
+  box scores ≥ ``score_threshold``, i.e. the method does not call a targeted expression
+  no-target (T-acc = TN / (TN + FP)). Both follow GREC's box evaluation (He et al. 2023,
+  henghuiding/gRefCOCO ``mdetr/datasets/refexp.py``: a pair "predicts a target" when a box
+  scores ≥ its ``thresh_score``, 0.7 there, ``score_threshold`` here) and the GRES paper's
+  definitions (Liu et al., CVPR 2023). ReLA's mask evaluator
+  (``gres_model/evaluation/refer_evaluation.py``) adds 1 to both denominators and its
+  ``T_acc`` line computes TP / (TP + FP + 1) instead; FuseBench does neither.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.metrics.boxes import iou_matrix
+from benchmark.metrics.boxes import convert, iou_matrix
 
 COCO_STATS = (
     "AP",
@@ -43,6 +55,29 @@ COCO_STATS = (
     "AR_large",
 )
 CATEGORY = {"id": 1, "name": "referred", "supercategory": "referred"}
+ACC_IOU_FORMS = ("iou", "giou")
+"""The overlaps ``Acc@0.5`` may use (``evaluate.grounding.acc_iou``)."""
+ACC_THRESHOLD = 0.5
+"""``Acc@0.5``: the top box is right when its overlap with the target is at least this."""
+PAIR_METRICS = ("mIoU", "Acc@0.5", "N-acc", "T-acc")
+"""The referring-expression metrics reported after the 12 COCO stats, in this order."""
+
+
+def overlap_matrix(a_xywh: np.ndarray, b_xywh: np.ndarray, form: str = "iou") -> np.ndarray:
+    """IoU (``form="iou"``) or generalized IoU (``"giou"``, torchvision's) of every box in ``a`` with every
+    box in ``b`` (xywh, same units)."""
+    if form == "iou":
+        return iou_matrix(a_xywh, b_xywh)
+    if form != "giou":
+        raise ValueError(f"unknown overlap {form!r}; allowed: {', '.join(ACC_IOU_FORMS)}")
+    import torch
+    from torchvision.ops import generalized_box_iou
+
+    a = convert(torch.as_tensor(np.asarray(a_xywh, dtype=np.float64).reshape(-1, 4)), "xywh", "xyxy")
+    b = convert(torch.as_tensor(np.asarray(b_xywh, dtype=np.float64).reshape(-1, 4)), "xywh", "xyxy")
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    return generalized_box_iou(a, b).numpy()
 
 
 def coco_ground_truth(targets: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]]) -> dict[str, Any]:
@@ -104,9 +139,10 @@ def grounding_metrics(
     predictions: Sequence[tuple[np.ndarray, np.ndarray]],
     sizes: Sequence[tuple[int, int]],
     score_threshold: float = 0.5,
+    acc_iou: str = "iou",
 ) -> dict[str, float | None]:
     """All detection metrics; ``None`` marks a value that is undefined on this test set."""
-    return evaluate_pairs(targets, predictions, sizes, score_threshold)[0]
+    return evaluate_pairs(targets, predictions, sizes, score_threshold, acc_iou)[0]
 
 
 def evaluate_pairs(
@@ -114,38 +150,47 @@ def evaluate_pairs(
     predictions: Sequence[tuple[np.ndarray, np.ndarray]],
     sizes: Sequence[tuple[int, int]],
     score_threshold: float = 0.5,
+    acc_iou: str = "iou",
 ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
     """(metrics, per-pair records for the bootstrap: see :mod:`benchmark.metrics.bootstrap`)."""
     if not (len(targets) == len(predictions) == len(sizes)):
         raise ValueError("targets, predictions and sizes must have one entry per (image, expression) pair")
+    if acc_iou not in ACC_IOU_FORMS:
+        raise ValueError(f"acc_iou must be one of {', '.join(ACC_IOU_FORMS)}, got {acc_iou!r}")
     stats, records = coco_evaluation(coco_ground_truth(targets, sizes), coco_detections(predictions))
     metrics: dict[str, float | None] = {
         name: (None if value < 0 else float(value)) for name, value in zip(COCO_STATS, stats)
     }
     top_iou = np.full(len(targets), np.nan)
-    no_target_ok = np.zeros(len(targets), dtype=bool)
+    acc_hit = np.zeros(len(targets), dtype=bool)
+    detected = np.zeros(len(targets), dtype=bool)
     n_targets = np.array([np.asarray(b).reshape(-1, 4).shape[0] for b in targets])
     for k, (boxes, (pred_boxes, scores)) in enumerate(zip(targets, predictions)):
         boxes, pred_boxes, scores = (
             np.asarray(boxes).reshape(-1, 4),
             np.asarray(pred_boxes).reshape(-1, 4),
-            np.asarray(scores),
+            np.asarray(scores).reshape(-1),
         )
+        detected[k] = bool((scores >= score_threshold).any())
         if len(boxes) == 0:
-            no_target_ok[k] = not (scores >= score_threshold).any()
-        elif len(pred_boxes) == 0:
+            continue
+        if len(pred_boxes) == 0:
             top_iou[k] = 0.0
-        else:
-            top = pred_boxes[int(np.argmax(scores))]  # argmax: the first of tied scores
-            top_iou[k] = float(iou_matrix(top[None], boxes).max())
+            continue
+        top = pred_boxes[int(np.argmax(scores))][None]  # argmax: the first of tied scores
+        top_iou[k] = float(iou_matrix(top, boxes).max())
+        overlap = top_iou[k] if acc_iou == "iou" else float(overlap_matrix(top, boxes, acc_iou).max())
+        acc_hit[k] = overlap >= ACC_THRESHOLD
     with_target, single, none = n_targets > 0, n_targets == 1, n_targets == 0
     metrics["mIoU"] = float(top_iou[with_target].mean()) if with_target.any() else None
-    metrics["Acc@0.5"] = float((top_iou[single] >= 0.5).mean()) if single.any() else None
-    metrics["N-acc"] = float(no_target_ok[none].mean()) if none.any() else None
+    metrics["Acc@0.5"] = float(acc_hit[single].mean()) if single.any() else None
+    metrics["N-acc"] = float((~detected[none]).mean()) if none.any() else None
+    metrics["T-acc"] = float(detected[with_target].mean()) if with_target.any() else None
     items = {
         "top_iou": top_iou,
+        "acc_hit": acc_hit,
         "n_targets": n_targets,
-        "no_target_ok": no_target_ok,
+        "detected": detected,
         **_flatten_records(records, len(targets)),
     }
     return metrics, items

@@ -4,8 +4,10 @@ Protocol (details in :mod:`benchmark.evaluation.grounding` and :mod:`benchmark.m
 each (image, referring expression) pair is one COCOeval image whose ground truth is every object
 the expression refers to (zero, one or several). Methods predict dense per-patch boxes and
 scores; class-agnostic NMS keeps at most ``max_detections``. Metrics: the 12 COCO stats, mIoU of
-the top box, Acc@0.5 (RefCOCO precision@1, IoU ≥ 0.5 on single-target pairs) and gRefCOCO's
-N-acc on no-target pairs.
+the top box, Acc@0.5 (RefCOCO precision@1 on single-target pairs: top-1 IoU ≥ 0.5, or GIoU ≥ 0.5
+as MDETR computes it, by ``acc_iou``; every result's protocol record says which), and gRefCOCO's
+N-acc on no-target pairs and T-acc on targeted ones (a box scoring ≥ ``score_threshold`` counts
+as predicting a target).
 
 Reference rows: ``ref_whole_image`` (one image-sized box) and ``ref_all_objects`` (the true box
 of every object in the image, an oracle detector that ignores the text). Bootstrap unit: an
@@ -28,7 +30,7 @@ REFERENCE_DETECTORS = {"ref_whole_image": "whole_image", "ref_all_objects": "all
 class Grounding(Task):
     title = "text-conditioned detection"
     requires = ("images", "instances", "refs")
-    table_metrics = ("AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc")
+    table_metrics = ("AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc", "T-acc")
     headline_metrics = ("AP", "AP50", "Acc@0.5")
     abbreviation = "Det"
     references: ClassVar[dict[str, str]] = {
@@ -36,24 +38,29 @@ class Grounding(Task):
         "ref_all_objects": "predicts the true box of every object in the image (an oracle detector that ignores "
         "the text)",
     }
-    reference_settings = ("score_threshold",)
+    reference_settings = ("score_threshold", "acc_iou")
     bootstrap_unit = "an (image, expression) pair"
     efficiency = ("flops_ground_pair", "MFLOPs / pair (grounding)")
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["max_detections", "nms_iou", "score_threshold"],
+        "required": ["max_detections", "nms_iou", "score_threshold", "acc_iou"],
         "properties": {
             "max_detections": {"type": "integer", "minimum": 1, "description": "boxes kept per (image, expression)"},
             "nms_iou": {**FRACTION, "description": "class-agnostic NMS IoU threshold"},
-            "score_threshold": {**FRACTION, "description": "a box at or above it counts as a detection (N-acc)"},
+            "score_threshold": {**FRACTION, "description": "a box at or above it counts as a detection (N-acc, T-acc)"},
+            "acc_iou": {
+                "enum": ["iou", "giou"],
+                "description": "Acc@0.5's overlap: top-1 IoU ≥ 0.5 (RefCOCO precision@1, mmdetection) or GIoU ≥ 0.5 "
+                "(MDETR's RefExpEvaluator)",
+            },
         },
     }
 
     def metric_names(self, settings: dict[str, Any]) -> list[str]:
-        from benchmark.metrics.detection import COCO_STATS
+        from benchmark.metrics.detection import COCO_STATS, PAIR_METRICS
 
-        return [*COCO_STATS, "mIoU", "Acc@0.5", "N-acc"]
+        return [*COCO_STATS, *PAIR_METRICS]
 
     def training_data(self, split: Any, tokenizer: Any, device: Any, ctx: Any) -> Any:
         from benchmark.data.grounding import GroundingData
@@ -88,13 +95,15 @@ class Grounding(Task):
 
         test = load_split(data_dir, "test")
         targets, sizes = ground_truth(test)
+        threshold, acc_iou = settings["score_threshold"], settings["acc_iou"]
         rows = {
-            name: grounding_metrics(targets, reference_predictions(test, kind), sizes, settings["score_threshold"])
+            name: grounding_metrics(targets, reference_predictions(test, kind), sizes, threshold, acc_iou)
             for name, kind in REFERENCE_DETECTORS.items()
         }
         protocol = {
             "ref_whole_image": "one box covering the image, score 1",
             "ref_all_objects": "the true box of every object in the image, score 1 (text ignored)",
+            "acc_iou": acc_iou,
         }
         return rows, protocol
 

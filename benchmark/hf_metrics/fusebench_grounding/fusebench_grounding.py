@@ -1,7 +1,7 @@
 """FuseBench grounding (text-conditioned detection) metrics as a Hugging Face ``evaluate`` module.
 
 The numbers come from :func:`benchmark.metrics.detection.grounding_metrics`, the function
-FuseBench's own evaluation calls (COCOeval through pycocotools, plus mIoU, Acc@0.5 and N-acc),
+FuseBench's own evaluation calls (COCOeval through pycocotools, plus mIoU, Acc@0.5, N-acc and T-acc),
 so a training loop that uses this module reports exactly the value FuseBench would. This file
 only adapts evaluate's per-example input model to that function's arguments and checks them.
 
@@ -11,7 +11,7 @@ Load it by path (works offline):
     from benchmark.hf_metrics import module_path
 
     grounding = evaluate.load(module_path("grounding"))
-    grounding.compute(predictions=detections, references=targets, score_threshold=0.5)
+    grounding.compute(predictions=detections, references=targets, score_threshold=0.5, acc_iou="iou")
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ import datasets
 import evaluate
 import numpy as np
 
-from benchmark.metrics.detection import grounding_metrics
+from benchmark.metrics.detection import ACC_IOU_FORMS, grounding_metrics
 
 #: FuseBench's default, workflows/config/default.yaml → evaluate.grounding.score_threshold.
 DEFAULT_SCORE_THRESHOLD = 0.5
+#: FuseBench's default, workflows/config/default.yaml → evaluate.grounding.acc_iou.
+DEFAULT_ACC_IOU = "iou"
 
 _DESCRIPTION = """\
 Text-conditioned detection (referring-expression grounding) metrics, FuseBench's protocol, computed by
@@ -41,14 +43,18 @@ AR_medium, AR_large. Pairs with no target contribute only false positives. Besid
 
 * mIoU: over pairs with at least one target, IoU of the top-scored box with its best-matching target
   (0 when the pair has no predicted box);
-* Acc@0.5: RefCOCO precision@1, over single-target pairs, the fraction whose top-scored box has IoU >= 0.5;
-* N-acc: gRefCOCO no-target accuracy, over no-target pairs, the fraction with no box scoring >= score_threshold.
+* Acc@0.5: RefCOCO precision@1, over single-target pairs, the fraction whose top-scored box overlaps the target
+  by >= 0.5: plain IoU (acc_iou="iou", as mmdetection's refexp_metric) or generalized IoU (acc_iou="giou", as
+  MDETR's RefExpEvaluator; GIoU <= IoU, so never higher);
+* N-acc: gRefCOCO no-target accuracy, over no-target pairs, the fraction with no box scoring >= score_threshold;
+* T-acc: gRefCOCO target accuracy, over pairs with at least one target, the fraction with some box scoring
+  >= score_threshold (GREC's box evaluation: the method does not call a targeted expression no-target).
 
 The top-scored box is the first of tied top scores. A value undefined on the given pairs (e.g. Acc@0.5 with no
-single-target pair, AP_small with no small object) is None. Before scoring, FuseBench's grounding evaluation
-applies class-agnostic NMS at IoU 0.5 and keeps at most 100 boxes per pair, best first (evaluate.grounding.nms_iou
-and max_detections in workflows/config/default.yaml); this module scores exactly the boxes it is given, so do the
-same for comparable numbers.
+single-target pair, AP_small with no small object, T-acc with no targeted pair) is None. Before scoring,
+FuseBench's grounding evaluation applies class-agnostic NMS at IoU 0.5 and keeps at most 100 boxes per pair, best
+first (evaluate.grounding.nms_iou and max_detections in workflows/config/default.yaml); this module scores exactly
+the boxes it is given, so do the same for comparable numbers.
 """
 
 _KWARGS_DESCRIPTION = """\
@@ -60,12 +66,14 @@ Args:
         boxes of every referred object (empty list for a no-target expression), same format, and the image size
         in pixels, width first as in a COCO image record (the COCO ground truth FuseBench builds records it; bbox
         metrics do not depend on it).
-    score_threshold (float, optional): the N-acc threshold, default 0.5, FuseBench's default
-        (workflows/config/default.yaml, evaluate.grounding.score_threshold). It affects N-acc only.
+    score_threshold (float, optional): the N-acc and T-acc threshold, default 0.5, FuseBench's default
+        (workflows/config/default.yaml, evaluate.grounding.score_threshold). It affects N-acc and T-acc only.
+    acc_iou (str, optional): Acc@0.5's overlap, "iou" (default, FuseBench's default: evaluate.grounding.acc_iou)
+        or "giou" (MDETR's form). It affects Acc@0.5 only.
 
 Returns:
     dict: AP, AP50, AP75, AP_small, AP_medium, AP_large, AR@1, AR@10, AR@100, AR_small, AR_medium, AR_large, mIoU,
-    Acc@0.5, N-acc; each a float in [0, 1] or None when undefined on these pairs.
+    Acc@0.5, N-acc, T-acc; each a float in [0, 1] or None when undefined on these pairs.
 
 Example:
     >>> import evaluate
@@ -76,8 +84,8 @@ Example:
     >>> references = [{"boxes": [[4, 4, 10, 10]], "image_size": [48, 48]},
     ...               {"boxes": [], "image_size": [48, 48]}]
     >>> results = grounding.compute(predictions=predictions, references=references)
-    >>> results["Acc@0.5"], results["N-acc"]
-    (1.0, 1.0)
+    >>> results["Acc@0.5"], results["N-acc"], results["T-acc"]
+    (1.0, 1.0, 1.0)
 """
 
 _CITATION = """\
@@ -137,7 +145,7 @@ def _image_size(reference: Mapping[str, Any], pair: int) -> tuple[int, int]:
 # Subclass evaluate.Metric by attribute: evaluate.load instantiates the first Metric subclass in this file, and a
 # `from evaluate import Metric` would make that the base class itself.
 class FusebenchGrounding(evaluate.Metric):
-    """COCO AP/AR, mIoU, Acc@0.5 and N-acc, computed by :func:`benchmark.metrics.detection.grounding_metrics`."""
+    """COCO AP/AR, mIoU, Acc@0.5, N-acc and T-acc, computed by :func:`benchmark.metrics.detection.grounding_metrics`."""
 
     def _info(self) -> evaluate.MetricInfo:
         """Inputs are per (image, expression) pair, so that ``add_batch`` can take a batch of pairs at a time."""
@@ -151,7 +159,11 @@ class FusebenchGrounding(evaluate.Metric):
                     "references": {"boxes": _BOXES, "image_size": datasets.List(datasets.Value("int64"))},
                 }
             ),
-            reference_urls=["https://github.com/cocodataset/cocoapi", "https://github.com/henghuiding/gRefCOCO"],
+            reference_urls=[
+                "https://github.com/cocodataset/cocoapi",
+                "https://github.com/henghuiding/gRefCOCO",
+                "https://github.com/ashkamath/mdetr",
+            ],
         )
 
     def _compute(
@@ -159,6 +171,7 @@ class FusebenchGrounding(evaluate.Metric):
         predictions: Sequence[Mapping[str, Any]],
         references: Sequence[Mapping[str, Any]],
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        acc_iou: str = DEFAULT_ACC_IOU,
     ) -> dict[str, float | None]:
         """Convert the per-pair dicts to grounding_metrics' lists and call it unchanged."""
         if len(predictions) == 0:
@@ -169,7 +182,9 @@ class FusebenchGrounding(evaluate.Metric):
             threshold = math.nan
         if not math.isfinite(threshold):
             raise ValueError(f"score_threshold must be a finite number, got {score_threshold!r}")
+        if acc_iou not in ACC_IOU_FORMS:
+            raise ValueError(f"acc_iou must be one of {', '.join(map(repr, ACC_IOU_FORMS))}, got {acc_iou!r}")
         detections = [_prediction(prediction, pair) for pair, prediction in enumerate(predictions)]
         targets = [_boxes(reference["boxes"], f"reference {pair}") for pair, reference in enumerate(references)]
         sizes = [_image_size(reference, pair) for pair, reference in enumerate(references)]
-        return grounding_metrics(targets, detections, sizes, threshold)
+        return grounding_metrics(targets, detections, sizes, threshold, acc_iou)
