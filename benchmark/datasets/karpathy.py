@@ -234,7 +234,8 @@ class Karpathy(OfficialAdapter):
 
     def layout(self, spec: dict[str, Any]) -> str:
         root = self.root(spec)
-        lines = [f"  {p.relative_to(root)}   (format: {spec['format']})" for p in self.required_files(spec)]
+        annotations = dict.fromkeys(self.annotation_files(spec).values())
+        lines = [f"  {p.relative_to(root)}   (format: {spec['format']})" for p in annotations]
         if spec["collection"] == "coco":
             lines += [f"  coco/images/{f}/COCO_{f}_<12-digit id>.jpg" for f in ("train2014", "val2014")]
             lines += [f"  {p.relative_to(root)}   (instances: true)" for p in self.instance_files(spec)]
