@@ -312,7 +312,8 @@ def data_footer(results: list[tuple[Path, dict[str, Any]]]) -> str:
         parts = [f"pretrained on {pretraining['dataset']}"] if pretraining.get("dataset", dataset) != dataset else []
         parts += [f"{Path(path).name} sha256 {digest[:12]}" for path, digest in sorted(note.get("sources", {}).items())]
         for split, cut in sorted(note.get("subset", {}).items()):
-            parts.append(f"subset {split} {cut['images']} of {cut['of_images']} images")
+            official = f", official {cut['official_images']:,}" if cut.get("official_images") else ""
+            parts.append(f"subset {split} {cut['images']} of {cut['of_images']} images{official}")
         guard = pretraining.get("leakage_guard") or note.get("leakage_guard") or {}
         if guard:
             parts.append(

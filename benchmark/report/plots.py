@@ -56,6 +56,24 @@ def save(figure: plt.Figure, stem: Path) -> list[Path]:
     return paths
 
 
+LINESTYLES = ("-", "--", ":", "-.")
+"""One line style per dataset when a figure shows several (the colour is the method's)."""
+
+
+def _label(method: str, dataset: str, datasets: list[str]) -> str:
+    return method if len(datasets) == 1 else f"{method} · {dataset}"
+
+
+def _panels(stats: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(dataset, task, title) of every (dataset, task) the tables hold, in task order; titles name
+    the dataset only when there are several."""
+    datasets = sorted(set(stats["dataset"]))
+    present = set(zip(stats["dataset"], stats["task"]))
+    return [
+        (d, t, t if len(datasets) == 1 else f"{d} — {t}") for d in datasets for t in task_names() if (d, t) in present
+    ]
+
+
 def robustness_curves(frame: pd.DataFrame, task: str, metric: str, colors: dict[str, str], stem: Path) -> list[Path]:
     """Metric vs severity per corruption (one panel each), one line per method, mean ± std over seeds."""
     rows = frame[(frame["task"] == task) & (frame["metric"] == metric)]
@@ -70,7 +88,8 @@ def robustness_curves(frame: pd.DataFrame, task: str, metric: str, colors: dict[
         )
         for ax, corruption in zip(axes.flat, corruptions):
             block = pd.concat([clean, rows[rows["corruption"] == corruption]])
-            for method, data in block.groupby("method", sort=True):
+            datasets = sorted(set(block["dataset"]))
+            for (dataset, method), data in block.groupby(["dataset", "method"], sort=True):
                 stats = data.groupby("severity")["value"].agg(["mean", "std"]).dropna(subset=["mean"])
                 if len(stats) < 2:
                     continue
@@ -78,8 +97,9 @@ def robustness_curves(frame: pd.DataFrame, task: str, metric: str, colors: dict[
                     stats.index,
                     stats["mean"],
                     yerr=stats["std"].fillna(0),
-                    label=method,
+                    label=_label(method, dataset, datasets),
                     color=colors.get(method),
+                    linestyle=LINESTYLES[datasets.index(dataset) % len(LINESTYLES)],
                     marker="o",
                     markersize=3,
                     linewidth=1.2,
@@ -106,7 +126,10 @@ def robustness_curves(frame: pd.DataFrame, task: str, metric: str, colors: dict[
 
 def drop_heatmap(drops: pd.DataFrame, task: str, stem: Path) -> list[Path]:
     """Relative drop (mean over seeds), methods × corruptions."""
-    pivot = drops[drops["task"] == task].groupby(["method", "corruption"])["relative_drop"].mean().unstack("corruption")
+    rows = drops[drops["task"] == task]
+    datasets = sorted(set(rows["dataset"]))
+    rows = rows.assign(row=[_label(m, d, datasets) for m, d in zip(rows["method"], rows["dataset"])])
+    pivot = rows.groupby(["row", "corruption"])["relative_drop"].mean().unstack("corruption")
     with plt.rc_context({**STYLE, "axes.grid": False}):
         figure, ax = plt.subplots(figsize=(0.55 * max(4, pivot.shape[1]) + 2, 0.4 * max(3, pivot.shape[0]) + 1.2))
         image = ax.imshow(pivot.to_numpy(dtype=float), cmap="viridis", aspect="auto")
@@ -130,12 +153,14 @@ def drop_heatmap(drops: pd.DataFrame, task: str, stem: Path) -> list[Path]:
 
 def main_metrics(stats: pd.DataFrame, colors: dict[str, str], references: tuple[str, ...], stem: Path) -> list[Path]:
     """Headline metrics per task: bars = mean over seeds, error bars = sample std; references dashed."""
-    tasks = [t for t in task_names() if t in set(stats["task"])]
+    panels = _panels(stats)
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.0), squeeze=False, layout="constrained")
-        for ax, task in zip(axes[0], tasks):
+        figure, axes = plt.subplots(
+            1, len(panels), figsize=(4.2 * len(panels), 3.0), squeeze=False, layout="constrained"
+        )
+        for ax, (dataset, task, title) in zip(axes[0], panels):
             headline = get_task(task).headline_metrics
-            block = stats[(stats["task"] == task) & stats["metric"].isin(headline)]
+            block = stats[(stats["dataset"] == dataset) & (stats["task"] == task) & stats["metric"].isin(headline)]
             metrics = [m for m in headline if m in set(block["metric"])]
             learned = sorted(
                 m
@@ -163,7 +188,7 @@ def main_metrics(stats: pd.DataFrame, colors: dict[str, str], references: tuple[
                         ax.hlines(value * 100, i - 0.45, i + 0.45, colors=REFERENCE_COLOR, linestyles="--", linewidth=1)
             ax.set_xticks(range(len(metrics)), metrics)
             ax.set_ylabel("%")
-            ax.set_title(f"{task} (dashed: reference rows)")
+            ax.set_title(f"{title} (dashed: reference rows)")
         legend: dict[str, object] = {}
         for ax in axes.flat:
             for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -177,14 +202,15 @@ def efficiency_accuracy(
     stats: pd.DataFrame, efficiency: pd.DataFrame, colors: dict[str, str], stem: Path
 ) -> list[Path]:
     """Headline metric vs forward MFLOPs per image–text pair, per task."""
-    panels = [(t, get_task(t).headline_metrics[0], get_task(t).efficiency) for t in task_names()]
-    panels = [(t, m, e[0]) for t, m, e in panels if e and t in set(stats["task"]) and e[0] in efficiency]
+    panels = [(d, t, title, get_task(t).headline_metrics[0], get_task(t).efficiency) for d, t, title in _panels(stats)]
+    panels = [(d, t, title, m, e[0]) for d, t, title, m, e in panels if e and e[0] in efficiency]
     with plt.rc_context(STYLE):
         figure, axes = plt.subplots(
             1, max(1, len(panels)), figsize=(4.0 * max(1, len(panels)), 3.0), squeeze=False, layout="constrained"
         )
-        for ax, (task, metric, flops) in zip(axes[0], panels):
-            block = stats[(stats["task"] == task) & (stats["metric"] == metric)].set_index("method")
+        for ax, (dataset, task, title, metric, flops) in zip(axes[0], panels):
+            rows = stats[(stats["dataset"] == dataset) & (stats["task"] == task) & (stats["metric"] == metric)]
+            block = rows.set_index("method")
             for _, row in efficiency.iterrows():
                 method = row["method"]
                 if method not in block.index or pd.isna(row.get(flops)) or pd.isna(block.loc[method, "mean"]):
@@ -207,7 +233,7 @@ def efficiency_accuracy(
                 )
             ax.set_xlabel("forward MFLOPs per image–text pair")
             ax.set_ylabel(f"{metric} (%)")
-            ax.set_title(task)
+            ax.set_title(title)
         return save(figure, stem)
 
 
