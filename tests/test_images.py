@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,50 @@ def test_image_whose_size_disagrees_with_the_annotations_is_named(tmp_path: Path
     split = load_split(root, "test")
     with pytest.raises(DataFileError, match=r"img1\.png is 7x7 but the annotations say 20x40"):
         split.images[1]
+
+
+def test_random_resized_crop_is_seeded_and_stays_within_its_scale() -> None:
+    from benchmark.data.images import _crop_box, random_resized_crop
+    from benchmark.seeding import torch_generator
+
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    scale, ratio = (0.25, 0.5), (0.75, 4 / 3)
+    first = random_resized_crop(images, scale, ratio, torch_generator(0, "augment", 3))
+    again = random_resized_crop(images, scale, ratio, torch_generator(0, "augment", 3))
+    other = random_resized_crop(images, scale, ratio, torch_generator(0, "augment", 4))
+    assert first.shape == images.shape and first.dtype == torch.uint8
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    generator = torch_generator(1)
+    for _ in range(50):
+        top, left, height, width = _crop_box(32, scale, (np.log(ratio[0]), np.log(ratio[1])), ratio, generator)
+        assert top >= 0 and top + height <= 32 and left >= 0 and left + width <= 32
+        assert 0.2 <= height * width / 32**2 <= 0.55  # scale bounds, up to rounding
+
+
+def test_only_the_training_split_of_an_image_text_batch_is_augmented(tmp_path: Path) -> None:
+    from benchmark.data.sampling import ImageTextData
+
+    root = _standard_form(tmp_path, 100)
+    manifest_path = root / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["train_augment"] = {"random_resized_crop": {"scale": [0.3, 0.6], "ratio": [0.75, 1.3333]}}
+    manifest_path.write_text(json.dumps(manifest))
+    train, test = load_split(root, "train"), load_split(root, "test")
+    assert train.augment and not test.augment
+
+    plain = torch.stack([train.images[i] for i in range(len(train))])
+    data = ImageTextData(
+        images=train.images,
+        input_ids=torch.zeros(4, 2, dtype=torch.long),
+        attention_mask=torch.ones(4, 2, dtype=torch.long),
+        caption_start=torch.arange(4),
+        caption_count=torch.ones(4, dtype=torch.long),
+        concepts=torch.zeros(4, 0),
+        augment=train.augment,
+    )
+    batch, repeat = data.batch(0, 4, seed=7), data.batch(0, 4, seed=7)
+    assert torch.equal(batch["image"], repeat["image"])
+    assert not torch.equal(batch["image"], plain[batch["image_index"]])
+    assert torch.equal(
+        ImageTextData(**{**data.__dict__, "augment": {}}).batch(0, 4, 7)["image"], plain[batch["image_index"]]
+    )

@@ -49,6 +49,7 @@ class SceneSplit:
     refs: list[dict[str, Any]] = field(default_factory=list)  # image_index, sentence, boxes (xywh), kind
     category_names: dict[int, str] = field(default_factory=dict)
     objects: list[list[dict[str, str]]] = field(default_factory=list)  # per image: category + attributes
+    augment: dict[str, Any] = field(default_factory=dict)  # training augmentation (train split only)
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -179,6 +180,7 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
                 f"points at unknown image or annotation {exc}"
             ) from None
     return SceneSplit(
+        augment=dict(manifest.get("train_augment") or {}) if split == "train" else {},
         name=split,
         image_ids=image_ids,
         images=images,

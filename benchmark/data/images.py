@@ -22,6 +22,14 @@ augmentation, so a batch is a pure function of its indices and reruns are identi
   use it.
 
 An image already ``size × size`` is never resampled (the synthetic scenes stay bit-identical).
+
+Training augmentation is optional and seeded: :func:`random_resized_crop` (Inception/CLIP's
+RandomResizedCrop, ``train_augment.random_resized_crop`` in a dataset block) crops each image of
+an image–text batch at a random area fraction and aspect ratio and resizes it back, with its
+parameters drawn from a generator seeded by (run seed, step), so a resumed or repeated run sees
+the same crops. It crops the model-resolution image (not the original file), which keeps it the
+same on resident and streamed splits, and it never touches grounding batches (the boxes would
+move).
 """
 
 from __future__ import annotations
@@ -174,3 +182,51 @@ def as_tensor(images: Images) -> torch.Tensor:
 
 def take_head(images: Images, count: int) -> Images:
     return images.head(count) if isinstance(images, LazyImages) else images[:count]
+
+
+def random_resized_crop(
+    images: torch.Tensor,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Each B×3×S×S image cropped at a random area in ``scale`` and aspect in ``ratio``, resized back to S.
+
+    The draw follows torchvision's ``RandomResizedCrop.get_params`` (10 tries, then the centre
+    crop at the nearest allowed ratio), with every random number from ``generator``.
+    """
+    import math
+
+    from torchvision.transforms.v2 import functional as TF
+
+    size = int(images.shape[-1])
+    out = torch.empty_like(images)
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for k in range(images.shape[0]):
+        top, left, height, width = _crop_box(size, scale, log_ratio, ratio, generator)
+        out[k] = TF.resized_crop(images[k], top, left, height, width, [size, size], antialias=True)
+    return out
+
+
+def _crop_box(
+    size: int,
+    scale: tuple[float, float],
+    log_ratio: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator,
+) -> tuple[int, int, int, int]:
+    import math
+
+    area = size * size
+    for _ in range(10):
+        target = area * float(torch.empty(1).uniform_(scale[0], scale[1], generator=generator))
+        aspect = math.exp(float(torch.empty(1).uniform_(log_ratio[0], log_ratio[1], generator=generator)))
+        width = round(math.sqrt(target * aspect))
+        height = round(math.sqrt(target / aspect))
+        if 0 < width <= size and 0 < height <= size:
+            top = int(torch.randint(0, size - height + 1, (1,), generator=generator))
+            left = int(torch.randint(0, size - width + 1, (1,), generator=generator))
+            return top, left, height, width
+    aspect = min(max(1.0, ratio[0]), ratio[1])
+    width, height = (size, round(size / aspect)) if aspect >= 1 else (round(size * aspect), size)
+    return (size - height) // 2, (size - width) // 2, height, width

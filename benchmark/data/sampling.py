@@ -8,13 +8,14 @@ Because nothing is carried from step to step, resuming at step ``s`` needs no sa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from benchmark.data.concepts import concept_targets
 from benchmark.data.dataset import SceneSplit
+from benchmark.data.images import random_resized_crop
 from benchmark.data.tokenizer import encode
 from benchmark.seeding import torch_generator
 
@@ -46,6 +47,7 @@ class ImageTextData:
     caption_start: torch.Tensor  # N: first caption row of each image
     caption_count: torch.Tensor  # N: captions per image
     concepts: torch.Tensor  # N×C multi-hot concept targets (late fusion's image labels)
+    augment: dict[str, Any] = field(default_factory=dict)  # {"random_resized_crop": {scale, ratio}} or {}
 
     @classmethod
     def from_split(
@@ -62,6 +64,7 @@ class ImageTextData:
             caption_start=starts.to(device),
             caption_count=counts.to(device),
             concepts=concept_targets(split, concepts).to(device),
+            augment=dict(split.augment),
         )
 
     def __len__(self) -> int:
@@ -72,8 +75,14 @@ class ImageTextData:
         index = batch_indices(len(self), batch_size, step, seed).to(self.images.device)
         draw = torch.rand(len(index), generator=torch_generator(seed, "caption", step)).to(self.images.device)
         rows = self.caption_start[index] + (draw * self.caption_count[index]).long()
+        images = self.images[index]
+        crop = self.augment.get("random_resized_crop")
+        if crop:
+            generator = torch_generator(seed, "augment", step)
+            images = random_resized_crop(images.cpu(), tuple(crop["scale"]), tuple(crop["ratio"]), generator)
+            images = images.to(self.images.device)
         return {
-            "image": self.images[index],
+            "image": images,
             "text": trim_padding({"input_ids": self.input_ids[rows], "attention_mask": self.attention_mask[rows]}),
             "image_index": index,
             "concepts": self.concepts[index],

@@ -59,6 +59,33 @@ COMMON_PROPERTIES: dict[str, Any] = {
         "minimum": 0,
         "description": "splits up to this size (uint8 at image_size) stay decoded in memory; larger ones stream",
     },
+    "train_augment": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "random_resized_crop": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["scale", "ratio"],
+                "properties": {
+                    "scale": {
+                        "type": "array",
+                        "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                    "ratio": {
+                        "type": "array",
+                        "items": {"type": "number", "exclusiveMinimum": 0},
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                },
+            }
+        },
+        "description": "seeded training augmentation of image-text batches (not grounding): "
+        "{random_resized_crop: {scale: [0.5, 1.0], ratio: [0.75, 1.3333]}} as ALBEF; {} for none",
+    },
     "pretrain_from": {
         "type": "string",
         "pattern": "^[a-z][a-z0-9_]*$",
@@ -70,7 +97,13 @@ COMMON_PROPERTIES: dict[str, Any] = {
         "description": "set by the workflow: dataset blocks whose evaluation images leave this training split",
     },
 }
-COMMON_DEFAULTS: dict[str, Any] = {"image_size": 224, "transform": "resize", "subset": {}, "resident_max_mb": 2048}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "image_size": 224,
+    "transform": "resize",
+    "subset": {},
+    "resident_max_mb": 2048,
+    "train_augment": {},
+}
 
 
 @dataclass
@@ -147,6 +180,10 @@ class OfficialAdapter(DatasetAdapter):
 
     def check(self, spec: dict[str, Any]) -> list[tuple[str, str]]:
         settings = self.settings(spec)
+        crop = settings["train_augment"].get("random_resized_crop")
+        for key in ("scale", "ratio") if crop else ():
+            if crop[key][0] > crop[key][1]:
+                return [(f"train_augment.random_resized_crop.{key}", f"{crop[key]} must be [low, high]")]
         missing = [p for p in self.required_files(settings) if not p.is_file()]
         if not missing:
             return []
@@ -198,6 +235,7 @@ class OfficialAdapter(DatasetAdapter):
                 "image_size": int(settings["image_size"]),
                 "transform": settings["transform"],
                 "resident_max_mb": settings["resident_max_mb"],
+                "train_augment": settings["train_augment"],
                 "sources": sources,
                 "subset": subset,
                 "leakage_guard": guard,
