@@ -152,7 +152,10 @@ class LazyImages:
         n = len(self)
         if any(not -n <= p < n for p in positions):
             raise IndexError(f"image index out of range for {n} images")
-        batch = self.files.decode([p % n for p in positions]).to(self.device, non_blocking=True)
+        batch = self.files.decode([p % n for p in positions])
+        if self.device.type == "cuda":  # page-locked, so the copy overlaps the next batch's decoding
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, non_blocking=True)
         return batch[0] if isinstance(index, int) else batch
 
     def head(self, count: int) -> LazyImages:
