@@ -375,15 +375,36 @@ def pretrain_dataset(config: Mapping[str, Any], dataset: str) -> str:
 def needed_datasets(config: Mapping[str, Any]) -> list[str]:
     """The run's datasets and the ones they pretrain on: every dataset that gets built."""
     run = run_datasets(config)
-    return sorted(set(run) | {pretrain_dataset(config, d) for d in run if d in config["datasets"]})
+    sources = {pretrain_dataset(config, d) for d in run if d in config["datasets"]}
+    guarded = {d for source in sources if source in config["datasets"] for d in pretrained_from(config, source)}
+    return sorted(set(run) | sources | guarded)
+
+
+IMAGE_SET_IRRELEVANT_KEYS = ("subset", "resident_max_mb", "train_augment", "image_size", "transform", "pretrain_from")
+"""Dataset keys that never change which images a dataset evaluates on (left out of the leakage guard's spec)."""
+
+
+def pretrained_from(config: Mapping[str, Any], dataset: str) -> list[str]:
+    """Every configured dataset that pretrains on ``dataset`` — run or not, so the guard depends on the data only."""
+    return sorted(
+        other
+        for other, block in config["datasets"].items()
+        if other != dataset and isinstance(block, Mapping) and block.get("pretrain_from") == dataset
+    )
 
 
 def leakage_exclusions(config: Mapping[str, Any], dataset: str) -> list[dict[str, Any]]:
-    """Blocks of the run's datasets pretrained on ``dataset``: their val/test images leave its train split."""
+    """Blocks of the datasets pretrained on ``dataset``: their val/test images leave its train split.
+
+    Only the keys that decide the image set are passed, so editing e.g. a subset or the image size
+    of a RefCOCO block does not re-convert COCO and re-run every pretraining.
+    """
     return [
-        {"name": other, **copy.deepcopy(config["datasets"][other])}
-        for other in run_datasets(config)
-        if other != dataset and config["datasets"][other].get("pretrain_from") == dataset
+        {
+            "name": other,
+            **{k: copy.deepcopy(v) for k, v in config["datasets"][other].items() if k not in IMAGE_SET_IRRELEVANT_KEYS},
+        }
+        for other in pretrained_from(config, dataset)
     ]
 
 

@@ -162,3 +162,17 @@ def test_only_the_training_split_of_an_image_text_batch_is_augmented(tmp_path: P
     assert torch.equal(
         ImageTextData(**{**data.__dict__, "augment": {}}).batch(0, 4, 7)["image"], plain[batch["image_index"]]
     )
+
+
+def test_grounding_is_scored_in_each_image_files_own_pixels(tmp_path: Path) -> None:
+    """COCO's size buckets are in original pixels: targets and predictions go back to each file's frame."""
+    from benchmark.evaluation.grounding import ground_truth, in_original_frame
+
+    split = load_split(_standard_form(tmp_path, 100), "test")
+    predictions = [(np.array([[0.0, 0.0, 16.0, 16.0]]), np.array([0.9])) for _ in split.refs]
+    targets, predicted, sizes = in_original_frame(split, ground_truth(split)[0], predictions)
+    assert sizes == SIZES
+    for (width, height), boxes, (box, scores) in zip(SIZES, targets, predicted):
+        np.testing.assert_allclose(boxes, [[2.0, 4.0, 10.0, 8.0]], rtol=1e-6)  # the box as annotated
+        np.testing.assert_allclose(box, [[0.0, 0.0, width, height]])  # the whole image, in its own pixels
+        assert scores.tolist() == [0.9]

@@ -17,6 +17,9 @@ import pytest
 
 from benchmark.config import DEFAULT_CONFIG, PROFILES_DIR, load_config, load_yaml, stage_spec
 
+GUARDED = ("refcoco_testa", "refcoco_testb", "refcocoplus_testa", "refcocoplus_testb", "refcocog_test")
+"""refcoco.yaml's datasets, all pretrained from COCO."""
+
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[int]]:
@@ -29,7 +32,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[int]]:
     build_synthetic_dataset({**spec, "image_size": 32}, tmp / "native")
     written = write_karpathy(tmp / "native", tmp / "root", "coco", lossless=True)
     write_coco_instances(tmp / "native", tmp / "root")
-    write_refer(tmp / "native", tmp / "root", "refcoco", lossless=True)
+    for collection in ("refcoco", "refcoco+", "refcocog"):
+        write_refer(tmp / "native", tmp / "root", collection, lossless=True, test_split="testA+testB")
     karpathy_train = sorted(i for i, path in written["ids"].items() if path.startswith("train2014/"))
     refs_file = tmp / "root" / "refcoco" / "refs(unc).p"
     refs = pickle.loads(refs_file.read_bytes())
@@ -49,20 +53,21 @@ def test_refcoco_profile_excludes_its_evaluation_images_from_coco_pretraining(
 
     data_root, leaked = root
     overlay = tmp_path / "overlay.yaml"
+    whole = "{image_size: 32, subset: {train: all, val: all, test: all}}"
     overlay.write_text(
-        "run_datasets: [refcoco_testa]\n"
+        "run_datasets: [refcoco_testa]\n"  # one of the five: the guard still covers all five
         "datasets:\n"
-        "  coco: {image_size: 32, subset: {train: all, val: all, test: all}}\n"
-        "  refcoco_testa: {image_size: 32, subset: {train: all, val: all, test: all}}\n"
-        "model: {vision: {patch_size: 8}}\n"
+        + "".join(f"  {name}: {whole}\n" for name in ("coco", *GUARDED))
+        + "model: {vision: {patch_size: 8}}\n"
     )
     config = load_config([PROFILES_DIR / "refcoco.yaml", overlay], [f"data_root={data_root}"])
     spec = stage_spec(config, "data", dataset="coco")
-    assert [block["name"] for block in spec["exclude_images"]] == ["refcoco_testa"]
+    assert [block["name"] for block in spec["exclude_images"]] == sorted(GUARDED)
+    assert all("subset" not in block and "image_size" not in block for block in spec["exclude_images"])
     settings = {k: v for k, v in spec.items() if k not in ("stage", "dataset")}
     record = get_adapter("karpathy").prepare(settings, tmp_path / "coco")
     guard = record["leakage_guard"]
-    assert guard == {"excluded_evaluation_images_of": ["refcoco_testa"], "removed_train_images": len(leaked)}
+    assert guard == {"excluded_evaluation_images_of": sorted(GUARDED), "removed_train_images": len(leaked)}
     train = load_split(tmp_path / "coco", "train")
     assert not leaked & set(train.image_ids)
     refcoco = get_adapter("refer")

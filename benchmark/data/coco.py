@@ -25,6 +25,8 @@ from benchmark.io import read_json
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
+RESIDENT_MAX_MB = 2048
+"""Default ``resident_max_mb``: splits up to this many MB of uint8 pixels are decoded once and kept resident."""
 
 
 def instances_path(root: Path, split: str) -> Path:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from benchmark.data.coco import (
+    RESIDENT_MAX_MB,
     SPLITS,
     image_path,
     instances_path,
@@ -31,9 +32,6 @@ from benchmark.data.coco import (
 )
 from benchmark.data.images import ImageFiles, Images, load_images, take_head
 from benchmark.errors import DataFileError
-
-RESIDENT_MAX_MB = 4096
-"""Splits up to this many MB of uint8 pixels are decoded once and kept resident (manifest key ``resident_max_mb``)."""
 
 
 @dataclass
@@ -50,6 +48,7 @@ class SceneSplit:
     category_names: dict[int, str] = field(default_factory=dict)
     objects: list[list[dict[str, str]]] = field(default_factory=list)  # per image: category + attributes
     augment: dict[str, Any] = field(default_factory=dict)  # training augmentation (train split only)
+    original_sizes: list[tuple[int, int]] = field(default_factory=list)  # per image (width, height) of its file
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -70,6 +69,7 @@ class SceneSplit:
             boxes=self.boxes[:count],
             categories=self.categories[:count],
             objects=self.objects[:count],
+            original_sizes=self.original_sizes[:count],
             refs=[r for r in self.refs if r["image_index"] < count],
         )
 
@@ -181,6 +181,7 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
             ) from None
     return SceneSplit(
         augment=dict(manifest.get("train_augment") or {}) if split == "train" else {},
+        original_sizes=[(int(r.get("width") or size), int(r.get("height") or size)) for r in records],
         name=split,
         image_ids=image_ids,
         images=images,

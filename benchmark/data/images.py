@@ -46,6 +46,8 @@ import torch
 from benchmark.errors import DataFileError
 
 TRANSFORMS = ("resize", "center_crop")
+DECODE_CHUNK = 256
+"""Images decoded per call when a split is loaded resident (bounds the extra memory to one chunk)."""
 
 
 def decode_image(path: str | Path, size: int, transform: str, expected: tuple[int, int] | None = None) -> np.ndarray:
@@ -173,9 +175,13 @@ Images = torch.Tensor | LazyImages
 def load_images(files: ImageFiles, resident_max_mb: float) -> Images:
     """Decode every image now when the split fits in ``resident_max_mb`` MB as uint8, else lazily."""
     size_mb = len(files) * 3 * files.size * files.size / 2**20
-    if size_mb <= resident_max_mb:
-        return files.decode(list(range(len(files))))
-    return LazyImages(files)
+    if size_mb > resident_max_mb:
+        return LazyImages(files)
+    pixels = torch.empty(len(files), 3, files.size, files.size, dtype=torch.uint8)
+    for start in range(0, len(files), DECODE_CHUNK):  # filled chunk by chunk: peak ≈ the split + one chunk
+        stop = min(start + DECODE_CHUNK, len(files))
+        pixels[start:stop] = files.decode(list(range(start, stop)))
+    return pixels
 
 
 def as_tensor(images: Images) -> torch.Tensor:

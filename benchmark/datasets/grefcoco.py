@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.datasets.official import Converted, OfficialAdapter
+from benchmark.datasets.records import check_images
 from benchmark.datasets.refer import (
     IMAGE_FOLDER,
     Pair,
@@ -131,15 +132,23 @@ class GRefCoco(OfficialAdapter):
 
         held_back = "; the first gRefCOCO release held testA/testB back (use test_split: val, or the full release)"
         hint = {split: held_back for split in ("testA", "testB")}
-        return Converted(
+        converted = Converted(
             splits=read.converted(splits, every_object, hint),
             image_root=self.root(settings) / "coco" / "images",
             sources=[refs_file, instances_file],
+            split_sources=dict.fromkeys(splits, refs_file),
             categories=instances.categories,
             notes={
-                "format": "grefcoco",
+                "official_format": "grefcoco",
                 "official_splits": splits,
                 "val_is_test": settings["test_split"] == "val",
                 "pairs": "one per expression; ordered by image id, annotation ids, file order; ref_id = position",
             },
         )
+        check_images(
+            converted.splits,
+            converted.image_root,
+            {k: str(v) for k, v in converted.split_sources.items()},
+            f"Expected layout under {self.root(settings)}:\n{self.layout(settings)}",
+        )
+        return converted

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.datasets.official import COMMON_PROPERTIES, SPLITS, Converted, OfficialAdapter
-from benchmark.datasets.records import SplitCollector, check_first_images, image_number, text
+from benchmark.datasets.records import SplitCollector, check_images, image_number, text
 from benchmark.errors import DataFileError
 
 SOURCES = ("disk", "parquet", "json")
@@ -171,7 +171,7 @@ class HfRetrieval(OfficialAdapter):
         splits, image_root = collected.converted(), images.root()
         if images.kind == "path":
             read_from = {s: str(self.split_files(spec)[s][-1]) for s in SPLITS}
-            check_first_images(splits, image_root, read_from, f"Image paths are relative to root {root}.")
+            check_images(splits, image_root, read_from, f"Image paths are relative to root {root}.")
         return Converted(
             splits=splits,
             image_root=image_root,

@@ -74,7 +74,7 @@ from benchmark.datasets.official import (
     ConvertedSplit,
     OfficialAdapter,
 )
-from benchmark.datasets.records import SplitCollector, check_first_images, field, image_number, text
+from benchmark.datasets.records import SplitCollector, check_images, field, image_number, text
 from benchmark.errors import DataFileError
 from benchmark.io import read_json
 
@@ -254,7 +254,7 @@ class Karpathy(OfficialAdapter):
             collected = read_lavis_files(files)
         splits, image_root = collected.converted(), self.image_root(spec)
         hint = f"Expected layout under {self.root(spec)}:\n{self.layout(spec)}"
-        check_first_images(splits, image_root, {s: str(p) for s, p in files.items()}, hint)
+        check_images(splits, image_root, {s: str(p) for s, p in files.items()}, hint)
         categories: list[dict[str, Any]] = []
         if spec["instances"]:
             categories = add_coco_instances(splits, self.instance_files(spec))
@@ -262,6 +262,7 @@ class Karpathy(OfficialAdapter):
             splits=splits,
             image_root=image_root,
             sources=self.required_files(spec),
+            split_sources=files,
             categories=categories,
             parts=("images", "captions", "instances") if spec["instances"] else None,
             notes={

@@ -18,7 +18,8 @@ official split sizes; this base class does the rest, the same way for every form
 * leakage guard — ``exclude_images`` (filled in by the workflow from the datasets that are
   fine-tuned and evaluated from this one's pretrained models, see ``pretrain_from``) removes
   those datasets' evaluation images from this dataset's training split, as mmdetection's
-  ``remove_cocotrain2017_from_refcoco.py`` does; the number removed is recorded;
+  ``remove_cocotrain2017_from_refcoco.py`` does, matching images by file name; the number
+  removed is recorded;
 * provenance — the sha256 of every official file read goes into the manifest.
 """
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from benchmark.data.coco import RESIDENT_MAX_MB
 from benchmark.datasets.base import DatasetAdapter
 from benchmark.errors import DataFileError
 
@@ -101,7 +103,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "image_size": 224,
     "transform": "resize",
     "subset": {},
-    "resident_max_mb": 2048,
+    "resident_max_mb": RESIDENT_MAX_MB,
     "train_augment": {},
 }
 
@@ -139,6 +141,7 @@ class Converted:
     categories: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)  # format facts recorded in the manifest
     parts: tuple[str, ...] | None = None  # the parts written, when more than the adapter's ``provides``
+    split_sources: dict[str, Path] = field(default_factory=dict)  # the file each split was read from
 
 
 class OfficialAdapter(DatasetAdapter):
@@ -208,13 +211,14 @@ class OfficialAdapter(DatasetAdapter):
         return int(self.settings(spec)["image_size"])
 
     def evaluation_images(self, spec: dict[str, Any]) -> set[str]:
-        """Resolved paths of every val/test image (what the leakage guard removes elsewhere)."""
+        """File names of every val/test image (what the leakage guard removes elsewhere).
+
+        Matched by file name, not path: COCO's names carry the set and the image id
+        (``COCO_train2014_000000123456.jpg``), so a second copy of the images elsewhere is still
+        recognised, as mmdetection's script matches by image.
+        """
         converted = self.read(self.settings(spec))
-        return {
-            _resolved(converted.image_root, image["file_name"])
-            for name in ("val", "test")
-            for image in converted.splits[name].images
-        }
+        return {_image_key(image["file_name"]) for name in ("val", "test") for image in converted.splits[name].images}
 
     def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:
         from benchmark.data.coco import sha256_file
@@ -250,10 +254,10 @@ class OfficialAdapter(DatasetAdapter):
         """Official split sizes checked; the configured subsets cut. Returns the splits and the subset record."""
         expected = self.expected_counts(settings)
         wanted = settings.get("subset") or {}
-        source = ", ".join(str(p) for p in converted.sources[:1]) or str(self.root(settings))
         splits, record = {}, {}
         for name in SPLITS:
             split = converted.splits[name]
+            source = str(converted.split_sources.get(name) or (converted.sources or [self.root(settings)])[0])
             ids = sorted(i["id"] for i in split.images)
             if name in wanted:
                 count = len(ids) if wanted[name] == "all" else wanted[name]
@@ -291,7 +295,7 @@ class OfficialAdapter(DatasetAdapter):
         excluded: set[str] = set()
         for block in blocks:
             excluded |= get_adapter(block["kind"]).evaluation_images(block)
-        keep = [i["id"] for i in train.images if _resolved(converted.image_root, i["file_name"]) not in excluded]
+        keep = [i["id"] for i in train.images if _image_key(i["file_name"]) not in excluded]
         guarded = train.keep_images(keep)
         return guarded, {
             "excluded_evaluation_images_of": sorted(b.get("name", b["kind"]) for b in blocks),
@@ -299,8 +303,9 @@ class OfficialAdapter(DatasetAdapter):
         }
 
 
-def _resolved(image_root: Path, file_name: str) -> str:
-    return str((Path(image_root) / file_name).resolve())
+def _image_key(file_name: str) -> str:
+    """An image's identity across datasets: its file name (COCO's carries the set and the id)."""
+    return Path(file_name).name
 
 
 def write_standard_form(

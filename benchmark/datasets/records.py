@@ -89,11 +89,14 @@ class SplitCollector:
         return splits
 
 
-def check_first_images(splits: dict[str, ConvertedSplit], image_root: Path, sources: dict[str, str], hint: str) -> None:
-    """The first image of each split exists: a wrong image folder fails at conversion, not in a training job."""
+def check_images(splits: dict[str, ConvertedSplit], image_root: Path, sources: dict[str, str], hint: str) -> None:
+    """Every image file of every split exists: a wrong or half-unpacked image folder fails at
+    conversion, before any job trains, not at a random step hours later (one ``stat`` per image)."""
     for name, split in splits.items():
-        path = image_root / split.images[0]["file_name"] if split.images else None
-        if path is not None and not path.is_file():
+        missing = [image_root / i["file_name"] for i in split.images if not (image_root / i["file_name"]).is_file()]
+        if missing:
+            listed = ", ".join(str(p) for p in missing[:3]) + (" ..." if len(missing) > 3 else "")
             raise DataFileError(
-                f"image file not found: {path} (first image of split {name!r} in {sources[name]}). {hint}"
+                f"{len(missing)} of {len(split.images)} image file(s) of split {name!r} (listed in {sources[name]}) "
+                f"not found: {listed}. {hint}"
             )

@@ -85,6 +85,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.datasets.official import COMMON_PROPERTIES, Converted, ConvertedSplit, OfficialAdapter
+from benchmark.datasets.records import check_images
 from benchmark.errors import ConfigError, DataFileError
 
 SPLIT_BY = {"refcoco": ("unc",), "refcoco+": ("unc",), "refcocog": ("umd", "google")}
@@ -418,18 +419,26 @@ class Refer(OfficialAdapter):
         sources = read.files()
         if settings["format"] == "refer":
             sources.append(self._instances_file(settings))
-        return Converted(
+        converted = Converted(
             splits=read.converted(splits, lambda pairs, source: referred_objects(pairs, read.objects, source)),
             image_root=self.root(settings) / "coco" / "images",
             sources=sources,
+            split_sources={name: read.sources[official] for name, official in splits.items()},
             categories=read.categories,
             notes={
-                "format": settings["format"],
+                "official_format": settings["format"],
                 "official_splits": splits,
                 "val_is_test": settings["test_split"] == "val",
                 "pairs": "one per expression; ordered by image id, annotation id, file order; ref_id = position",
             },
         )
+        check_images(
+            converted.splits,
+            converted.image_root,
+            {k: str(v) for k, v in converted.split_sources.items()},
+            f"Expected layout under {self.root(settings)}:\n{self.layout(settings)}",
+        )
+        return converted
 
     def _read_refer(self, settings: dict[str, Any], splits: dict[str, str]) -> Read:
         refs_file, instances_file = self._refs_file(settings), self._instances_file(settings)

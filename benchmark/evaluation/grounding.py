@@ -74,9 +74,33 @@ def predict(
 
 
 def ground_truth(split: SceneSplit) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
-    """Target boxes (xywh pixels) and image sizes, per (image, expression) pair."""
+    """Target boxes (xywh pixels of the model frame) and the model frame's size, per (image, expression) pair."""
     size = (split.image_size, split.image_size)
     return [np.asarray(ref["boxes"], dtype=np.float64).reshape(-1, 4) for ref in split.refs], [size] * len(split.refs)
+
+
+def in_original_frame(
+    split: SceneSplit,
+    targets: list[np.ndarray],
+    predictions: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]], list[tuple[int, int]]]:
+    """Targets, predictions and sizes scaled back to each image file's own pixels.
+
+    COCOeval's size buckets (AP_small/medium/large: areas below 32², 96²) are defined in the
+    original image's pixels; a real image resized to the model frame would land objects in the
+    wrong bucket. IoU and GIoU do not change under a per-axis scaling, so every other number is
+    the same in either frame. The synthetic scenes are already in their own frame.
+    """
+    size = split.image_size
+    out_targets, out_predictions, sizes = [], [], []
+    for ref, boxes, (predicted, scores) in zip(split.refs, targets, predictions):
+        width, height = split.original_sizes[ref["image_index"]] if split.original_sizes else (size, size)
+        factor = np.array([width / size, height / size, width / size, height / size])
+        same = (width, height) == (size, size)
+        out_targets.append(boxes if same else boxes * factor)
+        out_predictions.append((predicted if same else np.asarray(predicted) * factor, scores))
+        sizes.append((width, height))
+    return out_targets, out_predictions, sizes
 
 
 def evaluate_grounding(
@@ -92,7 +116,7 @@ def evaluate_grounding(
     """Metrics, protocol record and per-pair records (for the bootstrap)."""
     data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
     predictions = predict(model, data, split.image_size, batch_size, device, settings, image_missing, text_missing)
-    targets, sizes = ground_truth(split)
+    targets, predictions, sizes = in_original_frame(split, ground_truth(split)[0], predictions)
     metrics, items = evaluate_pairs(targets, predictions, sizes, settings["score_threshold"], settings["acc_iou"])
     kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
     protocol = {

@@ -90,16 +90,17 @@ class Grounding(Task):
         self, data_dir: Path, settings: dict[str, Any]
     ) -> tuple[dict[str, dict[str, float | None]], dict[str, Any]]:
         from benchmark.data.dataset import load_split
-        from benchmark.evaluation.grounding import ground_truth, reference_predictions
+        from benchmark.evaluation.grounding import ground_truth, in_original_frame, reference_predictions
         from benchmark.metrics.detection import grounding_metrics
 
         test = load_split(data_dir, "test")
-        targets, sizes = ground_truth(test)
         threshold, acc_iou = settings["score_threshold"], settings["acc_iou"]
-        rows = {
-            name: grounding_metrics(targets, reference_predictions(test, kind), sizes, threshold, acc_iou)
-            for name, kind in REFERENCE_DETECTORS.items()
-        }
+        rows = {}
+        for name, kind in REFERENCE_DETECTORS.items():
+            targets, predictions, sizes = in_original_frame(
+                test, ground_truth(test)[0], reference_predictions(test, kind)
+            )
+            rows[name] = grounding_metrics(targets, predictions, sizes, threshold, acc_iou)
         protocol = {
             "ref_whole_image": "one box covering the image, score 1",
             "ref_all_objects": "the true box of every object in the image, score 1 (text ignored)",
