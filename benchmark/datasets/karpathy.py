@@ -74,7 +74,7 @@ from benchmark.datasets.official import (
     ConvertedSplit,
     OfficialAdapter,
 )
-from benchmark.datasets.records import SplitCollector, check_images, field, image_number, text
+from benchmark.datasets.records import SplitCollector, check_images, field, image_number, read_instances, text
 from benchmark.errors import DataFileError
 from benchmark.io import read_json
 
@@ -142,32 +142,18 @@ def add_coco_instances(splits: dict[str, ConvertedSplit], paths: list[Path]) -> 
     objects: dict[int, list[dict[str, Any]]] = {}
     categories: dict[int, dict[str, Any]] = {}
     for path in paths:
-        data = read_json(path, what="COCO instances file")
-        for key in ("images", "annotations", "categories"):
-            field(data, key, list, str(path))
-        for k, image in enumerate(data["images"]):
-            images[field(image, "id", int, f"{path}: images[{k}]")] = image
-        for k, ann in enumerate(data["annotations"]):
-            where = f"{path}: annotations[{k}]"
-            objects.setdefault(field(ann, "image_id", int, where), []).append(
-                {
-                    "id": field(ann, "id", int, where),
-                    "image_id": ann["image_id"],
-                    "category_id": field(ann, "category_id", int, where),
-                    "bbox": [float(v) for v in field(ann, "bbox", list, where)],
-                    "iscrowd": int(ann.get("iscrowd", 0)),
-                }
-            )
-        for category in data["categories"]:
-            categories[int(category["id"])] = {k: category[k] for k in ("id", "name", "supercategory") if k in category}
+        instances = read_instances(path, "COCO instances file", folder=path.stem.removeprefix("instances_"))
+        images.update(instances.images)
+        for ann in instances.annotations.values():
+            objects.setdefault(ann["image_id"], []).append(ann)
+        categories.update({c["id"]: c for c in instances.categories})
     for name, split in splits.items():
         for record in split.images:
             image = images.get(record["id"])
             if image is None:
-                raise DataFileError(
-                    f"image id {record['id']} of split {name!r} is in none of {', '.join(map(str, paths))}"
-                )
-            record.update(width=int(image["width"]), height=int(image["height"]))
+                listed = ", ".join(map(str, paths))
+                raise DataFileError(f"image id {record['id']} of split {name!r} is in none of {listed}")
+            record.update(width=image["width"], height=image["height"])
         split.annotations = [a for record in split.images for a in objects.get(record["id"], [])]
     return [categories[c] for c in sorted(categories)]
 

@@ -7,13 +7,17 @@ failure is a :class:`~benchmark.errors.DataFileError` naming the file, the entry
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmark.datasets.official import SPLITS, ConvertedSplit
 from benchmark.errors import DataFileError
 
+COCO_TRAIN_FOLDER = "train2014"
+"""The COCO image folder RefCOCO/+/g and gRefCOCO images come from."""
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
@@ -100,3 +104,53 @@ def check_images(splits: dict[str, ConvertedSplit], image_root: Path, sources: d
                 f"{len(missing)} of {len(split.images)} image file(s) of split {name!r} (listed in {sources[name]}) "
                 f"not found: {listed}. {hint}"
             )
+
+
+@dataclass(frozen=True)
+class Instances:
+    """A COCO instances file indexed: image records, annotations and categories."""
+
+    images: dict[int, dict[str, Any]]  # id → {file_name (relative to the image root), width, height}
+    annotations: dict[int, dict[str, Any]]  # id → {id, image_id, category_id, bbox}
+    categories: list[dict[str, Any]]
+
+    def objects_of(self, image_ids: set[int]) -> list[dict[str, Any]]:
+        """Every annotation of these images."""
+        return [a for a in self.annotations.values() if a["image_id"] in image_ids]
+
+
+def read_instances(path: Path, what: str, folder: str = COCO_TRAIN_FOLDER) -> Instances:
+    """A COCO instances file (REFER's and gRefCOCO's ``instances.json``, COCO's ``instances_*2014.json``);
+    image file names are put under ``folder``; a malformed entry raises DataFileError naming the file."""
+    from benchmark.io import read_json
+
+    data = read_json(path, what=what)
+    try:
+        images = {int(i["id"]): image_record(i, folder) for i in data["images"]}
+        annotations = {
+            int(a["id"]): annotation_record(a, int(a["image_id"]), int(a["id"]), path) for a in data["annotations"]
+        }
+        categories = [{"id": int(c["id"]), "name": str(c["name"])} for c in data["categories"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataFileError(f"{what} {path} is malformed: {exc!r}") from None
+    return Instances(images, annotations, categories)
+
+
+def image_record(image: dict[str, Any], folder: str = COCO_TRAIN_FOLDER) -> dict[str, Any]:
+    """A COCO image entry as the standard form's image record (file under ``folder``, default ``train2014/``)."""
+    return {
+        "file_name": f"{folder}/{image['file_name']}",
+        "width": int(image["width"]),
+        "height": int(image["height"]),
+    }
+
+
+def annotation_record(ann: dict[str, Any], image_id: int, ann_id: int, path: Path) -> dict[str, Any]:
+    """The fields of a COCO annotation the standard form keeps, its box checked."""
+    bbox = ann["bbox"]
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
+        raise DataFileError(f"{path}: annotation {ann_id} has bbox {bbox!r}, expected [x, y, width, height]")
+    if not all(math.isfinite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:
+        raise DataFileError(f"{path}: annotation {ann_id} has bbox {bbox!r}, not a finite box")
+    box = [float(v) for v in bbox]
+    return {"id": ann_id, "image_id": image_id, "category_id": int(ann["category_id"]), "bbox": box}

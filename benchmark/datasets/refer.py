@@ -77,7 +77,6 @@ numpy arrays, which refs do not hold) would garble non-ASCII text.
 
 from __future__ import annotations
 
-import math
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -85,7 +84,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.datasets.official import COMMON_PROPERTIES, Converted, ConvertedSplit, OfficialAdapter
-from benchmark.datasets.records import check_images
+from benchmark.datasets.records import (
+    COCO_TRAIN_FOLDER,
+    annotation_record,
+    check_images,
+    image_record,
+    read_instances,
+)
 from benchmark.errors import ConfigError, DataFileError
 
 SPLIT_BY = {"refcoco": ("unc",), "refcoco+": ("unc",), "refcocog": ("umd", "google")}
@@ -96,7 +101,7 @@ OFFICIAL_SPLITS = {
     "google": ("train", "val"),
 }
 DEFAULT_TEST_SPLIT = {"unc": "testA", "umd": "test", "google": "val"}
-IMAGE_FOLDER = "train2014"
+IMAGE_FOLDER = COCO_TRAIN_FOLDER
 """Every REFER image is a COCO train2014 image: ``<root>/coco/images/train2014/<file_name>``."""
 TRANSFORM = {"const": "resize", "description": "boxes scale exactly only when the whole image is resized"}
 
@@ -162,55 +167,6 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(
             f"it refers to {module}.{name}; a refs file holds only lists, dicts, strings and numbers"
         )
-
-
-@dataclass(frozen=True)
-class Instances:
-    """A COCO instances file indexed: image records, annotations and categories."""
-
-    images: dict[int, dict[str, Any]]  # id → {file_name (relative to the image root), width, height}
-    annotations: dict[int, dict[str, Any]]  # id → {id, image_id, category_id, bbox}
-    categories: list[dict[str, Any]]
-
-    def objects_of(self, image_ids: set[int]) -> list[dict[str, Any]]:
-        """Every annotation of these images."""
-        return [a for a in self.annotations.values() if a["image_id"] in image_ids]
-
-
-def read_instances(path: Path, what: str) -> Instances:
-    """A REFER/gRefCOCO ``instances.json``; a malformed entry raises DataFileError naming the file."""
-    from benchmark.io import read_json
-
-    data = read_json(path, what=what)
-    try:
-        images = {int(i["id"]): image_record(i) for i in data["images"]}
-        annotations = {
-            int(a["id"]): annotation_record(a, int(a["image_id"]), int(a["id"]), path) for a in data["annotations"]
-        }
-        categories = [{"id": int(c["id"]), "name": str(c["name"])} for c in data["categories"]]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DataFileError(f"{what} {path} is malformed: {exc!r}") from None
-    return Instances(images, annotations, categories)
-
-
-def image_record(image: dict[str, Any]) -> dict[str, Any]:
-    """A COCO image entry as the standard form's image record (file under ``train2014/``)."""
-    return {
-        "file_name": f"{IMAGE_FOLDER}/{image['file_name']}",
-        "width": int(image["width"]),
-        "height": int(image["height"]),
-    }
-
-
-def annotation_record(ann: dict[str, Any], image_id: int, ann_id: int, path: Path) -> dict[str, Any]:
-    """The fields of a COCO annotation the standard form keeps, its box checked."""
-    bbox = ann["bbox"]
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-        raise DataFileError(f"{path}: annotation {ann_id} has bbox {bbox!r}, expected [x, y, width, height]")
-    if not all(math.isfinite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:
-        raise DataFileError(f"{path}: annotation {ann_id} has bbox {bbox!r}, not a finite box")
-    box = [float(v) for v in bbox]
-    return {"id": ann_id, "image_id": image_id, "category_id": int(ann["category_id"]), "bbox": box}
 
 
 def sentence_of(entry: dict[str, Any], path: Path, where: str) -> str:
