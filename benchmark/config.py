@@ -217,6 +217,12 @@ def _dataset_problems(config: Mapping[str, Any]) -> list[str]:
             continue
         adapter = get_adapter(block["kind"])
         block_problems = _block_problems(block, adapter.config_schema, f"datasets.{name}")
+        if "root" not in block and "root" in adapter.config_schema.get("required", []):
+            block_problems = [
+                f"'datasets.{name}' ({block['kind']}) reads official files but has no 'root': set 'data_root' to "
+                f"the folder in the layout of README, 'Real datasets' (snakemake --config data_root=/path/to/data; "
+                f"fusebench --set data_root=/path/to/data), or 'datasets.{name}.root'"
+            ]
         if not block_problems:
             block_problems = [f"'datasets.{name}.{key}': {problem}" for key, problem in adapter.check(dict(block))]
             size = adapter.image_size(dict(block))

@@ -62,7 +62,7 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     """Read JSON, raising :class:`DataFileError` that names ``path`` on any failure."""
     path = Path(path)
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
         raise DataFileError(f"{what} not found: {path}") from None
