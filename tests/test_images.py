@@ -176,3 +176,31 @@ def test_grounding_is_scored_in_each_image_files_own_pixels(tmp_path: Path) -> N
         np.testing.assert_allclose(boxes, [[2.0, 4.0, 10.0, 8.0]], rtol=1e-6)  # the box as annotated
         np.testing.assert_allclose(box, [[0.0, 0.0, width, height]])  # the whole image, in its own pixels
         assert scores.tolist() == [0.9]
+
+
+def test_streamed_batches_with_prefetch_equal_resident_batches(tmp_path: Path) -> None:
+    from benchmark.data.grounding import GroundingData
+    from benchmark.data.sampling import ImageTextData
+
+    resident, streamed = (
+        load_split(_standard_form(tmp_path, 100), "train"),
+        load_split(_standard_form(tmp_path, 0), "train"),
+    )
+
+    class Tokens:  # two-token texts: the batches' images are what is compared
+        def encode_batch(self, texts: list[str]) -> list:
+            from types import SimpleNamespace
+
+            return [SimpleNamespace(ids=[1, 2], attention_mask=[1, 1]) for _ in texts]
+
+    device = torch.device("cpu")
+    for cls in (ImageTextData, GroundingData):
+        kwargs = {} if cls is GroundingData else {"concepts": ()}
+        a, b = (
+            cls.from_split(resident, Tokens(), device, **kwargs),
+            cls.from_split(streamed, Tokens(), device, **kwargs),
+        )
+        assert isinstance(b.images, LazyImages)
+        for step in range(4):
+            assert torch.equal(a.batch(step, 2, seed=5)["image"], b.batch(step, 2, seed=5)["image"])
+        assert b.images._pending.get("positions")  # the next batch is being decoded

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from benchmark.data.dataset import SceneSplit
+from benchmark.data.images import Images, prefetch
 from benchmark.data.sampling import batch_indices, trim_padding
 from benchmark.data.tokenizer import encode
 from benchmark.metrics.boxes import convert, normalize
@@ -45,7 +46,7 @@ def _padded_boxes(boxes: list[torch.Tensor], size: int) -> tuple[torch.Tensor, t
 class GroundingData:
     """All (image, expression) pairs of a split."""
 
-    images: torch.Tensor  # N×3×H×W uint8 (the split's images)
+    images: Images  # N×3×H×W uint8 (the split's images), resident or streamed
     image_index: torch.Tensor  # R: image of each expression
     input_ids: torch.Tensor  # R×L
     attention_mask: torch.Tensor  # R×L
@@ -110,4 +111,6 @@ class GroundingData:
 
     def batch(self, step: int, batch_size: int, seed: int) -> dict[str, Any]:
         """Stateless sampling over expressions (see :func:`benchmark.data.sampling.batch_indices`)."""
+        upcoming = batch_indices(len(self), batch_size, step + 1, seed).to(self.image_index.device)
+        prefetch(self.images, self.image_index[upcoming])
         return self.select(batch_indices(len(self), batch_size, step, seed).to(self.images.device))

@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--side", type=int, default=8, help="side of the fixture's JPEGs in pixels (no --root)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one count
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -91,8 +92,11 @@ def main(argv: list[str] | None = None) -> None:
             from benchmark.data.official_formats import write_big_retrieval_fixture
 
             root = Path(tmp) / "data"
-            write_big_retrieval_fixture(root)
-        print(f"root {root}, image size {args.image_size}, batch {args.batch_size}, {args.workers} decode threads")
+            write_big_retrieval_fixture(root, side=args.side)
+        fixture = f" (fixture JPEGs of {args.side}×{args.side} px)" if args.root is None else ""
+        print(
+            f"root {root}{fixture}, image size {args.image_size}, batch {args.batch_size}, {args.workers} decode threads"
+        )
         print(f"{'images':>7} {'captions':>9} {'peak RSS MB':>12} {'load s':>7} {'decode img/s':>13}")
         for count in args.counts:
             out = Path(tmp) / f"build{count}"

@@ -15,7 +15,7 @@ import torch
 
 from benchmark.data.concepts import concept_targets
 from benchmark.data.dataset import SceneSplit
-from benchmark.data.images import random_resized_crop
+from benchmark.data.images import Images, prefetch, random_resized_crop
 from benchmark.data.tokenizer import encode
 from benchmark.seeding import torch_generator
 
@@ -41,7 +41,7 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor
 class ImageTextData:
     """A split resident on the device: images, tokenised captions and who owns each caption."""
 
-    images: torch.Tensor  # N×3×H×W uint8
+    images: Images  # N×3×H×W uint8, resident or streamed
     input_ids: torch.Tensor  # T×L
     attention_mask: torch.Tensor  # T×L
     caption_start: torch.Tensor  # N: first caption row of each image
@@ -73,6 +73,7 @@ class ImageTextData:
     def batch(self, step: int, batch_size: int, seed: int) -> dict[str, Any]:
         """Images of this step's batch, each with one of its captions drawn at random."""
         index = batch_indices(len(self), batch_size, step, seed).to(self.images.device)
+        prefetch(self.images, batch_indices(len(self), batch_size, step + 1, seed))
         draw = torch.rand(len(index), generator=torch_generator(seed, "caption", step)).to(self.images.device)
         rows = self.caption_start[index] + (draw * self.caption_count[index]).long()
         images = self.images[index]
