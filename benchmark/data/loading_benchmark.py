@@ -94,9 +94,8 @@ def main(argv: list[str] | None = None) -> None:
             root = Path(tmp) / "data"
             write_big_retrieval_fixture(root, side=args.side)
         fixture = f" (fixture JPEGs of {args.side}×{args.side} px)" if args.root is None else ""
-        print(
-            f"root {root}{fixture}, image size {args.image_size}, batch {args.batch_size}, {args.workers} decode threads"
-        )
+        settings = f"image size {args.image_size}, batch {args.batch_size}, {args.workers} decode threads"
+        print(f"root {root}{fixture}, {settings}")
         print(f"{'images':>7} {'captions':>9} {'peak RSS MB':>12} {'load s':>7} {'decode img/s':>13}")
         for count in args.counts:
             out = Path(tmp) / f"build{count}"
