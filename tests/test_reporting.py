@@ -451,6 +451,7 @@ def test_robustness_plot_has_one_panel_per_measured_corruption(monkeypatch: pyte
     for method in ("a", "b"):
         rows.append(
             {
+                "dataset": "scenes",
                 "task": "grounding",
                 "metric": "AP",
                 "method": method,
@@ -465,7 +466,8 @@ def test_robustness_plot_has_one_panel_per_measured_corruption(monkeypatch: pyte
                 value = float("nan") if corruption == "missing_text" else 0.4
                 rows.append(
                     {
-                        "task": "grounding",
+                        "dataset": "scenes",
+                "task": "grounding",
                         "metric": "AP",
                         "method": method,
                         "corruption": corruption,
