@@ -8,8 +8,9 @@ Each stage needs its *spec* (the slice of the config it depends on). Snakemake p
         --seed 0 --data results/smoke/scenes/data --tokenizer results/smoke/scenes/tokenizer.json \\
         --out results/smoke/scenes/pretrain/contrastive_clip/seed0
 
-Exit codes: 0 success, 2 invalid configuration or arguments, 3 missing or corrupt input file,
-1 anything else (a crash inside a method, with its traceback).
+Exit codes are listed once, in :data:`benchmark.errors.EXIT_CODES` (and by ``fusebench --help``):
+a known failure (configuration, input, mismatched input, non-finite loss) ends with one line on
+stderr, its traceback only with ``-v``; a crash exits 1 with its traceback.
 """
 
 from __future__ import annotations
@@ -24,10 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import REPO_ROOT, config_hash, load_config, stage_spec
-from benchmark.errors import ConfigError, DataFileError, MethodError
+from benchmark.errors import EXIT_CRASH, ConfigError, exit_code, exit_code_summary
 
-EXIT_CONFIG = 2
-EXIT_DATA = 3
 log = logging.getLogger("fusebench")
 
 
@@ -312,8 +311,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fusebench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(prog="fusebench", description=__doc__.split("\n\n")[0], epilog=exit_code_summary())
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and the traceback of any error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for name, help_text, func in (
@@ -431,25 +430,21 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s fusebench %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
+        level=logging.INFO, format="%(asctime)s fusebench %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)  # -v: FuseBench's own debug lines, not PIL's
     try:
         status = args.func(args)
-    except ConfigError as exc:
-        print(f"fusebench: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except MethodError as exc:
-        print(f"fusebench: method error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except DataFileError as exc:
-        print(f"fusebench: input error: {exc}", file=sys.stderr)
-        return EXIT_DATA
     except Exception as exc:
-        traceback.print_exc()
-        print(f"fusebench: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        known = exit_code(exc)
+        if known is None:
+            traceback.print_exc()
+            print(f"fusebench: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_CRASH
+        code, label = known
+        log.debug("%s in fusebench %s (exit %d):", label, args.command, code, exc_info=True)
+        print(f"fusebench: {label}: {exc}", file=sys.stderr)
+        return code
     return int(status or 0)
 
 

@@ -2,6 +2,12 @@
 
 Every stage takes its *spec* (see :func:`benchmark.config.stage_spec`), reads its inputs,
 and writes its outputs atomically together with a result JSON carrying provenance.
+
+Inputs cannot be mislabelled: a checkpoint records the job it belongs to (stage, method, seed,
+task, dataset, and the sha256 of the tokenizer file and the data build's manifest it was trained
+with), and fine-tuning, evaluation and robustness refuse one from another job before writing
+anything (:func:`benchmark.train.checkpoint.check_job`). A dataset with ``pretrain_from`` is
+fine-tuned from another dataset's pretraining: its ``pretrained_on`` is the dataset expected there.
 """
 
 from __future__ import annotations
@@ -59,6 +65,60 @@ def data_protocol(data_dir: Path, checkpoint: Path) -> dict[str, Any]:
     if pretrain := read_metadata(checkpoint).get("pretrain_data"):
         record["pretraining_data"] = pretrain
     return record
+
+
+def input_hashes(data_dir: Path, tokenizer_file: Path) -> dict[str, str]:
+    """The sha256 of the tokenizer file and of the data build's manifest, as checkpoints record them."""
+    from benchmark.data.coco import MANIFEST, read_manifest, sha256_file
+
+    read_manifest(data_dir)  # a missing or broken data build is named here, as an input error
+    if not Path(tokenizer_file).is_file():
+        raise DataFileError(f"tokenizer file not found: {tokenizer_file}")
+    return {"tokenizer_sha256": sha256_file(Path(tokenizer_file)), "data_sha256": sha256_file(data_dir / MANIFEST)}
+
+
+def _hash_sources(data_dir: Path, tokenizer_file: Path) -> dict[str, str]:
+    """Where the requested hashes of :func:`input_hashes` come from, for a mismatch message."""
+    from benchmark.data.coco import MANIFEST
+
+    return {"tokenizer_sha256": f"--tokenizer {tokenizer_file}", "data_sha256": f"--data {Path(data_dir) / MANIFEST}"}
+
+
+def check_init(spec: dict[str, Any], init: Path, meta: dict[str, Any], data_dir: Path, tokenizer_file: Path) -> None:
+    """Fine-tuning starts from this job's pretraining: same method and seed, the dataset it is
+    pretrained on (``pretrained_on``: itself, or its ``pretrain_from``), same tokenizer file, and,
+    when pretrained on itself, same data build."""
+    from benchmark.train.checkpoint import check_job
+
+    pretrained_on = spec.get("pretrained_on", spec["dataset"])
+    hashes = input_hashes(data_dir, tokenizer_file)
+    wanted = {"stage": "pretrain", "method": spec["method"], "seed": spec["seed"], "dataset": pretrained_on}
+    wanted["tokenizer_sha256"] = hashes["tokenizer_sha256"]
+    if pretrained_on == spec["dataset"]:
+        wanted["data_sha256"] = hashes["data_sha256"]
+    sources = {"stage": "--init takes a pretrained checkpoint", **_hash_sources(data_dir, tokenizer_file)}
+    if pretrained_on != spec["dataset"]:
+        sources["dataset"] = f"{spec['dataset']!r} is pretrained on {pretrained_on!r}"
+    check_job(init, meta, wanted, sources)
+
+
+def check_finetuned(
+    spec: dict[str, Any], checkpoint: Path, meta: dict[str, Any], data_dir: Path, tokenizer_file: Path
+) -> None:
+    """Evaluation scores this job's fine-tuned checkpoint: same method, seed, task, dataset,
+    tokenizer file and data build."""
+    from benchmark.train.checkpoint import check_job
+
+    wanted = {
+        "stage": "finetune",
+        "method": spec["method"],
+        "seed": spec["seed"],
+        "task": spec["task"],
+        "dataset": spec["dataset"],
+        **input_hashes(data_dir, tokenizer_file),
+    }
+    sources = {"stage": f"{spec['stage']} takes a fine-tuned checkpoint", **_hash_sources(data_dir, tokenizer_file)}
+    check_job(checkpoint, meta, wanted, sources)
 
 
 def data_record_path(build_dir: Path) -> Path:
@@ -139,7 +199,7 @@ def _train_stage(
     profile_batch: dict[str, Any] | None = None,
 ) -> None:
     from benchmark.device import describe
-    from benchmark.train.checkpoint import save_checkpoint
+    from benchmark.train.checkpoint import JOB_KEYS, save_checkpoint
     from benchmark.train.efficiency import efficiency_profile, parameter_count
     from benchmark.train.loop import OptimSettings, train
 
@@ -156,9 +216,10 @@ def _train_stage(
         weights or "task losses",
         out_dir,
     )
-    report = train(
-        model, losses, weights, settings, session.device, run_seed, state_path, config_hash(spec), description
-    )
+    # a partial training state resumes only with the same spec, tokenizer, data build and init
+    inputs = {key: checkpoint_meta.get(key) for key in (*JOB_KEYS, "init_spec_hash")}
+    resume_key = config_hash({"spec": spec, "inputs": inputs})
+    report = train(model, losses, weights, settings, session.device, run_seed, state_path, resume_key, description)
     meta = {**checkpoint_meta, "spec_hash": config_hash(spec), "stage": spec["stage"]}
     save_checkpoint(out_dir / "model.safetensors", model, meta)
     efficiency = efficiency_profile(model, profile_batch) if profile_batch else {"parameters": parameter_count(model)}
@@ -207,7 +268,14 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
         attribute_vocabulary(train_split),
     )
     cls = _method_class(spec["method"])
-    meta = {"method": spec["method"], "context": ctx.to_json(), "overrides": spec["overrides"]}
+    meta = {
+        "method": spec["method"],
+        "seed": spec["seed"],
+        "dataset": spec["dataset"],
+        **input_hashes(data_dir, tokenizer_file),
+        "context": ctx.to_json(),
+        "overrides": spec["overrides"],
+    }
     if note := dataset_note(data_dir):  # official data: its files, subset and leakage guard travel with the weights
         meta["pretrain_data"] = {"dataset": spec["dataset"], **note}
     if reason := cls.data_reason(ctx):
@@ -236,15 +304,14 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     from benchmark.train.checkpoint import read_metadata
 
     started = time.perf_counter()
+    meta = read_metadata(init)
+    check_init(spec, init, meta, data_dir, tokenizer_file)
     run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["method"], spec["seed"])
     seed_everything(run_seed)
-    meta = read_metadata(init)
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
-    if meta["method"] != spec["method"]:
-        raise DataFileError(f"checkpoint {init} holds method {meta['method']!r}, not {spec['method']!r}")
     task = spec["task"]
     model, meta, reason = _trained_or_reason(init, session.device, task)
-    meta = {**meta, "init": str(init), "task": task}
+    meta = {**meta, **_finetune_job(spec, meta, data_dir, tokenizer_file), "init": str(init)}
     if reason:
         _not_applicable_checkpoint(spec, model, meta, out_dir, reason, started)
         return
@@ -262,6 +329,23 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
         meta,
         started,
     )
+
+
+def _finetune_job(
+    spec: dict[str, Any], init_meta: dict[str, Any], data_dir: Path, tokenizer_file: Path
+) -> dict[str, Any]:
+    """What a fine-tuned checkpoint records of its job, on top of its pretraining's metadata."""
+    job = {
+        "seed": spec["seed"],
+        "task": spec["task"],
+        "dataset": spec["dataset"],
+        "pretrained_on": init_meta.get("dataset", spec.get("pretrained_on", spec["dataset"])),
+        "init_spec_hash": init_meta.get("spec_hash"),
+        **input_hashes(data_dir, tokenizer_file),
+    }
+    if "data_sha256" in init_meta:
+        job["pretrain_data_sha256"] = init_meta["data_sha256"]
+    return job
 
 
 def _not_applicable_checkpoint(
@@ -300,8 +384,9 @@ def _evaluation_session(
     from benchmark.seeding import derive_seed, seed_everything
     from benchmark.train.checkpoint import read_metadata
 
-    seed_everything(derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"]))
     meta = read_metadata(checkpoint)
+    check_finetuned(spec, checkpoint, meta, data_dir, tokenizer_file)
+    seed_everything(derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"]))
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
     model, _, reason = _trained_or_reason(checkpoint, session.device, spec["task"])
     return session, model, reason

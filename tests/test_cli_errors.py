@@ -1,6 +1,7 @@
-"""The CLI's exit codes (README, benchmark/cli.py) through a real stage: 1 for a crash inside a method, with its
-traceback; 2 for a configuration error; 3 for a missing input. Snakemake and users rely on them to tell a bug from a
-bad config or a missing file."""
+"""The CLI's exit codes (README, benchmark.errors.EXIT_CODES) through a real stage: 1 for a crash inside a method,
+with its traceback; 2 for a configuration error; 3 for a missing input; 5 for a non-finite loss (4, a mismatched
+input: tests/test_mislabelled_inputs.py). Snakemake and users rely on them to tell a bug from a bad config or a
+missing file; a known failure ends with one line, its traceback shown only with ``-v``."""
 
 from __future__ import annotations
 
@@ -35,18 +36,26 @@ class Crashing(FusionMethod):
         raise RuntimeError("boom inside the method")
 '''
 
+DIVERGING_METHOD = CRASHING_METHOD.replace(
+    'raise RuntimeError("boom inside the method")', 'return {"itc": self.weight.sum() / 0.0 * 0.0}'
+)
+
 METHOD = "cli_crashing_stub"
 
 
-def _pretrain(tmp_path: Path, data: Path, tokenizer: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """``python -m benchmark pretrain`` of the crashing stub, as by hand (README "Every stage by hand")."""
+def _pretrain(
+    tmp_path: Path, data: Path, tokenizer: Path, *extra: str, source: str = CRASHING_METHOD, verbose: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmark pretrain`` of a stub method (crashing by default), as by hand (README "Every stage by
+    hand")."""
     baselines = tmp_path / "baselines"
     baselines.mkdir(exist_ok=True)
-    (baselines / f"{METHOD}.py").write_text(CRASHING_METHOD)
+    (baselines / f"{METHOD}.py").write_text(source)
     command = [
         sys.executable,
         "-m",
         "benchmark",
+        *(["-v"] if verbose else []),
         "pretrain",
         "--config",
         str(SMOKE),
@@ -101,6 +110,18 @@ def test_config_and_input_errors_exit_2_and_3_without_a_traceback(
     assert result.returncode == code, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert ("pretrain.lr" if problem == "config" else str(missing)) in result.stderr
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["one-line", "traceback-with-v"])
+def test_non_finite_loss_exits_5_with_one_line(
+    tmp_path: Path, tiny_dataset: Path, tiny_tokenizer_file: Path, verbose: bool
+) -> None:
+    result = _pretrain(tmp_path, tiny_dataset, tiny_tokenizer_file, source=DIVERGING_METHOD, verbose=verbose)
+    assert result.returncode == 5, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"fusebench: training diverged: pretrain {METHOD} seed=0: non-finite loss at step 0")
+    assert ("Traceback (most recent call last)" in result.stderr) == verbose
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 

@@ -3,10 +3,14 @@
 Two kinds of file:
 
 * a **model checkpoint** (the stage's output): the weights plus JSON metadata saying how to
-  rebuild the method (name, build context, hyperparameters) and which spec made it;
+  rebuild the method (name, build context, hyperparameters), which spec made it, and which job it
+  belongs to (:data:`JOB_KEYS`: stage, method, seed, task, dataset, and the sha256 of the tokenizer
+  file and of the data build's manifest it was trained with), so that a stage given another job's
+  checkpoint refuses it (:func:`check_job`) instead of writing results under the wrong name;
 * a **training state** (``*.partial.safetensors``, deleted on success): weights, AdamW moments
   and the step reached, so a crashed job resumes where it stopped. It is only resumed when its
-  spec hash equals the current one, so a changed config never continues a stale run.
+  spec hash equals the current one (the stages hash the spec with the job's inputs: tokenizer,
+  data build, init), so a changed config or input never continues a stale run.
 
 The optimiser state is flattened into named tensors (``optim.<param>.<key>``) and its
 hyper-parameters go into the metadata, which keeps everything in safetensors (no pickle).
@@ -15,6 +19,7 @@ hyper-parameters go into the metadata, which keeps everything in safetensors (no
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +27,22 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 
-from benchmark.errors import DataFileError
+from benchmark.errors import DataFileError, InputMismatchError
 from benchmark.io import atomic_path
 
 METADATA_KEY = "fusebench"
+log = logging.getLogger("fusebench")
+
+JOB_KEYS = {
+    "stage": "stage",
+    "method": "method",
+    "seed": "seed",
+    "task": "task",
+    "dataset": "dataset",
+    "tokenizer_sha256": "tokenizer file sha256",
+    "data_sha256": "data build (manifest.json) sha256",
+}
+"""The metadata keys naming the job a checkpoint belongs to, and how a mismatch message calls them."""
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, metadata: dict[str, Any]) -> None:
@@ -55,6 +72,38 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if raw is None:
         raise DataFileError(f"checkpoint {path} has no FuseBench metadata; was it written by fusebench?")
     return json.loads(raw)
+
+
+def check_job(checkpoint: str | Path, meta: dict[str, Any], wanted: dict[str, Any], sources: dict[str, str]) -> None:
+    """Refuse a checkpoint that belongs to another job, naming the recorded and the requested value.
+
+    Args:
+        checkpoint: the checkpoint file (named in the message).
+        meta: its metadata (:func:`read_metadata`).
+        wanted: the values this job requires, by :data:`JOB_KEYS` key.
+        sources: where a requested value comes from, by key (e.g. the tokenizer file), for the message.
+
+    A key the checkpoint does not record (written before FuseBench recorded it) is not checked, with
+    a warning; every recorded key that differs is listed in one :class:`InputMismatchError`.
+    """
+    wrong = [key for key, value in wanted.items() if key in meta and meta[key] != value]
+    if wrong:
+        differences = "; ".join(
+            f"{JOB_KEYS[key]} {_shown(meta[key])} in the checkpoint, {_shown(wanted[key])} requested"
+            + (f" ({sources[key]})" if key in sources else "")
+            for key in wrong
+        )
+        raise InputMismatchError(f"checkpoint {checkpoint} belongs to another job: {differences}")
+    unrecorded = sorted(key for key in wanted if key not in meta)
+    if unrecorded:
+        log.warning("checkpoint %s records no %s (an older checkpoint): not checked", checkpoint, ", ".join(unrecorded))
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: hashes shortened to 12 hex digits, everything else as its repr."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]
+    return repr(value)
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:

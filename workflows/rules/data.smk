@@ -14,7 +14,7 @@ rule dataset:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark data --spec {params.spec} --out {params.folder} 2> {log}"
+        "python -m benchmark -v data --spec {params.spec} --out {params.folder} 2> {log}"
 
 
 rule tokenizer:
@@ -30,4 +30,4 @@ rule tokenizer:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark tokenizer --spec {params.spec} --data {params.data} --out {output} 2> {log}"
+        "python -m benchmark -v tokenizer --spec {params.spec} --data {params.data} --out {output} 2> {log}"

@@ -21,7 +21,7 @@ rule evaluate:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark evaluate --spec {params.spec} --threads {threads} --data {params.data}"
+        "python -m benchmark -v evaluate --spec {params.spec} --threads {threads} --data {params.data}"
         " --tokenizer {input.tokenizer} --checkpoint {input.checkpoint} --out {output.result} 2> {log}"
 
 
@@ -39,7 +39,7 @@ rule reference:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark reference --spec {params.spec} --data {params.data} --out {output} 2> {log}"
+        "python -m benchmark -v reference --spec {params.spec} --data {params.data} --out {output} 2> {log}"
 
 
 rule robustness:
@@ -61,5 +61,5 @@ rule robustness:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark robustness --spec {params.spec} --threads {threads} --data {params.data}"
+        "python -m benchmark -v robustness --spec {params.spec} --threads {threads} --data {params.data}"
         " --tokenizer {input.tokenizer} --checkpoint {input.checkpoint} --out {output} 2> {log}"

@@ -43,7 +43,7 @@ rule aggregate:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark aggregate {input.evaluations} {input.references} --robustness {input.robustness}"
+        "python -m benchmark -v aggregate {input.evaluations} {input.references} --robustness {input.robustness}"
         " --training {input.pretrained} {input.finetuned} --report {params.report} --out-dir {params.folder}"
         " --config-hash {params.config_hash} > {log} 2>&1"
 
@@ -91,7 +91,7 @@ rule plots:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark plots --tables {params.tables} --out-dir {params.folder} --report {params.report} > {log} 2>&1"
+        "python -m benchmark -v plots --tables {params.tables} --out-dir {params.folder} --report {params.report} > {log} 2>&1"
 
 
 rule paper:
@@ -112,5 +112,5 @@ rule paper:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark paper --source {input.source} --tables {params.tables} --plots {params.plots}"
+        "python -m benchmark -v paper --source {input.source} --tables {params.tables} --plots {params.plots}"
         " --out {output} > {log} 2>&1"

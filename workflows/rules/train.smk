@@ -23,7 +23,7 @@ rule pretrain:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark pretrain --spec {params.spec} --threads {threads} --data {params.data}"
+        "python -m benchmark -v pretrain --spec {params.spec} --threads {threads} --data {params.data}"
         " --tokenizer {input.tokenizer} --out {params.folder} 2> {log}"
 
 
@@ -48,5 +48,5 @@ rule finetune:
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark finetune --spec {params.spec} --threads {threads} --data {params.data}"
+        "python -m benchmark -v finetune --spec {params.spec} --threads {threads} --data {params.data}"
         " --tokenizer {input.tokenizer} --init {input.init} --out {params.folder} 2> {log}"
