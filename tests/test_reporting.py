@@ -467,7 +467,7 @@ def test_robustness_plot_has_one_panel_per_measured_corruption(monkeypatch: pyte
                 rows.append(
                     {
                         "dataset": "scenes",
-                "task": "grounding",
+                        "task": "grounding",
                         "metric": "AP",
                         "method": method,
                         "corruption": corruption,
