@@ -6,7 +6,10 @@
 #
 # Every job is one call of the `fusebench` command (python -m benchmark), so any stage can be
 # run by hand. Each job receives its stage spec — the exact config slice its result depends
-# on — as a parameter: editing a key re-runs exactly the jobs whose spec holds it.
+# on — as a parameter: editing a key re-runs exactly the jobs whose spec holds it. When jobs
+# fail (with --keep-going: once every other job has run), the tables and plots are still written
+# from every result there is, each missing one marked failed with its error and log
+# (workflows/rules/partial.smk); the failed jobs run again next time.
 
 import os
 import sys
@@ -69,6 +72,7 @@ include: "workflows/rules/data.smk"
 include: "workflows/rules/train.smk"
 include: "workflows/rules/evaluate.smk"
 include: "workflows/rules/report.smk"
+include: "workflows/rules/partial.smk"
 
 
 rule all:
@@ -76,3 +80,7 @@ rule all:
         rules.aggregate.output,
         rules.plots.output,
     default_target: True
+
+
+onerror:
+    partial_report()  # tables and plots of what finished, failed results marked, failed jobs listed

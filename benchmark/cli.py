@@ -250,24 +250,24 @@ def cmd_reference(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from benchmark.report.aggregate import run_aggregate
+    from benchmark.report.aggregate import MissingResults, read_expected, run_aggregate
 
     files = [Path(p) for p in args.results]
     if args.results_list:
         files += [Path(line) for line in Path(args.results_list).read_text().split() if line]
-    report = _report_settings(args) if args.report or args.robustness else {}
-    run_aggregate(
-        files,
-        Path(args.out_dir),
-        args.config_hash,
-        [Path(p) for p in args.robustness],
-        report,
-        [Path(p) for p in args.training],
-    )
-    print(
-        f"tables written to {Path(args.out_dir)}/main.{{md,csv}}"
-        + (" and robustness.{md,csv}" if args.robustness else "")
-    )
+    robustness, training = [Path(p) for p in args.robustness], [Path(p) for p in args.training]
+    missing = MissingResults()
+    if args.expected:  # after a failed run: every result that exists, and rows for the missing ones
+        found, found_robustness, found_training, missing = read_expected(Path(args.expected))
+        files, robustness, training = files + found, robustness + found_robustness, training + found_training
+    with_robustness = bool(robustness or missing.robustness_rows)
+    report = _report_settings(args) if args.report or with_robustness else {}
+    out_dir = Path(args.out_dir)
+    run_aggregate(files, out_dir, args.config_hash, robustness, report, training, missing)
+    if args.expected:
+        print(missing.summary(out_dir))
+    else:
+        print(f"tables written to {out_dir}/main.{{md,csv}}" + (" and robustness.{md,csv}" if with_robustness else ""))
 
 
 def cmd_plots(args: argparse.Namespace) -> None:
@@ -399,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robustness", nargs="*", default=[], help="robustness result JSON files")
     p.add_argument("--training", nargs="*", default=[], help="pretrain/finetune result.json files (efficiency table)")
     p.add_argument("--report", help="stage spec 'report' as JSON (reference_method, summary_metric, max_images)")
+    p.add_argument(
+        "--expected",
+        metavar="JSON",
+        help="every result the run should have (what the workflow writes after a failed run): reads those that "
+        "exist, marks each missing one 'failed: <error> (log: <path>)' and prints the failed jobs",
+    )
     p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser("leaderboard", help="regenerate the README's results section from the reference run")

@@ -12,12 +12,31 @@ Outputs under ``tables/`` (each with its provenance: config hash, git commit, da
 * ``efficiency.*`` — parameters, FLOPs per sample, training throughput, peak memory, wall
   time per stage (means over seeds);
 * ``macros.tex`` — one ``\\newcommand`` per reported number; ``provenance.json``.
+
+After a failed run the workflow still writes these tables, from every result that exists
+(:func:`read_expected`, ``fusebench aggregate --expected``): each missing evaluation, robustness
+or reference result becomes rows with status ``failed: <first line of the error> (log: <path>)``
+— the error of the first job of its chain whose output is missing (``not run: …`` when that job
+never started) — so a failure is a row, not a gap. The seeds column then reads
+succeeded/configured (``2/3``) and a mean over fewer seeds than configured carries a dagger (†)
+and a footnote. The expected-results file, written by the Snakefile (``expected_results`` in
+``workflows/rules/report.smk``), is JSON::
+
+    {"cells": [{"dataset": …, "task": …, "method": …, "seed": …,
+                "upstream": [JOB, …],        # in run order: data, tokenizer, pretrain, …, finetune
+                "evaluate": JOB, "robustness": JOB}],     # each with its stage "spec"
+     "references": [{"dataset": …, "task": …, "upstream": [JOB], "reference": JOB}],
+     "training": [path, …]}                   # pretrain/finetune result.json (efficiency table)
+
+where ``JOB = {"rule": …, "wildcards": {…}, "output": path, "log": path}`` names a job by the
+file whose existence means it succeeded and the log it writes.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +54,157 @@ from benchmark.report.tables import (
     macros_file,
     number,
 )
-from benchmark.results import ROW_COLUMNS, items_path
+from benchmark.results import ROW_COLUMNS, items_path, row
 from benchmark.tasks import get_task, reference_rows_of_all_tasks
 
 SIGNIFICANCE_NOTE = (
     "Best method per column in bold; methods not significantly worse than it (paired bootstrap over "
     "test items, 1,000 resamples, two-sided 95 %) {mark}."
 )
+
+
+FAILED = "failed: "
+"""Status prefix of the rows of a result whose job (or a job before it) failed, then the error and log."""
+NOT_RUN = "not run: "
+"""Status prefix of the rows of a result whose job never started (the run stopped first)."""
+MISSING = (FAILED, NOT_RUN)
+ERROR_LINE = "fusebench: "
+"""How a job's error line starts (``fusebench: <kind>: <message>``, see :mod:`benchmark.errors`)."""
+LOG_TAIL_BYTES = 65536
+"""How much of the end of a log is searched for its error line."""
+STATUS_CHARS = 300
+"""Longest error line kept in a status (longer ones end with …)."""
+PARTIAL_CELL = "†"
+PARTIAL_NOTE = (
+    "† mean over fewer seeds than configured (the seeds column reads succeeded/configured); "
+    "the missing seeds are listed below."
+)
+
+
+@dataclass
+class MissingResults:
+    """What a failed run left out: rows standing for each missing result, and the jobs to blame."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """``main.csv`` rows of missing evaluations and references (value empty, status failed / not run)."""
+    robustness_rows: list[dict[str, Any]] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Failed job (e.g. ``pretrain scenes clip seed 1``) → its status."""
+    not_run: list[str] = field(default_factory=list)
+    """Jobs that never started although results depend on them."""
+
+    def summary(self, tables: Path | None = None) -> str:
+        """A few lines for the end of a failed run: each failed job with its error and log."""
+        if not self.failed and not self.not_run:
+            return "no result is missing"
+        lines = []
+        if self.failed:
+            count = len(self.failed)
+            lines.append(f"{count} job{'s' if count > 1 else ''} failed:")
+            lines += [f"  {job}: {status.removeprefix(FAILED)}" for job, status in self.failed.items()]
+        if self.not_run:
+            count = len(self.not_run)
+            shown = ", ".join(self.not_run[:5]) + (", …" if count > 5 else "")
+            lines.append(
+                f"{count} job{'s' if count > 1 else ''} did not run (the run stopped first; "
+                f"--keep-going runs every job it can): {shown}"
+            )
+        if tables is not None:
+            lines.append(f"Tables of everything that finished, failed cells marked: {tables / 'main.md'}")
+        return "\n".join(lines)
+
+
+def error_line(log: Path) -> str:
+    """The first line of the error a job's log ends with: its last ``fusebench: …`` line, without the prefix.
+
+    Every stage ends a known failure with ``fusebench: <kind>: <message>`` and a crash with its
+    traceback then ``fusebench: <stage> failed: <Exception>: <message>`` (:func:`benchmark.cli.main`);
+    a job killed from outside has neither, so the log's last line is quoted instead."""
+    with open(log, "rb") as handle:
+        handle.seek(max(0, handle.seek(0, 2) - LOG_TAIL_BYTES))
+        lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+    line = next((line for line in reversed(lines) if line.startswith(ERROR_LINE)), None)
+    if line is not None:
+        text = line.removeprefix(ERROR_LINE)
+    elif lines:
+        text = f"no error line (killed?); the log ends: {lines[-1]}"
+    else:
+        text = "empty log (killed before it wrote anything?)"
+    return text if len(text) <= STATUS_CHARS else text[: STATUS_CHARS - 1] + "…"
+
+
+def job_label(job: dict[str, Any]) -> str:
+    """``pretrain scenes contrastive_clip seed 1``: the rule and its wildcards."""
+    values = [f"seed {v}" if k == "seed" else str(v) for k, v in job["wildcards"].items()]
+    return " ".join([job["rule"], *values])
+
+
+def _blame(chain: list[dict[str, Any]], missing: MissingResults) -> str:
+    """The status of a missing result: the error of the first job of ``chain`` whose output is missing."""
+    job = next((job for job in chain if not Path(job["output"]).is_file()), chain[-1])
+    label, log = job_label(job), Path(job["log"])
+    if not log.is_file():
+        if label not in missing.not_run:
+            missing.not_run.append(label)
+        return f"{NOT_RUN}{label} did not start before the run stopped"
+    status = f"{FAILED}{error_line(log)} (log: {log})"
+    missing.failed.setdefault(label, status)
+    return status
+
+
+def read_expected(path: Path) -> tuple[list[Path], list[Path], list[Path], MissingResults]:
+    """(evaluation and reference result files, robustness files, training files that exist, what is missing)
+    from an expected-results file (format in the module docstring)."""
+    from benchmark.tasks.robustness import grid
+
+    expected = read_json(path, what="expected-results file")
+    results: list[Path] = []
+    robustness: list[Path] = []
+    missing = MissingResults()
+    try:
+        for cell in expected["cells"]:
+            task = get_task(cell["task"])
+            for key, files in (("evaluate", results), ("robustness", robustness)):
+                job = cell[key]
+                if Path(job["output"]).is_file():
+                    files.append(Path(job["output"]))
+                    continue
+                status = _blame([*cell["upstream"], job], missing)
+                spec = job["spec"]
+                if key == "evaluate":
+                    missing.rows += [row(spec, spec["method"], m, None, status) for m in task.metric_names(spec)]
+                else:
+                    names = task.metric_names(spec["task_settings"])
+                    missing.robustness_rows += [
+                        row(spec, spec["method"], m, None, status, corruption, severity)
+                        for corruption, severity in [("none", 0), *grid(spec["robustness"])]
+                        for m in names
+                    ]
+        for reference in expected["references"]:
+            job = reference["reference"]
+            if Path(job["output"]).is_file():
+                results.append(Path(job["output"]))
+                continue
+            status = _blame([*reference["upstream"], job], missing)
+            spec = {**job["spec"], "seed": None}
+            task = get_task(reference["task"])
+            missing.rows += [row(spec, name, m, None, status) for name in task.references for m in task.table_metrics]
+        training = [Path(p) for p in expected["training"] if Path(p).is_file()]
+    except (KeyError, TypeError) as exc:
+        raise DataFileError(f"expected-results file {path} is malformed ({type(exc).__name__}: {exc})") from None
+    return results, robustness, training, missing
+
+
+def failure_notes(frame: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """(dataset, task) → one line per failed or not-run method and seed: ``- clip, seed 1: failed: … (log: …)``."""
+    rows = frame[frame["status"].str.startswith(MISSING)]
+    notes: dict[tuple[str, str], list[str]] = {}
+    for (dataset, task, method, seed, status), _ in rows.groupby(
+        ["dataset", "task", "method", "seed", "status"], sort=True, dropna=False
+    ):
+        who = method if pd.isna(seed) else f"{method}, seed {seed}"
+        notes.setdefault((dataset, task), []).append(f"- {who}: {status}")
+    return notes
 
 
 def hardware_of(record: dict[str, Any]) -> str:
@@ -58,9 +221,14 @@ def load_results(paths: Iterable[str | Path]) -> list[tuple[Path, dict[str, Any]
     return [(Path(path), read_json(path, what="result file")) for path in paths]
 
 
-def collect_rows(results: Iterable[tuple[Path, dict[str, Any]]], hardware: set[str] | None = None) -> pd.DataFrame:
-    """Every row of every result record, checked for the tidy columns; adds each record's hardware to ``hardware``."""
-    rows: list[dict[str, Any]] = []
+def collect_rows(
+    results: Iterable[tuple[Path, dict[str, Any]]],
+    hardware: set[str] | None = None,
+    missing: Iterable[dict[str, Any]] = (),
+) -> pd.DataFrame:
+    """Every row of every result record, checked for the tidy columns, and the ``missing`` results' rows;
+    adds each record's hardware to ``hardware``."""
+    rows: list[dict[str, Any]] = list(missing)
     references = reference_rows_of_all_tasks()
     for path, record in results:
         file_rows = record.get("rows") if isinstance(record, dict) else None
@@ -90,23 +258,39 @@ def _method_order(methods: Iterable[str]) -> list[str]:
 def _cell(stat: pd.Series, scale: float, with_std: bool = True) -> str:
     if np.isnan(stat["mean"]):
         return "n/a"
+    mark = PARTIAL_CELL if _fewer_seeds(stat) else ""
     if np.isnan(stat["std"]) or not with_std:
-        return number(stat["mean"], scale)
-    return f"{number(stat['mean'], scale)} ± {number(stat['std'], scale)}"
+        return number(stat["mean"], scale) + mark
+    return f"{number(stat['mean'], scale)} ± {number(stat['std'], scale)}{mark}"
+
+
+def _fewer_seeds(stat: pd.Series) -> bool:
+    """A learned method's mean over fewer seeds than configured (some failed or did not run)."""
+    return not stat["reference"] and 0 < stat["n"] < stat.get("n_configured", stat["n"])
+
+
+def _seeds_cell(rows: pd.DataFrame) -> str:
+    """Seeds behind a method's cells: ``3``, ``2/3`` (succeeded/configured), ``—`` for references and n/a."""
+    succeeded = int(rows["n"].max())
+    configured = int(rows["n_configured"].max()) if "n_configured" in rows else succeeded
+    if rows["reference"].any() or configured == 0:
+        return "—"
+    return str(succeeded) if succeeded == configured else f"{succeeded}/{configured}"
 
 
 def _task_tables(
     stats: pd.DataFrame, dataset: str, task: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
-    """(cells, best mask, not-worse mask, CI cells, n/a notes) for one (dataset, task)."""
+    """(cells, best mask, not-worse mask, CI cells, n/a notes) for one (dataset, task).
+
+    Failed and not-run results are not n/a: :func:`failure_notes` lists them."""
     block = stats[(stats["dataset"] == dataset) & (stats["task"] == task)]
     metrics = [m for m in get_task(task).table_metrics if m in set(block["metric"])]
     scale = 100.0 if get_task(task).percent else 1.0
     cells, best, worse, ci, notes = [], [], [], [], []
     for method in _method_order(block["method"]):
         rows = block[block["method"] == method].set_index("metric")
-        seeds = int(rows["n"].max()) if not rows["reference"].any() and rows["n"].max() > 0 else "—"
-        cells.append([method, seeds, *[_cell(rows.loc[m], scale) if m in rows.index else "" for m in metrics]])
+        cells.append([method, _seeds_cell(rows), *[_cell(rows.loc[m], scale) if m in rows.index else "" for m in metrics]])
         best.append([False, False, *[bool(rows.loc[m, "best"]) if m in rows.index else False for m in metrics]])
         worse.append(
             [
@@ -133,7 +317,9 @@ def _task_tables(
                 ]
             )
         shown = rows[rows.index.isin(metrics)]
-        notes.extend(f"- {method}: {s}" for s in sorted({s for s in shown["status"] if s != "ok"}))
+        notes.extend(
+            f"- {method}: {s}" for s in sorted({s for s in shown["status"] if s != "ok" and not s.startswith(MISSING)})
+        )
     header = ["method", "seeds", *metrics]
     return (
         pd.DataFrame(cells, columns=header),
@@ -144,11 +330,29 @@ def _task_tables(
     )
 
 
-def main_markdown(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
+def _has_partial_cells(cells: pd.DataFrame) -> bool:
+    return bool(cells.iloc[:, 2:].apply(lambda column: column.str.endswith(PARTIAL_CELL)).to_numpy().any())
+
+
+def main_markdown(
+    stats: pd.DataFrame,
+    provenance: dict[str, Any],
+    failures: dict[tuple[str, str], list[str]] | None = None,
+) -> str:
+    """main.md: one table per (dataset, task); ``failures`` (:func:`failure_notes`) lists missing results."""
+    failures = failures or {}
     parts = ["# FuseBench results", ""]
+    if failures:
+        parts += [
+            "**Partial results: some jobs failed or did not run.** Their results are marked below and in main.csv "
+            "(status `failed: …` with the error and its log); rerun the workflow to retry them.",
+            "",
+        ]
     for (dataset, task), block in stats.groupby(["dataset", "task"], sort=True):
         cells, best, worse, ci, notes = _task_tables(stats, dataset, task)
-        seed_counts = sorted({int(n) for n in block[~block["reference"] & (block["status"] == "ok")]["n"]})
+        learned = block[~block["reference"]]
+        configured = learned["n_configured"] if "n_configured" in learned else learned["n"]
+        seed_counts = sorted({int(n) for n in configured if n > 0})
         unit = " (%)" if get_task(task).percent else ""
         marked = cells.copy()
         for i in range(len(marked)):
@@ -160,7 +364,7 @@ def main_markdown(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
         parts += [
             f"## {dataset} — {task}",
             "",
-            f"Mean ± sample std over {'/'.join(map(str, seed_counts)) or 0} seed(s){unit}; "
+            f"Mean ± sample std over {' or '.join(map(str, seed_counts)) or 0} seed(s){unit}; "
             + get_task(task).reference_note()
             + " "
             + SIGNIFICANCE_NOTE.format(mark="in italics"),
@@ -168,8 +372,12 @@ def main_markdown(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
             marked.to_markdown(index=False),
             "",
         ]
+        if _has_partial_cells(cells):
+            parts += [PARTIAL_NOTE, ""]
         if notes:
             parts += ["n/a:", *notes, ""]
+        if failures.get((dataset, task)):
+            parts += ["Failed or not run:", *failures[(dataset, task)], ""]
         if not ci.empty:
             parts += ["95 % bootstrap interval of the seed-mean over test items:", "", ci.to_markdown(index=False), ""]
     parts += ["---", footer_text(provenance)]
@@ -185,6 +393,7 @@ def main_latex(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
             + (" (%)" if get_task(task).percent else "")
             + ". "
             + SIGNIFICANCE_NOTE.format(mark="underlined")
+            + (" " + PARTIAL_NOTE.split(";")[0] + "." if _has_partial_cells(cells) else "")
         )
         tables.append(latex_table(cells, caption, f"tab:{dataset}-{task}", provenance, best, worse))
     return "\n".join(tables)
@@ -331,16 +540,25 @@ def run_aggregate(
     robustness_files: list[Path] | None = None,
     report: dict[str, Any] | None = None,
     training_files: list[Path] | None = None,
+    missing: MissingResults | None = None,
 ) -> pd.DataFrame:
-    """Write every table under ``out_dir``; return the tidy frame of clean results."""
+    """Write every table under ``out_dir``; return the tidy frame of clean results.
+
+    ``missing`` (:func:`read_expected`, after a failed run) adds the rows of the results that
+    are not there, so the tables show them as failed instead of leaving them out."""
     from benchmark.report.statistics import load_items, method_statistics
 
     report = report or {}
+    missing = missing or MissingResults()
     hardware: set[str] = set()
     results = load_results(result_files)
     robustness_results = load_results(robustness_files or [])
-    frame = collect_rows(results, hardware)
-    robustness_frame = collect_rows(robustness_results, hardware) if robustness_results else None
+    frame = collect_rows(results, hardware, missing.rows)
+    robustness_frame = (
+        collect_rows(robustness_results, hardware, missing.robustness_rows)
+        if robustness_results or missing.robustness_rows
+        else None
+    )
     git = git_state()
     provenance = {
         "config hash": config_hash_value,
@@ -348,6 +566,8 @@ def run_aggregate(
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "hardware": "; ".join(sorted(hardware)) or "unknown",
     }
+    if missing.failed or missing.not_run:
+        provenance["partial"] = f"{len(missing.failed)} job(s) failed, {len(missing.not_run)} did not run"
     data = data_footer(results)
     if data:
         provenance["data"] = data
@@ -372,7 +592,7 @@ def run_aggregate(
     write_text(out_dir / "main.csv", csv_with_footer(frame, provenance))
     write_text(out_dir / "main_stats.csv", csv_with_footer(stats, provenance))
     write_text(out_dir / "comparisons.csv", csv_with_footer(comparisons, provenance))
-    write_text(out_dir / "main.md", main_markdown(stats, provenance))
+    write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame)))
     write_text(out_dir / "main.tex", main_latex(stats, provenance))
     scores = None
     if robustness_frame is not None:
@@ -418,9 +638,12 @@ def write_robustness(
     write_text(out_dir / "robustness.csv", csv_with_footer(frame, provenance))
     write_text(out_dir / "robustness_summary.csv", csv_with_footer(scores, provenance))
     write_text(out_dir / "robustness_drops.csv", csv_with_footer(drops, provenance))
+    failed = [f"- {d} — {t}: {line[2:]}" for (d, t), lines in failure_notes(frame).items() for line in lines]
     write_text(
         out_dir / "robustness.md",
-        robustness_markdown(scores, drops, reference, report.get("max_images")) + f"\n---\n{footer_text(provenance)}\n",
+        robustness_markdown(scores, drops, reference, report.get("max_images"))
+        + ("\nFailed or not run (no scores):\n" + "\n".join(failed) + "\n" if failed else "")
+        + f"\n---\n{footer_text(provenance)}\n",
     )
     write_text(out_dir / "robustness.tex", robustness_latex(scores, reference, report.get("max_images"), provenance))
     return scores

@@ -1,7 +1,9 @@
 """Statistics behind every table: mean ± sample std over seeds, bootstrap CIs, significance.
 
 For each (dataset, task, metric) and learned method: the mean and sample standard deviation
-over seeds with their count; a 95 % percentile bootstrap interval of the seed-mean over test
+over seeds with their count ``n``, beside ``n_configured``, the seeds that should have given a
+value (every seed but the not-applicable and undefined ones: ``n < n_configured`` means some
+failed or did not run); a 95 % percentile bootstrap interval of the seed-mean over test
 items (1,000 resamples, fixed seed); and whether the method is the best of the column or
 not significantly worse than it (paired bootstrap on the same resampled items, two-sided
 95 %: the interval of best − method contains 0). Pairwise comparisons add the fraction of
@@ -23,7 +25,7 @@ from benchmark.metrics.bootstrap import (
     percentile_interval,
     seed_mean_distribution,
 )
-from benchmark.results import read_items
+from benchmark.results import NOT_APPLICABLE, UNDEFINED, read_items
 from benchmark.seeding import derive_seed
 from benchmark.tasks import get_task
 
@@ -60,6 +62,7 @@ def method_statistics(
         )
         for (method, metric), rows in block.groupby(["method", "metric"], sort=True):
             values = rows["value"].dropna().to_numpy(dtype=float)
+            expected = rows[~rows["status"].map(lambda s: s == UNDEFINED or s.startswith(NOT_APPLICABLE))]
             record = {
                 "dataset": dataset,
                 "task": task,
@@ -68,6 +71,7 @@ def method_statistics(
                 "mean": float(values.mean()) if len(values) else float("nan"),
                 "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
                 "n": len(values),
+                "n_configured": int(expected["seed"].nunique()),  # references have no seed: 0
                 "ci_low": float("nan"),
                 "ci_high": float("nan"),
                 "status": next((s for s in rows["status"] if s != "ok"), "ok"),
@@ -94,8 +98,8 @@ def method_statistics(
                 if metric not in distributions.get(a, {}):
                     continue
                 diff = paired_difference(distributions[a][metric], distributions[b][metric])
-                seeds_a = block[(block["method"] == a) & (block["metric"] == metric)].set_index("seed")["value"]
-                seeds_b = block[(block["method"] == b) & (block["metric"] == metric)].set_index("seed")["value"]
+                seeds_a = block[(block["method"] == a) & (block["metric"] == metric)].set_index("seed")["value"].dropna()
+                seeds_b = block[(block["method"] == b) & (block["metric"] == metric)].set_index("seed")["value"].dropna()
                 common = seeds_a.index.intersection(seeds_b.index)
                 wins = float((seeds_a[common] > seeds_b[common]).mean()) if len(common) else float("nan")
                 comparisons.append(

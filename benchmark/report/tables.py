@@ -44,6 +44,7 @@ LATEX_SPECIAL = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "\\": r"\textbackslash{}",
+    "†": r"\textsuperscript{\dag}",  # a mean over fewer seeds than configured
 }
 
 

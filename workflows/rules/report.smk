@@ -1,4 +1,5 @@
-# Aggregation of every result into the tidy tables and their summaries, then the plots.
+# Aggregation of every result into the tidy tables and their summaries, then the plots (after a failed
+# run, workflows/rules/partial.smk writes them from what finished).
 
 
 rule aggregate:
