@@ -4,7 +4,7 @@ Outputs under ``tables/`` (each with its provenance: config hash, git commit, da
 
 * ``main.csv`` — tidy, one row per number: dataset, method, seed, task, metric, corruption,
   severity, value, status; ``main_stats.csv`` — per method and metric: mean, sample std, seed
-  count, 95 % bootstrap CI of the seed-mean, best / not significantly worse;
+  count ``n`` (of ``n_configured``), 95 % bootstrap CI of the seed-mean, best / not significantly worse;
   ``comparisons.csv`` — paired bootstrap differences between methods;
 * ``main.md`` / ``main.tex`` — retrieval and detection tables (mean ± std, best in bold,
   methods not significantly worse than the best underlined / in italics);
@@ -20,7 +20,7 @@ or reference result becomes rows with status ``failed: <first line of the error>
 never started) — so a failure is a row, not a gap. The seeds column then reads
 succeeded/configured (``2/3``) and a mean over fewer seeds than configured carries a dagger (†)
 and a footnote. The expected-results file, written by the Snakefile (``expected_results`` in
-``workflows/rules/report.smk``), is JSON::
+``workflows/rules/partial.smk``), is JSON::
 
     {"cells": [{"dataset": …, "task": …, "method": …, "seed": …,
                 "upstream": [JOB, …],        # in run order: data, tokenizer, pretrain, …, finetune
@@ -54,7 +54,8 @@ from benchmark.report.tables import (
     macros_file,
     number,
 )
-from benchmark.results import ROW_COLUMNS, items_path, row
+from benchmark.results import ROW_COLUMNS, items_path
+from benchmark.results import row as result_row
 from benchmark.tasks import get_task, reference_rows_of_all_tasks
 
 SIGNIFICANCE_NOTE = (
@@ -172,11 +173,11 @@ def read_expected(path: Path) -> tuple[list[Path], list[Path], list[Path], Missi
                 status = _blame([*cell["upstream"], job], missing)
                 spec = job["spec"]
                 if key == "evaluate":
-                    missing.rows += [row(spec, spec["method"], m, None, status) for m in task.metric_names(spec)]
+                    missing.rows += [result_row(spec, spec["method"], m, None, status) for m in task.metric_names(spec)]
                 else:
                     names = task.metric_names(spec["task_settings"])
                     missing.robustness_rows += [
-                        row(spec, spec["method"], m, None, status, corruption, severity)
+                        result_row(spec, spec["method"], m, None, status, corruption, severity)
                         for corruption, severity in [("none", 0), *grid(spec["robustness"])]
                         for m in names
                     ]
@@ -188,7 +189,9 @@ def read_expected(path: Path) -> tuple[list[Path], list[Path], list[Path], Missi
             status = _blame([*reference["upstream"], job], missing)
             spec = {**job["spec"], "seed": None}
             task = get_task(reference["task"])
-            missing.rows += [row(spec, name, m, None, status) for name in task.references for m in task.table_metrics]
+            missing.rows += [
+                result_row(spec, name, m, None, status) for name in task.references for m in task.table_metrics
+            ]
         training = [Path(p) for p in expected["training"] if Path(p).is_file()]
     except (KeyError, TypeError) as exc:
         raise DataFileError(f"expected-results file {path} is malformed ({type(exc).__name__}: {exc})") from None
@@ -257,7 +260,8 @@ def _method_order(methods: Iterable[str]) -> list[str]:
 
 def _cell(stat: pd.Series, scale: float, with_std: bool = True) -> str:
     if np.isnan(stat["mean"]):
-        return "n/a"
+        status = str(stat["status"])
+        return "failed" if status.startswith(FAILED) else "not run" if status.startswith(NOT_RUN) else "n/a"
     mark = PARTIAL_CELL if _fewer_seeds(stat) else ""
     if np.isnan(stat["std"]) or not with_std:
         return number(stat["mean"], scale) + mark
@@ -290,7 +294,9 @@ def _task_tables(
     cells, best, worse, ci, notes = [], [], [], [], []
     for method in _method_order(block["method"]):
         rows = block[block["method"] == method].set_index("metric")
-        cells.append([method, _seeds_cell(rows), *[_cell(rows.loc[m], scale) if m in rows.index else "" for m in metrics]])
+        cells.append(
+            [method, _seeds_cell(rows), *[_cell(rows.loc[m], scale) if m in rows.index else "" for m in metrics]]
+        )
         best.append([False, False, *[bool(rows.loc[m, "best"]) if m in rows.index else False for m in metrics]])
         worse.append(
             [
@@ -639,11 +645,17 @@ def write_robustness(
     write_text(out_dir / "robustness_summary.csv", csv_with_footer(scores, provenance))
     write_text(out_dir / "robustness_drops.csv", csv_with_footer(drops, provenance))
     failed = [f"- {d} — {t}: {line[2:]}" for (d, t), lines in failure_notes(frame).items() for line in lines]
+    if scores.empty:  # every robustness result failed: nothing to score
+        markdown = "# FuseBench robustness\n\nNo scores: no robustness result was computed.\n"
+        latex = f"% FuseBench robustness — {footer_text(provenance)}\n% no robustness result was computed\n"
+    else:
+        markdown = robustness_markdown(scores, drops, reference, report.get("max_images"))
+        latex = robustness_latex(scores, reference, report.get("max_images"), provenance)
     write_text(
         out_dir / "robustness.md",
-        robustness_markdown(scores, drops, reference, report.get("max_images"))
+        markdown
         + ("\nFailed or not run (no scores):\n" + "\n".join(failed) + "\n" if failed else "")
         + f"\n---\n{footer_text(provenance)}\n",
     )
-    write_text(out_dir / "robustness.tex", robustness_latex(scores, reference, report.get("max_images"), provenance))
+    write_text(out_dir / "robustness.tex", latex)
     return scores

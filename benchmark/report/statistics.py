@@ -98,8 +98,12 @@ def method_statistics(
                 if metric not in distributions.get(a, {}):
                     continue
                 diff = paired_difference(distributions[a][metric], distributions[b][metric])
-                seeds_a = block[(block["method"] == a) & (block["metric"] == metric)].set_index("seed")["value"].dropna()
-                seeds_b = block[(block["method"] == b) & (block["metric"] == metric)].set_index("seed")["value"].dropna()
+                seeds_a = (
+                    block[(block["method"] == a) & (block["metric"] == metric)].set_index("seed")["value"].dropna()
+                )
+                seeds_b = (
+                    block[(block["method"] == b) & (block["metric"] == metric)].set_index("seed")["value"].dropna()
+                )
                 common = seeds_a.index.intersection(seeds_b.index)
                 wins = float((seeds_a[common] > seeds_b[common]).mean()) if len(common) else float("nan")
                 comparisons.append(
