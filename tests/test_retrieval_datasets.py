@@ -292,3 +292,17 @@ def test_coco_instances_give_every_image_its_objects_and_categories(formats: dic
     bad = {**spec, "transform": "center_crop"}
     assert [key for key, _ in Karpathy().check(bad)] == ["transform"]
     assert [key for key, _ in Karpathy().check({**spec, "collection": "flickr30k"})] == ["instances"]
+
+
+def test_an_unreadable_image_is_named_at_conversion(formats: dict[str, Any], tmp_path: Path) -> None:
+    """``verify_images`` decodes a sample of every split (or, opt-in, every image) before any job trains."""
+    root = tmp_path / "root"
+    shutil.copytree(formats["root"] / "coco", root / "coco")
+    first_test = formats["written"]["coco"]["ids"][formats["native"]["test"].image_ids[0]]
+    broken = root / "coco" / "images" / first_test
+    broken.write_bytes(broken.read_bytes()[:40])  # a truncated download
+    spec = adapter_spec(Karpathy, root, collection="coco", **WHOLE)
+    with pytest.raises(DataFileError, match=str(broken.name)):
+        Karpathy().prepare({**spec, "verify_images": "all"}, tmp_path / "all")
+    with pytest.raises(DataFileError, match=str(broken.name)):  # the sample includes each split's first image
+        Karpathy().prepare(spec, tmp_path / "sample")

@@ -20,6 +20,8 @@ official split sizes; this base class does the rest, the same way for every form
   those datasets' evaluation images from this dataset's training split, as mmdetection's
   ``remove_cocotrain2017_from_refcoco.py`` does, matching images by file name; the number
   removed is recorded;
+* images — a sample of each split's images (``verify_images: all``: every one) is decoded at
+  conversion, so a truncated or unreadable file is named before any job trains;
 * provenance — the sha256 of every official file read goes into the manifest.
 """
 
@@ -88,6 +90,10 @@ COMMON_PROPERTIES: dict[str, Any] = {
         "description": "seeded training augmentation of image-text batches (not grounding): "
         "{random_resized_crop: {scale: [0.5, 1.0], ratio: [0.75, 1.3333]}} as ALBEF; {} for none",
     },
+    "verify_images": {
+        "enum": ["sample", "all"],
+        "description": "decode a sample of each split's images at conversion (default), or all of them",
+    },
     "pretrain_from": {
         "type": "string",
         "pattern": "^[a-z][a-z0-9_]*$",
@@ -105,7 +111,10 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "subset": {},
     "resident_max_mb": RESIDENT_MAX_MB,
     "train_augment": {},
+    "verify_images": "sample",
 }
+IMAGES_VERIFIED_PER_SPLIT = 16
+"""``verify_images: sample`` decodes this many images per split, spread evenly over it."""
 
 
 @dataclass
@@ -226,6 +235,7 @@ class OfficialAdapter(DatasetAdapter):
         settings = self.settings(spec)
         converted = self.read(settings, Path(build_dir))
         splits, subset = self._checked_sizes(converted, settings)
+        verify_images(converted.image_root, splits, settings)
         splits["train"], guard = self._guarded(converted, splits["train"], settings)
         sources = {str(p): sha256_file(p) for p in sorted(set(converted.sources))}
         manifest = write_standard_form(
@@ -301,6 +311,24 @@ class OfficialAdapter(DatasetAdapter):
             "excluded_evaluation_images_of": sorted(b.get("name", b["kind"]) for b in blocks),
             "removed_train_images": len(train.images) - len(guarded.images),
         }
+
+
+def verify_images(image_root: Path, splits: dict[str, ConvertedSplit], settings: dict[str, Any]) -> None:
+    """Decode a sample of every split's images (or all of them) as training will: a truncated or
+    unreadable file, or one whose size disagrees with its annotations, is a DataFileError naming it
+    now, before any job trains."""
+    from benchmark.data.images import decode_image
+
+    for split in splits.values():
+        images = split.images
+        if settings["verify_images"] == "sample" and len(images) > IMAGES_VERIFIED_PER_SPLIT:
+            step = len(images) / IMAGES_VERIFIED_PER_SPLIT
+            images = [images[int(k * step)] for k in range(IMAGES_VERIFIED_PER_SPLIT)]
+        for image in images:
+            expected = (image["width"], image["height"]) if image.get("width") and image.get("height") else None
+            decode_image(
+                Path(image_root) / image["file_name"], int(settings["image_size"]), settings["transform"], expected
+            )
 
 
 def _image_key(file_name: str) -> str:
