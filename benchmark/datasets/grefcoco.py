@@ -33,13 +33,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.datasets.official import Converted, OfficialAdapter
+from benchmark.datasets.official import Converted, OfficialAdapter, adapter_schema
 from benchmark.datasets.records import check_images
 from benchmark.datasets.refer import (
     IMAGE_FOLDER,
+    TRANSFORM,
     Pair,
     Read,
-    closed_schema,
     read_instances,
     referred_objects,
     sentence_of,
@@ -70,14 +70,15 @@ class GRefCoco(OfficialAdapter):
     description = "gRefCOCO expressions with one, several or no target (ReLA's grefs(unc).json)"
     provides = ("images", "captions", "instances", "refs")
     tasks = ("grounding",)
-    config_schema: ClassVar[dict[str, Any]] = closed_schema(
+    config_schema: ClassVar[dict[str, Any]] = adapter_schema(
         "grefcoco",
         [],
         {
+            "transform": TRANSFORM,
             "test_split": {
                 "enum": [s for s in OFFICIAL_SPLITS if s != "train"],
                 "description": "the official split that is FuseBench's test split (val is always official val)",
-            }
+            },
         },
     )
     defaults: ClassVar[dict[str, Any]] = {"test_split": "testA"}

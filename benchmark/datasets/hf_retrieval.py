@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.datasets.official import COMMON_PROPERTIES, SPLITS, Converted, OfficialAdapter
+from benchmark.datasets.official import SPLITS, Converted, OfficialAdapter, adapter_schema
 from benchmark.datasets.records import SplitCollector, check_images, image_number, text
 from benchmark.errors import DataFileError
 
@@ -72,28 +72,29 @@ class HfRetrieval(OfficialAdapter):
     provides = ("images", "captions")
     tasks = ("retrieval",)
     config_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["kind", "root", "path"],
-        "properties": {
-            "kind": {"const": "hf_retrieval"},
-            "source": {"enum": list(SOURCES), "description": "disk: save_to_disk folder; parquet or json: files"},
-            "path": {
-                "type": ["string", "object"],
-                "minLength": 1,
-                "minProperties": 1,
-                "additionalProperties": _FILES,
-                "description": "disk: the folder; parquet/json: dataset split name → file, glob or list (under root)",
+        **adapter_schema(
+            "hf_retrieval",
+            ["path"],
+            {
+                "source": {"enum": list(SOURCES), "description": "disk: save_to_disk folder; parquet or json: files"},
+                "path": {
+                    "type": ["string", "object"],
+                    "minLength": 1,
+                    "minProperties": 1,
+                    "additionalProperties": _FILES,
+                    "description": "disk: the folder; parquet/json: dataset split name → file, glob or list "
+                    "(under root)",
+                },
+                "splits": _closed(
+                    {s: _NAME for s in SPLITS},
+                    "FuseBench split → the dataset's split name (default train/validation/test)",
+                ),
+                "columns": _closed(
+                    {k: _NAME for k in ("image", "caption", "image_id")},
+                    "column names; a dotted caption name reaches into a struct, e.g. sentences.raw",
+                ),
             },
-            "splits": _closed(
-                {s: _NAME for s in SPLITS}, "FuseBench split → the dataset's split name (default train/validation/test)"
-            ),
-            "columns": _closed(
-                {k: _NAME for k in ("image", "caption", "image_id")},
-                "column names; a dotted caption name reaches into a struct, e.g. sentences.raw",
-            ),
-            **COMMON_PROPERTIES,
-        },
+        ),
         "allOf": [
             {
                 "if": {"properties": {"source": {"const": "disk"}}},

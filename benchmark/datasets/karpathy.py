@@ -68,11 +68,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.datasets.official import (
-    COMMON_PROPERTIES,
     SPLITS,
     Converted,
     ConvertedSplit,
     OfficialAdapter,
+    adapter_schema,
 )
 from benchmark.datasets.records import SplitCollector, check_images, field, image_number, read_instances, text
 from benchmark.errors import DataFileError
@@ -162,12 +162,10 @@ class Karpathy(OfficialAdapter):
     description = "COCO / Flickr30k retrieval (Karpathy split) from dataset_<collection>.json or LAVIS's files"
     provides = ("images", "captions")
     tasks = ("retrieval",)
-    config_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["kind", "root", "collection"],
-        "properties": {
-            "kind": {"const": "karpathy"},
+    config_schema: ClassVar[dict[str, Any]] = adapter_schema(
+        "karpathy",
+        ["collection"],
+        {
             "collection": {
                 "enum": list(COLLECTIONS),
                 "description": "which dataset: coco (5k test) or flickr30k (1k test)",
@@ -181,9 +179,8 @@ class Karpathy(OfficialAdapter):
                 "description": "COCO only: also read instances_{train,val}2014.json, the object categories late "
                 "fusion learns as concepts (needs transform: resize)",
             },
-            **COMMON_PROPERTIES,
         },
-    }
+    )
     defaults: ClassVar[dict[str, Any]] = {"format": "karpathy", "transform": "center_crop", "instances": False}
 
     def check(self, spec: dict[str, Any]) -> list[tuple[str, str]]:

@@ -105,6 +105,19 @@ COMMON_PROPERTIES: dict[str, Any] = {
         "description": "set by the workflow: dataset blocks whose evaluation images leave this training split",
     },
 }
+
+
+def adapter_schema(kind: str, required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """The closed config schema of an official-format adapter: ``kind``, ``root`` and the common keys
+    (:data:`COMMON_PROPERTIES`) plus the adapter's own, which win (e.g. a ``transform`` fixed to resize)."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kind", "root", *required],
+        "properties": {"kind": {"const": kind}, **COMMON_PROPERTIES, **properties},
+    }
+
+
 COMMON_DEFAULTS: dict[str, Any] = {
     "image_size": 224,
     "transform": "resize",

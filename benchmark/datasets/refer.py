@@ -48,7 +48,7 @@ argument (named ``collection`` as in ``kind: karpathy``, because ``dataset`` in 
 is FuseBench's dataset name); ``split_by`` — REFER's ``splitBy``, default unc (refcoco, refcoco+)
 or umd (refcocog); ``test_split`` — default testA (unc), test (umd), val (google); ``format`` —
 refer (default) or mdetr; plus the keys every official adapter has
-(:data:`benchmark.datasets.official.COMMON_PROPERTIES`), ``transform`` fixed to resize.
+(:func:`benchmark.datasets.official.adapter_schema`), ``transform`` fixed to resize.
 
 Official split sizes, checked at conversion (``subset`` to use fewer on purpose):
 
@@ -83,7 +83,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.datasets.official import COMMON_PROPERTIES, Converted, ConvertedSplit, OfficialAdapter
+from benchmark.datasets.official import Converted, ConvertedSplit, OfficialAdapter, adapter_schema
 from benchmark.datasets.records import (
     COCO_TRAIN_FOLDER,
     annotation_record,
@@ -262,16 +262,6 @@ class Read:
         return list(dict.fromkeys(self.sources.values()))
 
 
-def closed_schema(kind: str, required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    """A closed config schema with the official adapters' common keys (``transform`` fixed to resize)."""
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["kind", "root", *required],
-        "properties": {"kind": {"const": kind}, **COMMON_PROPERTIES, "transform": TRANSFORM, **properties},
-    }
-
-
 # ----------------------------------------------------------------------------- the adapter
 
 
@@ -279,10 +269,11 @@ class Refer(OfficialAdapter):
     description = "RefCOCO / RefCOCO+ / RefCOCOg referring expressions (REFER refs pickle or MDETR JSON)"
     provides = ("images", "captions", "instances", "refs")
     tasks = ("grounding",)
-    config_schema: ClassVar[dict[str, Any]] = closed_schema(
+    config_schema: ClassVar[dict[str, Any]] = adapter_schema(
         "refer",
         ["collection"],
         {
+            "transform": TRANSFORM,
             "collection": {"enum": list(SPLIT_BY), "description": "which REFER dataset: refcoco, refcoco+ or refcocog"},
             "split_by": {
                 "enum": sorted({s for splits in SPLIT_BY.values() for s in splits}),

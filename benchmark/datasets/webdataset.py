@@ -65,8 +65,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-from benchmark.datasets.karpathy import text
-from benchmark.datasets.official import COMMON_PROPERTIES, SPLITS, Converted, ConvertedSplit, OfficialAdapter
+from benchmark.datasets.official import SPLITS, Converted, ConvertedSplit, OfficialAdapter, adapter_schema
+from benchmark.datasets.records import text
 from benchmark.errors import DataFileError
 
 IMAGE_EXTENSIONS = ("jpg", "png", "jpeg", "webp")
@@ -97,12 +97,10 @@ class WebDatasetCorpus(OfficialAdapter):
     description = "image-text pretraining corpus in WebDataset tar shards (open_clip / img2dataset), train only"
     provides = ("images", "captions")
     tasks = ()
-    config_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["kind", "root", "shards"],
-        "properties": {
-            "kind": {"const": "webdataset"},
+    config_schema: ClassVar[dict[str, Any]] = adapter_schema(
+        "webdataset",
+        ["shards"],
+        {
             "shards": {
                 "type": "string",
                 "minLength": 1,
@@ -114,9 +112,8 @@ class WebDatasetCorpus(OfficialAdapter):
                 "minimum": 1,
                 "description": "read only the first N samples (shard order); the remaining shards are not read",
             },
-            **COMMON_PROPERTIES,
         },
-    }
+    )
     defaults: ClassVar[dict[str, Any]] = {"transform": "center_crop"}
 
     # --- files -------------------------------------------------------------------------------
