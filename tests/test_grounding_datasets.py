@@ -320,3 +320,19 @@ def test_settings_defaults_and_config_problems(tmp_path: Path) -> None:
         assert where == key, message
         with pytest.raises(ConfigError, match=f"'{key}'"):
             adapter.read(spec)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kind", "keys"), [(Refer, "refer", {"collection": "refcoco"}), (GRefCoco, "grefcoco", {})]
+)
+def test_a_missing_image_is_named_at_conversion(
+    cls: type, kind: str, keys: dict[str, Any], official: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(official, root)
+    image = sorted((root / "coco" / "images" / "train2014").iterdir())[-1]
+    image.unlink()
+    with pytest.raises(DataFileError, match=rf"image file\(s\) of split .* not found: .*{image.name}"):
+        cls().prepare(_spec(kind, root, **keys), tmp_path / "data")

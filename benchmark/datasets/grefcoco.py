@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.datasets.official import Converted, OfficialAdapter, adapter_schema
-from benchmark.datasets.records import check_images
 from benchmark.datasets.refer import (
     IMAGE_FOLDER,
     TRANSFORM,
@@ -133,7 +132,7 @@ class GRefCoco(OfficialAdapter):
 
         held_back = "; the first gRefCOCO release held testA/testB back (use test_split: val, or the full release)"
         hint = {split: held_back for split in ("testA", "testB")}
-        converted = Converted(
+        return Converted(
             splits=read.converted(splits, every_object, hint),
             image_root=self.root(settings) / "coco" / "images",
             sources=[refs_file, instances_file],
@@ -146,10 +145,3 @@ class GRefCoco(OfficialAdapter):
                 "pairs": "one per expression; ordered by image id, annotation ids, file order; ref_id = position",
             },
         )
-        check_images(
-            converted.splits,
-            converted.image_root,
-            {k: str(v) for k, v in converted.split_sources.items()},
-            f"Expected layout under {self.root(settings)}:\n{self.layout(settings)}",
-        )
-        return converted

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.datasets.official import SPLITS, Converted, OfficialAdapter, adapter_schema
-from benchmark.datasets.records import SplitCollector, check_images, image_number, text
+from benchmark.datasets.records import SplitCollector, image_number, text
 from benchmark.errors import DataFileError
 
 SOURCES = ("disk", "parquet", "json")
@@ -170,13 +170,11 @@ class HfRetrieval(OfficialAdapter):
                     file_name = images.file_name(split, image_id, row["image"], f"{where}: image id {image_id}")
                 collected.add(split, image_id, file_name, captions, f"{where}: image id {image_id}", where, merge=True)
         splits, image_root = collected.converted(), images.root()
-        if images.kind == "path":
-            read_from = {s: str(self.split_files(spec)[s][-1]) for s in SPLITS}
-            check_images(splits, image_root, read_from, f"Image paths are relative to root {root}.")
         return Converted(
             splits=splits,
             image_root=image_root,
             sources=sources,
+            split_sources={s: files[-1] for s, files in self.split_files(spec).items() if files},
             notes={
                 "hf_dataset": {
                     "source": spec["source"],

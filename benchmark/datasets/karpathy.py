@@ -74,7 +74,7 @@ from benchmark.datasets.official import (
     OfficialAdapter,
     adapter_schema,
 )
-from benchmark.datasets.records import SplitCollector, check_images, field, image_number, read_instances, text
+from benchmark.datasets.records import SplitCollector, field, image_number, read_instances, text
 from benchmark.errors import DataFileError
 from benchmark.io import read_json
 
@@ -236,8 +236,6 @@ class Karpathy(OfficialAdapter):
         else:
             collected = read_lavis_files(files)
         splits, image_root = collected.converted(), self.image_root(spec)
-        hint = f"Expected layout under {self.root(spec)}:\n{self.layout(spec)}"
-        check_images(splits, image_root, {s: str(p) for s, p in files.items()}, hint)
         categories: list[dict[str, Any]] = []
         if spec["instances"]:
             categories = add_coco_instances(splits, self.instance_files(spec))

@@ -20,8 +20,9 @@ official split sizes; this base class does the rest, the same way for every form
   those datasets' evaluation images from this dataset's training split, as mmdetection's
   ``remove_cocotrain2017_from_refcoco.py`` does, matching images by file name; the number
   removed is recorded;
-* images — a sample of each split's images (``verify_images: all``: every one) is decoded at
-  conversion, so a truncated or unreadable file is named before any job trains;
+* images — every image file must exist, and a sample of each split's images (``verify_images:
+  all``: every one) is decoded at conversion, so a missing, truncated or unreadable file is named
+  before any job trains;
 * provenance — the sha256 of every official file read goes into the manifest.
 """
 
@@ -247,6 +248,12 @@ class OfficialAdapter(DatasetAdapter):
 
         settings = self.settings(spec)
         converted = self.read(settings, Path(build_dir))
+        check_images(
+            converted.splits,
+            converted.image_root,
+            {name: self._source_of(converted, name, settings) for name in SPLITS},
+            f"Expected layout under {self.root(settings)}:\n{self.layout(settings)}",
+        )
         splits, subset = self._checked_sizes(converted, settings)
         verify_images(converted.image_root, splits, settings)
         splits["train"], guard = self._guarded(converted, splits["train"], settings)
@@ -271,6 +278,10 @@ class OfficialAdapter(DatasetAdapter):
         )
         return {k: manifest[k] for k in ("splits", "sources", "subset", "leakage_guard", "image_root")}
 
+    def _source_of(self, converted: Converted, split: str, settings: dict[str, Any]) -> str:
+        """The file ``split`` was read from, for messages (the first source, or ``root``, if not known)."""
+        return str(converted.split_sources.get(split) or (converted.sources or [self.root(settings)])[0])
+
     def _checked_sizes(
         self, converted: Converted, settings: dict[str, Any]
     ) -> tuple[dict[str, ConvertedSplit], dict[str, Any]]:
@@ -280,7 +291,7 @@ class OfficialAdapter(DatasetAdapter):
         splits, record = {}, {}
         for name in SPLITS:
             split = converted.splits[name]
-            source = str(converted.split_sources.get(name) or (converted.sources or [self.root(settings)])[0])
+            source = self._source_of(converted, name, settings)
             ids = sorted(i["id"] for i in split.images)
             if name in wanted:
                 count = len(ids) if wanted[name] == "all" else wanted[name]
@@ -324,6 +335,19 @@ class OfficialAdapter(DatasetAdapter):
             "excluded_evaluation_images_of": sorted(b.get("name", b["kind"]) for b in blocks),
             "removed_train_images": len(train.images) - len(guarded.images),
         }
+
+
+def check_images(splits: dict[str, ConvertedSplit], image_root: Path, sources: dict[str, str], hint: str) -> None:
+    """Every image file of every split exists: a wrong or half-unpacked image folder fails at
+    conversion, before any job trains, not at a random step hours later (one ``stat`` per image)."""
+    for name, split in splits.items():
+        missing = [image_root / i["file_name"] for i in split.images if not (image_root / i["file_name"]).is_file()]
+        if missing:
+            listed = ", ".join(str(p) for p in missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise DataFileError(
+                f"{len(missing)} of {len(split.images)} image file(s) of split {name!r} (listed in {sources[name]}) "
+                f"not found: {listed}. {hint}"
+            )
 
 
 def verify_images(image_root: Path, splits: dict[str, ConvertedSplit], settings: dict[str, Any]) -> None:

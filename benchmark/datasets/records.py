@@ -93,19 +93,6 @@ class SplitCollector:
         return splits
 
 
-def check_images(splits: dict[str, ConvertedSplit], image_root: Path, sources: dict[str, str], hint: str) -> None:
-    """Every image file of every split exists: a wrong or half-unpacked image folder fails at
-    conversion, before any job trains, not at a random step hours later (one ``stat`` per image)."""
-    for name, split in splits.items():
-        missing = [image_root / i["file_name"] for i in split.images if not (image_root / i["file_name"]).is_file()]
-        if missing:
-            listed = ", ".join(str(p) for p in missing[:3]) + (" ..." if len(missing) > 3 else "")
-            raise DataFileError(
-                f"{len(missing)} of {len(split.images)} image file(s) of split {name!r} (listed in {sources[name]}) "
-                f"not found: {listed}. {hint}"
-            )
-
-
 @dataclass(frozen=True)
 class Instances:
     """A COCO instances file indexed: image records, annotations and categories."""
