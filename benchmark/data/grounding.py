@@ -111,6 +111,9 @@ class GroundingData:
 
     def batch(self, step: int, batch_size: int, seed: int) -> dict[str, Any]:
         """Stateless sampling over expressions (see :func:`benchmark.data.sampling.batch_indices`)."""
-        upcoming = batch_indices(len(self), batch_size, step + 1, seed).to(self.image_index.device)
-        prefetch(self.images, self.image_index[upcoming])
+
+        def upcoming() -> torch.Tensor:  # the images of the next step's expressions
+            return self.image_index[batch_indices(len(self), batch_size, step + 1, seed).to(self.image_index.device)]
+
+        prefetch(self.images, upcoming)
         return self.select(batch_indices(len(self), batch_size, step, seed).to(self.images.device))

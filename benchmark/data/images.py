@@ -34,7 +34,7 @@ move).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,10 +206,11 @@ def load_images(files: ImageFiles, resident_max_mb: float) -> Images:
     return pixels
 
 
-def prefetch(images: Images, index: torch.Tensor) -> None:
-    """Let a lazy store start decoding the batch ``index`` (resident pixels need nothing)."""
+def prefetch(images: Images, upcoming: Callable[[], torch.Tensor]) -> None:
+    """Let a lazy store start decoding the batch ``upcoming()`` returns; resident pixels need nothing,
+    so the indices are not even computed for them."""
     if isinstance(images, LazyImages):
-        images.prefetch(index)
+        images.prefetch(upcoming())
 
 
 def as_tensor(images: Images) -> torch.Tensor:

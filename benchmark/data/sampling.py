@@ -73,7 +73,7 @@ class ImageTextData:
     def batch(self, step: int, batch_size: int, seed: int) -> dict[str, Any]:
         """Images of this step's batch, each with one of its captions drawn at random."""
         index = batch_indices(len(self), batch_size, step, seed).to(self.images.device)
-        prefetch(self.images, batch_indices(len(self), batch_size, step + 1, seed))
+        prefetch(self.images, lambda: batch_indices(len(self), batch_size, step + 1, seed))
         draw = torch.rand(len(index), generator=torch_generator(seed, "caption", step)).to(self.images.device)
         rows = self.caption_start[index] + (draw * self.caption_count[index]).long()
         images = self.images[index]
