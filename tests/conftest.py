@@ -58,6 +58,21 @@ def _isolated_global_state(request: pytest.FixtureRequest) -> Iterator[None]:
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
 
 
+SMALL_SCENES = {"train": 24, "val": 8, "test": 8}
+SMALL_IMAGE_SIZE = 32
+
+
+def build_small_scenes(folder: Path, splits: dict[str, int] = SMALL_SCENES, image_size: int = SMALL_IMAGE_SIZE) -> Path:
+    """The default config's synthetic scenes, small (24/8/8 images of 32 px unless told), built into ``folder``:
+    what the official-format tests write out in each format and compare with."""
+    from benchmark.config import DEFAULT_CONFIG, load_yaml
+    from benchmark.data.synthetic import build_synthetic_dataset
+
+    spec = load_yaml(DEFAULT_CONFIG)["datasets"]["scenes"]
+    build_synthetic_dataset({**spec, "splits": dict(splits), "image_size": image_size}, folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def smoke_config() -> dict[str, Any]:
     from benchmark.config import load_config

@@ -32,10 +32,10 @@ from benchmark.datasets.base import check_adapter
 from benchmark.datasets.grefcoco import GRefCoco
 from benchmark.datasets.refer import EXPECTED, Refer
 from benchmark.errors import ConfigError, DataFileError
+from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 
 REPO = Path(__file__).resolve().parent.parent
-SIZES = {"train": 24, "val": 8, "test": 8}
-IMAGE_SIZE = 32
+SIZES, IMAGE_SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE
 ALL = {split: "all" for split in SPLITS}
 TEST_SPLIT = {"refcoco": "testA", "refcoco+": "testA", "refcocog": "test"}
 """The official split the writers put synthetic test expressions in (their defaults)."""
@@ -43,14 +43,7 @@ TEST_SPLIT = {"refcoco": "testA", "refcoco+": "testA", "refcocog": "test"}
 
 @pytest.fixture(scope="module")
 def native(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import yaml
-
-    from benchmark.data.synthetic import build_synthetic_dataset
-
-    spec = yaml.safe_load((REPO / "workflows/config/default.yaml").read_text())["datasets"]["scenes"]
-    root = tmp_path_factory.mktemp("grounding") / "native"
-    build_synthetic_dataset({**spec, "splits": SIZES, "image_size": IMAGE_SIZE}, root)
-    return root
+    return build_small_scenes(tmp_path_factory.mktemp("grounding") / "native")
 
 
 @pytest.fixture(scope="module")

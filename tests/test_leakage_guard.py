@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from benchmark.config import DEFAULT_CONFIG, PROFILES_DIR, load_config, load_yaml, stage_spec
+from benchmark.config import PROFILES_DIR, load_config, stage_spec
+from tests.conftest import build_small_scenes
 
 GUARDED = ("refcoco_testa", "refcoco_testb", "refcocoplus_testa", "refcocoplus_testb", "refcocog_test")
 """refcoco.yaml's datasets, all pretrained from COCO."""
@@ -25,11 +26,9 @@ GUARDED = ("refcoco_testa", "refcoco_testb", "refcocoplus_testa", "refcocoplus_t
 def root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[int]]:
     """Karpathy COCO + REFER RefCOCO written from the same scenes; returns (root, leaked image ids)."""
     from benchmark.data.official_formats import write_coco_instances, write_karpathy, write_refer
-    from benchmark.data.synthetic import build_synthetic_dataset
 
     tmp = tmp_path_factory.mktemp("leakage")
-    spec = {**load_yaml(DEFAULT_CONFIG)["datasets"]["scenes"], "splits": {"train": 40, "val": 8, "test": 8}}
-    build_synthetic_dataset({**spec, "image_size": 32}, tmp / "native")
+    build_small_scenes(tmp / "native", {"train": 40, "val": 8, "test": 8})
     written = write_karpathy(tmp / "native", tmp / "root", "coco", lossless=True)
     write_coco_instances(tmp / "native", tmp / "root")
     for collection in ("refcoco", "refcoco+", "refcocog"):

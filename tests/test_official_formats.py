@@ -32,22 +32,15 @@ from benchmark.data.official_formats import (
     write_webdataset,
 )
 from benchmark.errors import ConfigError
+from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 
 REPO = Path(__file__).resolve().parent.parent
-SIZES = {"train": 24, "val": 8, "test": 8}
-IMAGE_SIZE = 32
+SIZES, IMAGE_SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE
 
 
 @pytest.fixture(scope="module")
 def native(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import yaml
-
-    from benchmark.data.synthetic import build_synthetic_dataset
-
-    spec = yaml.safe_load((REPO / "workflows/config/default.yaml").read_text())["datasets"]["scenes"]
-    root = tmp_path_factory.mktemp("official") / "native"
-    build_synthetic_dataset({**spec, "splits": SIZES, "image_size": IMAGE_SIZE}, root)
-    return root
+    return build_small_scenes(tmp_path_factory.mktemp("official") / "native")
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,9 @@ from benchmark.datasets.hf_retrieval import HfRetrieval
 from benchmark.datasets.karpathy import Karpathy
 from benchmark.datasets.official import SPLITS
 from benchmark.errors import DataFileError
+from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 
-SIZES = {"train": 24, "val": 8, "test": 8}
-SIZE = 32
+SIZES, SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE
 WHOLE = {"subset": dict(SIZES)}  # every image, on purpose: the official sizes are COCO's/Flickr's
 KINDS = {Karpathy: "karpathy", HfRetrieval: "hf_retrieval"}
 
@@ -39,13 +39,10 @@ KINDS = {Karpathy: "karpathy", HfRetrieval: "hf_retrieval"}
 @pytest.fixture(scope="module")
 def formats(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The native dataset and every retrieval format written from it, once per module."""
-    from benchmark.config import DEFAULT_CONFIG, load_yaml
     from benchmark.data.official_formats import write_hf_retrieval, write_karpathy, write_lavis_retrieval
-    from benchmark.data.synthetic import build_synthetic_dataset
 
     tmp = tmp_path_factory.mktemp("retrieval")
-    spec = {**load_yaml(DEFAULT_CONFIG)["datasets"]["scenes"], "splits": dict(SIZES), "image_size": SIZE}
-    build_synthetic_dataset(spec, tmp / "native")
+    build_small_scenes(tmp / "native")
     root = tmp / "root"
     written = {}  # collection → what write_karpathy returns (its "ids": image id → path under the image root)
     for collection in ("coco", "flickr30k"):

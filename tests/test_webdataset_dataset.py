@@ -24,9 +24,9 @@ from benchmark.data.images import as_tensor
 from benchmark.datasets.base import check_adapter, served_tasks
 from benchmark.datasets.webdataset import WebDatasetCorpus, expand_shards
 from benchmark.errors import DataFileError
+from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 
-SIZES = {"train": 24, "val": 8, "test": 8}
-SIZE = 32
+SIZES, SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE
 SHARD_SIZE = 16
 SHARD_DIR = "webdataset/train"
 
@@ -34,13 +34,10 @@ SHARD_DIR = "webdataset/train"
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The native dataset, its train split as shards, and the (image id, caption) pairs written, once per module."""
-    from benchmark.config import DEFAULT_CONFIG, load_yaml
     from benchmark.data.official_formats import read_native, write_webdataset
-    from benchmark.data.synthetic import build_synthetic_dataset
 
     tmp = tmp_path_factory.mktemp("webdataset")
-    spec = {**load_yaml(DEFAULT_CONFIG)["datasets"]["scenes"], "splits": dict(SIZES), "image_size": SIZE}
-    build_synthetic_dataset(spec, tmp / "native")
+    build_small_scenes(tmp / "native")
     written = write_webdataset(tmp / "native", tmp / "root", "train", shard_size=SHARD_SIZE, lossless=True)
     data = read_native(tmp / "native")
     pairs = [(img.image_id, c) for img in data.images if img.split == "train" for c in data.captions[img.image_id]]
