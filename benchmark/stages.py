@@ -55,14 +55,12 @@ def dataset_note(data_dir: Path) -> dict[str, Any]:
     return {k: manifest[k] for k in keys if manifest.get(k)}
 
 
-def data_protocol(data_dir: Path, checkpoint: Path) -> dict[str, Any]:
-    """The evaluated dataset's note, and the pretraining data's (from the checkpoint) when it has one."""
-    from benchmark.train.checkpoint import read_metadata
-
+def data_protocol(data_dir: Path, checkpoint_meta: dict[str, Any]) -> dict[str, Any]:
+    """The evaluated dataset's note, and the pretraining data's (from the checkpoint's metadata) when it has one."""
     record: dict[str, Any] = {}
     if note := dataset_note(data_dir):
         record["dataset"] = note
-    if pretrain := read_metadata(checkpoint).get("pretrain_data"):
+    if pretrain := checkpoint_meta.get("pretrain_data"):
         record["pretraining_data"] = pretrain
     return record
 
@@ -310,7 +308,7 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     seed_everything(run_seed)
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
     task = spec["task"]
-    model, meta, reason = _trained_or_reason(init, session.device, task)
+    model, meta, reason = _trained_or_reason(init, meta, session.device, task)
     meta = {**meta, **_finetune_job(spec, meta, data_dir, tokenizer_file), "init": str(init)}
     if reason:
         _not_applicable_checkpoint(spec, model, meta, out_dir, reason, started)
@@ -366,21 +364,23 @@ def _not_applicable_checkpoint(
     log.info("%s %s: not applicable (%s)", spec.get("task", spec["stage"]), spec["method"], reason)
 
 
-def _trained_or_reason(checkpoint: Path, device: Any, task: str) -> tuple[Any, dict[str, Any], str | None]:
-    """The trained model, its metadata and why ``task`` is not applicable; no model when it never could be built."""
-    from benchmark.train.checkpoint import load_trained, read_metadata
+def _trained_or_reason(
+    checkpoint: Path, meta: dict[str, Any], device: Any, task: str
+) -> tuple[Any, dict[str, Any], str | None]:
+    """The trained model, its metadata (``meta``, already read) and why ``task`` is not applicable; no model
+    when it never could be built."""
+    from benchmark.train.checkpoint import load_trained
 
-    meta = read_metadata(checkpoint)
     if meta.get("without_weights"):
         return None, meta, str(meta["not_applicable"])
-    model, meta = load_trained(checkpoint, device)
+    model, meta = load_trained(checkpoint, device, meta)
     return model, meta, model.not_applicable_reason(task)
 
 
 def _evaluation_session(
     spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path
-) -> tuple[_Session, Any, str | None]:
-    """Seeded session and fine-tuned model for an evaluation stage, and why the task is n/a (if it is)."""
+) -> tuple[_Session, Any, dict[str, Any], str | None]:
+    """Seeded session, fine-tuned model and its metadata for an evaluation stage, and why the task is n/a."""
     from benchmark.seeding import derive_seed, seed_everything
     from benchmark.train.checkpoint import read_metadata
 
@@ -388,8 +388,8 @@ def _evaluation_session(
     check_finetuned(spec, checkpoint, meta, data_dir, tokenizer_file)
     seed_everything(derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"]))
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
-    model, _, reason = _trained_or_reason(checkpoint, session.device, spec["task"])
-    return session, model, reason
+    model, meta, reason = _trained_or_reason(checkpoint, meta, session.device, spec["task"])
+    return session, model, meta, reason
 
 
 def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:
@@ -398,7 +398,7 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
 
     started = time.perf_counter()
     task = get_task(spec["task"])
-    session, model, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
+    session, model, meta, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     if reason:
         rows = not_applicable_rows(spec, spec["method"], task.metric_names(spec), reason)
         write_items(items_path(out_file), {})
@@ -419,7 +419,7 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
     test = session.split("test")
     metrics, protocol, items = task.evaluate(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
     rows = metric_rows(spec, spec["method"], metrics)
-    protocol = {**protocol, **data_protocol(data_dir, checkpoint)}
+    protocol = {**protocol, **data_protocol(data_dir, meta)}
     write_items(items_path(out_file), items)
     write_json(
         out_file,
@@ -445,7 +445,7 @@ def run_robustness(
     started = time.perf_counter()
     task = get_task(spec["task"])
     names = task.metric_names(spec["task_settings"])
-    session, model, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
+    session, model, meta, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     settings = spec["robustness"]
     rows: list[dict[str, Any]] = []
     if reason:
@@ -479,7 +479,7 @@ def run_robustness(
             protocol={
                 "subset_images": settings["max_images"],
                 "severities": settings["severities"],
-                **data_protocol(data_dir, checkpoint),
+                **data_protocol(data_dir, meta),
             },
         ),
     )

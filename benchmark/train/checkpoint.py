@@ -166,12 +166,13 @@ def load_training_state(
     return int(meta["step"]), dict(meta.get("progress", {}))
 
 
-def load_trained(checkpoint: Path, device: Any) -> tuple[Any, dict[str, Any]]:
-    """Rebuild a method from a checkpoint's metadata (method name, build context, overrides) and load its weights."""
+def load_trained(checkpoint: Path, device: Any, meta: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Rebuild a method from a checkpoint's metadata (method name, build context, overrides) and load its weights;
+    ``meta`` is the metadata when the caller has already read it."""
     from benchmark.models.method import BuildContext
     from benchmark.registry import load_method
 
-    meta = read_metadata(checkpoint)
+    meta = read_metadata(checkpoint) if meta is None else meta
     try:
         ctx = BuildContext.from_json(meta["context"])
         cls = load_method(meta["method"])
