@@ -96,20 +96,16 @@ def plugin_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
             del sys.modules[name]
 
 
+BUILT_IN_KINDS = ["synthetic", "coco_captions", "karpathy", "hf_retrieval", "webdataset", "refer", "grefcoco"]
+"""The built-in dataset adapters, in their table's order."""
+
+
 def test_builtin_tasks_and_dataset_kinds() -> None:
     from benchmark.datasets import dataset_kinds, dataset_tasks
     from benchmark.tasks import task_names
 
     assert task_names() == ["retrieval", "grounding"]
-    assert dataset_kinds() == [
-        "synthetic",
-        "coco_captions",
-        "karpathy",
-        "hf_retrieval",
-        "webdataset",
-        "refer",
-        "grefcoco",
-    ]
+    assert dataset_kinds() == BUILT_IN_KINDS
     assert dataset_tasks("synthetic") == dataset_tasks("coco_captions") == ["retrieval", "grounding"]
     assert dataset_tasks("karpathy") == dataset_tasks("hf_retrieval") == ["retrieval"]
     assert dataset_tasks("refer") == dataset_tasks("grefcoco") == ["grounding"]
@@ -149,15 +145,7 @@ def test_list_datasets_and_tasks_show_the_plugins(tmp_path: Path) -> None:
     result = fusebench("list-datasets", env={"FUSEBENCH_TASKS": str(tasks), "FUSEBENCH_DATASETS": str(datasets)})
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
-    assert set(lines) == {
-        "synthetic",
-        "coco_captions",
-        "karpathy",
-        "hf_retrieval",
-        "webdataset",
-        "refer",
-        "grefcoco",
-    } | {"toy_scenes"}
+    assert set(lines) == {*BUILT_IN_KINDS, "toy_scenes"}
     assert "reads in place" in lines["coco_captions"] and "caption_match" in lines["toy_scenes"]
     assert "converts" in lines["refer"] and "(pretraining)" in lines["webdataset"]
     result = fusebench("list-tasks", env={"FUSEBENCH_TASKS": str(tasks)})
