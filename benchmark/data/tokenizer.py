@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -106,8 +107,14 @@ def load_tokenizer(path: str | Path, max_length: int | None = None) -> Tokenizer
     return tokenizer
 
 
-def encode(tokenizer: Tokenizer, texts: list[str]) -> dict[str, torch.Tensor]:
-    """Token ids and attention mask, padded to the tokenizer's fixed length."""
+def encode(tokenizer: Tokenizer | Any, texts: list[str]) -> dict[str, torch.Tensor]:
+    """Token ids and attention mask, padded to the tokenizer's fixed length.
+
+    ``tokenizer`` is FuseBench's ``tokenizers.Tokenizer`` or a method's own tokenizer (an object
+    with ``encode_texts``, see :meth:`benchmark.models.method.FusionMethod.text_tokenizer`).
+    """
+    if hasattr(tokenizer, "encode_texts"):
+        return tokenizer.encode_texts(list(texts))
     encodings = tokenizer.encode_batch(texts)
     return {
         "input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long),

@@ -20,6 +20,14 @@ What the stages call:
 
 ``tasks`` lists the tasks a method can be fine-tuned for; for any other task its rows are
 reported as "not applicable" with ``not_applicable_reason`` — never silently dropped.
+
+Published models (``benchmark.models.published``): ``training`` names the stages a method is
+trained in. A zero-shot method sets ``training = ()``: the workflow schedules no pretraining and
+no fine-tuning job for it, and evaluation builds it from its own weights. Such a method reads its
+own weights (a local directory or hub name given by its ``pretrained`` hyperparameter), uses its
+own tokenizer (:meth:`FusionMethod.text_tokenizer`) and says where its weights came from
+(:meth:`FusionMethod.weight_sources`). A method whose ``defaults`` hold ``"pretrained": None``
+runs under ``methods: all`` only once ``method_overrides.<name>.pretrained`` is set.
 """
 
 from __future__ import annotations
@@ -113,6 +121,9 @@ class FusionMethod(nn.Module):
     tasks: ClassVar[tuple[str, ...]] = ("retrieval",)  # tasks it can be fine-tuned for
     modalities: ClassVar[tuple[str, ...]] = ("image", "text")  # what it reads
     known_objectives: ClassVar[tuple[str, ...]] = ("itc", "itm", "mlm", "mim")
+    # Stages the method is trained in, in order; () = zero-shot (evaluated from its own weights).
+    # A literal: the workflow reads it from the file without importing it (benchmark.registry).
+    training: ClassVar[tuple[str, ...]] = ("pretrain", "finetune")
 
     def __init__(self, ctx: BuildContext, **overrides: Any) -> None:
         super().__init__()
@@ -216,6 +227,24 @@ class FusionMethod(nn.Module):
             return self.score_prepared(self.prepare_images(batch["image"]), self.prepare_texts(batch["text"]))
         return (self.embed_image(batch["image"]) * self.embed_text(batch["text"])).sum(-1)
 
+    # -- inputs and weights of published models -------------------------------------------------
+    def text_tokenizer(self) -> Any | None:
+        """The method's own tokenizer, or None to use FuseBench's (the run's ``tokenizer.json``).
+
+        An object with ``encode_texts(texts: list[str]) -> {"input_ids", "attention_mask"}``
+        (long tensors, B×L): a published model sees exactly the tokens its own tokenizer gives.
+        """
+        return None
+
+    def weight_sources(self) -> dict[str, Any]:
+        """External weights the method was built from: ``{"source": name or path, "files": {file: sha256}}``
+        per component; recorded in every result's provenance. Empty for methods trained from scratch."""
+        return {}
+
+    @property
+    def zero_shot(self) -> bool:
+        return not self.training
+
     # -- description --------------------------------------------------------------------------
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -226,4 +255,5 @@ class FusionMethod(nn.Module):
             "defaults": cls.defaults,
             "tasks": list(cls.tasks),
             "modalities": list(cls.modalities),
+            "training": list(cls.training),
         }
