@@ -24,11 +24,16 @@ from benchmark.config import (
     completed,
     config_hash,
     dataset_tasks,
+    method_model,
+    method_training,
     pretrain_dataset,
+    published_weights,
     resolve_methods,
     run_datasets,
     served_tasks,
     stage_spec,
+    text_tokenizer_init,
+    tokenizer_slug,
     validate_config,
 )
 from benchmark.datasets import ADAPTER_TABLE, get_adapter
@@ -51,6 +56,8 @@ try:
     PRETRAIN_DATASETS = sorted({pretrain_dataset(config, d) for d in DATASETS})
     DATASET_TASKS = [(dataset, task) for dataset in DATASETS for task in dataset_tasks(config, dataset)]
     TASKS = served_tasks(config)
+    TRAINING = {method: method_training(method) for method in METHODS}  # () = zero-shot: no training jobs
+    PRETRAINED_TOKENIZERS = {tokenizer_slug(i): i for m in METHODS if (i := text_tokenizer_init(config, m))}
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 validate(config, "workflows/schemas/config.schema.yaml")
@@ -65,6 +72,7 @@ wildcard_constraints:
     method=r"[a-z][a-z0-9_]*",
     seed=r"\d+",
     task=r"[a-z][a-z0-9_]*",
+    tokenizer=r"[a-z0-9_]+",
 
 
 include: "workflows/rules/common.smk"

@@ -13,7 +13,9 @@ image-token outputs, which have attended to the expression in every layer.
 Visual tokens come from the shared ViT image tower, as VisualBERT's come from a visual
 backbone (a detector there); the joint stream has as many layers as the text tower, so the
 method spends the same number of transformer layers as the two-tower methods. Word
-embeddings are BERT's (word + position, layer-normalised), not a text encoder.
+embeddings are BERT's (word + position, layer-normalised), not a text encoder. With a pretrained
+text tower (``model.text.init``) they are that model's embedding layer, as VisualBERT starts from
+BERT's; the joint stream itself stays randomly initialised (it is not a BERT module).
 
 Departures: ViLT feeds linear patch embeddings straight into the joint stream, starting from
 an ImageNet-trained ViT; trained from scratch at FuseBench's scale that variant never leaves
@@ -37,6 +39,7 @@ from benchmark.models import BuildContext, FusionMethod
 from benchmark.models.encoders import bert_config
 from benchmark.models.fusion import SingleStreamEncoder
 from benchmark.models.heads import DenseBoxHead, MatchHead, MLMHead
+from benchmark.models.pretrained import is_pretrained
 from benchmark.models.towers import ImageTower
 from benchmark.objectives import itm_loss, mask_tokens, mlm_loss
 
@@ -65,9 +68,12 @@ class EarlyConcat(FusionMethod):
         self.image_to_stream = (
             nn.Identity() if self.image.width == self.width else nn.Linear(self.image.width, self.width)
         )
-        self.word_embeddings = BertEmbeddings(
-            bert_config(text, ctx.vocab_size, ctx.max_length, ctx.special_tokens["pad"])
-        )
+        if is_pretrained(text):  # VisualBERT: word embeddings from the pretrained text model
+            self.word_embeddings = ctx.text_encoder().embeddings
+        else:
+            self.word_embeddings = BertEmbeddings(
+                bert_config(text, ctx.vocab_size, ctx.max_length, ctx.special_tokens["pad"])
+            )
         self.stream = SingleStreamEncoder(self.width, text["depth"], text["heads"], text["mlp_ratio"])
         self.match_head = MatchHead(self.width)
         self.mlm_head = MLMHead(self.width, ctx.vocab_size)

@@ -66,14 +66,16 @@ def _stage_parser(
     inputs: dict[str, str],
     out_help: str,
     threads: bool = True,
+    optional: tuple[str, ...] = (),
 ) -> argparse.ArgumentParser:
-    """A stage command: its spec arguments, ``--threads``, the input paths it reads and ``--out``."""
+    """A stage command: its spec arguments, ``--threads``, the input paths it reads (``optional`` ones
+    only for some specs) and ``--out``."""
     parser = sub.add_parser(name, help=help_text)
     _spec_args(parser, *wildcards)
     if threads:
         parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     for argument, text in inputs.items():
-        parser.add_argument(f"--{argument}", required=True, help=text)
+        parser.add_argument(f"--{argument}", required=argument not in optional, help=text)
     parser.add_argument("--out", required=True, help=out_help)
     return parser
 
@@ -199,6 +201,10 @@ def cmd_list_methods(args: argparse.Namespace) -> None:
         print(f"{name:24s} {cls.family:18s} {cls.paper}")
 
 
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
 def cmd_data(args: argparse.Namespace) -> None:
     from benchmark.stages import run_data
 
@@ -208,7 +214,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 def cmd_tokenizer(args: argparse.Namespace) -> None:
     from benchmark.stages import run_tokenizer
 
-    run_tokenizer(_resolve_spec(args, "tokenizer"), Path(args.data), Path(args.out))
+    run_tokenizer(_resolve_spec(args, "tokenizer"), _optional_path(args.data), Path(args.out))
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
@@ -232,7 +238,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     spec = _resolve_spec(args, "evaluate")
     _set_threads(args.threads)
-    run_evaluate(spec, Path(args.data), Path(args.tokenizer), Path(args.checkpoint), Path(args.out))
+    run_evaluate(spec, Path(args.data), _optional_path(args.tokenizer), _optional_path(args.checkpoint), Path(args.out))
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
@@ -240,7 +246,9 @@ def cmd_robustness(args: argparse.Namespace) -> None:
 
     spec = _resolve_spec(args, "robustness")
     _set_threads(args.threads)
-    run_robustness(spec, Path(args.data), Path(args.tokenizer), Path(args.checkpoint), Path(args.out))
+    run_robustness(
+        spec, Path(args.data), _optional_path(args.tokenizer), _optional_path(args.checkpoint), Path(args.out)
+    )
 
 
 def cmd_reference(args: argparse.Namespace) -> None:
@@ -340,9 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("data", "build a dataset (or check one read in place)", ("dataset",), {}, "data folder of the run", cmd_data),
         (
             "tokenizer",
-            "train the tokenizer on the training captions",
+            "train the tokenizer on the training captions (or export a pretrained text tower's own)",
             ("dataset",),
-            {"data": data_inputs["data"]},
+            {"data": data_inputs["data"] + " (not read for a pretrained text tower's tokenizer)"},
             "tokenizer.json to write",
             cmd_tokenizer,
         ),
@@ -366,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
             "evaluate",
             "evaluate a fine-tuned method on the test split",
             ("dataset", "method", "seed", "task"),
-            {**data_inputs, "checkpoint": "fine-tuned model.safetensors"},
+            {**data_inputs, "checkpoint": "fine-tuned model.safetensors (none for a zero-shot method)"},
             "result JSON to write",
             cmd_evaluate,
         ),
@@ -374,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
             "robustness",
             "re-evaluate a fine-tuned method under every (corruption, severity)",
             ("dataset", "method", "seed", "task"),
-            {**data_inputs, "checkpoint": "fine-tuned model.safetensors"},
+            {**data_inputs, "checkpoint": "fine-tuned model.safetensors (none for a zero-shot method)"},
             "result JSON to write",
             cmd_robustness,
         ),
@@ -387,9 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_reference,
         ),
     )
+    optional = {
+        "tokenizer": ("data",),
+        "evaluate": ("tokenizer", "checkpoint"),
+        "robustness": ("tokenizer", "checkpoint"),
+    }
     for name, help_text, wildcards, inputs, out_help, func in stages:
         threads = name not in ("data", "tokenizer", "reference")
-        _stage_parser(sub, name, help_text, wildcards, inputs, out_help, threads).set_defaults(func=func)
+        stage = _stage_parser(sub, name, help_text, wildcards, inputs, out_help, threads, optional.get(name, ()))
+        stage.set_defaults(func=func)
 
     p = sub.add_parser("aggregate", help="collect result files into results tables")
     p.add_argument("results", nargs="*", help="evaluation result JSON files")

@@ -275,6 +275,7 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"'model.{tower}.width' ({spec['width']}) must be divisible by 'model.{tower}.heads' ({spec['heads']})"
             )
+    problems += _method_model_problems(config)
     stages = {"pretrain": config.get("pretrain", {})}
     stages.update({f"finetune.{t}": s for t, s in config.get("finetune", {}).items()})
     for where, optim in stages.items():
@@ -282,6 +283,23 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"'{where}.warmup_steps' ({optim['warmup_steps']}) exceeds '{where}.steps' ({optim['steps']})"
             )
+    return problems
+
+
+def _method_model_problems(config: Mapping[str, Any]) -> list[str]:
+    """Each ``method_overrides.<m>.model``, merged into ``model``, is a valid model block."""
+    from jsonschema import Draft202012Validator
+
+    schema = _schema()
+    validator = Draft202012Validator({**schema["properties"]["model"], "$defs": schema["$defs"]})
+    problems = []
+    for method, overrides in config.get("method_overrides", {}).items():
+        if not isinstance(overrides, Mapping) or not isinstance(overrides.get("model"), Mapping):
+            continue
+        merged = deep_merge(config.get("model", {}), overrides["model"])
+        for error in validator.iter_errors(merged):
+            for line in _describe(error):
+                problems.append(line.replace("'", f"'method_overrides.{method}.model.", 1))
     return problems
 
 
@@ -350,14 +368,69 @@ def resolve_methods(config: Mapping[str, Any], available: Iterable[str]) -> list
             f"available in baselines/: {', '.join(available)}"
         )
     wanted = config["methods"]
-    if wanted == "all":
-        return available
+    if wanted == "all":  # every method, except published models whose weights nobody named
+        return [m for m in available if published_weights(config, m) is not False]
     unknown = [m for m in wanted if m not in available]
     if unknown:
         raise ConfigError(
             f"'methods' names unknown method(s) {unknown}; available in baselines/: {', '.join(available)}"
         )
+    without = [m for m in wanted if published_weights(config, m) is False]
+    if without:
+        raise ConfigError(
+            f"'methods' names published model(s) {without} without weights: set "
+            + ", ".join(f"'method_overrides.{m}.pretrained'" for m in without)
+            + " to a local directory (or a hub name when online); see README, 'Published models'"
+        )
     return list(wanted)
+
+
+def published_weights(config: Mapping[str, Any], method: str) -> str | bool | None:
+    """The weights a published-model method reads (its ``pretrained``), False when it has none set,
+    None for a method trained from scratch."""
+    from benchmark.registry import method_schedule
+
+    schedule = method_schedule(method)
+    if not schedule.published:
+        return None
+    value = config.get("method_overrides", {}).get(method, {}).get("pretrained", schedule.pretrained)
+    return value if value else False
+
+
+def method_training(method: str) -> tuple[str, ...]:
+    """The stages ``method`` is trained in (() = zero-shot), read from its file without importing it.
+
+    A method without a file is trained like the built-ins here; loading it names the missing file."""
+    from benchmark.registry import baselines_dir, method_schedule
+
+    if not (baselines_dir() / f"{method}.py").is_file():
+        return ("pretrain", "finetune")
+    return method_schedule(method).training
+
+
+def method_hparams(config: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """``method_overrides.<method>`` without its ``model`` key: the method's hyperparameter overrides."""
+    overrides = config.get("method_overrides", {}).get(method, {})
+    return {k: copy.deepcopy(v) for k, v in overrides.items() if k != "model"}
+
+
+def method_model(config: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """The model block ``method`` is built from: ``model`` updated key by key by ``method_overrides.<method>.model``."""
+    return deep_merge(config["model"], config.get("method_overrides", {}).get(method, {}).get("model", {}))
+
+
+def text_tokenizer_init(config: Mapping[str, Any], method: str) -> str | None:
+    """The pretrained text tower whose own tokenizer ``method`` uses, or None for the run's trained WordPiece."""
+    init = method_model(config, method)["text"].get("init", "random")
+    return None if init == "random" else str(init)
+
+
+def tokenizer_slug(init: str) -> str:
+    """A file name for the tokenizer of a pretrained text tower: its last path part and a hash of the whole."""
+    import re
+
+    stem = re.sub(r"[^a-z0-9]+", "_", Path(str(init).rstrip("/")).name.lower()).strip("_") or "text"
+    return f"{stem}_{config_hash(str(init))[:8]}"
 
 
 def run_tasks(config: Mapping[str, Any]) -> list[str]:
@@ -471,24 +544,30 @@ def stage_spec(
         exclusions = leakage_exclusions(config, dataset)
         return {**spec, "exclude_images": exclusions} if exclusions else spec
     if stage == "tokenizer":
+        if method is not None and (init := text_tokenizer_init(config, method)) is not None:
+            return {"stage": stage, "init": init, "max_length": config["tokenizer"]["max_length"]}
         return {"stage": stage, "dataset": dataset, **copy.deepcopy(config["tokenizer"])}
     job = {"stage": stage, "dataset": dataset, "method": method, "seed": seed, "device": config["device"]}
     if task is not None:
         job["task"] = task
+    build = {  # what a method is built from where no checkpoint of this run holds it
+        "max_length": config["tokenizer"]["max_length"],
+        "model": method_model(config, method),
+        "overrides": method_hparams(config, method),
+    }
+    training = method_training(method) if method is not None else ("pretrain", "finetune")
     if stage == "pretrain":
-        return {
-            **job,
-            "max_length": config["tokenizer"]["max_length"],
-            "model": copy.deepcopy(config["model"]),
-            "overrides": copy.deepcopy(config["method_overrides"].get(method, {})),
-            "optim": copy.deepcopy(config["pretrain"]),
-        }
+        return {**job, **build, "optim": copy.deepcopy(config["pretrain"])}
     if stage == "finetune":
+        if "pretrain" not in training:  # fine-tuned from the method's own (published) weights
+            return {**job, **build, "optim": copy.deepcopy(config["finetune"][task])}
         return {
             **job,
             "pretrained_on": pretrain_dataset(config, dataset),
             "optim": copy.deepcopy(config["finetune"][task]),
         }
+    if not training:  # zero-shot: evaluation builds the method itself, so its spec holds what it is built from
+        job = {**job, "zero_shot": True, **build}
     if stage == "evaluate":
         return {**job, "batch_size": config["evaluate"]["batch_size"], **copy.deepcopy(config["evaluate"][task])}
     if stage == "robustness":

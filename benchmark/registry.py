@@ -2,14 +2,20 @@
 
 A file ``baselines/<name>.py`` must define exactly one :class:`FusionMethod` subclass. Files
 starting with ``_`` are private helpers. Listing names needs no import (the Snakefile does it
-without torch); loading a method imports its file. Tasks and dataset adapters plug in the same
+without torch); loading a method imports its file. What the workflow must know to schedule a
+method — the stages it is trained in (``training``) and the weights a published model reads
+(``defaults["pretrained"]``) — is read from the file's syntax tree, so it needs no import either;
+:func:`load_method` checks that the class agrees with what was read. Tasks and dataset adapters plug in the same
 way (:mod:`benchmark.plugins`).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from benchmark.config import REPO_ROOT
 from benchmark.plugins import NAME_PATTERN, file_names, folder_from_env, import_file, single_subclass
@@ -17,7 +23,10 @@ from benchmark.plugins import NAME_PATTERN, file_names, folder_from_env, import_
 if TYPE_CHECKING:
     from benchmark.models.method import FusionMethod
 
-__all__ = ["NAME_PATTERN", "baselines_dir", "load_method", "method_names"]
+__all__ = ["NAME_PATTERN", "MethodSchedule", "baselines_dir", "load_method", "method_names", "method_schedule"]
+
+TRAINING_CHOICES = (("pretrain", "finetune"), ("finetune",), ())
+"""What ``FusionMethod.training`` may be: trained from scratch, fine-tuned from its own weights, zero-shot."""
 
 
 def baselines_dir() -> Path:
@@ -50,4 +59,76 @@ def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:
         raise MethodError(f"{path} needs a module docstring naming the paper it follows and where it departs from it")
     if not cls.__doc__:
         cls.__doc__ = module.__doc__
+    schedule = method_schedule(name, directory)
+    if tuple(cls.training) != schedule.training:
+        raise MethodError(
+            f"{path}: {cls.__name__}.training is {tuple(cls.training)!r} but the file's class body says "
+            f"{schedule.training!r}; write 'training = {tuple(cls.training)!r}' in the class body "
+            "(the workflow reads it without importing the file)"
+        )
     return cls
+
+
+@dataclass(frozen=True)
+class MethodSchedule:
+    """What the workflow needs to know about a method before importing it."""
+
+    training: tuple[str, ...] = ("pretrain", "finetune")  # stages it is trained in
+    published: bool = False  # its defaults have a "pretrained" key (weights it reads)
+    pretrained: Any = None  # that key's default, when a literal
+
+    @property
+    def zero_shot(self) -> bool:
+        return not self.training
+
+
+def method_schedule(name: str, directory: Path | None = None) -> MethodSchedule:
+    """``training`` and ``defaults["pretrained"]`` of ``baselines/<name>.py``, read without importing it.
+
+    Both must be literals in the class body (``training = ()``, ``defaults = {..., "pretrained": None}``)
+    when the method changes them; :func:`load_method` refuses a class that disagrees.
+    """
+    path = (directory or baselines_dir()) / f"{name}.py"
+    return _schedule_of(path, path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+@functools.cache
+def _schedule_of(path: Path, _mtime: int) -> MethodSchedule:
+    from benchmark.errors import MethodError
+
+    if not path.is_file():
+        raise MethodError(f"unknown method: {path} does not exist")
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: dict[str, Any] = {}
+    for node in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        for statement in node.body:
+            target, value = _assignment(statement)
+            if target == "training":
+                try:
+                    found["training"] = tuple(ast.literal_eval(value))
+                except ValueError:
+                    raise MethodError(f"{path}: 'training' must be a literal tuple, e.g. () or ('finetune',)") from None
+            elif target == "defaults" and isinstance(value, ast.Dict):
+                for key, item in zip(value.keys, value.values):
+                    if isinstance(key, ast.Constant) and key.value == "pretrained":
+                        found["published"] = True
+                        try:
+                            found["pretrained"] = ast.literal_eval(item)
+                        except ValueError:
+                            found["pretrained"] = "<not a literal>"
+    schedule = MethodSchedule(**found)
+    if schedule.training not in TRAINING_CHOICES:
+        raise MethodError(
+            f"{path}: training = {schedule.training!r} is not supported; "
+            f"choose one of {', '.join(repr(c) for c in TRAINING_CHOICES)}"
+        )
+    return schedule
+
+
+def _assignment(statement: ast.stmt) -> tuple[str | None, ast.expr | None]:
+    """(name, value) of ``name = value`` or ``name: T = value`` in a class body."""
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
+        return statement.targets[0].id, statement.value
+    if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value is not None:
+        return statement.target.id, statement.value
+    return None, None

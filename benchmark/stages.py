@@ -144,12 +144,20 @@ def run_data(spec: dict[str, Any], build_dir: Path) -> None:
     write_json(data_record_path(build_dir), _result(spec, started, data_dir=str(where), **record))
 
 
-def run_tokenizer(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
-    """Train the tokenizer on the training captions only."""
+def run_tokenizer(spec: dict[str, Any], data_dir: Path | None, out_file: Path) -> None:
+    """Train the tokenizer on the training captions only; or, for a pretrained text tower (``spec["init"]``),
+    write that model's own tokenizer in the same file format."""
     from benchmark.data.coco import read_captions, read_manifest
-    from benchmark.data.tokenizer import train_tokenizer
+    from benchmark.data.tokenizer import export_pretrained_tokenizer, train_tokenizer
     from benchmark.io import write_text
 
+    if "init" in spec:
+        tokenizer = export_pretrained_tokenizer(spec["init"], spec["max_length"])
+        write_text(out_file, tokenizer.to_str(pretty=True))
+        log.info("tokenizer of %s: %d tokens → %s", spec["init"], tokenizer.get_vocab_size(), out_file)
+        return
+    if data_dir is None:
+        raise DataFileError("fusebench tokenizer: --data is required to train a tokenizer")
     read_manifest(data_dir)
     captions = [c for caps in read_captions(data_dir, "train").values() for c in caps]
     tokenizer = train_tokenizer(captions, spec["vocab_size"], spec["max_length"])
@@ -158,9 +166,12 @@ def run_tokenizer(spec: dict[str, Any], data_dir: Path, out_file: Path) -> None:
 
 
 class _Session:
-    """What training and evaluation stages share: device, data, tokenizer, method."""
+    """What training and evaluation stages share: device, data, tokenizer, method.
 
-    def __init__(self, spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, max_length: int) -> None:
+    ``tokenizer_file`` is None for a zero-shot method, which brings its own tokenizer (:meth:`use_method_tokenizer`).
+    """
+
+    def __init__(self, spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, max_length: int) -> None:
         import torch
 
         from benchmark.data.tokenizer import load_tokenizer, special_token_ids
@@ -169,13 +180,71 @@ class _Session:
         self.torch = torch
         self.device = resolve_device(spec["device"])
         self.data_dir = data_dir
-        self.tokenizer = load_tokenizer(tokenizer_file, max_length)
-        self.special = special_token_ids(self.tokenizer)
+        self.tokenizer: Any = None
+        self.special: dict[str, int] = {}
+        if tokenizer_file is not None:
+            self.tokenizer = load_tokenizer(tokenizer_file, max_length)
+            self.special = special_token_ids(self.tokenizer, tokenizer_file)
 
     def split(self, name: str) -> Any:
         from benchmark.data.dataset import load_split
 
         return load_split(self.data_dir, name)
+
+    def use_method_tokenizer(self, model: Any) -> None:
+        """A published model reads text through its own tokenizer; a method without one needs the run's."""
+        from benchmark.errors import MethodError
+
+        own = model.text_tokenizer() if model is not None else None
+        if own is not None:
+            self.tokenizer = own
+        elif self.tokenizer is None and model is not None and "text" in model.modalities:
+            raise MethodError(f"{model.name} is zero-shot but has no tokenizer of its own (text_tokenizer())")
+
+
+def build_context(spec: dict[str, Any], session: _Session, train_split: Any) -> Any:
+    """The BuildContext of a method built from ``spec`` (not from a checkpoint): pretrained towers are
+    resolved from their sources (architecture, resolution, normalisation, sha256 of their files)."""
+    from benchmark.data.concepts import concept_vocabulary
+    from benchmark.data.grounding import attribute_vocabulary
+    from benchmark.models.method import BuildContext
+    from benchmark.models.pretrained import resolve_model_config
+
+    model = resolve_model_config(spec["model"], max_length=spec["max_length"])
+    image_size = model["vision"].get("image_size", train_split.image_size)  # a pretrained ViT's own resolution
+    tokenizer = session.tokenizer
+    vocab_size = tokenizer.get_vocab_size() if tokenizer is not None and hasattr(tokenizer, "get_vocab_size") else 0
+    return BuildContext(
+        model,
+        image_size,
+        vocab_size,
+        spec["max_length"],
+        session.special,
+        concept_vocabulary(train_split),
+        attribute_vocabulary(train_split),
+        load_pretrained=True,
+    )
+
+
+def _zero_shot_context(spec: dict[str, Any], session: _Session) -> Any:
+    """A zero-shot method's BuildContext: it reads its own weights and tokenizer, so only the image size of
+    the evaluated data is filled in (no training split is read, no vocabulary learnt from it)."""
+    from benchmark.data.coco import read_manifest
+    from benchmark.data.dataset import image_size_of
+    from benchmark.models.method import BuildContext
+
+    return BuildContext(spec["model"], image_size_of(read_manifest(session.data_dir)), 0, spec["max_length"], {})
+
+
+def weights_protocol(meta: dict[str, Any], model: Any = None) -> dict[str, Any]:
+    """Where external weights came from: a zero-shot model's own files, or a trained method's pretrained towers."""
+    record: dict[str, Any] = {}
+    if meta.get("zero_shot"):
+        record["training"] = "zero-shot"
+        record["weights"] = meta.get("weights", {})
+    elif sources := meta.get("context", {}).get("model", {}).get("sources"):
+        record["weights"] = sources
+    return record
 
 
 def _method_class(name: str) -> Any:
@@ -232,6 +301,7 @@ def _train_stage(
             train=asdict(report),
             parameters=efficiency["parameters"],
             efficiency=efficiency,
+            **weights_protocol(checkpoint_meta),
         ),
     )
     state_path.unlink(missing_ok=True)
@@ -244,11 +314,9 @@ def _train_stage(
 
 
 def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out_dir: Path) -> None:
-    """Build the method from config and train it on its declared pretraining objectives."""
-    from benchmark.data.concepts import concept_vocabulary
-    from benchmark.data.grounding import attribute_vocabulary
+    """Build the method from config (pretrained towers from their sources) and train it on its declared
+    pretraining objectives."""
     from benchmark.data.sampling import ImageTextData
-    from benchmark.models.method import BuildContext
     from benchmark.seeding import derive_seed, seed_everything
 
     started = time.perf_counter()
@@ -256,15 +324,7 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     run_seed = derive_seed("pretrain", spec["dataset"], spec["method"], spec["seed"])
     seed_everything(run_seed)
     train_split = session.split("train")
-    ctx = BuildContext(
-        spec["model"],
-        train_split.image_size,
-        session.tokenizer.get_vocab_size(),
-        spec["max_length"],
-        session.special,
-        concept_vocabulary(train_split),
-        attribute_vocabulary(train_split),
-    )
+    ctx = build_context(spec, session, train_split)
     cls = _method_class(spec["method"])
     meta = {
         "method": spec["method"],
@@ -309,6 +369,7 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
     task = spec["task"]
     model, meta, reason = _trained_or_reason(init, meta, session.device, task)
+    session.use_method_tokenizer(model)
     meta = {**meta, **_finetune_job(spec, meta, data_dir, tokenizer_file), "init": str(init)}
     if reason:
         _not_applicable_checkpoint(spec, model, meta, out_dir, reason, started)
@@ -378,21 +439,40 @@ def _trained_or_reason(
 
 
 def _evaluation_session(
-    spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path
+    spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, checkpoint: Path | None
 ) -> tuple[_Session, Any, dict[str, Any], str | None]:
-    """Seeded session, fine-tuned model and its metadata for an evaluation stage, and why the task is n/a."""
+    """Seeded session, the model to evaluate and its metadata, and why the task is n/a.
+
+    The model is this job's fine-tuned checkpoint, or — for a zero-shot method (``spec["zero_shot"]``,
+    no checkpoint) — the method built from its own published weights.
+    """
     from benchmark.seeding import derive_seed, seed_everything
     from benchmark.train.checkpoint import read_metadata
 
+    seed = derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"])
+    if spec.get("zero_shot"):
+        seed_everything(seed)
+        session = _Session(spec, data_dir, None, spec["max_length"])
+        model = _method_class(spec["method"])(_zero_shot_context(spec, session), **spec["overrides"])
+        model = model.to(session.device).eval()
+        session.use_method_tokenizer(model)
+        meta = {"method": spec["method"], "zero_shot": True, "weights": model.weight_sources()}
+        log.info("%s: zero-shot, weights %s", spec["method"], {k: v.get("source") for k, v in meta["weights"].items()})
+        return session, model, meta, model.not_applicable_reason(spec["task"])
+    if checkpoint is None or tokenizer_file is None:
+        raise DataFileError(f"{spec['stage']} of {spec['method']}: --checkpoint and --tokenizer are required")
     meta = read_metadata(checkpoint)
     check_finetuned(spec, checkpoint, meta, data_dir, tokenizer_file)
-    seed_everything(derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"]))
+    seed_everything(seed)
     session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
     model, meta, reason = _trained_or_reason(checkpoint, meta, session.device, spec["task"])
+    session.use_method_tokenizer(model)
     return session, model, meta, reason
 
 
-def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path) -> None:
+def run_evaluate(
+    spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, checkpoint: Path | None, out_file: Path
+) -> None:
     """Score the fine-tuned model on the clean test split; one row per metric."""
     from benchmark.device import describe
 
@@ -419,7 +499,7 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
     test = session.split("test")
     metrics, protocol, items = task.evaluate(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
     rows = metric_rows(spec, spec["method"], metrics)
-    protocol = {**protocol, **data_protocol(data_dir, meta)}
+    protocol = {**protocol, **data_protocol(data_dir, meta), **weights_protocol(meta)}
     write_items(items_path(out_file), items)
     write_json(
         out_file,
@@ -436,7 +516,7 @@ def run_evaluate(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, che
 
 
 def run_robustness(
-    spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, checkpoint: Path, out_file: Path
+    spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, checkpoint: Path | None, out_file: Path
 ) -> None:
     """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
     from benchmark.device import describe
@@ -480,6 +560,7 @@ def run_robustness(
                 "subset_images": settings["max_images"],
                 "severities": settings["severities"],
                 **data_protocol(data_dir, meta),
+                **weights_protocol(meta),
             },
         ),
     )

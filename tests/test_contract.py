@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from benchmark.config import stage_spec
-from benchmark.registry import load_method, method_names
+from benchmark.registry import load_method, method_names, method_schedule
 from benchmark.stages import run_evaluate, run_finetune, run_pretrain, run_robustness
 from benchmark.tasks import get_task, task_names
 from tests.conftest import REPO
@@ -62,19 +62,33 @@ def _tiny_config(smoke_config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+PUBLISHED_FIXTURE = {
+    "published_dual_encoder": "clip",
+    "published_detector": "owlvit",
+    "published_matcher": "blip",
+}
+"""The tiny saved model (tests/published_fixtures.py) each published-model method is checked with."""
+
+
 def check_contract(method: str, config: dict[str, Any], data: Path, tokenizer: Path, out: Path) -> None:
+    """Train (unless zero-shot), evaluate and run the robustness grid of ``method`` through the stages."""
     cls = load_method(method)
     assert cls.paper and cls.family and cls.__doc__, f"{method}: needs a docstring, family and paper"
-    spec = stage_spec(config, "pretrain", dataset="scenes", method=method, seed=0)
-    run_pretrain(spec, data, tokenizer, out / "pretrain")
-    result = json.loads((out / "pretrain" / "result.json").read_text())
-    assert result["efficiency"]["parameters"] > 0
-    assert all(v == v for p in result["train"]["history"] for v in p.values()), "non-finite pretraining loss"
+    checkpoint: Path | None = None
+    if cls.training:
+        spec = stage_spec(config, "pretrain", dataset="scenes", method=method, seed=0)
+        run_pretrain(spec, data, tokenizer, out / "pretrain")
+        result = json.loads((out / "pretrain" / "result.json").read_text())
+        assert result["efficiency"]["parameters"] > 0
+        assert all(v == v for p in result["train"]["history"] for v in p.values()), "non-finite pretraining loss"
     for task in TASKS:
-        spec = stage_spec(config, "finetune", dataset="scenes", method=method, seed=0, task=task)
-        run_finetune(spec, data, tokenizer, out / "pretrain" / "model.safetensors", out / task)
+        if cls.training:
+            spec = stage_spec(config, "finetune", dataset="scenes", method=method, seed=0, task=task)
+            run_finetune(spec, data, tokenizer, out / "pretrain" / "model.safetensors", out / task)
+            checkpoint = out / task / "model.safetensors"
         spec = stage_spec(config, "evaluate", dataset="scenes", method=method, seed=0, task=task)
-        run_evaluate(spec, data, tokenizer, out / task / "model.safetensors", out / f"{task}.json")
+        assert spec.get("zero_shot", False) is not bool(cls.training)
+        run_evaluate(spec, data, tokenizer if cls.training else None, checkpoint, out / f"{task}.json")
         rows = json.loads((out / f"{task}.json").read_text())["rows"]
         assert rows and {r["method"] for r in rows} == {method}
         if task in cls.tasks:
@@ -87,7 +101,7 @@ def check_contract(method: str, config: dict[str, Any], data: Path, tokenizer: P
         else:
             assert all(r["value"] is None and r["status"].startswith("not applicable: ") for r in rows)
         spec = stage_spec(config, "robustness", dataset="scenes", method=method, seed=0, task=task)
-        run_robustness(spec, data, tokenizer, out / task / "model.safetensors", out / f"{task}.robustness.json")
+        run_robustness(spec, data, tokenizer if cls.training else None, checkpoint, out / f"{task}.robustness.json")
         rows = json.loads((out / f"{task}.robustness.json").read_text())["rows"]
         cells = {(r["corruption"], r["severity"]) for r in rows}
         assert cells == {("none", 0), ("contrast", 2), ("char_swap", 2), ("missing_image", 2), ("missing_text", 2)}
@@ -106,7 +120,14 @@ def check_contract(method: str, config: dict[str, Any], data: Path, tokenizer: P
 def test_method_contract(
     method: str, smoke_config: dict, tiny_dataset: Path, tiny_tokenizer_file: Path, tmp_path: Path
 ) -> None:
-    check_contract(method, _tiny_config(smoke_config), tiny_dataset, tiny_tokenizer_file, tmp_path)
+    """Every file in baselines/ passes through every stage; a published model with a tiny saved checkpoint."""
+    config = _tiny_config(smoke_config)
+    if method_schedule(method).published:
+        from tests.published_fixtures import BUILDERS
+
+        weights = BUILDERS[PUBLISHED_FIXTURE[method]](tmp_path / "weights")
+        config = {**config, "method_overrides": {method: {"pretrained": str(weights)}}}
+    check_contract(method, config, tiny_dataset, tiny_tokenizer_file, tmp_path)
 
 
 def test_new_method_template_passes_the_contract(

@@ -15,12 +15,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmark.registry import method_names
+from benchmark.registry import method_names, method_schedule
 from benchmark.tasks import task_names
 from tests.conftest import REPO, SMOKE
 
 pytestmark = pytest.mark.workflow
 TASKS = tuple(task_names())
+RUN_METHODS = [m for m in method_names() if not method_schedule(m).published]
+"""The methods of 'methods: all' in the smoke run: published models run only once given weights."""
 ONE_METHOD_JOBS = {
     "pretrain": 1,
     "finetune": len(TASKS),
@@ -182,7 +184,7 @@ def test_a_plugin_task_and_dataset_schedule_exactly_their_jobs(smoke_run: Path, 
     overlay.write_text(yaml.safe_dump({"datasets": {"toy": toy}}))
     env = {"FUSEBENCH_TASKS": str(tasks), "FUSEBENCH_DATASETS": str(datasets)}
     jobs = planned_jobs(snakemake(smoke_run, "--dry-run", overlays=(overlay,), env=env))
-    methods = len(method_names())
+    methods = len(RUN_METHODS)
     # the toy dataset: every task (2 built-in + the toy one); the scenes dataset: the toy task only
     pairs = len(TASKS) + 1 + 1
     assert jobs == {
@@ -216,7 +218,7 @@ def test_changing_an_evaluation_key_reruns_only_evaluation(smoke_run: Path, tmp_
     overlay.write_text("evaluate:\n  batch_size: 64\n")
     jobs = planned_jobs(snakemake(smoke_run, "--dry-run", overlays=(overlay,)))
     # evaluation (clean and robustness grid) of every method and task, nothing upstream
-    per_grid = len(method_names()) * len(TASKS)
+    per_grid = len(RUN_METHODS) * len(TASKS)
     assert jobs == {"evaluate": per_grid, "robustness": per_grid, "aggregate": 1, "plots": 1, "all": 1}, jobs
 
 
@@ -228,6 +230,16 @@ def test_new_baseline_file_adds_only_its_jobs(smoke_run: Path) -> None:
     finally:
         (baselines / "my_clip_variant.py").unlink()
     assert jobs == ONE_METHOD_JOBS, jobs
+
+
+def test_a_zero_shot_published_model_schedules_only_evaluation(smoke_run: Path, tmp_path: Path) -> None:
+    """A published model given by one config line joins the run with its evaluation and robustness jobs,
+    and no pretraining, fine-tuning or tokenizer job."""
+    overlay = tmp_path / "published.yaml"
+    overlay.write_text(yaml.safe_dump({"method_overrides": {"published_dual_encoder": {"pretrained": str(tmp_path)}}}))
+    jobs = planned_jobs(snakemake(smoke_run, "--dry-run", overlays=(overlay,)))
+    grid = len(TASKS)
+    assert jobs == {"evaluate": grid, "robustness": grid, "aggregate": 1, "plots": 1, "all": 1}, jobs
 
 
 def test_invalid_config_fails_before_any_job(tmp_path: Path) -> None:

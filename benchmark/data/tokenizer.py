@@ -10,6 +10,11 @@ one process to the next, so the same captions gave a different vocabulary (diffe
 different ids) in every run. :func:`wordpiece_vocabulary` runs the same algorithm (BPE merges
 over word counts, ``##`` marking word-internal pieces) with every tie broken by the strings
 themselves, so the file is byte-identical for the same captions in any process.
+
+A pretrained text tower brings its own tokenizer instead (:func:`export_pretrained_tokenizer`):
+its ``tokenizers`` backend, set to truncate and pad to ``max_length`` with the model's pad token,
+is written as the run's tokenizer file. Such files may name their special tokens RoBERTa-style
+(``<pad>``, ``<s>``, ...); :func:`load_tokenizer` and :func:`special_token_ids` read either.
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ from benchmark.errors import DataFileError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+# The token of each role, BERT's name first, then the RoBERTa-style alternative.
+ROLE_TOKENS = {
+    "pad": (PAD, "<pad>"),
+    "unk": (UNK, "<unk>"),
+    "cls": (CLS, "<s>"),
+    "sep": (SEP, "</s>"),
+    "mask": (MASK, "<mask>"),
+}
 CONTINUATION = "##"  # marks a piece that continues a word (BERT's WordPiece convention)
 
 
@@ -102,8 +115,54 @@ def load_tokenizer(path: str | Path, max_length: int | None = None) -> Tokenizer
     except Exception as exc:  # tokenizers raises a plain Exception on malformed JSON
         raise DataFileError(f"tokenizer file {path} is unreadable or malformed: {exc}") from None
     if max_length is not None:
+        pad_id, pad_token = _pad_of(tokenizer, path)
         tokenizer.enable_truncation(max_length=max_length)
-        tokenizer.enable_padding(pad_id=tokenizer.token_to_id(PAD), pad_token=PAD, length=max_length)
+        tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=max_length)
+    return tokenizer
+
+
+def _pad_of(tokenizer: Tokenizer, source: str | Path | None) -> tuple[int, str]:
+    """The file's own pad token: its saved padding, else the pad role's token (``[PAD]`` / ``<pad>``)."""
+    padding = tokenizer.padding
+    if padding and padding.get("pad_token") and tokenizer.token_to_id(padding["pad_token"]) is not None:
+        return tokenizer.token_to_id(padding["pad_token"]), padding["pad_token"]
+    token = _role_token(tokenizer, "pad", source)
+    return tokenizer.token_to_id(token), token
+
+
+def _role_token(tokenizer: Tokenizer, role: str, source: str | Path | None) -> str:
+    for token in ROLE_TOKENS[role]:
+        if tokenizer.token_to_id(token) is not None:
+            return token
+    where = f"tokenizer file {source}" if source is not None else "the tokenizer"
+    raise DataFileError(f"{where} has no {role} token (looked for {' or '.join(ROLE_TOKENS[role])})")
+
+
+def export_pretrained_tokenizer(init: str, max_length: int) -> Tokenizer:
+    """The ``tokenizers`` tokenizer of a pretrained text model (``model.text.init``), padded to ``max_length``.
+
+    Loaded with ``AutoTokenizer.from_pretrained`` (local files only for a directory or when the Hub
+    is offline); truncation and padding to ``max_length`` use the model's own pad token, so
+    :func:`encode` gives the ids the model was trained on.
+    """
+    from transformers import AutoTokenizer
+
+    from benchmark.errors import ConfigError
+    from benchmark.models.pretrained import text_location
+
+    source, local_only = text_location(init)
+    try:
+        pretrained = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"'model.text.init': no tokenizer for {init!r}: {exc}") from None
+    backend = getattr(pretrained, "backend_tokenizer", None)
+    if backend is None:
+        raise ConfigError(f"'model.text.init': {init} has no fast (tokenizers) tokenizer to export")
+    if pretrained.pad_token is None or pretrained.pad_token_id is None:
+        raise ConfigError(f"'model.text.init': the tokenizer of {init} has no pad token")
+    tokenizer = Tokenizer.from_str(backend.to_str())
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(pad_id=pretrained.pad_token_id, pad_token=str(pretrained.pad_token), length=max_length)
     return tokenizer
 
 
@@ -122,7 +181,12 @@ def encode(tokenizer: Tokenizer | Any, texts: list[str]) -> dict[str, torch.Tens
     }
 
 
-def special_token_ids(tokenizer: Tokenizer) -> dict[str, int]:
-    return {
-        name: tokenizer.token_to_id(token) for name, token in zip(("pad", "unk", "cls", "sep", "mask"), SPECIAL_TOKENS)
-    }
+def special_token_ids(tokenizer: Tokenizer, source: str | Path | None = None) -> dict[str, int]:
+    """Role (pad, unk, cls, sep, mask) → token id, by BERT's names or the RoBERTa-style alternatives.
+
+    The pad role is the tokenizer's padding token when padding is set. A missing role is a
+    DataFileError naming ``source`` (the tokenizer file) and the role.
+    """
+    ids = {role: tokenizer.token_to_id(_role_token(tokenizer, role, source)) for role in ROLE_TOKENS}
+    ids["pad"] = _pad_of(tokenizer, source)[0]
+    return ids

@@ -1,13 +1,16 @@
-"""Encoders built from config, never from downloaded weights.
+"""Encoders built from config sizes with random initialisation (``init: random``, the default).
 
 Vision: timm's ``VisionTransformer`` (ViT, Dosovitskiy et al. 2021). Text: transformers'
 ``BertModel`` (Devlin et al. 2019). Both are constructed from sizes in the config with random
 initialisation, so a run needs no network and every method starts from the same architecture.
 Dropout is off: runs are short, and deterministic forward passes make train and eval agree.
+Pretrained towers (a timm / transformers source in ``init``) are built by
+:mod:`benchmark.models.pretrained`; the token and pixel helpers here serve both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -17,11 +20,25 @@ IMAGE_MEAN = 0.5
 IMAGE_STD = 0.5
 
 
-def normalize_images(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N×3×H×W (or float in [0, 1]) → float, centred and scaled to about [-1, 1]."""
-    if images.dtype == torch.uint8:
-        images = images.float() / 255.0
-    return (images - IMAGE_MEAN) / IMAGE_STD
+def unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 N×3×H×W → float in [0, 1]; float input is taken to be in [0, 1] already."""
+    return images.float() / 255.0 if images.dtype == torch.uint8 else images
+
+
+def normalize_images(
+    images: torch.Tensor, mean: float | Sequence[float] = IMAGE_MEAN, std: float | Sequence[float] = IMAGE_STD
+) -> torch.Tensor:
+    """uint8 N×3×H×W (or float in [0, 1]) → float, ``(x - mean) / std`` per channel.
+
+    The defaults (0.5, 0.5) centre and scale to about [-1, 1] (the random towers); a pretrained
+    ViT passes its own per-channel statistics.
+    """
+    images = unit_range(images)
+    if not isinstance(mean, (int, float)):
+        mean = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    if not isinstance(std, (int, float)):
+        std = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return (images - mean) / std
 
 
 def build_vision_encoder(vision: dict[str, Any], image_size: int) -> nn.Module:
@@ -72,12 +89,26 @@ def vit_tokens(
     patch_mask: torch.Tensor | None = None,
     mask_token: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """[CLS] + patch tokens of a timm ViT, optionally with masked patches (SimMIM).
+    """[CLS] + patch tokens of a timm ViT on raw images (normalised with mean = std = 0.5).
+
+    See :func:`vit_tokens_from_pixels`; :class:`benchmark.models.towers.ImageTower` normalises
+    (and resizes) with its own encoder's statistics instead.
+    """
+    return vit_tokens_from_pixels(vit, normalize_images(images), patch_mask, mask_token)
+
+
+def vit_tokens_from_pixels(
+    vit: nn.Module,
+    pixels: torch.Tensor,
+    patch_mask: torch.Tensor | None = None,
+    mask_token: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """[CLS] + patch tokens of a timm ViT on normalised pixels, optionally with masked patches (SimMIM).
 
     ``patch_mask`` (B×P, True = masked) replaces those patch embeddings by ``mask_token``
     before position embeddings are added, so the encoder never sees their pixels.
     """
-    x = vit.patch_embed(normalize_images(images))
+    x = vit.patch_embed(pixels)
     if patch_mask is not None:
         if mask_token is None:
             raise ValueError("vit_tokens: a patch_mask needs a mask_token")
@@ -95,8 +126,13 @@ def num_patches(vision: dict[str, Any], image_size: int) -> int:
 
 
 def patch_pixels(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Normalised pixels of each patch, B×P×(p·p·3), in the ViT's patch order (row-major)."""
-    x = normalize_images(images)
+    """Normalised pixels (mean = std = 0.5) of each patch, B×P×(p·p·3), in the ViT's patch order."""
+    return patchify(normalize_images(images), patch_size)
+
+
+def patchify(pixels: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """B×C×H×W → B×P×(p·p·C): each patch's pixels, in the ViT's patch order (row-major)."""
+    x = pixels
     b, c, h, w = x.shape
     x = x.reshape(b, c, h // patch_size, patch_size, w // patch_size, patch_size)
     return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // patch_size) * (w // patch_size), patch_size * patch_size * c)

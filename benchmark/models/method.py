@@ -41,21 +41,32 @@ from torch import nn
 
 from benchmark.errors import MethodError, MissingModalityError
 from benchmark.models.encoders import build_text_encoder, build_vision_encoder
+from benchmark.models.pretrained import build_text_tower, build_vision_tower, is_pretrained
 
 Batch = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class BuildContext:
-    """Everything a method needs to build itself, independent of the method."""
+    """Everything a method needs to build itself, independent of the method.
 
-    model: dict[str, Any]  # config["model"]: vision / text tower sizes, embed_dim
+    ``model`` is the config's model block, resolved by
+    :func:`benchmark.models.pretrained.resolve_model_config` when a tower is pretrained; then
+    ``image_size`` is that ViT's own resolution (``model["vision"]["image_size"]``; the tower
+    resizes the data's images to it). ``load_pretrained`` says whether pretrained towers read
+    their weights (a method built from config) or only rebuild their architecture (a method
+    rebuilt from a FuseBench checkpoint, whose weights are loaded next); it is not serialised,
+    so a context read back with :meth:`from_json` never reads external weights.
+    """
+
+    model: dict[str, Any]  # config["model"]: vision / text tower sizes (or sources), embed_dim
     image_size: int
     vocab_size: int
     max_length: int
     special_tokens: dict[str, int]  # pad, unk, cls, sep, mask
     concepts: tuple[str, ...] = ()  # label space of decision-level fusion (benchmark.data.concepts)
     attributes: dict[str, list[str]] = field(default_factory=dict)  # attribute group → values (grounding)
+    load_pretrained: bool = False
 
     @property
     def grid(self) -> int:
@@ -63,10 +74,21 @@ class BuildContext:
         return self.image_size // self.model["vision"]["patch_size"]
 
     def vision_encoder(self) -> nn.Module:
-        return build_vision_encoder(self.model["vision"], self.image_size)
+        vision = self.model["vision"]
+        if not is_pretrained(vision):
+            return build_vision_encoder(vision, self.image_size)
+        if vision.get("image_size") != self.image_size:
+            raise MethodError(
+                f"BuildContext.image_size ({self.image_size}) must be the pretrained ViT's resolution "
+                f"(model.vision.image_size = {vision.get('image_size')}): grounding heads use its patch grid"
+            )
+        return build_vision_tower(vision, self.load_pretrained)
 
     def text_encoder(self) -> nn.Module:
-        return build_text_encoder(self.model["text"], self.vocab_size, self.max_length, self.special_tokens["pad"])
+        text = self.model["text"]
+        if is_pretrained(text):
+            return build_text_tower(text, self.load_pretrained, self.vocab_size)
+        return build_text_encoder(text, self.vocab_size, self.max_length, self.special_tokens["pad"])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +103,8 @@ class BuildContext:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BuildContext:
+        """The context in a checkpoint's metadata; ``load_pretrained`` stays False (weights come from it)."""
+        data = {k: v for k, v in data.items() if k != "load_pretrained"}
         return cls(
             **{**data, "concepts": tuple(data.get("concepts", ())), "attributes": dict(data.get("attributes", {}))}
         )

@@ -273,8 +273,11 @@ def _fewer_seeds(stat: pd.Series) -> bool:
     return not stat["reference"] and 0 < stat["n"] < stat.get("n_configured", stat["n"])
 
 
-def _seeds_cell(rows: pd.DataFrame) -> str:
-    """Seeds behind a method's cells: ``3``, ``2/3`` (succeeded/configured), ``—`` for references and n/a."""
+def _seeds_cell(rows: pd.DataFrame, zero_shot: bool = False) -> str:
+    """Seeds behind a method's cells: ``3``, ``2/3`` (succeeded/configured), ``—`` for references and n/a;
+    a published model evaluated without training says ``zero-shot`` (its seeds only re-run the evaluation)."""
+    if zero_shot:
+        return "zero-shot"
     succeeded = int(rows["n"].max())
     configured = int(rows["n_configured"].max()) if "n_configured" in rows else succeeded
     if rows["reference"].any() or configured == 0:
@@ -283,7 +286,7 @@ def _seeds_cell(rows: pd.DataFrame) -> str:
 
 
 def _task_tables(
-    stats: pd.DataFrame, dataset: str, task: str
+    stats: pd.DataFrame, dataset: str, task: str, zero_shot: frozenset[str] = frozenset()
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
     """(cells, best mask, not-worse mask, CI cells, n/a notes) for one (dataset, task).
 
@@ -295,7 +298,11 @@ def _task_tables(
     for method in _method_order(block["method"]):
         rows = block[block["method"] == method].set_index("metric")
         cells.append(
-            [method, _seeds_cell(rows), *[_cell(rows.loc[m], scale) if m in rows.index else "" for m in metrics]]
+            [
+                method,
+                _seeds_cell(rows, method in zero_shot),
+                *[_cell(rows.loc[m], scale) if m in rows.index else "" for m in metrics],
+            ]
         )
         best.append([False, False, *[bool(rows.loc[m, "best"]) if m in rows.index else False for m in metrics]])
         worse.append(
@@ -344,8 +351,10 @@ def main_markdown(
     stats: pd.DataFrame,
     provenance: dict[str, Any],
     failures: dict[tuple[str, str], list[str]] | None = None,
+    zero_shot: frozenset[str] = frozenset(),
 ) -> str:
-    """main.md: one table per (dataset, task); ``failures`` (:func:`failure_notes`) lists missing results."""
+    """main.md: one table per (dataset, task); ``failures`` (:func:`failure_notes`) lists missing results;
+    ``zero_shot`` methods (published models evaluated without training) are marked in the seeds column."""
     failures = failures or {}
     parts = ["# FuseBench results", ""]
     if failures:
@@ -355,7 +364,7 @@ def main_markdown(
             "",
         ]
     for (dataset, task), block in stats.groupby(["dataset", "task"], sort=True):
-        cells, best, worse, ci, notes = _task_tables(stats, dataset, task)
+        cells, best, worse, ci, notes = _task_tables(stats, dataset, task, zero_shot)
         learned = block[~block["reference"]]
         configured = learned["n_configured"] if "n_configured" in learned else learned["n"]
         seed_counts = sorted({int(n) for n in configured if n > 0})
@@ -390,10 +399,10 @@ def main_markdown(
     return "\n".join(parts) + "\n"
 
 
-def main_latex(stats: pd.DataFrame, provenance: dict[str, Any]) -> str:
+def main_latex(stats: pd.DataFrame, provenance: dict[str, Any], zero_shot: frozenset[str] = frozenset()) -> str:
     tables = []
     for (dataset, task), _ in stats.groupby(["dataset", "task"], sort=True):
-        cells, best, worse, _, _ = _task_tables(stats, dataset, task)
+        cells, best, worse, _, _ = _task_tables(stats, dataset, task, zero_shot)
         caption = (
             f"{task.capitalize()} on {dataset}: mean $\\pm$ sample std over seeds"
             + (" (%)" if get_task(task).percent else "")
@@ -539,6 +548,32 @@ def data_footer(results: list[tuple[Path, dict[str, Any]]]) -> str:
     return "; ".join(notes[d] for d in sorted(notes))
 
 
+def zero_shot_methods(results: list[tuple[Path, dict[str, Any]]]) -> frozenset[str]:
+    """Methods evaluated from published weights without training (their spec says ``zero_shot``)."""
+    return frozenset(r["spec"]["method"] for _, r in results if r.get("spec", {}).get("zero_shot"))
+
+
+def weights_footer(results: list[tuple[Path, dict[str, Any]]]) -> str:
+    """Per method built from external weights: zero-shot or not, each source and its files' sha256 (prefix)."""
+    notes: dict[str, str] = {}
+    for _, record in results:
+        method = record.get("spec", {}).get("method")
+        protocol = record.get("protocol", {})
+        weights = protocol.get("weights")
+        if not method or not weights or method in notes:
+            continue
+        parts = ["zero-shot"] if protocol.get("training") == "zero-shot" else []
+        for component, source in sorted(weights.items()):
+            files = ", ".join(
+                f"{Path(name).name} sha256 {digest[:12]}" for name, digest in sorted(source.get("files", {}).items())
+            )
+            parts.append(
+                f"{component} from {source.get('init', source.get('source'))}" + (f" ({files})" if files else "")
+            )
+        notes[method] = f"{method} ({'; '.join(parts)})"
+    return "; ".join(notes[m] for m in sorted(notes))
+
+
 def run_aggregate(
     result_files: list[Path],
     out_dir: Path,
@@ -577,6 +612,10 @@ def run_aggregate(
     data = data_footer(results)
     if data:
         provenance["data"] = data
+    weights = weights_footer(results)
+    if weights:
+        provenance["weights"] = weights
+    zero_shot = zero_shot_methods(results)
     items: dict[tuple[str, str, str], list[Any]] = {}
     evaluations = []
     for path, record in results:
@@ -598,8 +637,8 @@ def run_aggregate(
     write_text(out_dir / "main.csv", csv_with_footer(frame, provenance))
     write_text(out_dir / "main_stats.csv", csv_with_footer(stats, provenance))
     write_text(out_dir / "comparisons.csv", csv_with_footer(comparisons, provenance))
-    write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame)))
-    write_text(out_dir / "main.tex", main_latex(stats, provenance))
+    write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame), zero_shot))
+    write_text(out_dir / "main.tex", main_latex(stats, provenance, zero_shot))
     scores = None
     if robustness_frame is not None:
         scores = write_robustness(robustness_frame, out_dir, report, provenance)

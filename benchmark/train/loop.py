@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,17 +62,53 @@ def lr_factor(step: int, settings: OptimSettings) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def lr_scales(model: nn.Module) -> dict[str, float]:
+    """Parameter name → learning-rate multiplier, from submodules that declare ``lr_scales``.
+
+    A module (e.g. a tower with ``lr_multiplier``, :func:`benchmark.models.pretrained.apply_training_options`)
+    sets ``lr_scales = {child name: multiplier}``; every parameter under that child gets the multiplier.
+    """
+    scales: dict[str, float] = {}
+    for prefix, module in model.named_modules():
+        for child, scale in (getattr(module, "lr_scales", None) or {}).items():
+            base = ".".join(part for part in (prefix, child) if part)
+            for name, _ in module.get_submodule(child).named_parameters():
+                scales[f"{base}.{name}"] = float(scale)
+    return scales
+
+
 def build_optimizer(model: nn.Module, settings: OptimSettings) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases, norms, embeddings' scalars and temperatures (ndim < 2)."""
+    """AdamW; no weight decay on biases, norms, embeddings' scalars and temperatures (ndim < 2).
+
+    Parameters with a learning-rate multiplier (:func:`lr_scales`) get their own decay / no-decay
+    groups after the two shared ones, marked ``lr_scale`` (kept in the training state, so a resumed
+    run scales them too). Without multipliers there are exactly the two shared groups.
+    """
+    scales = lr_scales(model)
     decay, no_decay = [], []
-    for _, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+    scaled: dict[float, tuple[list[nn.Parameter], list[nn.Parameter]]] = {}
+    for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [
+            scale = scales.get(name, 1.0)
+            pair = (decay, no_decay) if scale == 1.0 else scaled.setdefault(scale, ([], []))
+            (pair[0] if param.ndim >= 2 else pair[1]).append(param)
+    groups: list[dict[str, Any]] = [
         {"params": decay, "weight_decay": settings.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    for scale, (scaled_decay, scaled_no_decay) in sorted(scaled.items()):
+        for params, weight_decay in ((scaled_decay, settings.weight_decay), (scaled_no_decay, 0.0)):
+            if params:
+                groups.append(
+                    {"params": params, "weight_decay": weight_decay, "lr": settings.lr * scale, "lr_scale": scale}
+                )
     return torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The scheduled learning rate on every group, times the group's ``lr_scale`` where it has one."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -134,8 +171,7 @@ def train(
     )
     for step in progress:
         torch.manual_seed(derive_seed(run_seed, "step", step))
-        for group in optimizer.param_groups:
-            group["lr"] = settings.lr * lr_factor(step, settings)
+        set_lr(optimizer, settings.lr * lr_factor(step, settings))
         with autocast(device):
             losses = loss_fn(step)
         if weights is not None and set(losses) - set(weights):

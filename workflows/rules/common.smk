@@ -81,13 +81,69 @@ def pretrained_on(wildcards):
     return pretrain_dataset(config, wildcards.dataset)
 
 
+def method_tokenizer(method, dataset):
+    """The tokenizer `method` reads text with when trained on `dataset`: its pretrained text tower's own, or
+    the WordPiece trained on the dataset's captions (its vocabulary is in the weights)."""
+    init = text_tokenizer_init(config, method)
+    return f"{OUT}/tokenizers/{tokenizer_slug(init)}.json" if init else f"{OUT}/{dataset}/tokenizer.json"
+
+
+def pretrain_tokenizer(wildcards):
+    return method_tokenizer(wildcards.method, wildcards.dataset)
+
+
 def tokenizer_file(wildcards):
-    """The tokenizer of the dataset the methods were pretrained on (its vocabulary is in the weights)."""
-    return f"{OUT}/{pretrained_on(wildcards)}/tokenizer.json"
+    """The tokenizer of the dataset the method was pretrained on; none for a zero-shot method (it has its own)."""
+    return method_tokenizer(wildcards.method, pretrained_on(wildcards)) if TRAINING[wildcards.method] else []
 
 
 def pretrained_model(wildcards):
     return f"{OUT}/{pretrained_on(wildcards)}/pretrain/{wildcards.method}/seed{wildcards.seed}/model.safetensors"
+
+
+def evaluated_model(wildcards):
+    """The fine-tuned checkpoint evaluation scores; none for a zero-shot method (built from its own weights)."""
+    if not TRAINING[wildcards.method]:
+        return []
+    w = wildcards
+    return f"{OUT}/{w.dataset}/finetune/{w.task}/{w.method}/seed{w.seed}/model.safetensors"
+
+
+def optional_input(flag, name):
+    """A params function: `--flag path` when the job has input `name`, else nothing (a zero-shot method)."""
+
+    def fn(wildcards, input):
+        value = input.get(name)
+        return f"{flag} {shlex.quote(str(value))}" if value else ""
+
+    return fn
+
+
+def local_weight_files(source):
+    """The files of a local weights path (editing one re-runs the jobs built from it); none for a hub name."""
+    path = Path(str(source)).expanduser()
+    if path.is_file():
+        return [str(path)]
+    if path.is_dir():
+        return sorted(str(p) for p in path.rglob("*") if p.is_file())
+    return []
+
+
+def tower_weights(wildcards):
+    """Local files of the method's pretrained towers (model.vision.init / model.text.init)."""
+    model = method_model(config, wildcards.method)
+    inits = [model[tower].get("init", "random") for tower in ("vision", "text")]
+    return [f for init in inits if init != "random" for f in local_weight_files(init)]
+
+
+def published_weight_files(wildcards):
+    """Local files of a published model's weights (method_overrides.<method>.pretrained)."""
+    value = published_weights(config, wildcards.method)
+    return local_weight_files(value) if value else []
+
+
+def trained_methods():
+    return [m for m in METHODS if TRAINING[m]]
 
 
 def task_file(wildcards):
@@ -99,10 +155,11 @@ def plugin_file(table, name):
     return [] if name in table.builtins else [str(table.source(name))]
 
 
-def every_job(pattern):
+def every_job(pattern, methods=None):
     """``pattern`` for every (dataset, task, method, seed) of the run; datasets serve only their tasks."""
+    methods = METHODS if methods is None else methods
     return [
-        pattern.format(dataset=d, task=t, method=m, seed=s) for d, t in DATASET_TASKS for m in METHODS for s in SEEDS
+        pattern.format(dataset=d, task=t, method=m, seed=s) for d, t in DATASET_TASKS for m in methods for s in SEEDS
     ]
 
 

@@ -1,4 +1,5 @@
-# Data: one dataset per configured name (built, or checked where its adapter reads it in place) and one tokenizer.
+# Data: one dataset per configured name (built, or checked where its adapter reads it in place) and one tokenizer (plus
+# the own tokenizer of each pretrained text tower a method starts from).
 
 
 rule dataset:
@@ -31,3 +32,21 @@ rule tokenizer:
         CONDA_ENV
     shell:
         "python -m benchmark -v tokenizer --spec {params.spec} --data {params.data} --out {output} 2> {log}"
+
+
+rule pretrained_tokenizer:
+    input:
+        lambda w: local_weight_files(PRETRAINED_TOKENIZERS[w.tokenizer]),
+    output:
+        f"{OUT}/tokenizers/{{tokenizer}}.json",
+    params:
+        spec=lambda w: shlex.quote(
+            json.dumps({"stage": "tokenizer", "init": PRETRAINED_TOKENIZERS[w.tokenizer],
+                        "max_length": config["tokenizer"]["max_length"]}, sort_keys=True)
+        ),
+    log:
+        f"{OUT}/logs/tokenizers/{{tokenizer}}.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m benchmark -v tokenizer --spec {params.spec} --out {output} 2> {log}"

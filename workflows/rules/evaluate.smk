@@ -1,4 +1,5 @@
-# Evaluation of every fine-tuned model on the test split, and the reference rows of each task.
+# Evaluation of every fine-tuned model (or zero-shot published model) on the test split, and the reference
+# rows of each task.
 
 
 rule evaluate:
@@ -6,13 +7,17 @@ rule evaluate:
         task_file=task_file,
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
-        checkpoint=rules.finetune.output.model,
+        checkpoint=evaluated_model,
+        method=f"{BASELINES}/{{method}}.py",
+        weights=published_weight_files,
     output:
         result=f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.json",
         records=f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.items.npz",
     params:
         spec=spec_json("evaluate"),
         data=data_dir,
+        tokenizer=optional_input("--tokenizer", "tokenizer"),
+        checkpoint=optional_input("--checkpoint", "checkpoint"),
     threads: threads_for_jobs()
     resources:
         gpu=GPU,
@@ -22,7 +27,7 @@ rule evaluate:
         CONDA_ENV
     shell:
         "python -m benchmark -v evaluate --spec {params.spec} --threads {threads} --data {params.data}"
-        " --tokenizer {input.tokenizer} --checkpoint {input.checkpoint} --out {output.result} 2> {log}"
+        " {params.tokenizer} {params.checkpoint} --out {output.result} 2> {log}"
 
 
 rule reference:
@@ -47,12 +52,16 @@ rule robustness:
         task_file=task_file,
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
-        checkpoint=rules.finetune.output.model,
+        checkpoint=evaluated_model,
+        method=f"{BASELINES}/{{method}}.py",
+        weights=published_weight_files,
     output:
         f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.json",
     params:
         spec=spec_json("robustness"),
         data=data_dir,
+        tokenizer=optional_input("--tokenizer", "tokenizer"),
+        checkpoint=optional_input("--checkpoint", "checkpoint"),
     threads: threads_for_jobs()
     resources:
         gpu=GPU,
@@ -62,4 +71,4 @@ rule robustness:
         CONDA_ENV
     shell:
         "python -m benchmark -v robustness --spec {params.spec} --threads {threads} --data {params.data}"
-        " --tokenizer {input.tokenizer} --checkpoint {input.checkpoint} --out {output} 2> {log}"
+        " {params.tokenizer} {params.checkpoint} --out {output} 2> {log}"

@@ -29,12 +29,24 @@ def expected_results():
         dataset, task, method, seed = key.split(" ")
         job = {"dataset": dataset, "task": task, "method": method, "seed": int(seed)}
         pretrained = {"dataset": pretrain_dataset(config, dataset), "method": method, "seed": int(seed)}
+        trained = bool(TRAINING[method])  # a zero-shot method has no training jobs upstream
+        tokenizer = method_tokenizer(method, pretrained["dataset"])
+        tokenizer_rule = "tokenizer" if tokenizer.endswith("/tokenizer.json") else "pretrained_tokenizer"
+        tokenizer_job = {"dataset": pretrained["dataset"]} if tokenizer_rule == "tokenizer" else {
+            "tokenizer": os.path.basename(tokenizer)[: -len(".json")]
+        }
         upstream = [
             data_job(pretrained["dataset"]),
-            job_entry("tokenizer", rules.tokenizer.output[0], dataset=pretrained["dataset"]),
-            job_entry("pretrain", rules.pretrain.output.result, **pretrained),
+            *(
+                [
+                    job_entry(tokenizer_rule, getattr(rules, tokenizer_rule).output[0], **tokenizer_job),
+                    job_entry("pretrain", rules.pretrain.output.result, **pretrained),
+                ]
+                if trained
+                else []
+            ),
             *([data_job(dataset)] if dataset != pretrained["dataset"] else []),
-            job_entry("finetune", rules.finetune.output.result, **job),
+            *([job_entry("finetune", rules.finetune.output.result, **job)] if trained else []),
         ]
         cells.append(
             {

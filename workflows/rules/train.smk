@@ -6,8 +6,9 @@
 rule pretrain:
     input:
         data=rules.dataset.output.result,
-        tokenizer=rules.tokenizer.output[0],
+        tokenizer=pretrain_tokenizer,
         method=f"{BASELINES}/{{method}}.py",
+        weights=tower_weights,
     output:
         model=f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/model.safetensors",
         result=f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/result.json",
