@@ -42,7 +42,7 @@ class PublishedDetector(PublishedMethod):
         "Minderer et al., Scaling Open-Vocabulary Object Detection, NeurIPS 2023"
     )
     tasks = ("grounding",)
-    training = ()  # zero-shot: evaluated from the published weights
+    training_stages = ()  # zero-shot: evaluated from the published weights
     defaults: dict[str, Any] = {
         "objectives": {},
         "pretrained": None,  # an OWL-ViT or OWLv2 checkpoint: local directory or hub name

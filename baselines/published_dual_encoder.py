@@ -42,7 +42,7 @@ class PublishedDualEncoder(PublishedMethod):
         "Zhai et al., Sigmoid Loss for Language Image Pre-Training, ICCV 2023"
     )
     tasks = ("retrieval",)
-    training = ()  # zero-shot: evaluated from the published weights
+    training_stages = ()  # zero-shot: evaluated from the published weights
     defaults: dict[str, Any] = {
         "objectives": {},
         "pretrained": None,  # a CLIP or SigLIP checkpoint: local directory or hub name

@@ -45,7 +45,7 @@ class PublishedMatcher(PublishedMethod):
         "Understanding and Generation, ICML 2022"
     )
     tasks = ("retrieval",)
-    training = ()  # zero-shot: evaluated from the published weights
+    training_stages = ()  # zero-shot: evaluated from the published weights
     defaults: dict[str, Any] = {
         "objectives": {},
         "pretrained": None,  # a BlipForImageTextRetrieval checkpoint: local directory or hub name

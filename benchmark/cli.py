@@ -230,7 +230,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
     spec = _resolve_spec(args, "finetune")
     _set_threads(args.threads)
-    run_finetune(spec, Path(args.data), Path(args.tokenizer), Path(args.init), Path(args.out))
+    run_finetune(spec, Path(args.data), Path(args.tokenizer), _optional_path(args.init), Path(args.out))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
             "finetune",
             "fine-tune a pretrained method on one task",
             ("dataset", "method", "seed", "task"),
-            {**data_inputs, "init": "pretrained model.safetensors"},
+            {**data_inputs, "init": "pretrained model.safetensors (none for a method fine-tuned from its own weights)"},
             "folder for model.safetensors and result.json",
             cmd_finetune,
         ),
@@ -396,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     optional = {
+        "finetune": ("init",),
         "tokenizer": ("data",),
         "evaluate": ("tokenizer", "checkpoint"),
         "robustness": ("tokenizer", "checkpoint"),

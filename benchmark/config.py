@@ -405,7 +405,7 @@ def method_training(method: str) -> tuple[str, ...]:
 
     if not (baselines_dir() / f"{method}.py").is_file():
         return ("pretrain", "finetune")
-    return method_schedule(method).training
+    return method_schedule(method).training_stages
 
 
 def method_hparams(config: Mapping[str, Any], method: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash never leaves a half-written result behind.
+"""Atomic file writes (a crash never leaves a half-written result behind), JSON reads and file digests.
 
 Every writer goes to a temporary file in the destination's directory and then ``os.replace``s
 it into place, which is atomic on POSIX file systems. A reader therefore sees either the old
@@ -7,6 +7,7 @@ file or the complete new one, and Snakemake never mistakes a torn file for a fin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -70,3 +71,12 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise DataFileError(f"{what} {path} cannot be read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise DataFileError(f"{what} {path} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes (read in 1 MiB chunks), as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -3,7 +3,7 @@
 A file ``baselines/<name>.py`` must define exactly one :class:`FusionMethod` subclass. Files
 starting with ``_`` are private helpers. Listing names needs no import (the Snakefile does it
 without torch); loading a method imports its file. What the workflow must know to schedule a
-method — the stages it is trained in (``training``) and the weights a published model reads
+method — the stages it is trained in (``training_stages``) and the weights a published model reads
 (``defaults["pretrained"]``) — is read from the file's syntax tree, so it needs no import either;
 :func:`load_method` checks that the class agrees with what was read. Tasks and dataset adapters plug in the same
 way (:mod:`benchmark.plugins`).
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["NAME_PATTERN", "MethodSchedule", "baselines_dir", "load_method", "method_names", "method_schedule"]
 
 TRAINING_CHOICES = (("pretrain", "finetune"), ("finetune",), ())
-"""What ``FusionMethod.training`` may be: trained from scratch, fine-tuned from its own weights, zero-shot."""
+"""What ``FusionMethod.training_stages`` may be: trained from scratch, fine-tuned from its own weights, zero-shot."""
 
 
 def baselines_dir() -> Path:
@@ -60,10 +60,10 @@ def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:
     if not cls.__doc__:
         cls.__doc__ = module.__doc__
     schedule = method_schedule(name, directory)
-    if tuple(cls.training) != schedule.training:
+    if tuple(cls.training_stages) != schedule.training_stages:
         raise MethodError(
-            f"{path}: {cls.__name__}.training is {tuple(cls.training)!r} but the file's class body says "
-            f"{schedule.training!r}; write 'training = {tuple(cls.training)!r}' in the class body "
+            f"{path}: {cls.__name__}.training_stages is {tuple(cls.training_stages)!r} but the file's class body says "
+            f"{schedule.training_stages!r}; write 'training_stages = {tuple(cls.training_stages)!r}' in the class body "
             "(the workflow reads it without importing the file)"
         )
     return cls
@@ -73,19 +73,19 @@ def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:
 class MethodSchedule:
     """What the workflow needs to know about a method before importing it."""
 
-    training: tuple[str, ...] = ("pretrain", "finetune")  # stages it is trained in
+    training_stages: tuple[str, ...] = ("pretrain", "finetune")  # stages it is trained in
     published: bool = False  # its defaults have a "pretrained" key (weights it reads)
     pretrained: Any = None  # that key's default, when a literal
 
     @property
     def zero_shot(self) -> bool:
-        return not self.training
+        return not self.training_stages
 
 
 def method_schedule(name: str, directory: Path | None = None) -> MethodSchedule:
-    """``training`` and ``defaults["pretrained"]`` of ``baselines/<name>.py``, read without importing it.
+    """``training_stages`` and ``defaults["pretrained"]`` of ``baselines/<name>.py``, read without importing it.
 
-    Both must be literals in the class body (``training = ()``, ``defaults = {..., "pretrained": None}``)
+    Both must be literals in the class body (``training_stages = ()``, ``defaults = {..., "pretrained": None}``)
     when the method changes them; :func:`load_method` refuses a class that disagrees.
     """
     path = (directory or baselines_dir()) / f"{name}.py"
@@ -103,11 +103,13 @@ def _schedule_of(path: Path, _mtime: int) -> MethodSchedule:
     for node in (n for n in tree.body if isinstance(n, ast.ClassDef)):
         for statement in node.body:
             target, value = _assignment(statement)
-            if target == "training":
+            if target == "training_stages":
                 try:
-                    found["training"] = tuple(ast.literal_eval(value))
+                    found["training_stages"] = tuple(ast.literal_eval(value))
                 except ValueError:
-                    raise MethodError(f"{path}: 'training' must be a literal tuple, e.g. () or ('finetune',)") from None
+                    raise MethodError(
+                        f"{path}: 'training_stages' must be a literal tuple, e.g. () or ('finetune',)"
+                    ) from None
             elif target == "defaults" and isinstance(value, ast.Dict):
                 for key, item in zip(value.keys, value.values):
                     if isinstance(key, ast.Constant) and key.value == "pretrained":
@@ -117,9 +119,9 @@ def _schedule_of(path: Path, _mtime: int) -> MethodSchedule:
                         except ValueError:
                             found["pretrained"] = "<not a literal>"
     schedule = MethodSchedule(**found)
-    if schedule.training not in TRAINING_CHOICES:
+    if schedule.training_stages not in TRAINING_CHOICES:
         raise MethodError(
-            f"{path}: training = {schedule.training!r} is not supported; "
+            f"{path}: training_stages = {schedule.training_stages!r} is not supported; "
             f"choose one of {', '.join(repr(c) for c in TRAINING_CHOICES)}"
         )
     return schedule

@@ -67,7 +67,8 @@ def data_protocol(data_dir: Path, checkpoint_meta: dict[str, Any]) -> dict[str, 
 
 def input_hashes(data_dir: Path, tokenizer_file: Path) -> dict[str, str]:
     """The sha256 of the tokenizer file and of the data build's manifest, as checkpoints record them."""
-    from benchmark.data.coco import MANIFEST, read_manifest, sha256_file
+    from benchmark.data.coco import MANIFEST, read_manifest
+    from benchmark.io import sha256_file
 
     read_manifest(data_dir)  # a missing or broken data build is named here, as an input error
     if not Path(tokenizer_file).is_file():
@@ -242,6 +243,8 @@ def weights_protocol(meta: dict[str, Any], model: Any = None) -> dict[str, Any]:
     if meta.get("zero_shot"):
         record["training"] = "zero-shot"
         record["weights"] = meta.get("weights", {})
+    elif meta.get("weights"):  # fine-tuned from a published checkpoint
+        record["weights"] = meta["weights"]
     elif sources := meta.get("context", {}).get("model", {}).get("sources"):
         record["weights"] = sources
     return record
@@ -356,21 +359,28 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     )
 
 
-def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, init: Path, out_dir: Path) -> None:
-    """Continue from the pretrained checkpoint on the task's own loss."""
+def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, init: Path | None, out_dir: Path) -> None:
+    """Continue from the pretrained checkpoint on the task's own loss — or, for a method trained only by
+    fine-tuning (``training = ("finetune",)``, no ``init``), start from the weights it builds itself
+    (a published checkpoint)."""
     from benchmark.seeding import derive_seed, seed_everything
     from benchmark.train.checkpoint import read_metadata
 
     started = time.perf_counter()
-    meta = read_metadata(init)
-    check_init(spec, init, meta, data_dir, tokenizer_file)
     run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["method"], spec["seed"])
-    seed_everything(run_seed)
-    session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
     task = spec["task"]
-    model, meta, reason = _trained_or_reason(init, meta, session.device, task)
+    if init is None:
+        seed_everything(run_seed)
+        session = _Session(spec, data_dir, tokenizer_file, spec["max_length"])
+        model, meta, reason = _own_weights_model(spec, session, data_dir, tokenizer_file)
+    else:
+        meta = read_metadata(init)
+        check_init(spec, init, meta, data_dir, tokenizer_file)
+        seed_everything(run_seed)
+        session = _Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
+        model, meta, reason = _trained_or_reason(init, meta, session.device, task)
+        meta = {**meta, **_finetune_job(spec, meta, data_dir, tokenizer_file), "init": str(init)}
     session.use_method_tokenizer(model)
-    meta = {**meta, **_finetune_job(spec, meta, data_dir, tokenizer_file), "init": str(init)}
     if reason:
         _not_applicable_checkpoint(spec, model, meta, out_dir, reason, started)
         return
@@ -388,6 +398,25 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
         meta,
         started,
     )
+
+
+def _own_weights_model(
+    spec: dict[str, Any], session: _Session, data_dir: Path, tokenizer_file: Path
+) -> tuple[Any, dict[str, Any], str | None]:
+    """A method fine-tuned without FuseBench pretraining, built from ``spec`` and its own weights; its
+    checkpoint metadata (as a pretrained checkpoint's plus the fine-tuning job); why ``spec``'s task is n/a."""
+    cls = _method_class(spec["method"])
+    ctx = build_context(spec, session, session.split("train"))
+    model = cls(ctx, **spec["overrides"]).to(session.device)
+    meta = {
+        "method": spec["method"],
+        "context": ctx.to_json(),
+        "overrides": spec["overrides"],
+        **_finetune_job(spec, {}, data_dir, tokenizer_file),
+        "init": "own weights",
+        "weights": model.weight_sources(),
+    }
+    return model, meta, cls.data_reason(ctx) or model.not_applicable_reason(spec["task"])
 
 
 def _finetune_job(

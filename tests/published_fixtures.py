@@ -129,18 +129,23 @@ def _save(directory: Path, model: Any, processor: Any) -> Path:
     return directory
 
 
+def _clip_towers(tokenizer: Any, max_length: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(text config, vision config) of a tiny model over a CLIP-style tokenizer reading ``max_length`` tokens."""
+    return _towers(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
 def build_clip(directory: Path, seed: int = 0) -> Path:
     """A tiny CLIPModel and CLIPProcessor (resize shortest edge + centre crop to 24 px, CLIP's mean/std)."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     tokenizer = clip_tokenizer(CLIP_MAX_LENGTH)
-    text, vision = _towers(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=CLIP_MAX_LENGTH,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    text, vision = _clip_towers(tokenizer, CLIP_MAX_LENGTH)
     torch.manual_seed(seed)
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=PROJECTION))
     images = CLIPImageProcessor(
@@ -167,45 +172,34 @@ def build_siglip(directory: Path, seed: int = 0) -> Path:
     return _save(directory, model, SiglipProcessor(image_processor=images, tokenizer=tokenizer))
 
 
-def build_owlvit(directory: Path, seed: int = 0) -> Path:
-    """A tiny OwlViTForObjectDetection and OwlViTProcessor (resize + crop to 24 px; text padded to 16).
+def _build_owl(directory: Path, seed: int, config: Any, detector: Any, processor: Any, images: Any) -> Path:
+    """A tiny OWL-ViT-family detector (``config`` / ``detector`` / ``processor`` classes, ``images`` its image
+    processor) with text padded to 16. The projection is as wide as the text tower, as in OWL-ViT's
+    checkpoints: the class head maps image tokens to the text width and compares them with the projected
+    queries."""
+    tokenizer = clip_tokenizer(OWL_MAX_LENGTH)
+    text, vision = _clip_towers(tokenizer, OWL_MAX_LENGTH)
+    torch.manual_seed(seed)
+    model = detector(config(text_config=text, vision_config=vision, projection_dim=WIDTH))
+    return _save(directory, model, processor(image_processor=images, tokenizer=tokenizer))
 
-    The projection is as wide as the text tower, as in OWL-ViT's checkpoints: the class head maps image
-    tokens to the text width and compares them with the projected queries."""
+
+def build_owlvit(directory: Path, seed: int = 0) -> Path:
+    """A tiny OwlViTForObjectDetection and OwlViTProcessor (resize + crop to 24 px; text padded to 16)."""
     from transformers import OwlViTConfig, OwlViTForObjectDetection, OwlViTImageProcessor, OwlViTProcessor
 
-    tokenizer = clip_tokenizer(OWL_MAX_LENGTH)
-    text, vision = _towers(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=OWL_MAX_LENGTH,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    model = OwlViTForObjectDetection(OwlViTConfig(text_config=text, vision_config=vision, projection_dim=WIDTH))
     images = OwlViTImageProcessor(
         size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     )
-    return _save(directory, model, OwlViTProcessor(image_processor=images, tokenizer=tokenizer))
+    return _build_owl(directory, seed, OwlViTConfig, OwlViTForObjectDetection, OwlViTProcessor, images)
 
 
 def build_owlv2(directory: Path, seed: int = 0) -> Path:
-    """A tiny Owlv2ForObjectDetection and Owlv2Processor (pad to a square, resize to 24 px)."""
+    """A tiny Owlv2ForObjectDetection and Owlv2Processor (pad to a square, resize to 24 px; text padded to 16)."""
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
 
-    tokenizer = clip_tokenizer(OWL_MAX_LENGTH)
-    text, vision = _towers(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=OWL_MAX_LENGTH,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    model = Owlv2ForObjectDetection(Owlv2Config(text_config=text, vision_config=vision, projection_dim=WIDTH))
     images = Owlv2ImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
-    return _save(directory, model, Owlv2Processor(image_processor=images, tokenizer=tokenizer))
+    return _build_owl(directory, seed, Owlv2Config, Owlv2ForObjectDetection, Owlv2Processor, images)
 
 
 def build_blip(directory: Path, seed: int = 0) -> Path:

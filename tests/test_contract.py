@@ -75,20 +75,20 @@ def check_contract(method: str, config: dict[str, Any], data: Path, tokenizer: P
     cls = load_method(method)
     assert cls.paper and cls.family and cls.__doc__, f"{method}: needs a docstring, family and paper"
     checkpoint: Path | None = None
-    if cls.training:
+    if cls.training_stages:
         spec = stage_spec(config, "pretrain", dataset="scenes", method=method, seed=0)
         run_pretrain(spec, data, tokenizer, out / "pretrain")
         result = json.loads((out / "pretrain" / "result.json").read_text())
         assert result["efficiency"]["parameters"] > 0
         assert all(v == v for p in result["train"]["history"] for v in p.values()), "non-finite pretraining loss"
     for task in TASKS:
-        if cls.training:
+        if cls.training_stages:
             spec = stage_spec(config, "finetune", dataset="scenes", method=method, seed=0, task=task)
             run_finetune(spec, data, tokenizer, out / "pretrain" / "model.safetensors", out / task)
             checkpoint = out / task / "model.safetensors"
         spec = stage_spec(config, "evaluate", dataset="scenes", method=method, seed=0, task=task)
-        assert spec.get("zero_shot", False) is not bool(cls.training)
-        run_evaluate(spec, data, tokenizer if cls.training else None, checkpoint, out / f"{task}.json")
+        assert spec.get("zero_shot", False) is not bool(cls.training_stages)
+        run_evaluate(spec, data, tokenizer if cls.training_stages else None, checkpoint, out / f"{task}.json")
         rows = json.loads((out / f"{task}.json").read_text())["rows"]
         assert rows and {r["method"] for r in rows} == {method}
         if task in cls.tasks:
@@ -101,7 +101,9 @@ def check_contract(method: str, config: dict[str, Any], data: Path, tokenizer: P
         else:
             assert all(r["value"] is None and r["status"].startswith("not applicable: ") for r in rows)
         spec = stage_spec(config, "robustness", dataset="scenes", method=method, seed=0, task=task)
-        run_robustness(spec, data, tokenizer if cls.training else None, checkpoint, out / f"{task}.robustness.json")
+        run_robustness(
+            spec, data, tokenizer if cls.training_stages else None, checkpoint, out / f"{task}.robustness.json"
+        )
         rows = json.loads((out / f"{task}.robustness.json").read_text())["rows"]
         cells = {(r["corruption"], r["severity"]) for r in rows}
         assert cells == {("none", 0), ("contrast", 2), ("char_swap", 2), ("missing_image", 2), ("missing_text", 2)}

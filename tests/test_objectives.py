@@ -178,7 +178,7 @@ def test_every_grounding_head_trains(
     from benchmark.registry import method_names, method_schedule
 
     for method in method_names():
-        if not method_schedule(method).training:  # a published model evaluated zero-shot is not trained here
+        if not method_schedule(method).training_stages:  # a published model evaluated zero-shot is not trained here
             continue
         model, _ = _tiny(method, tiny_dataset, tiny_tokenizer_file, smoke_config)
         if "grounding" not in model.tasks:

@@ -18,6 +18,7 @@ import torch
 from benchmark.errors import ConfigError, DataFileError, MethodError
 from benchmark.models.method import BuildContext
 from benchmark.models.pretrained import resolve_model_config
+from tests.pretrained_fixtures import save_bert
 
 TINY_VIT = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
 VISION = {"patch_size": 8, "width": 32, "depth": 2, "heads": 2, "mlp_ratio": 4.0}  # the configured sizes
@@ -58,24 +59,8 @@ def vit_file(tmp_path: Path, vit: torch.nn.Module) -> Path:
 
 @pytest.fixture()
 def bert_dir(tmp_path: Path) -> Path:
-    """A tiny BertModel (dropout 0.1, as published BERTs have) and its tokenizer, saved with save_pretrained."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder = tmp_path / "bert"
-    folder.mkdir()
-    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(str(folder))
-    torch.manual_seed(1)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-    )
-    BertModel(config).eval().save_pretrained(str(folder))
-    return folder
+    """A tiny 2-layer BertModel reading 32 positions, and its tokenizer, saved with save_pretrained."""
+    return save_bert(tmp_path / "bert", VOCAB, layers=2, positions=32)
 
 
 def images(size: int, batch: int = 2, seed: int = 0) -> torch.Tensor:

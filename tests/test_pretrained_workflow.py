@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 
+from tests.pretrained_fixtures import save_bert
 from tests.test_workflow import planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -40,26 +41,6 @@ def save_vit(folder: Path) -> Path:
     return folder
 
 
-def save_bert(folder: Path) -> Path:
-    """A tiny BertModel and its BertTokenizer, saved with save_pretrained."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    folder.mkdir(parents=True)
-    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(str(folder))
-    torch.manual_seed(1)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(str(folder))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def pretrained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     from tests.published_fixtures import build_clip, build_owlvit
@@ -67,7 +48,7 @@ def pretrained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict
     workdir = tmp_path_factory.mktemp("pretrained_workflow")
     weights = {
         "vision": save_vit(workdir / "weights" / "vit"),
-        "text": save_bert(workdir / "weights" / "bert"),
+        "text": save_bert(workdir / "weights" / "bert", VOCAB, layers=1, positions=64),
         "clip": build_clip(workdir / "weights" / "clip"),
         "owlvit": build_owlvit(workdir / "weights" / "owlvit"),
     }
@@ -159,3 +140,30 @@ def test_editing_published_weights_reruns_only_their_evaluation(pretrained_run: 
         config.write_bytes(text)
         os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert jobs == {"evaluate": 2, "robustness": 2, "aggregate": 1, "plots": 1, "all": 1}, jobs
+
+
+def test_a_method_fine_tuned_from_its_own_weights_schedules_no_pretraining(
+    pretrained_run: tuple[Path, dict[str, Path]],
+) -> None:
+    """``training_stages = ("finetune",)``: fine-tuning (from the published weights), evaluation and robustness."""
+    from tests.test_published_finetune import PLUGIN
+
+    workdir, weights = pretrained_run
+    plugin = workdir / "baselines" / "finetuned_clip.py"
+    plugin.write_text(PLUGIN)
+    methods = yaml.safe_load(weights["overlay"].read_text())["methods"]
+    overlay = workdir / "finetuned.yaml"
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "methods": [*methods, "finetuned_clip"],
+                "method_overrides": {"finetuned_clip": {"pretrained": str(weights["clip"])}},
+            }
+        )
+    )
+    try:
+        jobs = planned_jobs(snakemake(workdir, "--dry-run", overlays=(weights["overlay"], overlay)))
+    finally:
+        plugin.unlink()
+    grid = 2  # retrieval and grounding (grounding is n/a for it, and says so)
+    assert jobs == {"finetune": grid, "evaluate": grid, "robustness": grid, "aggregate": 1, "plots": 1, "all": 1}

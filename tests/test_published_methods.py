@@ -83,7 +83,7 @@ def test_published_methods_are_zero_shot_and_read_pretrained(name: str) -> None:
     schedule = method_schedule(name)
     assert schedule.zero_shot and schedule.published and schedule.pretrained is None
     cls = load_method(name)
-    assert cls.training == ()
+    assert cls.training_stages == ()
     assert cls.paper and cls.family and cls.__doc__
 
 

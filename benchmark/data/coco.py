@@ -15,13 +15,13 @@ reads synthetic and real data.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import DataFileError
 from benchmark.io import read_json
+from benchmark.io import sha256_file as sha256_file  # until benchmark.data.synthetic imports it from benchmark.io
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
@@ -43,14 +43,6 @@ def refs_path(root: Path, split: str) -> Path:
 
 def image_path(root: Path, split: str, file_name: str) -> Path:
     return root / "images" / split / file_name
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_coco(path: Path) -> Any:

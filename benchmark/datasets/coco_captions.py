@@ -52,8 +52,9 @@ class CocoCaptions(DatasetAdapter):
         return Path(spec["root"]).expanduser()
 
     def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:
-        from benchmark.data.coco import SPLITS, captions_path, instances_path, read_manifest, refs_path, sha256_file
+        from benchmark.data.coco import SPLITS, captions_path, instances_path, read_manifest, refs_path
         from benchmark.errors import DataFileError
+        from benchmark.io import sha256_file
 
         root = Path(spec["root"]).expanduser()
         manifest = read_manifest(root)

@@ -244,7 +244,7 @@ class OfficialAdapter(DatasetAdapter):
         return {_image_key(image["file_name"]) for name in ("val", "test") for image in converted.splits[name].images}
 
     def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:
-        from benchmark.data.coco import sha256_file
+        from benchmark.io import sha256_file
 
         settings = self.settings(spec)
         converted = self.read(settings, Path(build_dir))
@@ -380,8 +380,8 @@ def write_standard_form(
     manifest_fields: dict[str, Any],
 ) -> dict[str, Any]:
     """Write the converted annotations in the standard form (files of the parts provided) and the manifest."""
-    from benchmark.data.coco import MANIFEST, captions_path, instances_path, refs_path, sha256_file
-    from benchmark.io import write_json
+    from benchmark.data.coco import MANIFEST, captions_path, instances_path, refs_path
+    from benchmark.io import sha256_file, write_json
 
     out_dir = Path(out_dir)
     parts = manifest_fields["parts"]

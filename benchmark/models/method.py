@@ -21,8 +21,8 @@ What the stages call:
 ``tasks`` lists the tasks a method can be fine-tuned for; for any other task its rows are
 reported as "not applicable" with ``not_applicable_reason`` — never silently dropped.
 
-Published models (``benchmark.models.published``): ``training`` names the stages a method is
-trained in. A zero-shot method sets ``training = ()``: the workflow schedules no pretraining and
+Published models (``benchmark.models.published``): ``training_stages`` names the stages a method
+is trained in. A zero-shot method sets ``training_stages = ()``: the workflow schedules no pretraining and
 no fine-tuning job for it, and evaluation builds it from its own weights. Such a method reads its
 own weights (a local directory or hub name given by its ``pretrained`` hyperparameter), uses its
 own tokenizer (:meth:`FusionMethod.text_tokenizer`) and says where its weights came from
@@ -147,7 +147,8 @@ class FusionMethod(nn.Module):
     known_objectives: ClassVar[tuple[str, ...]] = ("itc", "itm", "mlm", "mim")
     # Stages the method is trained in, in order; () = zero-shot (evaluated from its own weights).
     # A literal: the workflow reads it from the file without importing it (benchmark.registry).
-    training: ClassVar[tuple[str, ...]] = ("pretrain", "finetune")
+    # (not ``training``: that is nn.Module's train/eval flag on every instance)
+    training_stages: ClassVar[tuple[str, ...]] = ("pretrain", "finetune")
 
     def __init__(self, ctx: BuildContext, **overrides: Any) -> None:
         super().__init__()
@@ -267,7 +268,7 @@ class FusionMethod(nn.Module):
 
     @property
     def zero_shot(self) -> bool:
-        return not self.training
+        return not self.training_stages
 
     # -- description --------------------------------------------------------------------------
     @classmethod
@@ -279,5 +280,5 @@ class FusionMethod(nn.Module):
             "defaults": cls.defaults,
             "tasks": list(cls.tasks),
             "modalities": list(cls.modalities),
-            "training": list(cls.training),
+            "training_stages": list(cls.training_stages),
         }

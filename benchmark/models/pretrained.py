@@ -33,9 +33,7 @@ every tower, so a pretrained tower differs from a random one only in its initial
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from torch import nn
 
 from benchmark.errors import ConfigError, DataFileError
 from benchmark.models.encoders import IMAGE_MEAN, IMAGE_STD, build_vision_encoder
+from benchmark.models.sources import cached_snapshot, existing_path, file_digests, folder_files, offline
 
 RANDOM = "random"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -56,14 +55,6 @@ OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "da
 def is_pretrained(block: dict[str, Any]) -> bool:
     """True when a tower block (``model.vision`` / ``model.text``) names a source of weights."""
     return block.get("init", RANDOM) not in (None, RANDOM)
-
-
-def hub_offline() -> bool:
-    """True when HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set: names are looked up in the local cache only."""
-    return any(
-        os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
 
 
 def _looks_like_path(init: str) -> bool:
@@ -82,30 +73,12 @@ def _local_path(init: str, key: str) -> Path | None:
         init = init[len("local-dir:") :]
     elif init.startswith("hf-hub:"):
         return None
-    path = Path(init).expanduser()
-    if path.exists():
-        return path
-    if _looks_like_path(init):
-        raise ConfigError(f"'{key}': {init} does not exist (a local weight file or directory was expected)")
-    return None
+    return existing_path(init, key, _looks_like_path, "weight file or directory")
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _hash_files(paths: list[Path]) -> dict[str, str]:
-    return {str(p): sha256_file(p) for p in sorted(paths)}
-
-
-def _folder_files(folder: Path) -> list[Path]:
-    """Regular files of a weights folder (recursively), without hidden ones (.git, .cache)."""
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    return [p for p in files if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+def _folder_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file of a weights folder, keyed by path; hidden files and folders (.git, .cache) skipped."""
+    return file_digests(folder_files(folder))
 
 
 def _hub_snapshot(repo: str, key: str, init: str, populate: Callable[[], None]) -> Path:
@@ -114,21 +87,18 @@ def _hub_snapshot(repo: str, key: str, init: str, populate: Callable[[], None]) 
     Offline, a repo not in the cache is a ConfigError; online, ``populate`` fetches it with the
     library's own loader (so exactly the files it uses are cached) before the snapshot is read.
     """
-    from huggingface_hub import snapshot_download
-
-    name, _, revision = repo.partition("@")
 
     def cached() -> Path | None:
         try:
-            folder = Path(snapshot_download(name, revision=revision or None, local_files_only=True))
+            folder = cached_snapshot(repo)
         except Exception:  # LocalEntryNotFoundError, an invalid repo id, ...
             return None
-        has_weights = any(p.name.endswith(WEIGHT_SUFFIXES) for p in _folder_files(folder))
+        has_weights = any(p.name.endswith(WEIGHT_SUFFIXES) for p in folder_files(folder))
         return folder if has_weights else None
 
     folder = cached()
     if folder is None:
-        if hub_offline():
+        if offline():
             raise ConfigError(
                 f"'{key}': {init!r} is not an existing path and not in the local Hugging Face cache, and "
                 "HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set, so it cannot be downloaded; give a local path to "
@@ -140,6 +110,7 @@ def _hub_snapshot(repo: str, key: str, init: str, populate: Callable[[], None]) 
             raise ConfigError(f"'{key}': {init!r} could not be fetched from the Hugging Face Hub: {exc}") from None
         folder = cached()
         if folder is None:
+            name = repo.partition("@")[0]
             raise ConfigError(f"'{key}': {init!r} was loaded but no cached weight files were found for {name}")
     return folder
 
@@ -294,16 +265,16 @@ def _resolve_vision(vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
         model = _meta_timm(str(arch))
         check_vit(model, f"{arch} (weights {path})")
         check_fits(path, model, file_shapes(path), complete=False)
-        files = _hash_files([path])
+        files = file_digests([path])
     elif path is not None:  # a directory in timm's Hub layout
         model = _meta_timm(f"local-dir:{path}")
         check_vit(model, str(path))
-        files = _hash_files(_folder_files(path))
+        files = _folder_digests(path)
     elif kind == "hub":
         folder = _hub_snapshot(init[len("hf-hub:") :], "model.vision.init", init, lambda: _load_timm(init))
         model = _meta_timm(init)
         check_vit(model, init)
-        files = _hash_files(_folder_files(folder))
+        files = _folder_digests(folder)
     else:  # a timm registry name: its weights live in the Hub repo its pretrained_cfg names
         model = _meta_timm(init)
         check_vit(model, init)
@@ -313,7 +284,7 @@ def _resolve_vision(vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
                 f"'model.vision.init': timm has no Hugging Face Hub weights for {init!r}; download its "
                 "weights and give the file as model.vision.init with model.vision.arch"
             )
-        files = _hash_files(_folder_files(_hub_snapshot(repo, "model.vision.init", init, lambda: _load_timm(init))))
+        files = _folder_digests(_hub_snapshot(repo, "model.vision.init", init, lambda: _load_timm(init)))
     # rebuilt without the source: a registry name as given, a Hub repo or folder by its architecture + args
     arch_name = {"file": str(arch), "timm": init}.get(kind) or model.pretrained_cfg["architecture"]
     arch_kwargs = {k: v for k, v in getattr(model, "_model_args", {}).items() if k != "num_classes"}
@@ -335,7 +306,7 @@ def _resolve_configured_file(vision: dict[str, Any], path: Path) -> tuple[dict[s
         "std": vision.get("std", [IMAGE_STD] * 3),
         "interpolation": vision.get("interpolation", "bicubic"),
     }
-    return {**vision, **_vit_fields(model), **data, "arch": None, "arch_kwargs": {}}, _hash_files([path])
+    return {**vision, **_vit_fields(model), **data, "arch": None, "arch_kwargs": {}}, file_digests([path])
 
 
 def _load_timm(name: str, **kwargs: Any) -> nn.Module:
@@ -409,7 +380,7 @@ def text_location(init: str, key: str = "model.text.init") -> tuple[str, bool]:
         if not path.is_dir():
             raise ConfigError(f"'{key}': {path} is not a directory saved with save_pretrained")
         return str(path), True
-    return init, hub_offline()
+    return init, offline()
 
 
 def _text_config(init: str) -> Any:
@@ -455,12 +426,12 @@ def _resolve_text(text: dict[str, Any], max_length: int | None) -> tuple[dict[st
     init = str(text["init"])
     source, local_only = text_location(init)
     if local_only and Path(source).is_dir():
-        files = _hash_files(_folder_files(Path(source)))
+        files = _folder_digests(Path(source))
         config = _text_config(init)
     else:
         folder = _hub_snapshot(init, "model.text.init", init, lambda: _populate_text_cache(init))
         config = _text_config(init)
-        files = _hash_files(_folder_files(folder))
+        files = _folder_digests(folder)
     _check_encoder(config, init)
     limit = usable_length(config)
     if max_length is not None and limit and max_length > limit:

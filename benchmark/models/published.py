@@ -17,14 +17,13 @@ What is shared here:
   naming ``method_overrides.<method>.pretrained`` and its value.
 * :func:`hash_files` — sha256 of every file the weights came from (the directory, or the hub
   cache snapshot), for :meth:`PublishedMethod.weight_sources` and so for every result's provenance.
-* :class:`PublishedMethod` — ``training = ()`` (evaluated from its own weights: no FuseBench
+* :class:`PublishedMethod` — ``training_stages = ()`` (evaluated from its own weights: no FuseBench
   stage trains it or writes its weights), the ``pretrained`` / ``text_padding`` / ``max_length``
   hyperparameters, and the preprocessing above.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -36,15 +35,10 @@ from torch import nn
 
 from benchmark.errors import ConfigError
 from benchmark.models.method import BuildContext, FusionMethod
+from benchmark.models.sources import cached_snapshot, existing_path, file_digests, folder_files, offline
 
 PADDING = ("longest", "max_length")
-_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # "org/name" or a legacy "name"
-
-
-def offline() -> bool:
-    """True when the environment forbids downloads (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set)."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARIABLES)
 
 
 @dataclass(frozen=True)
@@ -71,14 +65,12 @@ def resolve_source(method: str, value: Any) -> Source:
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise ConfigError(f"{key} must be a directory or a hub model name, got {value!r}")
     text = str(value)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return Source(text, str(path.resolve()), local=True)
-    if path.exists():
+    path = existing_path(text, key, lambda name: not _HUB_NAME.match(name), "directory")
+    if path is None:
+        return Source(text, text, local=False)
+    if not path.is_dir():
         raise ConfigError(f"{key} = {text!r} is a file; give the checkpoint's directory")
-    if not _HUB_NAME.match(text):
-        raise ConfigError(f"{key} = {text!r}: no such directory ({path.resolve()})")
-    return Source(text, text, local=False)
+    return Source(text, str(path.resolve()), local=True)
 
 
 @dataclass
@@ -132,24 +124,13 @@ def load_published(method: str, value: Any, architectures: dict[str, str]) -> Lo
 
 def checkpoint_folder(source: Source) -> Path:
     """The directory the weights were read from: the local directory, or the hub name's cached snapshot."""
-    if source.local:
-        return Path(source.location)
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(source.location, local_files_only=True))
+    return Path(source.location) if source.local else cached_snapshot(source.location)
 
 
 def hash_files(folder: Path) -> dict[str, str]:
     """sha256 of every file under ``folder`` (relative POSIX paths, sorted), symlinks followed (the hub
     cache links snapshot files to blobs); hidden folders (a download tool's ``.cache``) are skipped."""
-    digests = {}
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts[:-1]) or not path.is_file():
-            continue
-        with path.open("rb") as handle:
-            digests[relative.as_posix()] = hashlib.file_digest(handle, "sha256").hexdigest()
-    return digests
+    return file_digests(folder_files(folder, hidden_files=True), root=folder)
 
 
 @dataclass(frozen=True)
@@ -192,7 +173,7 @@ def pooled(output: Any) -> torch.Tensor:
 
 
 class PublishedMethod(FusionMethod):
-    """A published ``transformers`` checkpoint evaluated zero-shot (``training = ()``).
+    """A published ``transformers`` checkpoint evaluated zero-shot (``training_stages = ()``).
 
     Subclasses set ``architectures`` (config ``model_type`` → ``transformers`` class name) and
     ``text_policies`` (``model_type`` → (padding, max length or None)): the text preprocessing the
@@ -203,7 +184,7 @@ class PublishedMethod(FusionMethod):
     ``processor`` (its processor), ``model_type``.
     """
 
-    training: ClassVar[tuple[str, ...]] = ()
+    training_stages: ClassVar[tuple[str, ...]] = ()
     known_objectives: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {
         "objectives": {},
@@ -217,7 +198,9 @@ class PublishedMethod(FusionMethod):
     def __init__(self, ctx: BuildContext, **overrides: Any) -> None:
         super().__init__(ctx, **overrides)
         loaded = load_published(self.method_name, self.hparams["pretrained"], self.architectures)
-        self.model = loaded.model.eval().requires_grad_(False)
+        self.model = loaded.model.eval()
+        if not self.training_stages:  # zero-shot: nothing trains it (a fine-tuned subclass keeps gradients)
+            self.model.requires_grad_(False)
         self.processor = loaded.processor
         self.source = loaded.source
         self.model_type = loaded.model_type

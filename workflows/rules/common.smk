@@ -101,6 +101,11 @@ def pretrained_model(wildcards):
     return f"{OUT}/{pretrained_on(wildcards)}/pretrain/{wildcards.method}/seed{wildcards.seed}/model.safetensors"
 
 
+def finetune_init(wildcards):
+    """The pretrained checkpoint fine-tuning starts from; none for a method fine-tuned from its own weights."""
+    return pretrained_model(wildcards) if "pretrain" in TRAINING[wildcards.method] else []
+
+
 def evaluated_model(wildcards):
     """The fine-tuned checkpoint evaluation scores; none for a zero-shot method (built from its own weights)."""
     if not TRAINING[wildcards.method]:
@@ -142,8 +147,9 @@ def published_weight_files(wildcards):
     return local_weight_files(value) if value else []
 
 
-def trained_methods():
-    return [m for m in METHODS if TRAINING[m]]
+def trained_methods(stage="finetune"):
+    """The run's methods with a `stage` job (pretrain or finetune)."""
+    return [m for m in METHODS if stage in TRAINING[m]]
 
 
 def task_file(wildcards):

@@ -29,24 +29,16 @@ def expected_results():
         dataset, task, method, seed = key.split(" ")
         job = {"dataset": dataset, "task": task, "method": method, "seed": int(seed)}
         pretrained = {"dataset": pretrain_dataset(config, dataset), "method": method, "seed": int(seed)}
-        trained = bool(TRAINING[method])  # a zero-shot method has no training jobs upstream
-        tokenizer = method_tokenizer(method, pretrained["dataset"])
-        tokenizer_rule = "tokenizer" if tokenizer.endswith("/tokenizer.json") else "pretrained_tokenizer"
-        tokenizer_job = {"dataset": pretrained["dataset"]} if tokenizer_rule == "tokenizer" else {
-            "tokenizer": os.path.basename(tokenizer)[: -len(".json")]
-        }
+        stages = TRAINING[method]  # a zero-shot method has no training jobs upstream
+        text_init = text_tokenizer_init(config, method)  # a pretrained text tower brings its own tokenizer
+        tokenizer_rule = "pretrained_tokenizer" if text_init else "tokenizer"
+        tokenizer_job = {"tokenizer": tokenizer_slug(text_init)} if text_init else {"dataset": pretrained["dataset"]}
         upstream = [
             data_job(pretrained["dataset"]),
-            *(
-                [
-                    job_entry(tokenizer_rule, getattr(rules, tokenizer_rule).output[0], **tokenizer_job),
-                    job_entry("pretrain", rules.pretrain.output.result, **pretrained),
-                ]
-                if trained
-                else []
-            ),
+            *([job_entry(tokenizer_rule, getattr(rules, tokenizer_rule).output[0], **tokenizer_job)] if stages else []),
+            *([job_entry("pretrain", rules.pretrain.output.result, **pretrained)] if "pretrain" in stages else []),
             *([data_job(dataset)] if dataset != pretrained["dataset"] else []),
-            *([job_entry("finetune", rules.finetune.output.result, **job)] if trained else []),
+            *([job_entry("finetune", rules.finetune.output.result, **job)] if "finetune" in stages else []),
         ]
         cells.append(
             {

@@ -8,7 +8,7 @@ rule aggregate:
         references=every_dataset_task(rules.reference.output[0]),
         robustness=every_job(rules.robustness.output[0]),
         records=every_job(rules.evaluate.output.records),
-        pretrained=expand(rules.pretrain.output.result, dataset=PRETRAIN_DATASETS, method=trained_methods(), seed=SEEDS),
+        pretrained=expand(rules.pretrain.output.result, dataset=PRETRAIN_DATASETS, method=trained_methods("pretrain"), seed=SEEDS),
         finetuned=every_job(rules.finetune.output.result, trained_methods()),
     output:
         csv=report(f"{OUT}/tables/main.csv", caption="../report/main_table.rst", category="Tables", labels={"table": "main (tidy)"}),

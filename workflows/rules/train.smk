@@ -1,5 +1,6 @@
 # Training: pretrain per (dataset, method, seed); fine-tune per task from that checkpoint (or from the
-# checkpoint of the dataset named by 'pretrain_from').
+# checkpoint of the dataset named by 'pretrain_from'; or from a published model's own weights when the
+# method is trained only by fine-tuning). Zero-shot methods have no training job.
 # A method's own file is an input, so editing baselines/<method>.py re-runs only its jobs.
 
 
@@ -33,13 +34,16 @@ rule finetune:
         task_file=task_file,
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
-        init=pretrained_model,
+        init=finetune_init,
+        method=f"{BASELINES}/{{method}}.py",
+        weights=published_weight_files,
     output:
         model=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/model.safetensors",
         result=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/result.json",
     params:
         spec=spec_json("finetune"),
         data=data_dir,
+        init=optional_input("--init", "init"),
         folder=lambda w, output: os.path.dirname(output.model),
     threads: threads_for_jobs()
     resources:
@@ -50,4 +54,4 @@ rule finetune:
         CONDA_ENV
     shell:
         "python -m benchmark -v finetune --spec {params.spec} --threads {threads} --data {params.data}"
-        " --tokenizer {input.tokenizer} --init {input.init} --out {params.folder} 2> {log}"
+        " --tokenizer {input.tokenizer} {params.init} --out {params.folder} 2> {log}"
