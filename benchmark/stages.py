@@ -548,6 +548,9 @@ def run_robustness(
     spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, checkpoint: Path | None, out_file: Path
 ) -> None:
     """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
+    from benchmark.corruptions.image import table_for
+    from benchmark.data.coco import read_manifest
+    from benchmark.data.dataset import image_size_of
     from benchmark.device import describe
     from benchmark.tasks.robustness import evaluate_robustness, grid
 
@@ -588,6 +591,7 @@ def run_robustness(
             protocol={
                 "subset_images": settings["max_images"],
                 "severities": settings["severities"],
+                "image_corruption_table": table_for(image_size_of(read_manifest(data_dir))),
                 **data_protocol(data_dir, meta),
                 **weights_protocol(meta),
             },

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from benchmark.corruptions.image import IMAGE_CORRUPTIONS, corrupt_images
-from benchmark.corruptions.text import TEXT_CORRUPTIONS, WORD_RATES, corrupt_text, corrupt_text_counted
+from benchmark.corruptions.text import (
+    LEXICAL_OPERATIONS,
+    TEXT_CORRUPTIONS,
+    WORD_RATES,
+    corrupt_text,
+    corrupt_text_counted,
+)
 from benchmark.data.dataset import load_split
 
 
@@ -25,7 +31,12 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-@pytest.mark.parametrize("name", list(IMAGE_CORRUPTIONS))
+NOT_MONOTONE_IN_PSNR = ("glass_blur", "frost", "elastic_transform", "spatter", "saturate")
+"""ImageNet-C's own tables for these do not degrade PSNR step by step; tests/test_imagenet_c.py checks their
+documented ordering instead."""
+
+
+@pytest.mark.parametrize("name", [n for n in IMAGE_CORRUPTIONS if n not in NOT_MONOTONE_IN_PSNR])
 def test_image_corruption_is_identity_at_zero_and_worsens_with_severity(name: str, images) -> None:
     batch, ids = images
     assert torch.equal(corrupt_images(batch, name, 0, ids), batch)
@@ -43,7 +54,20 @@ def test_image_corruption_is_seeded_per_example_and_keeps_dtype(name: str, image
     assert torch.equal(corrupt_images(batch[5:9], name, 3, ids[5:9]), out[5:9])
 
 
-RANDOM_IMAGE_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "motion_blur", "occlusion")
+RANDOM_IMAGE_CORRUPTIONS = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "speckle_noise",
+    "glass_blur",
+    "motion_blur",
+    "snow",
+    "frost",
+    "fog",
+    "elastic_transform",
+    "spatter",
+    "occlusion",
+)
 """Corruptions that draw noise, an angle or a position; the others are deterministic functions of the pixels."""
 
 
@@ -68,8 +92,8 @@ def test_deterministic_image_corruption_ignores_the_example_id(name: str, images
 
 def test_unknown_corruption_and_severity_are_rejected(images) -> None:
     batch, ids = images
-    with pytest.raises(ValueError, match="unknown image corruption 'fog'"):
-        corrupt_images(batch, "fog", 1, ids)
+    with pytest.raises(ValueError, match="unknown image corruption 'hail'"):
+        corrupt_images(batch, "hail", 1, ids)
     with pytest.raises(ValueError, match="severity must be 0–5"):
         corrupt_images(batch, "contrast", 6, ids)
     with pytest.raises(ValueError, match="unknown text corruption"):
@@ -133,9 +157,10 @@ DISTINCT = [  # distinct words per sentence, so a permutation identifies every w
 ]
 
 
-@pytest.mark.parametrize("name", TEXT_CORRUPTIONS)
+@pytest.mark.parametrize("name", [n for n in TEXT_CORRUPTIONS if n not in LEXICAL_OPERATIONS])
 def test_text_corruption_rate_matches_the_severity(name: str) -> None:
-    """The fraction of eligible words that really change in the output matches the severity's rate."""
+    """The fraction of eligible words that really change in the output matches the severity's rate
+    (the lexical operations, which insert words, are measured in tests/test_text_perturbations.py)."""
     sentences = DISTINCT if name == "word_swap" else SENTENCES
     for severity, rate in enumerate(WORD_RATES, start=1):
         changed = eligible = expected = 0.0

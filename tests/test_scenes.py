@@ -21,7 +21,7 @@ def test_same_seed_gives_identical_files(tmp_path: Path, tiny_dataset: Path) -> 
     build_synthetic_dataset(tiny_data_spec(), again)
     first, second = read_manifest(tiny_dataset), read_manifest(again)
     assert first["files"] == second["files"]  # sha256 of every image and JSON file
-    assert len(first["files"]) == 64 + 16 + 24 + 9
+    assert len(first["files"]) == 64 + 16 + 24 + 9 + 1  # images, 3 × 3 annotation files, the test split's tags
 
 
 def test_different_seed_gives_different_files(tmp_path: Path, tiny_dataset: Path) -> None:

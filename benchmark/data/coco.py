@@ -21,7 +21,6 @@ from typing import Any
 
 from benchmark.errors import DataFileError
 from benchmark.io import read_json
-from benchmark.io import sha256_file as sha256_file  # until benchmark.data.synthetic imports it from benchmark.io
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"

@@ -32,6 +32,7 @@ from benchmark.data.coco import (
 )
 from benchmark.data.images import ImageFiles, Images, load_images, take_head
 from benchmark.errors import DataFileError
+from benchmark.io import read_json
 
 
 @dataclass
@@ -49,6 +50,10 @@ class SceneSplit:
     objects: list[list[dict[str, str]]] = field(default_factory=list)  # per image: category + attributes
     augment: dict[str, Any] = field(default_factory=dict)  # training augmentation (train split only)
     original_sizes: list[tuple[int, int]] = field(default_factory=list)  # per image (width, height) of its file
+    # compositional split (benchmark.data.compositional): "seen" / "held_out" per image and per caption, and
+    # each ref's "subset"; empty when the split is not tagged
+    image_subsets: list[str] = field(default_factory=list)
+    caption_subsets: list[list[str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -71,7 +76,21 @@ class SceneSplit:
             objects=self.objects[:count],
             original_sizes=self.original_sizes[:count],
             refs=[r for r in self.refs if r["image_index"] < count],
+            image_subsets=self.image_subsets[:count],
+            caption_subsets=self.caption_subsets[:count],
         )
+
+    @property
+    def tagged(self) -> bool:
+        """Whether images, captions and expressions carry seen / held-out tags."""
+        return bool(self.image_subsets)
+
+    def untagged(self) -> SceneSplit:
+        """The same split without seen / held-out tags (its evaluations report no subset metrics)."""
+        if not self.tagged:
+            return self
+        refs = [{k: v for k, v in r.items() if k != "subset"} for r in self.refs]
+        return replace(self, image_subsets=[], caption_subsets=[], refs=refs)
 
     def caption_ids(self) -> list[list[int]]:
         """Stable id of every caption (image id · 16 + position), for seeding text corruptions."""
@@ -121,6 +140,44 @@ def _scale(boxes: np.ndarray, record: dict[str, Any], size: int) -> np.ndarray:
     if (width, height) == (size, size):
         return boxes
     return boxes * np.array([size / width, size / height, size / width, size / height], dtype=np.float32)
+
+
+def _subset_tags(
+    root: Path,
+    split: str,
+    manifest: dict[str, Any],
+    image_ids: list[int],
+    captions: dict[int, list[str]],
+    refs: list[dict[str, Any]],
+) -> tuple[list[str], list[list[str]]]:
+    """Seen / held-out tags per image and per caption from the sidecar the manifest lists for ``split``
+    (``compositional.tags``); each ref gets its ``subset``. Nothing when the split is not tagged."""
+    from benchmark.data.compositional import SUBSETS
+
+    relative = (manifest.get("compositional") or {}).get("tags", {}).get(split)
+    if not relative:
+        return [], []
+    path = root / relative
+    data = read_json(path, what="compositional tags file")
+    try:
+        by_image = {int(i["id"]): (str(i["subset"]), [str(t) for t in i["captions"]]) for i in data["images"]}
+        by_ref = {int(r["ref_id"]): str(r["subset"]) for r in data["refs"]}
+        image_subsets = [by_image[i][0] for i in image_ids]
+        caption_subsets = [by_image[i][1] for i in image_ids]
+        ref_subsets = [by_ref[r["ref_id"]] for r in refs]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataFileError(f"compositional tags file {path} is malformed or misses an item: {exc!r}") from None
+    wrong_count = [i for i, tags in zip(image_ids, caption_subsets) if len(tags) != len(captions[i])]
+    if wrong_count:
+        raise DataFileError(
+            f"compositional tags file {path}: caption tags do not match the captions of images {wrong_count[:5]}"
+        )
+    unknown = sorted({*image_subsets, *(t for tags in caption_subsets for t in tags), *ref_subsets} - set(SUBSETS))
+    if unknown:
+        raise DataFileError(f"compositional tags file {path}: unknown tag(s) {unknown}; allowed: {', '.join(SUBSETS)}")
+    for ref, subset in zip(refs, ref_subsets):
+        ref["subset"] = subset
+    return image_subsets, caption_subsets
 
 
 def load_split(root: str | Path, split: str) -> SceneSplit:
@@ -179,7 +236,10 @@ def load_split(root: str | Path, split: str) -> SceneSplit:
                 f"referring expression {ref.get('ref_id')} in split {split!r} under {root} "
                 f"points at unknown image or annotation {exc}"
             ) from None
+    image_subsets, caption_subsets = _subset_tags(root, split, manifest, image_ids, captions_by_id, refs)
     return SceneSplit(
+        image_subsets=image_subsets,
+        caption_subsets=caption_subsets,
         augment=dict(manifest.get("train_augment") or {}) if split == "train" else {},
         original_sizes=[(int(r.get("width") or size), int(r.get("height") or size)) for r in records],
         name=split,

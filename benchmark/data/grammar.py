@@ -13,10 +13,12 @@ human could read either way, never count.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from benchmark.data.compositional import held_out as is_held_out
 from benchmark.data.scenes import Scene, SceneGenerationError, SceneObject
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight")
@@ -82,10 +84,15 @@ def relation_holds(relation: str, obj: SceneObject, anchor: SceneObject, image_s
 
 @dataclass(frozen=True)
 class ReferringExpression:
-    """A sentence and the indices of the scene objects it denotes."""
+    """A sentence and the indices of the scene objects it denotes.
+
+    ``attributes``: the filter of its head phrase; ``anchor``: the object its relation is
+    relative to, if any (the objects it mentions are its targets and its anchor)."""
 
     sentence: str
     targets: tuple[int, ...]
+    attributes: AttributeFilter | None = None
+    anchor: int | None = None
 
     @property
     def kind(self) -> str:
@@ -121,7 +128,7 @@ def sample_expression(rng: np.random.Generator, scene: Scene, vocab: dict[str, l
     """One referring expression, its targets evaluated on the scene."""
     flt = _random_filter(rng, scene, vocab)
     candidates = [i for i, o in enumerate(scene.objects) if flt.matches(o)]
-    relation_text = ""
+    relation_text, anchor = "", None
     if len(scene.objects) > 1 and rng.random() < 0.35:
         anchor_index = int(rng.integers(len(scene.objects)))
         anchor_filter = _unique_description(rng, scene, anchor_index)
@@ -133,9 +140,9 @@ def sample_expression(rng: np.random.Generator, scene: Scene, vocab: dict[str, l
                 for i in candidates
                 if i != anchor_index and relation_holds(relation, scene.objects[i], anchor, scene.image_size)
             ]
-            relation_text = f" {relation} the {anchor_filter.phrase(False)}"
+            relation_text, anchor = f" {relation} the {anchor_filter.phrase(False)}", anchor_index
     plural_form = len(candidates) > 1 or (not candidates and rng.random() < 0.5)
-    return ReferringExpression(f"the {flt.phrase(plural_form)}{relation_text}", tuple(candidates))
+    return ReferringExpression(f"the {flt.phrase(plural_form)}{relation_text}", tuple(candidates), flt, anchor)
 
 
 def sample_referring_expressions(
@@ -144,8 +151,12 @@ def sample_referring_expressions(
     count: int,
     mix: dict[str, float],
     vocab: dict[str, list[str]],
+    held_out: Sequence[Mapping[str, str]] = (),
 ) -> list[ReferringExpression]:
-    """``count`` distinct expressions whose kinds follow ``mix`` as closely as the scene allows."""
+    """``count`` distinct expressions whose kinds follow ``mix`` as closely as the scene allows.
+
+    An expression whose head phrase names one of the ``held_out`` combinations
+    (:mod:`benchmark.data.compositional`) is drawn again; none are by default."""
     kinds = list(REFERRING_KINDS)
     probabilities = np.array([mix[k] for k in kinds], dtype=float)
     chosen: list[ReferringExpression] = []
@@ -155,7 +166,7 @@ def sample_referring_expressions(
         fallback = None
         for _try in range(MAX_TRIES):
             expr = sample_expression(rng, scene, vocab)
-            if expr.sentence in seen:
+            if expr.sentence in seen or (expr.attributes is not None and is_held_out(expr.attributes, held_out)):
                 continue
             fallback = fallback or expr
             if expr.kind == wanted:
@@ -201,22 +212,28 @@ def _object_phrase(rng: np.random.Generator, obj: SceneObject) -> str:
 
 def sample_caption(rng: np.random.Generator, scene: Scene) -> str:
     """One caption from a randomly chosen template."""
+    return sample_caption_mentions(rng, scene)[0]
+
+
+def sample_caption_mentions(rng: np.random.Generator, scene: Scene) -> tuple[str, tuple[int, ...]]:
+    """One caption from a randomly chosen template, with the indices of the objects it mentions."""
     objects = list(scene.objects)
+    everything = tuple(range(len(objects)))
     template = CAPTION_TEMPLATES[int(rng.choice(len(CAPTION_TEMPLATES), p=CAPTION_WEIGHTS))]
     pairs = _relation_pairs(scene)
     if template in ("relation", "the_relation") and not pairs:
         template = "list"
     if template == "list":
-        return join_and(_group_phrases(rng, objects, with_size=rng.random() < 0.5))
+        return join_and(_group_phrases(rng, objects, with_size=rng.random() < 0.5)), everything
     if template == "count_list":
         listing = join_and(_group_phrases(rng, objects, with_size=rng.random() < 0.5))
-        return f"{NUMBER_WORDS[len(objects)]} objects: {listing}"
+        return f"{NUMBER_WORDS[len(objects)]} objects: {listing}", everything
     if template in ("relation", "the_relation"):
         i, rel, j = pairs[int(rng.integers(len(pairs)))]
         a, b = _object_phrase(rng, objects[i]), _object_phrase(rng, objects[j])
         if template == "relation":
-            return f"{with_article(a)} {rel} {with_article(b)}"
-        return f"the {a} is {rel} the {b}"
+            return f"{with_article(a)} {rel} {with_article(b)}", (i, j)
+        return f"the {a} is {rel} the {b}", (i, j)
     # partial: one or two objects; sometimes the shape is left out ("a red object")
     picked = rng.permutation(len(objects))[: int(rng.integers(1, min(2, len(objects)) + 1))]
     phrases = []
@@ -224,18 +241,25 @@ def sample_caption(rng: np.random.Generator, scene: Scene) -> str:
         obj = objects[int(k)]
         keep = ("color",) if rng.random() < 0.2 else ("color", "shape")
         phrases.append(with_article(AttributeFilter.of(obj, keep).phrase(False)))
-    return "a scene with " + join_and(phrases)
+    return "a scene with " + join_and(phrases), tuple(int(k) for k in picked)
 
 
 def sample_captions(rng: np.random.Generator, scene: Scene, count: int) -> list[str]:
     """``count`` distinct captions (fewer only if the grammar runs out for this scene)."""
-    captions: list[str] = []
+    return [caption for caption, _ in sample_captions_mentions(rng, scene, count)]
+
+
+def sample_captions_mentions(rng: np.random.Generator, scene: Scene, count: int) -> list[tuple[str, tuple[int, ...]]]:
+    """``count`` distinct captions, each with the indices of the objects it was generated from."""
+    captions: list[tuple[str, tuple[int, ...]]] = []
+    texts: set[str] = set()
     for _ in range(MAX_TRIES):
         if len(captions) == count:
             break
-        caption = sample_caption(rng, scene)
-        if caption not in captions:
-            captions.append(caption)
+        caption, mentioned = sample_caption_mentions(rng, scene)
+        if caption not in texts:
+            captions.append((caption, mentioned))
+            texts.add(caption)
     if len(captions) < count:
         raise SceneGenerationError(
             f"grammar produced only {len(captions)} distinct captions for a scene; lower captions_per_image"

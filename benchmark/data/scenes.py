@@ -8,11 +8,14 @@ edges without any randomness beyond the scene's own stream.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from benchmark.data.compositional import matches
 
 COLOR_RGB: dict[str, tuple[int, int, int]] = {
     "red": (215, 45, 45),
@@ -30,6 +33,7 @@ COLOR_JITTER = 18  # max per-channel deviation of an object's colour from its na
 BACKGROUND_RANGE = (25, 90)  # grey level of the canvas
 PIXEL_NOISE_STD = 3.0  # sensor-like noise so images are not flat colour fields
 SIZE_JITTER = 0.1  # relative jitter of an object's side around its size class
+MAX_ATTRIBUTE_DRAWS = 1000  # redraws of a held-out attribute combination before giving up
 
 
 class SceneGenerationError(RuntimeError):
@@ -73,17 +77,35 @@ def _overlaps(a: tuple[float, ...], b: tuple[float, ...], gap: float) -> bool:
     return not (ax + aw + gap <= bx or bx + bw + gap <= ax or ay + ah + gap <= by or by + bh + gap <= ay)
 
 
-def sample_scene(rng: np.random.Generator, spec: dict[str, Any]) -> Scene:
-    """Sample objects with non-overlapping boxes (1 px gap) inside the canvas."""
+def _draw_attributes(
+    rng: np.random.Generator, spec: dict[str, Any], held_out: Sequence[Mapping[str, str]]
+) -> tuple[str, str, str]:
+    """(shape, color, size) drawn uniformly, redrawn while they match a held-out combination.
+
+    Without combinations this is exactly one draw of each, so the stream is unchanged."""
+    for _ in range(MAX_ATTRIBUTE_DRAWS):
+        shape = str(rng.choice(spec["shapes"]))
+        color = str(rng.choice(spec["colors"]))
+        size = str(rng.choice(sorted(spec["sizes"])))
+        if not any(matches({"shape": shape, "color": color, "size": size}, c) for c in held_out):
+            return shape, color, size
+    raise SceneGenerationError(
+        f"{MAX_ATTRIBUTE_DRAWS} attribute draws in a row matched a held-out combination: hold out fewer"
+    )
+
+
+def sample_scene(rng: np.random.Generator, spec: dict[str, Any], held_out: Sequence[Mapping[str, str]] = ()) -> Scene:
+    """Sample objects with non-overlapping boxes (1 px gap) inside the canvas.
+
+    ``held_out``: attribute combinations no object may match (:mod:`benchmark.data.compositional`);
+    a matching draw is redrawn from the same stream."""
     size_px = spec["image_size"]
     low, high = spec["objects_per_scene"]["min"], spec["objects_per_scene"]["max"]
     count = int(rng.integers(low, high + 1))
     objects: list[SceneObject] = []
     for _ in range(count):
         for _attempt in range(200):
-            shape = str(rng.choice(spec["shapes"]))
-            color = str(rng.choice(spec["colors"]))
-            size = str(rng.choice(sorted(spec["sizes"])))
+            shape, color, size = _draw_attributes(rng, spec, held_out)
             side = spec["sizes"][size] * size_px * float(rng.uniform(1 - SIZE_JITTER, 1 + SIZE_JITTER))
             x = float(rng.uniform(0, size_px - side))
             y = float(rng.uniform(0, size_px - side))

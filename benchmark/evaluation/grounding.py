@@ -8,16 +8,19 @@ record states the overlap ``Acc@0.5`` used (``acc_iou``: ``iou`` or MDETR's ``gi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torchvision.ops import nms
 
+from benchmark.data.compositional import count_tags
 from benchmark.data.dataset import SceneSplit
 from benchmark.data.grounding import GroundingData
 from benchmark.device import autocast
 from benchmark.metrics.boxes import convert, denormalize
+from benchmark.metrics.compositional import grounding_subset_metrics
 from benchmark.metrics.detection import evaluate_pairs
 from benchmark.models.method import FusionMethod
 
@@ -112,12 +115,23 @@ def evaluate_grounding(
     settings: dict[str, Any],
     image_missing: torch.Tensor | None = None,
     text_missing: torch.Tensor | None = None,
+    subset_metrics: Sequence[str] = (),
 ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, np.ndarray]]:
-    """Metrics, protocol record and per-pair records (for the bootstrap)."""
+    """Metrics, protocol record and per-pair records (for the bootstrap).
+
+    On a split tagged seen / held-out, ``subset_metrics`` are also reported on each subset of
+    the pairs (:mod:`benchmark.metrics.compositional`: COCOeval on the subset's pairs alone)."""
     data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
     predictions = predict(model, data, split.image_size, batch_size, device, settings, image_missing, text_missing)
     targets, predictions, sizes = in_original_frame(split, ground_truth(split)[0], predictions)
     metrics, items = evaluate_pairs(targets, predictions, sizes, settings["score_threshold"], settings["acc_iou"])
+    if split.tagged and subset_metrics:
+        subsets = [ref["subset"] for ref in split.refs]
+        metrics.update(
+            grounding_subset_metrics(
+                targets, predictions, sizes, subsets, subset_metrics, settings["score_threshold"], settings["acc_iou"]
+            )
+        )
     kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
     protocol = {
         "protocol": "dense boxes, NMS, COCOeval per (image, expression)",
@@ -125,6 +139,8 @@ def evaluate_grounding(
         "pair_kinds": kinds,
         **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold", "acc_iou")},
     }
+    if split.tagged and subset_metrics:
+        protocol["subset_pairs"] = count_tags(ref["subset"] for ref in split.refs)
     return metrics, protocol, items
 
 

@@ -16,17 +16,19 @@ same subset for every method.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from benchmark.data.compositional import count_tags
 from benchmark.data.dataset import SceneSplit
 from benchmark.data.images import Images, take_head
 from benchmark.data.sampling import trim_padding
 from benchmark.data.tokenizer import encode
 from benchmark.device import autocast
+from benchmark.metrics.compositional import retrieval_subset_metrics
 from benchmark.metrics.retrieval import best_positive_rank, retrieval_metrics
 from benchmark.models.method import FusionMethod
 
@@ -170,8 +172,12 @@ def evaluate_retrieval(
     device: torch.device,
     batch_size: int,
     settings: dict[str, Any],
-) -> tuple[dict[str, float], dict[str, Any], dict[str, np.ndarray]]:
-    """Recall@K in both directions and their mean, the protocol record, and per-query ranks."""
+    subset_metrics: Sequence[str] = (),
+) -> tuple[dict[str, float | None], dict[str, Any], dict[str, np.ndarray]]:
+    """Recall@K in both directions and their mean, the protocol record, and per-query ranks.
+
+    On a split tagged seen / held-out, ``subset_metrics`` are also reported on each subset
+    (:mod:`benchmark.metrics.compositional`: full gallery, the subset's queries)."""
     t2i, i2t, owners, protocol = retrieval_scores(model, split, tokenizer, device, batch_size, settings)
     owner = np.asarray(owners)
     positives = owner[:, None] == np.arange(t2i.shape[1])[None, :]
@@ -181,4 +187,17 @@ def evaluate_retrieval(
         "i2t_rank": best_positive_rank(i2t.T, positives.T),
         "ks": np.asarray(settings["ks"]),
     }
-    return retrieval_metrics(t2i, owners, settings["ks"], i2t_scores=i2t), protocol, items
+    metrics: dict[str, float | None] = {**retrieval_metrics(t2i, owners, settings["ks"], i2t_scores=i2t)}
+    if split.tagged and subset_metrics:
+        count = t2i.shape[1]
+        caption_subsets = [tag for tags in split.caption_subsets[:count] for tag in tags]
+        metrics.update(
+            retrieval_subset_metrics(
+                t2i, i2t, owners, settings["ks"], caption_subsets, split.image_subsets[:count], subset_metrics
+            )
+        )
+        protocol["subset_queries"] = {
+            "t2i": count_tags(caption_subsets),
+            "i2t": count_tags(split.image_subsets[:count]),
+        }
+    return metrics, protocol, items

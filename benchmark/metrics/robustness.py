@@ -14,7 +14,13 @@ values M_{c,s} for corruption c and severity s ∈ S:
   ``AUC_c = (1/s_max) ∫₀^{s_max} M_c(s) ds``, averaged over corruptions;
 * effective robustness against the reference (after Taori et al. 2020): the area beyond what
   the reference's curve, scaled to this method's clean value, predicts:
-  ``ER_c = AUC_c − M₀ · AUC^r_c / M^r₀``, averaged over corruptions.
+  ``ER_c = AUC_c − M₀ · AUC^r_c / M^r₀``, averaged over corruptions;
+* MultiModal Impact score, MMI (Qiu et al., "Benchmarking Robustness of Multimodal Image-Text
+  Models under Distribution Shift", 2022, section on evaluation metrics): the mean relative
+  drop of a score s under perturbation, over the perturbations p of one modality and their
+  severities l, computed for each retrieval direction separately:
+  ``MMI = (1/N) Σ_{p,l} (s₀ − s_{p,l}) / s₀``, N the number of (p, l) pairs. It is the
+  relative drop D applied to one direction's score (see :func:`multimodal_impact`).
 
 A ratio whose denominator is zero (a reference that never degrades, a method at 0) is
 undefined and returned as None rather than infinity.
@@ -38,6 +44,19 @@ def relative_drop(clean: float, corrupted: Sequence[float]) -> float | None:
     if not corrupted:
         return None
     return _ratio(float(np.mean([clean - value for value in corrupted])), clean)
+
+
+def multimodal_impact(clean: float, perturbed: Sequence[float]) -> float | None:
+    """MMI = (1/N) Σ_{p,l} (s₀ − s_{p,l}) / s₀ (Qiu et al. 2022): the mean relative drop of one score.
+
+    Plain text: MMI = mean over every perturbation p and severity l of (clean score − score
+    under p at l) / clean score. Qiu et al. compute it per modality (image or text
+    perturbations) and, for retrieval, per direction (text retrieval, image retrieval); it is
+    positive when perturbation hurts, 0 when it does not. None without perturbed scores or for
+    a clean score of 0. The scores are taken as the caller gives them: FuseBench passes the mean
+    of a direction's R@K, whose relative drop equals that of the direction's recall sum.
+    """
+    return relative_drop(clean, perturbed)
 
 
 def corruption_error(curve: Curve, reference: Curve) -> float | None:

@@ -587,6 +587,7 @@ def run_aggregate(
 
     ``missing`` (:func:`read_expected`, after a failed run) adds the rows of the results that
     are not there, so the tables show them as failed instead of leaving them out."""
+    from benchmark.report.compositional import compositional_markdown, compositional_table
     from benchmark.report.statistics import load_items, method_statistics
 
     report = report or {}
@@ -638,6 +639,7 @@ def run_aggregate(
     write_text(out_dir / "main_stats.csv", csv_with_footer(stats, provenance))
     write_text(out_dir / "comparisons.csv", csv_with_footer(comparisons, provenance))
     write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame), zero_shot))
+    write_text(out_dir / "compositional.md", compositional_markdown(compositional_table(frame), provenance))
     write_text(out_dir / "main.tex", main_latex(stats, provenance, zero_shot))
     scores = None
     if robustness_frame is not None:

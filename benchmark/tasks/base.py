@@ -11,7 +11,10 @@ Declarations (class attributes):
 * ``requires`` — the dataset parts the task reads (``images``, ``captions``, ``instances``,
   ``refs``); a dataset serves the task when it provides all of them.
 * ``table_metrics`` — the summary table's columns, in order (``main.csv`` keeps every metric);
-  ``headline_metrics`` — compared pairwise in ``comparisons.csv`` and plotted.
+  ``headline_metrics`` — compared pairwise in ``comparisons.csv`` and plotted;
+  ``subset_metrics`` — reported again on the seen and the held-out subsets of a test split that
+  tags them (a compositional split, :mod:`benchmark.metrics.compositional`), as extra rows
+  ``<metric>@seen`` / ``<metric>@held_out``; never table columns, never in the robustness grid.
 * ``abbreviation`` — the task's part of LaTeX macro names (``\\fbCrossAttentionDetAPMean``);
   ``percent`` — table values are fractions shown as %.
 * ``references`` — reference rows (name → what it is); ``reference_settings`` — the
@@ -29,7 +32,8 @@ Methods (override the ones marked *required*):
 * ``metric_names(settings)`` *required* — every metric an evaluation reports;
 * ``training_data(split, tokenizer, device, ctx)`` — fine-tuning batches (``.batch(step, size, seed)``);
 * ``evaluate(model, split, tokenizer, device, batch_size, settings, **missing)`` *required* —
-  ``(metrics, protocol record, per-item records)``;
+  ``(metrics, protocol record, per-item records)``, the ``subset_metrics`` rows included when
+  the split is tagged (``split.tagged``);
 * ``items(arrays)`` *required* — per-item records as bootstrap :class:`~benchmark.metrics.bootstrap.ItemScores`;
 * ``reference_rows(data_dir, settings)`` — ``({row name: metrics}, protocol)``;
 * ``robustness_subset(split, max_images)`` — the test subset the robustness grid measures, and
@@ -60,6 +64,7 @@ class Task:
     requires: ClassVar[tuple[str, ...]] = ()
     table_metrics: ClassVar[tuple[str, ...]] = ()
     headline_metrics: ClassVar[tuple[str, ...]] = ()
+    subset_metrics: ClassVar[tuple[str, ...]] = ()
     abbreviation: ClassVar[str] = ""
     percent: ClassVar[bool] = True
     references: ClassVar[dict[str, str]] = {}
@@ -108,8 +113,9 @@ class Task:
 
     # -- robustness -----------------------------------------------------------------------------
     def robustness_subset(self, split: Any, max_images: int | None) -> Any:
-        """The first ``max_images`` test images with their texts (the same subset for every method)."""
-        return split.head(max_images)
+        """The first ``max_images`` test images with their texts (the same subset for every method), measured
+        as a whole: without seen / held-out tags, so no subset metric enters the robustness grid."""
+        return split.head(max_images).untagged()
 
     def subset_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Evaluation settings on the robustness subset (a task that cuts its test set itself undoes that here)."""

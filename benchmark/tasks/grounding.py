@@ -7,7 +7,9 @@ scores; class-agnostic NMS keeps at most ``max_detections``. Metrics: the 12 COC
 the top box, Acc@0.5 (RefCOCO precision@1 on single-target pairs: top-1 IoU ≥ 0.5, or GIoU ≥ 0.5
 as MDETR computes it, by ``acc_iou``; every result's protocol record says which), and gRefCOCO's
 N-acc on no-target pairs and T-acc on targeted ones (a box scoring ≥ ``score_threshold`` counts
-as predicting a target).
+as predicting a target). On a compositional test split AP, AP50, Acc@0.5 and mIoU are also
+reported on the seen and on the held-out expressions (``AP@held_out``: COCOeval on those pairs
+alone, :mod:`benchmark.metrics.compositional`).
 
 Reference rows: ``ref_whole_image`` (one image-sized box) and ``ref_all_objects`` (the true box
 of every object in the image, an oracle detector that ignores the text). Bootstrap unit: an
@@ -32,6 +34,7 @@ class Grounding(Task):
     requires = ("images", "instances", "refs")
     table_metrics = ("AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc", "T-acc")
     headline_metrics = ("AP", "AP50", "Acc@0.5")
+    subset_metrics = (*headline_metrics, "mIoU")
     abbreviation = "Det"
     references: ClassVar[dict[str, str]] = {
         "ref_whole_image": "predicts one box covering the image",
@@ -79,7 +82,9 @@ class Grounding(Task):
     ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, Any]]:
         from benchmark.evaluation.grounding import evaluate_grounding
 
-        return evaluate_grounding(model, split, tokenizer, device, batch_size, settings, **missing)
+        return evaluate_grounding(
+            model, split, tokenizer, device, batch_size, settings, subset_metrics=self.subset_metrics, **missing
+        )
 
     def items(self, arrays: dict[str, Any]) -> Any:
         from benchmark.metrics.bootstrap import GroundingItems

@@ -4,7 +4,10 @@ Protocol (details in :mod:`benchmark.evaluation.retrieval` and :mod:`benchmark.m
 every test caption is a query over the test images (``t2i``) and every test image a query over
 the captions (``i2t``, a hit when *any* of its captions ranks within K); ties go to the lower
 gallery index. The score comes from the method's embeddings, its fusion head on every pair, or
-an ITC shortlist re-ranked by the fusion head (ALBEF/BLIP), recorded with each number.
+an ITC shortlist re-ranked by the fusion head (ALBEF/BLIP), recorded with each number. On a
+compositional test split the headline metrics are also reported with the caption (t2i) or image
+(i2t) queries of the seen and of the held-out subset, over the full gallery (``mean_R@held_out``,
+:mod:`benchmark.metrics.compositional`).
 
 Reference row: ``chance``, the exact expectation of a uniformly random ranking. Bootstrap unit:
 an image with its captions (galleries stay fixed). Missing modality is not applicable: retrieval
@@ -26,6 +29,7 @@ class Retrieval(Task):
     requires = ("images", "captions")
     table_metrics = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mean_R")
     headline_metrics = ("mean_R", "t2i_R@1", "i2t_R@1")
+    subset_metrics = headline_metrics
     abbreviation = "Ret"
     references: ClassVar[dict[str, str]] = {"chance": "is the exact expectation of a uniformly random ranking"}
     reference_settings = ("ks", "max_images")
@@ -67,7 +71,7 @@ class Retrieval(Task):
     ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, Any]]:
         from benchmark.evaluation.retrieval import evaluate_retrieval
 
-        return evaluate_retrieval(model, split, tokenizer, device, batch_size, settings)
+        return evaluate_retrieval(model, split, tokenizer, device, batch_size, settings, self.subset_metrics)
 
     def items(self, arrays: dict[str, Any]) -> Any:
         from benchmark.metrics.bootstrap import RetrievalItems

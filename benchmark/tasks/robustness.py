@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from benchmark.corruptions.image import IMAGE_CORRUPTIONS, corrupt_images
-from benchmark.corruptions.text import TEXT_CORRUPTIONS, corrupt_text
+from benchmark.corruptions.text import SCENE_LEXICON, TEXT_CORRUPTIONS, Lexicon, corrupt_text, load_lexicon
 from benchmark.data.dataset import SceneSplit
 from benchmark.data.images import as_tensor
 from benchmark.errors import MissingModalityError
@@ -51,16 +51,25 @@ def grid(settings: dict[str, Any]) -> Iterator[tuple[str, int]]:
             yield name, severity
 
 
-def corrupt_split(split: SceneSplit, corruption: str, severity: int) -> SceneSplit:
-    """A copy of ``split`` whose images or texts are corrupted (seeded per example)."""
+def corrupt_split(split: SceneSplit, corruption: str, severity: int, lexicon: Lexicon | None = None) -> SceneSplit:
+    """A copy of ``split`` whose images or texts are corrupted (seeded per example); ``lexicon`` gives the
+    synonyms of the lexical text perturbations (default: the synthetic scenes' built-in lexicon)."""
     if family(corruption) == "image":
         return replace(split, images=corrupt_images(as_tensor(split.images), corruption, severity, split.image_ids))
     captions = [
-        [corrupt_text(c, corruption, severity, cid) for c, cid in zip(caps, ids)]
+        [corrupt_text(c, corruption, severity, cid, lexicon) for c, cid in zip(caps, ids)]
         for caps, ids in zip(split.captions, split.caption_ids())
     ]
-    refs = [{**r, "sentence": corrupt_text(r["sentence"], corruption, severity, r["ref_id"])} for r in split.refs]
+    refs = [
+        {**r, "sentence": corrupt_text(r["sentence"], corruption, severity, r["ref_id"], lexicon)} for r in split.refs
+    ]
     return replace(split, captions=captions, refs=refs)
+
+
+def robustness_lexicon(settings: dict[str, Any]) -> Lexicon | None:
+    """The built-in scene lexicon extended by the file ``robustness.lexicon`` names, or None (built-in only)."""
+    path = settings.get("lexicon")
+    return {**SCENE_LEXICON, **load_lexicon(path)} if path else None
 
 
 def missing_mask(ids: list[int], corruption: str, severity: int) -> torch.Tensor:
@@ -77,10 +86,12 @@ def evaluate_robustness(
 ) -> list[tuple[str, int, dict[str, float | None] | None, str]]:
     """(corruption, severity, metrics or None, status) for the clean subset and every grid cell."""
     subset = task.robustness_subset(split, settings["max_images"])
+    lexicon = robustness_lexicon(settings)
     results: list[tuple[str, int, dict[str, float | None] | None, str]] = [("none", 0, evaluate(subset)[0], "ok")]
     for corruption, severity in grid(settings):
         if family(corruption) != "missing":
-            results.append((corruption, severity, evaluate(corrupt_split(subset, corruption, severity))[0], "ok"))
+            corrupted = corrupt_split(subset, corruption, severity, lexicon)
+            results.append((corruption, severity, evaluate(corrupted)[0], "ok"))
             continue
         withheld = task.missing_modality(subset, corruption, severity)
         if isinstance(withheld, str):

@@ -50,6 +50,7 @@ rule reference:
 rule robustness:
     input:
         task_file=task_file,
+        lexicon=[config["robustness"]["lexicon"]] if config["robustness"].get("lexicon") else [],
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
         checkpoint=evaluated_model,

@@ -13,6 +13,7 @@ rule aggregate:
     output:
         csv=report(f"{OUT}/tables/main.csv", caption="../report/main_table.rst", category="Tables", labels={"table": "main (tidy)"}),
         md=f"{OUT}/tables/main.md",
+        compositional=f"{OUT}/tables/compositional.md",
         robustness=f"{OUT}/tables/robustness.csv",
         robustness_summary=report(
             f"{OUT}/tables/robustness_summary.csv",

@@ -1,0 +1,109 @@
+"""Metrics on the seen and held-out subsets of a compositional test split.
+
+When the test split tags its items (:mod:`benchmark.data.compositional`), each task also reports
+some of its metrics on each subset, as rows named ``<metric>@<subset>`` — ``mean_R@seen``,
+``mean_R@held_out``, ``AP@held_out``. They are not table columns (``Task.table_metrics``); they
+feed the compositional table (:mod:`benchmark.report.compositional`).
+
+* **Retrieval** keeps the full gallery and restricts the queries: ``t2i`` metrics over the
+  subset's captions ranking every test image, ``i2t`` over the subset's images ranking every
+  test caption (a hit when any of the image's captions ranks within K). ``mean_R@<subset>`` is
+  the mean of those R@K over both directions and every K, as ``mean_R``.
+* **Grounding** restricts the (image, expression) pairs: COCOeval runs on the subset's pairs
+  alone (their ground truth and detections), mIoU / Acc@0.5 / N-acc / T-acc average over them.
+
+A subset with no query of a direction (or no pair) gives None (undefined).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from benchmark.data.compositional import SUBSETS
+from benchmark.metrics.detection import grounding_metrics
+from benchmark.metrics.retrieval import DIRECTIONS, recall_at_k
+
+SEPARATOR = "@"
+
+
+def subset_metric(metric: str, subset: str) -> str:
+    """The row name of ``metric`` on ``subset``: ``mean_R@held_out``."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; allowed: {', '.join(SUBSETS)}")
+    return f"{metric}{SEPARATOR}{subset}"
+
+
+def parse_subset_metric(name: str) -> tuple[str, str] | None:
+    """``(metric, subset)`` of a subset row name, None for any other metric (``t2i_R@1`` included)."""
+    metric, _, subset = name.rpartition(SEPARATOR)
+    return (metric, subset) if metric and subset in SUBSETS else None
+
+
+def retrieval_subset_metrics(
+    t2i_scores: np.ndarray,
+    i2t_scores: np.ndarray,
+    text_owner: Sequence[int],
+    ks: Sequence[int],
+    caption_subsets: Sequence[str],
+    image_subsets: Sequence[str],
+    names: Sequence[str],
+) -> dict[str, float | None]:
+    """``names`` (retrieval metric names) on each subset: t2i over its caption queries, i2t over its image queries.
+
+    ``t2i_scores`` / ``i2t_scores``: texts × images; ``caption_subsets``: one tag per text,
+    ``image_subsets``: one per image."""
+    owner = np.asarray(text_owner)
+    n_texts, n_images = np.shape(t2i_scores)
+    if len(caption_subsets) != n_texts or len(image_subsets) != n_images:
+        raise ValueError(
+            f"{len(caption_subsets)} caption and {len(image_subsets)} image tags for {n_texts} texts, {n_images} images"
+        )
+    positives = owner[:, None] == np.arange(n_images)[None, :]
+    queries = {
+        "t2i": (np.asarray(t2i_scores), positives, np.asarray(caption_subsets)),
+        "i2t": (np.asarray(i2t_scores).T, positives.T, np.asarray(image_subsets)),
+    }
+    metrics: dict[str, float | None] = {}
+    for subset in SUBSETS:
+        values: dict[str, float | None] = {}
+        for direction in DIRECTIONS:
+            scores, positive, tags = queries[direction]
+            mask = tags == subset
+            recalls = recall_at_k(scores[mask], positive[mask], ks) if mask.any() else dict.fromkeys(ks)
+            values.update({f"{direction}_R@{k}": recalls[k] for k in ks})
+        defined = [v for v in values.values() if v is not None]
+        values["mean_R"] = float(np.mean(defined)) if len(defined) == len(values) else None
+        metrics.update({subset_metric(name, subset): values[name] for name in names})
+    return metrics
+
+
+def grounding_subset_metrics(
+    targets: Sequence[np.ndarray],
+    predictions: Sequence[tuple[np.ndarray, np.ndarray]],
+    sizes: Sequence[tuple[int, int]],
+    subsets: Sequence[str],
+    names: Sequence[str],
+    score_threshold: float = 0.5,
+    acc_iou: str = "iou",
+) -> dict[str, float | None]:
+    """``names`` (grounding metric names) on each subset of the (image, expression) pairs, COCOeval included."""
+    if not (len(targets) == len(predictions) == len(sizes) == len(subsets)):
+        raise ValueError("targets, predictions, sizes and subsets must have one entry per (image, expression) pair")
+    metrics: dict[str, float | None] = {}
+    for subset in SUBSETS:
+        keep = [k for k, tag in enumerate(subsets) if tag == subset]
+        values = (
+            grounding_metrics(
+                [targets[k] for k in keep],
+                [predictions[k] for k in keep],
+                [sizes[k] for k in keep],
+                score_threshold,
+                acc_iou,
+            )
+            if keep
+            else {}
+        )
+        metrics.update({subset_metric(name, subset): values.get(name) for name in names})
+    return metrics
