@@ -57,7 +57,8 @@ try:
     DATASET_TASKS = [(dataset, task) for dataset in DATASETS for task in dataset_tasks(config, dataset)]
     TASKS = served_tasks(config)
     TRAINING = {method: method_training(method) for method in METHODS}  # () = zero-shot: no training jobs
-    PRETRAINED_TOKENIZERS = {tokenizer_slug(i): i for m in METHODS if (i := text_tokenizer_init(config, m))}
+    # the tokenizer file of each pretrained text tower → a method that uses it (its spec names the tower)
+    PRETRAINED_TOKENIZERS = {tokenizer_slug(i): m for m in METHODS if (i := text_tokenizer_init(config, m))}
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 validate(config, "workflows/schemas/config.schema.yaml")

@@ -39,7 +39,7 @@ from benchmark.models import BuildContext, FusionMethod
 from benchmark.models.encoders import bert_config
 from benchmark.models.fusion import SingleStreamEncoder
 from benchmark.models.heads import DenseBoxHead, MatchHead, MLMHead
-from benchmark.models.pretrained import is_pretrained
+from benchmark.models.pretrained import apply_training_options, is_pretrained
 from benchmark.models.towers import ImageTower
 from benchmark.objectives import itm_loss, mask_tokens, mlm_loss
 
@@ -70,6 +70,7 @@ class EarlyConcat(FusionMethod):
         )
         if is_pretrained(text):  # VisualBERT: word embeddings from the pretrained text model
             self.word_embeddings = ctx.text_encoder().embeddings
+            apply_training_options(self, "word_embeddings", text)  # model.text.freeze / lr_multiplier
         else:
             self.word_embeddings = BertEmbeddings(
                 bert_config(text, ctx.vocab_size, ctx.max_length, ctx.special_tokens["pad"])

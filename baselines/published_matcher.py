@@ -12,8 +12,9 @@ two heads of ALBEF's protocol, which FuseBench's retrieval evaluation implements
 * ITM — ``prepare_images`` keeps the ViT's output tokens, ``prepare_texts`` the tokens;
   ``score_prepared`` runs the text encoder with cross-attention to the image tokens and returns
   the ITM head's "match" logit (class 1), as ``model(..., use_itm_head=True).itm_score[:, 1]``
-  and as ALBEF and BLIP score a shortlisted pair. With ``itm_plus_itc`` the ITC similarity is
-  added, as BLIP's own ``train_retrieval.py`` evaluation does (``score + topk_sim``).
+  and as ALBEF scores a shortlisted pair. By default (``itm_plus_itc``) the pair's ITC cosine is
+  added, as BLIP's own ``train_retrieval.py`` evaluation ranks (``score + topk_sim``); set it to
+  False for ALBEF's ITM-only ranking.
 
 Inputs are the checkpoint's own (:mod:`benchmark.models.published`): images through its image
 processor (bicubic resize to a square, CLIP mean/std), text through its BERT tokenizer padded to
@@ -51,7 +52,7 @@ class PublishedMatcher(PublishedMethod):
         "pretrained": None,  # a BlipForImageTextRetrieval checkpoint: local directory or hub name
         "text_padding": None,  # None: BLIP's retrieval policy, "max_length"
         "max_length": None,  # None: 35, BLIP's retrieval evaluation
-        "itm_plus_itc": False,  # True: pair score = ITM match logit + ITC similarity (BLIP's evaluation)
+        "itm_plus_itc": True,  # pair score = ITM match logit + ITC similarity (BLIP's evaluation); False: ALBEF's
     }
     architectures = {"blip": "BlipForImageTextRetrieval"}
     text_policies = {"blip": ("max_length", 35)}

@@ -234,7 +234,7 @@ def _zero_shot_context(spec: dict[str, Any], session: _Session) -> Any:
     from benchmark.data.dataset import image_size_of
     from benchmark.models.method import BuildContext
 
-    return BuildContext(spec["model"], image_size_of(read_manifest(session.data_dir)), 0, spec["max_length"], {})
+    return BuildContext({}, image_size_of(read_manifest(session.data_dir)), 0, 0, {})
 
 
 def weights_protocol(meta: dict[str, Any], model: Any = None) -> dict[str, Any]:
@@ -481,13 +481,17 @@ def _evaluation_session(
     seed = derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"])
     if spec.get("zero_shot"):
         seed_everything(seed)
-        session = _Session(spec, data_dir, None, spec["max_length"])
-        model = _method_class(spec["method"])(_zero_shot_context(spec, session), **spec["overrides"])
-        model = model.to(session.device).eval()
+        session = _Session(spec, data_dir, None, 0)
+        cls = _method_class(spec["method"])
+        ctx = _zero_shot_context(spec, session)
+        # n/a (the task, or labels this dataset lacks) is known before its weights are read
+        if reason := cls.data_reason(ctx) or cls.not_applicable_reason(spec["task"]):
+            return session, None, {"method": spec["method"], "zero_shot": True, "without_weights": True}, reason
+        model = cls(ctx, **spec["overrides"]).to(session.device).eval()
         session.use_method_tokenizer(model)
         meta = {"method": spec["method"], "zero_shot": True, "weights": model.weight_sources()}
         log.info("%s: zero-shot, weights %s", spec["method"], {k: v.get("source") for k, v in meta["weights"].items()})
-        return session, model, meta, model.not_applicable_reason(spec["task"])
+        return session, model, meta, None
     if checkpoint is None or tokenizer_file is None:
         raise DataFileError(f"{spec['stage']} of {spec['method']}: --checkpoint and --tokenizer are required")
     meta = read_metadata(checkpoint)
@@ -568,14 +572,15 @@ def run_robustness(
             _result(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows),
         )
         return
-    task_settings = task.subset_settings(spec["task_settings"])
+    test = session.split("test")
+    task_settings = task.subset_settings(spec["task_settings"], len(test))
 
     def evaluate(split: Any, **missing: Any) -> Any:
         return task.evaluate(
             model, split, session.tokenizer, session.device, spec["batch_size"], task_settings, **missing
         )
 
-    results = evaluate_robustness(session.split("test"), task, settings, evaluate)
+    results = evaluate_robustness(test, task, settings, evaluate)
     for corruption, severity, metrics, status in results:
         if metrics is None:
             rows.extend(not_applicable_rows(spec, spec["method"], names, status, corruption, severity))
@@ -592,6 +597,7 @@ def run_robustness(
                 "subset_images": settings["max_images"],
                 "severities": settings["severities"],
                 "image_corruption_table": table_for(image_size_of(read_manifest(data_dir))),
+                "subset_settings": task_settings,  # the main table's protocol on the subset
                 **data_protocol(data_dir, meta),
                 **weights_protocol(meta),
             },

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,4 +28,16 @@ def save_bert(folder: Path, vocab: list[str], layers: int, positions: int) -> Pa
         max_position_embeddings=positions,
     )
     BertModel(config).eval().save_pretrained(str(folder))
+    return folder
+
+
+def edit_weights(source: Path, folder: Path, edit: Callable[[dict[str, torch.Tensor]], Any]) -> Path:
+    """A copy of the checkpoint folder ``source`` at ``folder`` whose ``model.safetensors`` went through
+    ``edit`` (which changes the state dict in place: pops a tensor, replaces one with another shape)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, folder)
+    tensors = load_file(str(folder / "model.safetensors"))
+    edit(tensors)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     return folder

@@ -83,7 +83,7 @@ def test_mmi_columns_in_the_tables() -> None:
     scores, drops = summary_scores(_frame(), "m", {"retrieval": "mean_R", "grounding": "AP"})
     markdown = robustness_markdown(scores, drops, "m", 30)
     retrieval = markdown[markdown.index("## d — retrieval") :]
-    assert re.search(r"effective_robustness \|\s+MMI_t2i \|\s+MMI_i2t \|", retrieval)
+    assert re.search(r"effective_robustness_multibench \|\s+MMI_t2i \|\s+MMI_i2t \|", retrieval)
     assert "0.196" in retrieval and "0.109" in retrieval
     grounding = markdown[markdown.index("## d — grounding") : markdown.index("## d — retrieval")]
     assert "MMI" in grounding and "MMI_t2i" not in grounding

@@ -18,7 +18,7 @@ import torch
 from benchmark.errors import ConfigError, DataFileError, MethodError
 from benchmark.models.method import BuildContext
 from benchmark.models.pretrained import resolve_model_config
-from tests.pretrained_fixtures import save_bert
+from tests.pretrained_fixtures import edit_weights, save_bert
 
 TINY_VIT = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
 VISION = {"patch_size": 8, "width": 32, "depth": 2, "heads": 2, "mlp_ratio": 4.0}  # the configured sizes
@@ -86,7 +86,8 @@ def test_weight_file_loads_into_the_configured_vit(vit: torch.nn.Module, vit_fil
     vision = model["vision"]
     assert (vision["width"], vision["depth"], vision["patch_size"], vision["image_size"]) == (32, 2, 8, 32)
     assert vision["arch"] is None and vision["mean"] == [0.5] * 3 and vision["interpolation"] == "bicubic"
-    assert model["sources"] == {"vision": {"init": str(vit_file), "files": {str(vit_file): sha256(vit_file)}}}
+    # a single file is keyed by its name: no absolute path, the same provenance on every machine
+    assert model["sources"] == {"vision": {"init": str(vit_file), "files": {"vit.safetensors": sha256(vit_file)}}}
     assert model["text"] == TEXT  # a random tower is left as it is
     loaded = context(model).vision_encoder().eval()
     x = torch.rand(2, 3, 32, 32)
@@ -120,7 +121,7 @@ def test_timm_hub_layout_directory(tmp_path: Path, vit: torch.nn.Module) -> None
     vision = model["vision"]
     assert vision["arch"] == "vit_tiny_patch16_224" and vision["arch_kwargs"]["embed_dim"] == 32
     assert vision["image_size"] == 32 and vision["width"] == 32
-    files = {str(p): sha256(p) for p in folder.iterdir()}
+    files = {p.name: sha256(p) for p in folder.iterdir()}  # keyed by the path in the folder
     assert model["sources"]["vision"]["files"] == files and len(files) == 2
     loaded = context(model).vision_encoder().eval()
     x = torch.rand(2, 3, 32, 32)
@@ -139,9 +140,9 @@ def test_text_directory_and_its_tokenizer(tmp_path: Path, bert_dir: Path) -> Non
     text = model["text"]
     assert (text["width"], text["depth"], text["heads"], text["mlp_ratio"]) == (32, 2, 2, 2.0)
     assert text["hf_config"]["hidden_dropout_prob"] == 0.0 and text["hf_config"]["attention_probs_dropout_prob"] == 0.0
-    files = {str(p): sha256(p) for p in bert_dir.iterdir()}
+    files = {p.name: sha256(p) for p in bert_dir.iterdir()}
     assert model["sources"] == {"text": {"init": str(bert_dir), "files": files}}
-    assert {"config.json", "model.safetensors", "vocab.txt"} <= {Path(f).name for f in files}
+    assert {"config.json", "model.safetensors", "vocab.txt"} <= set(files)
     json.dumps(model)  # goes into checkpoint metadata
 
     exported = export_pretrained_tokenizer(str(bert_dir), MAX_LENGTH)
@@ -248,8 +249,9 @@ def test_hub_names_from_the_local_cache(
         "text": {**TEXT, "init": "fusebench-tests/tiny-bert"},
     }
     model = resolve_model_config(config, max_length=MAX_LENGTH)
-    assert model["sources"]["vision"]["files"] == {str(p): sha256(p) for p in vit_snapshot.iterdir()}
-    assert model["sources"]["text"]["files"] == {str(p): sha256(p) for p in bert_snapshot.iterdir()}
+    assert model["sources"]["vision"]["files"] == {p.name: sha256(p) for p in vit_snapshot.iterdir()}
+    assert model["sources"]["text"]["files"] == {p.name: sha256(p) for p in bert_snapshot.iterdir()}
+    assert model["sources"]["text"]["init"] == "fusebench-tests/tiny-bert"  # the name, not the snapshot
     assert model["vision"]["arch"] == "vit_tiny_patch16_224"  # rebuilt without the Hub
     ctx = context(model, export_pretrained_tokenizer("fusebench-tests/tiny-bert", MAX_LENGTH))
     x = torch.rand(2, 3, 32, 32)
@@ -271,6 +273,45 @@ def test_weights_that_do_not_fit_the_tower(tmp_path: Path) -> None:
     shutil.copy(path, good)
     with pytest.raises(DataFileError, match=r"good\.safetensors.*cls_token"):
         context(model).vision_encoder()
+
+
+def test_text_weights_that_do_not_fit_the_encoder(tmp_path: Path, bert_dir: Path) -> None:
+    """A folder that lacks a tensor, or holds one of another shape, fails when the tower is built (before any
+    training), naming the folder and the first such tensor; transformers alone would initialise it randomly."""
+    from benchmark.models.pretrained import build_text_tower
+
+    def text_block(folder: Path) -> dict[str, Any]:
+        return resolve_model_config({"vision": VISION, "text": {**TEXT, "init": str(folder)}})["text"]
+
+    missing = edit_weights(bert_dir, tmp_path / "missing", lambda t: t.pop("encoder.layer.1.output.dense.weight"))
+    with pytest.raises(DataFileError, match=rf"{missing}.*encoder\.layer\.1\.output\.dense\.weight is missing"):
+        build_text_tower(text_block(missing), load=True)
+    query = "encoder.layer.0.attention.self.query.weight"
+    narrow = edit_weights(bert_dir, tmp_path / "narrow", lambda t: t.update({query: torch.zeros(32, 16)}))
+    with pytest.raises(DataFileError, match=rf"{narrow}.*{query} has shape \[32, 16\].*\[32, 32\] in the model"):
+        build_text_tower(text_block(narrow), load=True)
+    build_text_tower(text_block(narrow), load=False)  # a checkpoint rebuild reads no weights
+
+
+def test_text_checkpoint_with_a_head_and_no_pooler_loads(tmp_path: Path) -> None:
+    """The rule's allowances: a masked-LM checkpoint (head tensors the encoder has no place for, no pooler,
+    as RoBERTa's) loads, every encoder tensor from the folder."""
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    from benchmark.models.pretrained import build_text_tower
+
+    folder = tmp_path / "mlm"
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
+    mlm = BertForMaskedLM(config).eval()
+    mlm.save_pretrained(str(folder))
+    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(str(folder))
+    text = resolve_model_config({"vision": VISION, "text": {**TEXT, "init": str(folder)}})["text"]
+    encoder = build_text_tower(text, load=True)
+    want = mlm.bert.state_dict()  # BertForMaskedLM's encoder has no pooler
+    got = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
 
 
 @pytest.mark.parametrize(
@@ -315,7 +356,8 @@ def test_image_tower_resizes_and_normalises_once(vit_file: Path) -> None:
     small = images(16)
     mean, std = torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1), torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
     resized = F.interpolate(small.float() / 255, size=(32, 32), mode="bicubic", antialias=True, align_corners=False)
-    assert torch.equal(tower.pixels(small), (resized - mean) / std)
+    assert resized.min() < 0 or resized.max() > 1  # bicubic overshoots on random pixels ...
+    assert torch.equal(tower.pixels(small), (resized.clamp(0, 1) - mean) / std)  # ... clamped, as uint8 would be
     assert torch.equal(tower.pixels(images(32)), (images(32).float() / 255 - mean) / std)
     torch.manual_seed(3)
     loss = tower.mim(small)

@@ -21,11 +21,12 @@ import torch.nn.functional as F
 
 from benchmark.data.sampling import trim_padding
 from benchmark.data.tokenizer import encode
-from benchmark.errors import ConfigError, MissingModalityError
+from benchmark.errors import ConfigError, DataFileError, MissingModalityError
 from benchmark.models.method import BuildContext, FusionMethod
 from benchmark.models.published import pooled
 from benchmark.registry import load_method, method_schedule
-from tests.published_fixtures import BUILDERS
+from tests.pretrained_fixtures import edit_weights
+from tests.published_fixtures import BUILDERS, WIDTH
 
 TOLERANCE = 1e-5
 BOX_TOLERANCE = 1e-4  # pixels
@@ -119,8 +120,26 @@ def test_weight_sources_are_the_sha256_of_every_checkpoint_file(checkpoints: dic
     sources = method("published_dual_encoder", checkpoints["clip"]).weight_sources()
     directory = checkpoints["clip"]
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.iterdir() if p.is_file()}
-    assert sources == {"model": {"source": str(directory.resolve()), "files": files}}
+    # the source as given, each file by its path in the folder: the same provenance on every machine
+    assert sources == {"model": {"source": str(directory), "files": files}}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(files)
+
+
+def test_weights_that_do_not_fit_the_class_are_a_data_file_error(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    """A tensor of another shape, or one the checkpoint lacks, fails at load naming the folder and the tensor
+    (transformers alone would initialise it randomly); extra tensors of the checkpoint are ignored."""
+    projection = "text_projection.weight"
+    wide = edit_weights(checkpoints["clip"], tmp_path / "wide", lambda t: t.update({projection: torch.zeros(8, WIDTH)}))
+    message = rf"pretrained = '{wide}' \(folder {wide}\) does not fit CLIPModel: {projection} has shape \[8, 32\]"
+    with pytest.raises(DataFileError, match=rf"{message} in the checkpoint, \[16, 32\] in the model"):
+        method("published_dual_encoder", wide)
+    missing = edit_weights(checkpoints["clip"], tmp_path / "missing", lambda t: t.pop("logit_scale"))
+    with pytest.raises(DataFileError, match=rf"{missing}\).*logit_scale is missing from the checkpoint"):
+        method("published_dual_encoder", missing)
+    extra = edit_weights(checkpoints["clip"], tmp_path / "extra", lambda t: t.update({"head.bias": torch.zeros(3)}))
+    assert torch.equal(
+        method("published_dual_encoder", extra).model.logit_scale, reference(extra, "CLIPModel")[0].logit_scale
+    )
 
 
 def test_a_hub_names_files_are_hashed_from_its_cache_snapshot(
@@ -268,7 +287,7 @@ def test_owlv2_boxes_of_a_non_square_image_are_in_the_images_frame(
 def test_matcher_itm_and_itc_equal_the_models_heads(checkpoints: dict[str, Path], images: torch.Tensor) -> None:
     """score_prepared = model(use_itm_head=True).itm_score[:, 1] on aligned pairs; the ITC similarity of
     embed_image / embed_text = model(use_itm_head=False).itm_score; itm_plus_itc adds the two."""
-    wrapped = method("published_matcher", checkpoints["blip"])
+    wrapped = method("published_matcher", checkpoints["blip"], itm_plus_itc=False)  # ALBEF's ITM-only ranking
     plus = method("published_matcher", checkpoints["blip"], itm_plus_itc=True)
     model, processor = reference(checkpoints["blip"], "BlipForImageTextRetrieval")
     with torch.no_grad():

@@ -22,6 +22,7 @@ from benchmark.config import config_hash
 from benchmark.data.coco import MANIFEST, SPLITS, captions_path, image_path, instances_path, refs_path
 from benchmark.data.compositional import KEY as COMPOSITIONAL_KEY
 from benchmark.data.compositional import (
+    SUBSETS,
     TAGGED_SPLITS,
     combinations_of,
     count_tags,
@@ -139,7 +140,12 @@ def _scene_tags(
     refs = [
         {
             "ref_id": image_id * 16 + k,
-            "subset": tag_mentions((*e.targets, *(() if e.anchor is None else (e.anchor,))), object_held_out),
+            # held out when it refers to (targets, anchor) or names (its head phrase, e.g. a no-target
+            # "the red triangles") a held-out combination: the rule train and val expressions are drawn by
+            "subset": tag(
+                tag_mentions((*e.targets, *(() if e.anchor is None else (e.anchor,))), object_held_out) == SUBSETS[1]
+                or (e.attributes is not None and held_out(e.attributes, combinations))
+            ),
         }
         for k, e in enumerate(expressions)
     ]

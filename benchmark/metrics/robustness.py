@@ -1,20 +1,29 @@
 """Robustness summaries with published definitions, never normalised over the methods compared.
 
 For one method, task metric M (higher is better, in [0, 1]), clean value M₀ and corrupted
-values M_{c,s} for corruption c and severity s ∈ S:
+values M_{c,s} for corruption c and severity s ∈ S (|S| severities, s_max the largest); r is
+the reference method, whose curve M^r is the mean over its seeds (see
+:mod:`benchmark.report.robustness`):
 
 * relative drop ``D = mean_{c,s} (M₀ − M_{c,s}) / M₀`` (per family: image, text, missing);
-* corruption error, ImageNet-C (Hendrycks & Dietterich 2019), against a reference method r:
+* corruption error, ImageNet-C (Hendrycks & Dietterich 2019):
   ``CE_c = Σ_s (1 − M_{c,s}) / Σ_s (1 − M^r_{c,s})``, ``mCE = mean_c CE_c``;
-* relative corruption error: ``relCE_c = Σ_s (M₀ − M_{c,s}) / Σ_s (M^r₀ − M^r_{c,s})``,
-  ``relative mCE = mean_c relCE_c``;
-* relative robustness, MultiBench-style (Liang et al. 2021) but without its min–max
-  normalisation across methods: the area under the metric-vs-severity curve, severity 0
-  (clean) to the largest, by the trapezoid rule, divided by the severity range:
-  ``AUC_c = (1/s_max) ∫₀^{s_max} M_c(s) ds``, averaged over corruptions;
-* effective robustness against the reference (after Taori et al. 2020): the area beyond what
-  the reference's curve, scaled to this method's clean value, predicts:
-  ``ER_c = AUC_c − M₀ · AUC^r_c / M^r₀``, averaged over corruptions;
+* relative corruption error, ImageNet-C (same paper, "relative mCE"; there in error
+  rates E = 1 − M, so E_s − E_clean = M₀ − M_s):
+  ``relCE_c = Σ_s (M₀ − M_{c,s}) / Σ_s (M^r₀ − M^r_{c,s})``, ``relative mCE = mean_c relCE_c``;
+* relative robustness, MultiBench (Liang et al. 2021, "MultiBench: Multiscale Benchmarks for
+  Multimodal Representation Learning", NeurIPS Datasets and Benchmarks; code
+  ``pliang279/MultiBench``, ``eval_scripts/robustness.py``, ``relative_robustness_helper``):
+  the trapezoid area under the metric-vs-imperfection curve with the imperfection level scaled
+  to [0, 1] (there s / s_max): ``AUC_c = (1/s_max) ∫₀^{s_max} M_c(s) ds``, averaged over c;
+* effective robustness, MultiBench (same paper and file, ``effective_robustness_helper``): the
+  metric beyond what the reference's curve *shifted additively* to this method's clean value
+  predicts, summed over the imperfection levels:
+  ``ER_c = Σ_{s ∈ {0} ∪ S} [M_{c,s} − (M^r_{c,s} + M₀ − M^r₀)]`` (the s = 0 term is 0),
+  averaged over c. MultiBench's reference is late fusion (``robustness['LF']``), as FuseBench's
+  default ``robustness.reference_method``. It is a sum, not a mean, as in MultiBench's code
+  (``np.sum(f − beta_f)``): it grows with |S| (5 here, 10 noise levels in MultiBench).
+  It is *not* Taori et al. 2020's effective robustness (a baseline fitted across many models);
 * MultiModal Impact score, MMI (Qiu et al., "Benchmarking Robustness of Multimodal Image-Text
   Models under Distribution Shift", 2022, section on evaluation metrics): the mean relative
   drop of a score s under perturbation, over the perturbations p of one modality and their
@@ -22,21 +31,57 @@ values M_{c,s} for corruption c and severity s ∈ S:
   ``MMI = (1/N) Σ_{p,l} (s₀ − s_{p,l}) / s₀``, N the number of (p, l) pairs. It is the
   relative drop D applied to one direction's score (see :func:`multimodal_impact`).
 
-A ratio whose denominator is zero (a reference that never degrades, a method at 0) is
-undefined and returned as None rather than infinity.
+Departures, all deliberate: MultiBench min–max normalises relative and effective robustness over
+the methods of its table (``maxmin_normalize``), which makes a method's score depend on which
+others are compared; FuseBench reports them unnormalised. MultiBench has one curve per
+(dataset, noisy modality); FuseBench averages the per-corruption values over a family.
+
+**Undefined ratios.** A ratio whose denominator is zero or negligible is undefined (None),
+never ±infinity or a sign-flipped number. With ε = :data:`NEGLIGIBLE` (0.01):
+
+* ``relCE_c`` is undefined when the reference's mean relative drop under c is at most ε,
+  i.e. ``Σ_s (M^r₀ − M^r_{c,s}) ≤ ε · |S| · M^r₀`` — a reference that improves under c
+  (negative drop), does not degrade, or degrades by less than 1 % of its clean value on
+  average (the ratio would then flip sign or explode on noise);
+* ``CE_c`` is undefined when the reference's mean error under c is at most ε,
+  ``Σ_s (1 − M^r_{c,s}) ≤ ε · |S|`` (a reference at or within 1 point of a perfect score);
+* mCE and relative mCE average the *defined* corruptions, and say how many they cover
+  (:class:`FamilyScore`); D, AUC and ER are always defined (D needs M₀ > 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 Curve = Mapping[int, float]  # severity → metric value (severity 0 = clean)
 
+NEGLIGIBLE = 0.01
+"""ε: a reference drop (relCE) or error (CE) at most this, per severity and relative to its
+scale (M^r₀ for relCE, 1 for CE), makes the ratio undefined."""
+
+
+@dataclass(frozen=True)
+class FamilyScore:
+    """One summary of a family: its value (None = undefined), and over how many corruptions.
+
+    ``defined`` of ``corruptions``: mCE and relative mCE average the corruptions whose CE / relCE
+    is defined; every other score is defined on all of them (or on none).
+    """
+
+    value: float | None
+    defined: int
+    corruptions: int
+
 
 def _ratio(numerator: float, denominator: float) -> float | None:
     return None if abs(denominator) < 1e-12 else numerator / denominator
+
+
+def _corrupted(curve: Curve) -> list[int]:
+    return sorted(s for s in curve if s > 0)
 
 
 def relative_drop(clean: float, corrupted: Sequence[float]) -> float | None:
@@ -60,19 +105,36 @@ def multimodal_impact(clean: float, perturbed: Sequence[float]) -> float | None:
 
 
 def corruption_error(curve: Curve, reference: Curve) -> float | None:
-    """CE_c = Σ_s (1 − M_s) / Σ_s (1 − M^r_s) over the corrupted severities (s > 0)."""
-    severities = [s for s in curve if s > 0]
-    return _ratio(sum(1 - curve[s] for s in severities), sum(1 - reference[s] for s in severities))
+    """CE_c = Σ_s (1 − M_s) / Σ_s (1 − M^r_s) over the corrupted severities (s > 0).
+
+    Undefined (None) when the reference's error is negligible: Σ_s (1 − M^r_s) ≤ ε · |S|.
+    """
+    severities = _corrupted(curve)
+    denominator = sum(1 - reference[s] for s in severities)
+    if not severities or denominator <= NEGLIGIBLE * len(severities):
+        return None
+    return sum(1 - curve[s] for s in severities) / denominator
 
 
 def relative_corruption_error(curve: Curve, reference: Curve) -> float | None:
-    """relCE_c = Σ_s (M₀ − M_s) / Σ_s (M^r₀ − M^r_s)."""
-    severities = [s for s in curve if s > 0]
-    return _ratio(sum(curve[0] - curve[s] for s in severities), sum(reference[0] - reference[s] for s in severities))
+    """relCE_c = Σ_s (M₀ − M_s) / Σ_s (M^r₀ − M^r_s) over the corrupted severities (s > 0).
+
+    Undefined (None) when the reference does not degrade by more than a negligible amount:
+    Σ_s (M^r₀ − M^r_s) ≤ ε · |S| · M^r₀ — it improves (the ratio would flip sign), stays
+    level, or loses at most ε = 1 % of its clean value per severity on average.
+    """
+    severities = _corrupted(curve)
+    denominator = sum(reference[0] - reference[s] for s in severities)
+    if not severities or denominator <= NEGLIGIBLE * len(severities) * reference[0]:
+        return None
+    return sum(curve[0] - curve[s] for s in severities) / denominator
 
 
 def area_under_severity(curve: Curve) -> float:
-    """Trapezoid area of M over severity 0…s_max, divided by s_max (a mean value of M)."""
+    """Trapezoid area of M over severity 0…s_max, divided by s_max (a mean value of M).
+
+    MultiBench's ``relative_robustness_helper`` with the imperfection level s / s_max.
+    """
     severities = sorted(curve)
     if len(severities) < 2 or severities[0] != 0:
         raise ValueError(f"the curve needs the clean value (severity 0) and at least one severity, got {severities}")
@@ -81,31 +143,50 @@ def area_under_severity(curve: Curve) -> float:
     return area / severities[-1]
 
 
-def effective_robustness(curve: Curve, reference: Curve) -> float | None:
-    """ER_c = AUC_c − M₀ · AUC^r_c / M^r₀."""
-    scale = _ratio(curve[0], reference[0])
-    return None if scale is None else area_under_severity(curve) - scale * area_under_severity(reference)
+def effective_robustness(curve: Curve, reference: Curve) -> float:
+    """MultiBench's effective robustness: ER_c = Σ_s [M_s − (M^r_s + M₀ − M^r₀)], s over 0 and S.
+
+    The reference curve shifted additively to this method's clean value predicts the method's
+    curve; ER is the sum of what the method scores beyond that prediction (Liang et al. 2021,
+    ``pliang279/MultiBench`` ``eval_scripts/robustness.py``, ``effective_robustness_helper``:
+    ``beta_f = lf + (f[0] − lf[0]); np.sum(f − beta_f)``), without its min–max normalisation.
+    """
+    shift = curve[0] - reference[0]
+    return float(sum(curve[s] - (reference[s] + shift) for s in sorted(curve)))
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
+def _mean_defined(values: Sequence[float | None]) -> FamilyScore:
+    """The mean of the defined values (None when there is none), with how many it covers."""
     defined = [v for v in values if v is not None]
-    return float(np.mean(defined)) if defined and len(defined) == len(values) else None
+    return FamilyScore(float(np.mean(defined)) if defined else None, len(defined), len(values))
 
 
-def summarize_family(curves: Mapping[str, Curve], reference: Mapping[str, Curve] | None) -> dict[str, float | None]:
-    """All summaries over one family's corruptions (each curve includes severity 0)."""
-    corrupted = [curve[s] for curve in curves.values() for s in curve if s > 0]
-    clean = next(iter(curves.values()))[0] if curves else float("nan")
-    summary: dict[str, float | None] = {
-        "relative_drop": relative_drop(clean, corrupted) if curves else None,
-        "relative_robustness": float(np.mean([area_under_severity(c) for c in curves.values()])) if curves else None,
+def summarize_family(curves: Mapping[str, Curve], reference: Mapping[str, Curve] | None) -> dict[str, FamilyScore]:
+    """All summaries over one family's corruptions (each curve includes severity 0).
+
+    ``curves`` must be the set of corruptions every compared method ran (the caller restricts
+    them, :func:`benchmark.report.robustness.summary_scores`); ``reference`` the reference
+    method's curves for the same corruptions, or None (then the reference-relative scores are
+    undefined).
+    """
+    n = len(curves)
+    if not n:
+        raise ValueError("a family summary needs at least one corruption")
+    corrupted = [curve[s] for curve in curves.values() for s in _corrupted(curve)]
+    clean = next(iter(curves.values()))[0]
+    drop = relative_drop(clean, corrupted)
+    summary = {
+        "relative_drop": FamilyScore(drop, n if drop is not None else 0, n),
+        "relative_robustness": FamilyScore(float(np.mean([area_under_severity(c) for c in curves.values()])), n, n),
     }
-    comparable = reference is not None and all(name in reference for name in curves) and bool(curves)
-    summary["mCE"] = _mean([corruption_error(c, reference[n]) for n, c in curves.items()]) if comparable else None
-    summary["relative_mCE"] = (
-        _mean([relative_corruption_error(c, reference[n]) for n, c in curves.items()]) if comparable else None
-    )
-    summary["effective_robustness"] = (
-        _mean([effective_robustness(c, reference[n]) for n, c in curves.items()]) if comparable else None
-    )
-    return summary
+    if reference is None or any(name not in reference for name in curves):
+        undefined = FamilyScore(None, 0, n)
+        return {**summary, "mCE": undefined, "relative_mCE": undefined, "effective_robustness_multibench": undefined}
+    return {
+        **summary,
+        "mCE": _mean_defined([corruption_error(c, reference[name]) for name, c in curves.items()]),
+        "relative_mCE": _mean_defined([relative_corruption_error(c, reference[name]) for name, c in curves.items()]),
+        "effective_robustness_multibench": _mean_defined(
+            [effective_robustness(c, reference[name]) for name, c in curves.items()]
+        ),
+    }

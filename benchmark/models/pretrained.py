@@ -42,10 +42,19 @@ from torch import nn
 
 from benchmark.errors import ConfigError, DataFileError
 from benchmark.models.encoders import IMAGE_MEAN, IMAGE_STD, build_vision_encoder
-from benchmark.models.sources import cached_snapshot, existing_path, file_digests, folder_files, offline
+from benchmark.models.sources import (
+    cached_snapshot,
+    check_loading_info,
+    existing_path,
+    file_digests,
+    folder_files,
+    offline,
+)
 
 RANDOM = "random"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+# Encoder parts FuseBench never reads, which a checkpoint may lack (its weights stay randomly initialised).
+UNUSED_TEXT_PARTS = ("pooler.",)
 # Transformers encoders whose position ids start after the padding index (RoBERTa family): their
 # usable length is max_position_embeddings - pad_token_id - 1.
 OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer", "mpnet"}
@@ -77,8 +86,14 @@ def _local_path(init: str, key: str) -> Path | None:
 
 
 def _folder_digests(folder: Path) -> dict[str, str]:
-    """sha256 of every file of a weights folder, keyed by path; hidden files and folders (.git, .cache) skipped."""
-    return file_digests(folder_files(folder))
+    """sha256 of every file of a weights folder, keyed by its path in the folder; hidden files and folders
+    (.git, .cache) skipped."""
+    return file_digests(folder_files(folder), root=folder)
+
+
+def _file_digest(path: Path) -> dict[str, str]:
+    """``{file name: sha256}`` of a single weight file."""
+    return file_digests([path], root=path.parent)
 
 
 def _hub_snapshot(repo: str, key: str, init: str, populate: Callable[[], None]) -> Path:
@@ -265,7 +280,7 @@ def _resolve_vision(vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
         model = _meta_timm(str(arch))
         check_vit(model, f"{arch} (weights {path})")
         check_fits(path, model, file_shapes(path), complete=False)
-        files = file_digests([path])
+        files = _file_digest(path)
     elif path is not None:  # a directory in timm's Hub layout
         model = _meta_timm(f"local-dir:{path}")
         check_vit(model, str(path))
@@ -306,7 +321,7 @@ def _resolve_configured_file(vision: dict[str, Any], path: Path) -> tuple[dict[s
         "std": vision.get("std", [IMAGE_STD] * 3),
         "interpolation": vision.get("interpolation", "bicubic"),
     }
-    return {**vision, **_vit_fields(model), **data, "arch": None, "arch_kwargs": {}}, file_digests([path])
+    return {**vision, **_vit_fields(model), **data, "arch": None, "arch_kwargs": {}}, _file_digest(path)
 
 
 def _load_timm(name: str, **kwargs: Any) -> nn.Module:
@@ -466,6 +481,12 @@ def build_text_tower(text: dict[str, Any], load: bool, vocab_size: int = 0) -> n
     Built from the resolved ``hf_config`` either way (dropout off), so a checkpoint rebuild
     (``load=False``) has exactly the architecture that was trained. ``vocab_size`` is the run's
     tokenizer size, which must fit the model's embedding table.
+
+    Loaded weights must fit (:func:`~benchmark.models.sources.check_loading_info`), before any
+    training: a tensor of another shape, or one the folder lacks, is a DataFileError naming the folder
+    and the tensor, except a missing pooler (FuseBench reads ``last_hidden_state[:, 0]``, never the
+    pooler; RoBERTa-style MLM checkpoints ship without one). Tensors of the folder the encoder has no
+    place for (an MLM or pretraining head) are ignored.
     """
     import torch
     from transformers import AutoConfig, AutoModel
@@ -486,9 +507,18 @@ def build_text_tower(text: dict[str, Any], load: bool, vocab_size: int = 0) -> n
         return AutoModel.from_config(config)
     source, local_only = text_location(init)
     try:
-        return AutoModel.from_pretrained(source, config=config, local_files_only=local_only, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
+        model, info = AutoModel.from_pretrained(
+            source,
+            config=config,
+            local_files_only=local_only,
+            dtype=torch.float32,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # reported by check_loading_info, with both shapes
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
         raise DataFileError(f"'model.text.init': {init} could not be loaded: {exc}") from None
+    check_loading_info(model, info, f"'model.text.init': {source}", optional=UNUSED_TEXT_PARTS)
+    return model
 
 
 # -- the model block ----------------------------------------------------------------------------
@@ -500,7 +530,9 @@ def resolve_model_config(model: dict[str, Any], max_length: int | None = None) -
     ``arch`` and ``arch_kwargs`` (``timm.create_model(arch, pretrained=False, num_classes=0,
     **arch_kwargs)`` rebuilds it; ``arch`` None = the configured ViT). Text gains ``width``,
     ``depth``, ``heads``, ``mlp_ratio`` and ``hf_config`` (``AutoModel.from_config`` rebuilds it).
-    ``sources`` records, per pretrained tower, ``{"init": ..., "files": {path: sha256}}``. Random
+    ``sources`` records, per pretrained tower, ``{"init": as given, "files": {name: sha256}}``: each file
+    by its path relative to the weights' folder (the Hub snapshot for a name), a single weight file by its
+    name. Random
     towers are left unchanged; with none pretrained the block is returned as a plain copy.
 
     Args:

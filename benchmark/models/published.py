@@ -14,7 +14,10 @@ What is shared here:
 * :func:`load_published` — ``transformers`` model + processor from ``pretrained``, a local
   directory or a hub name. Offline (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``) or for a local
   directory nothing is downloaded; anything missing is a :class:`~benchmark.errors.ConfigError`
-  naming ``method_overrides.<method>.pretrained`` and its value.
+  naming ``method_overrides.<method>.pretrained`` and its value. Weights that do not fit the class
+  (a tensor missing from the checkpoint or of another shape, which ``from_pretrained`` would only log
+  and initialise randomly) are a :class:`~benchmark.errors.DataFileError` naming the directory and
+  the first such tensor; checkpoint tensors the class has no place for are ignored.
 * :func:`hash_files` — sha256 of every file the weights came from (the directory, or the hub
   cache snapshot), for :meth:`PublishedMethod.weight_sources` and so for every result's provenance.
 * :class:`PublishedMethod` — ``training_stages = ()`` (evaluated from its own weights: no FuseBench
@@ -33,9 +36,16 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, DataFileError
 from benchmark.models.method import BuildContext, FusionMethod
-from benchmark.models.sources import cached_snapshot, existing_path, file_digests, folder_files, offline
+from benchmark.models.sources import (
+    cached_snapshot,
+    check_loading_info,
+    existing_path,
+    file_digests,
+    folder_files,
+    offline,
+)
 
 PADDING = ("longest", "max_length")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # "org/name" or a legacy "name"
@@ -90,6 +100,8 @@ def load_published(method: str, value: Any, architectures: dict[str, str]) -> Lo
     ``{"clip": "CLIPModel"}``; a checkpoint of any other type is a ConfigError listing the
     accepted ones. Weights are loaded in float32 (evaluation applies the run's autocast), whatever
     dtype they were saved in, so a method's numbers do not depend on how its checkpoint was stored.
+    Every tensor of the class must come from the checkpoint with its shape
+    (:func:`~benchmark.models.sources.check_loading_info`), or a DataFileError is raised.
     """
     import transformers
 
@@ -112,13 +124,24 @@ def load_published(method: str, value: Any, architectures: dict[str, str]) -> Lo
             f"{method} reads {', '.join(sorted(architectures))}"
         )
     model_class = getattr(transformers, architectures[model_type])
+    where = f"{key} = {source.value!r}" + (f" (folder {source.location})" if source.local else "")
     try:
-        model = model_class.from_pretrained(source.location, dtype=torch.float32, **kwargs)
+        model, info = model_class.from_pretrained(
+            source.location,
+            dtype=torch.float32,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # reported by check_loading_info, with both shapes
+            **kwargs,
+        )
+    except RuntimeError as exc:  # a state dict transformers cannot load at all
+        raise DataFileError(f"{where} cannot be loaded into {architectures[model_type]}: {exc}") from None
+    except (OSError, ValueError, ImportError) as exc:
+        raise ConfigError(f"{key} = {source.value!r}: cannot load {architectures[model_type]}: {exc}") from None
+    check_loading_info(model, info, where)
+    try:
         processor = transformers.AutoProcessor.from_pretrained(source.location, **kwargs)
     except (OSError, ValueError, ImportError) as exc:  # ImportError: e.g. SigLIP's tokenizer needs sentencepiece
-        raise ConfigError(
-            f"{key} = {source.value!r}: cannot load {architectures[model_type]} or its processor: {exc}"
-        ) from None
+        raise ConfigError(f"{key} = {source.value!r}: cannot load the processor: {exc}") from None
     return Loaded(model, processor, source, model_type)
 
 
@@ -128,8 +151,9 @@ def checkpoint_folder(source: Source) -> Path:
 
 
 def hash_files(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder`` (relative POSIX paths, sorted), symlinks followed (the hub
-    cache links snapshot files to blobs); hidden folders (a download tool's ``.cache``) are skipped."""
+    """sha256 of every file under ``folder``, keyed by its path in the folder (POSIX, sorted), symlinks
+    followed (the hub cache links snapshot files to blobs); hidden folders (a download tool's ``.cache``)
+    are skipped."""
     return file_digests(folder_files(folder, hidden_files=True), root=folder)
 
 
@@ -247,10 +271,11 @@ class PublishedMethod(FusionMethod):
 
     # -- provenance ------------------------------------------------------------------------------------------------
     def weight_sources(self) -> dict[str, Any]:
-        """``{"model": {"source": directory or hub name, "files": {file: sha256}}}``, hashed once."""
+        """``{"model": {"source": directory or hub name as given, "files": {path in the folder: sha256}}}``,
+        hashed once (the folder: the directory, or the hub name's cached snapshot)."""
         if self._weight_sources is None:
             self._weight_sources = {
-                "model": {"source": self.source.location, "files": hash_files(checkpoint_folder(self.source))}
+                "model": {"source": self.source.value, "files": hash_files(checkpoint_folder(self.source))}
             }
         return self._weight_sources
 

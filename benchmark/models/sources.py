@@ -9,7 +9,12 @@ hub cache and the provenance digests are read:
 * :func:`existing_path` — a config value as a local path or a hub name; a missing path is a
   :class:`~benchmark.errors.ConfigError` naming the config key and the value.
 * :func:`cached_snapshot` — the folder of a hub name's snapshot in the local cache (never downloads).
-* :func:`folder_files` / :func:`file_digests` — the sha256 of every file the weights come from.
+* :func:`folder_files` / :func:`file_digests` — the sha256 of every file the weights come from, keyed
+  by its path relative to the weights' folder (a single weight file: its name), so the provenance of
+  the same weights reads the same on every machine.
+* :func:`check_loading_info` — a ``transformers`` checkpoint that leaves a parameter of the model
+  unloaded (missing, or of another shape) is a :class:`~benchmark.errors.DataFileError`, not a
+  silently random tensor.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, DataFileError
 from benchmark.io import sha256_file
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -67,6 +73,50 @@ def folder_files(folder: Path, hidden_files: bool = False) -> list[Path]:
     return files
 
 
-def file_digests(paths: Iterable[Path], root: Path | None = None) -> dict[str, str]:
-    """``{path: sha256}`` in sorted order, keyed by each path as given, or relative to ``root`` (POSIX) when given."""
-    return {(str(p) if root is None else p.relative_to(root).as_posix()): sha256_file(p) for p in sorted(paths)}
+def file_digests(paths: Iterable[Path], root: Path) -> dict[str, str]:
+    """``{path relative to root (POSIX): sha256}`` in sorted order; ``root`` is the weights' folder (a single
+    file's parent, so the file is keyed by its name). No absolute path: provenance is machine-independent."""
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(paths)}
+
+
+def check_loading_info(model: Any, info: dict[str, Any], where: str, optional: tuple[str, ...] = ()) -> None:
+    """Fail when ``from_pretrained(..., output_loading_info=True, ignore_mismatched_sizes=True)`` left a
+    tensor of ``model`` without its checkpoint value (transformers would only log it and initialise it
+    randomly).
+
+    The rules, each error naming ``where`` and the first offending tensor in the model's order:
+
+    * a tensor whose shape differs in the checkpoint is an error (both shapes named);
+    * a tensor of the model that the checkpoint lacks is an error, unless its name starts with one of
+      ``optional`` (parts the caller never uses, e.g. the pooler of a BERT read as an encoder);
+    * a checkpoint tensor the model has no place for (a pretraining or MLM head, a pooler, an old
+      ``position_ids`` buffer) is not: it leaves every model tensor loaded. When the model's tensors are
+      missing too, the message adds the first of them, which usually shows a prefix or architecture mix-up.
+    """
+    order = {name: i for i, name in enumerate(model.state_dict())}
+
+    def first(names: Iterable[str]) -> list[str]:
+        return sorted(names, key=lambda name: (order.get(name, len(order)), name))
+
+    kind = type(model).__name__
+    mismatched = {entry[0]: entry for entry in info.get("mismatched_keys", ())}
+    if mismatched:
+        name, found, wanted = mismatched[first(mismatched)[0]][:3]
+        raise DataFileError(
+            f"{where} does not fit {kind}: {name} has shape {list(found)} in the checkpoint, "
+            f"{list(wanted)} in the model ({len(mismatched)} tensor(s) of another shape)"
+        )
+    missing = first(k for k in info.get("missing_keys", ()) if not k.startswith(optional))
+    if missing:
+        unexpected = first(info.get("unexpected_keys", ()))
+        extra = (
+            f"; it holds {len(unexpected)} tensor(s) the model has no place for, e.g. {unexpected[0]}"
+            if unexpected
+            else ""
+        )
+        raise DataFileError(
+            f"{where} does not fit {kind}: {missing[0]} is missing from the checkpoint "
+            f"({len(missing)} of the model's {len(order)} tensors missing{extra})"
+        )
+    if info.get("error_msgs"):
+        raise DataFileError(f"{where} could not be loaded into {kind}: {info['error_msgs'][0]}")

@@ -56,14 +56,18 @@ class ImageTower(nn.Module):
 
     def pixels(self, images: torch.Tensor) -> torch.Tensor:
         """The encoder's input: images (uint8 or float in [0, 1], B×3×H×W) resized to its resolution
-        when they differ (on their device, antialiased) and normalised with its mean and std."""
+        when they differ (on their device, antialiased) and normalised with its mean and std.
+
+        A resized image is clamped to [0, 1] before normalising: bicubic interpolation overshoots at
+        edges, while the pipeline the weights were trained with (timm's PIL resize) yields uint8 pixels.
+        Images already at the resolution are normalised unchanged."""
         if tuple(images.shape[-2:]) == (self.image_size, self.image_size):
             return normalize_images(images, self.mean, self.std)
         mode = self.interpolation if self.interpolation in ("bilinear", "bicubic") else "bicubic"
         resized = F.interpolate(
             unit_range(images), size=(self.image_size, self.image_size), mode=mode, antialias=True, align_corners=False
         )
-        return normalize_images(resized, self.mean, self.std)
+        return normalize_images(resized.clamp(0.0, 1.0), self.mean, self.std)
 
     def tokens(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.tokens_from_pixels(self.pixels(images), patch_mask)

@@ -3,14 +3,34 @@
 Input: the tidy rows of the robustness jobs (corruption ≠ "none", plus the clean subset at
 severity 0). For each (dataset, task, method, seed) and the task's summary metric, every
 corruption gives a curve severity → metric; a family's scores (image, text, missing — never
-averaged together) come from :func:`benchmark.metrics.robustness.summarize_family`, against
-the same seed of the reference method (its seed mean when that seed is absent).
+averaged together) come from :func:`benchmark.metrics.robustness.summarize_family`.
+
+**One set of corruptions per family.** Every method's row of a family averages over the same
+corruptions: those that *every* method measured on that (dataset, task) ran at every severity
+(:func:`common_corruptions`). A corruption some method cannot run (not applicable, e.g.
+image_only without its image) is left out of every row and named in the table, instead of each
+row averaging over its own set: a mean over a different set is a different quantity, and a
+method that ignores the corrupted modality would otherwise be compared on corruptions the others
+were not scored on. (The alternative, each row over its own set with a label, leaves rows that
+cannot be compared; the per-corruption table keeps every measured cell.) A family no corruption
+of which every method ran has no summary, only the per-corruption drops.
+
+**The reference is the mean curve.** CE, relative CE and effective robustness of every seed of
+every method are taken against the reference method's curve averaged over its seeds, per
+(corruption, severity) — not seed k against seed k, which would add the reference's seed noise
+to every ratio. Since CE's and relative CE's numerators and ER are linear in the method's
+values, the reference's own row is then exactly 1 (CE, relative CE) or 0 (ER) on average over
+its seeds, with a std that shows its seed spread.
 
 MMI (:func:`benchmark.metrics.robustness.multimodal_impact`, Qiu et al. 2022) comes from the
-same rows, per family: for retrieval, one column per direction (``MMI_t2i``, ``MMI_i2t``),
-each on the mean of that direction's R@K in every (corruption, severity) cell, as Qiu et al.
-report it per retrieval direction; for any other task (grounding) one ``MMI`` column on the
-task's summary metric, where it equals ``relative_drop`` by definition.
+same rows, per family and over the same corruptions: for retrieval, one column per direction
+(``MMI_t2i``, ``MMI_i2t``), each on the mean of that direction's R@K in every (corruption,
+severity) cell, as Qiu et al. report it per retrieval direction; for any other task (grounding)
+one ``MMI`` column on the task's summary metric, where it equals ``relative_drop`` by definition.
+
+The long score table has, per (dataset, task, method, seed, family, score): ``value``,
+``defined`` (corruptions the score is defined on), ``corruptions`` (the family's common set),
+``of`` (the family's corruptions in the grid) and ``left_out`` (those not in the common set).
 """
 
 from __future__ import annotations
@@ -22,11 +42,13 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics.retrieval import DIRECTIONS
-from benchmark.metrics.robustness import multimodal_impact, relative_drop, summarize_family
+from benchmark.metrics.robustness import NEGLIGIBLE, multimodal_impact, relative_drop, summarize_family
 from benchmark.tasks.robustness import family
 
-SCORES = ("relative_drop", "mCE", "relative_mCE", "relative_robustness", "effective_robustness")
+SCORES = ("relative_drop", "mCE", "relative_mCE", "relative_robustness", "effective_robustness_multibench")
+COVERED = {"mCE": "mCE over", "relative_mCE": "relative_mCE over"}  # score → its coverage column
 FAMILIES = ("image", "text", "missing")
+Key = tuple[Any, ...]  # (dataset, task, method, seed)
 
 
 def _curves(rows: pd.DataFrame) -> dict[str, dict[int, float]]:
@@ -62,30 +84,63 @@ def _cell_scores(block: pd.DataFrame, metrics: list[str]) -> pd.Series:
     return values.reindex(columns=metrics).mean(axis=1, skipna=False)
 
 
-def _family_mmi(cells: pd.Series) -> dict[str, float | None]:
-    """family → MMI over its corruptions that ran at every severity (as :func:`_curves` keeps them)."""
+def _family_mmi(cells: pd.Series, common: dict[str, list[str]]) -> dict[str, tuple[float | None, int]]:
+    """family → (MMI, corruptions used) over the family's common corruptions that ran at every severity."""
     clean = cells.get(("none", 0), np.nan)
     if pd.isna(clean):
         return {}
     corrupted = cells.drop("none", level="corruption", errors="ignore")
     usable = corrupted.groupby(level="corruption").filter(lambda v: bool(v.notna().all()))
     values: dict[str, list[float]] = {}
+    names: dict[str, set[str]] = {}
     for (corruption, _), value in usable.items():
-        values.setdefault(family(str(corruption)), []).append(float(value))
-    return {fam: multimodal_impact(float(clean), v) for fam, v in values.items()}
+        fam = family(str(corruption))
+        if str(corruption) in common.get(fam, []):
+            values.setdefault(fam, []).append(float(value))
+            names.setdefault(fam, set()).add(str(corruption))
+    return {fam: (multimodal_impact(float(clean), v), len(names[fam])) for fam, v in values.items()}
 
 
-def _mmi_rows(frame: pd.DataFrame, summary_metric: dict[str, str]) -> list[dict[str, Any]]:
+def _mmi_rows(
+    frame: pd.DataFrame, summary_metric: dict[str, str], sets: dict[tuple[Any, Any], dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Long rows (as :func:`summary_scores`) of MMI per (dataset, task, method, seed, family)."""
     rows = []
     for (dataset, task, method, seed), block in frame.groupby(["dataset", "task", "method", "seed"]):
-        if task not in summary_metric:
+        if task not in summary_metric or (dataset, task) not in sets:
             continue
+        common, grid = sets[(dataset, task)]["common"], sets[(dataset, task)]["grid"]
         for column, metrics in mmi_components(block["metric"], summary_metric[task]).items():
-            for fam, value in _family_mmi(_cell_scores(block, metrics)).items():
+            for fam, (value, used) in _family_mmi(_cell_scores(block, metrics), common).items():
                 key = {"dataset": dataset, "task": task, "method": method, "seed": seed, "family": fam}
-                rows.append({**key, "metric": summary_metric[task], "score": column, "value": value})
+                rows.append(
+                    {
+                        **key,
+                        "metric": summary_metric[task],
+                        "score": column,
+                        "value": value,
+                        **_coverage(used if value is not None else 0, common[fam], grid[fam]),
+                    }
+                )
     return rows
+
+
+def _coverage(defined: int, common: list[str], grid: list[str]) -> dict[str, Any]:
+    left_out = [c for c in grid if c not in common]
+    return {"defined": defined, "corruptions": len(common), "of": len(grid), "left_out": ", ".join(left_out)}
+
+
+def common_corruptions(curves_by_key: dict[Key, dict[str, dict[int, float]]]) -> dict[str, list[str]]:
+    """family → the corruptions every measured (method, seed) of one (dataset, task) ran at every severity.
+
+    A (method, seed) without any curve (no clean value: failed, or the task not applicable to the
+    method) is not measured and does not restrict the set.
+    """
+    measured = [set(curves) for curves in curves_by_key.values() if curves]
+    if not measured:
+        return {}
+    names = sorted(set.intersection(*measured))
+    return {fam: [n for n in names if family(n) == fam] for fam in FAMILIES if any(family(n) == fam for n in names)}
 
 
 def score_columns(scores: pd.DataFrame) -> list[str]:
@@ -96,24 +151,30 @@ def score_columns(scores: pd.DataFrame) -> list[str]:
 def summary_scores(
     frame: pd.DataFrame, reference_method: str, summary_metric: dict[str, str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(long table of family scores per seed, long table of relative drop per corruption per seed)."""
-    scores, drops = _mmi_rows(frame, summary_metric), []
-    frame = frame[frame.apply(lambda r: r["metric"] == summary_metric.get(r["task"]), axis=1)]
-    curves_by_key = {key: _curves(block) for key, block in frame.groupby(["dataset", "task", "method", "seed"])}
+    """(long table of family scores per seed, long table of relative drop per corruption per seed).
+
+    Every family summary is over the family's common corruptions (:func:`common_corruptions`) and
+    against the reference method's mean curve over its seeds (module docstring).
+    """
+    summary = frame[frame.apply(lambda r: r["metric"] == summary_metric.get(r["task"]), axis=1)]
+    curves_by_key = {key: _curves(block) for key, block in summary.groupby(["dataset", "task", "method", "seed"])}
+    sets: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for (dataset, task), block in summary.groupby(["dataset", "task"]):
+        keys = {k: c for k, c in curves_by_key.items() if k[:2] == (dataset, task)}
+        names = sorted({str(c) for c in block["corruption"] if c != "none"})
+        sets[(dataset, task)] = {
+            "common": common_corruptions(keys),
+            "grid": {fam: [n for n in names if family(n) == fam] for fam in FAMILIES},
+            "reference": _mean_curves([c for k, c in keys.items() if k[2] == reference_method and c]),
+        }
+    scores, drops = _mmi_rows(frame, summary_metric, sets), []
     for (dataset, task, method, seed), curves in curves_by_key.items():
-        reference = curves_by_key.get((dataset, task, reference_method, seed))
-        if reference is None:
-            same = [
-                c for (d, t, m, _), c in curves_by_key.items() if (d, t, m) == (dataset, task, reference_method) and c
-            ]
-            reference = _mean_curves(same) if same else None
-        for fam in FAMILIES:
-            members = {name: c for name, c in curves.items() if family(name) == fam}
-            if not members:
-                continue
-            ref_members = {n: c for n, c in (reference or {}).items() if n in members}
-            summary = summarize_family(members, ref_members if len(ref_members) == len(members) else None)
-            for score, value in summary.items():
+        common, grid, reference = (sets[(dataset, task)][k] for k in ("common", "grid", "reference"))
+        for fam, names in common.items() if curves else ():  # no curve: failed, or not applicable
+            members = {name: curves[name] for name in names}
+            ref_members = {n: reference[n] for n in names if n in reference}
+            family_scores = summarize_family(members, ref_members if len(ref_members) == len(names) else None)
+            for score, result in family_scores.items():
                 scores.append(
                     {
                         "dataset": dataset,
@@ -123,7 +184,8 @@ def summary_scores(
                         "family": fam,
                         "metric": summary_metric[task],
                         "score": score,
-                        "value": value,
+                        "value": result.value,
+                        **_coverage(result.defined, names, grid[fam]),
                     }
                 )
         for name, curve in curves.items():
@@ -142,6 +204,9 @@ def summary_scores(
 
 
 def _mean_curves(curves: list[dict[str, dict[int, float]]]) -> dict[str, dict[int, float]]:
+    """corruption → severity → mean over the given seeds' curves (the corruptions all of them ran)."""
+    if not curves:
+        return {}
     names = set.intersection(*(set(c) for c in curves))
     return {n: {s: float(np.mean([c[n][s] for c in curves])) for s in curves[0][n]} for n in names}
 
@@ -159,13 +224,62 @@ def _cell(values: pd.Series) -> str:
     return f"{_number(values.mean())} ± {_number(values.std(ddof=1))}"
 
 
+def _coverage_cell(rows: pd.DataFrame) -> str:
+    """'defined/corruptions' over the seeds of one row, e.g. '12/20' (a range if seeds differ)."""
+    if rows.empty:
+        return "n/a"
+    low, high, of = int(rows["defined"].min()), int(rows["defined"].max()), int(rows["corruptions"].max())
+    return f"{low}/{of}" if low == high else f"{low}–{high}/{of}"
+
+
+def _family_table(block: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """methods × scores of one (dataset, task, family); mCE and relative mCE each followed by its coverage."""
+    header = ["method"]
+    for score in columns:
+        header += [score, *([COVERED[score]] if score in COVERED else [])]
+    table = []
+    for method, rows in block.groupby("method", sort=True):
+        row = [method]
+        for score in columns:
+            selected = rows[rows["score"] == score]
+            row.append(_cell(selected["value"].astype(float)))
+            if score in COVERED:
+                row.append(_coverage_cell(selected))
+        table.append(row)
+    return pd.DataFrame(table, columns=header)
+
+
+def _family_set(block: pd.DataFrame) -> str:
+    """Which corruptions a family's rows average over, e.g. 'over all 20 corruptions'."""
+    first = block.iloc[0]
+    n, of, left_out = int(first["corruptions"]), int(first["of"]), first["left_out"]
+    plural = "s" if of > 1 else ""
+    if n == of:
+        return f"over all {of} corruption{plural} of the family (every method ran each)"
+    return f"over the {n} of {of} corruption{plural} every method ran (left out, not run by every method: {left_out})"
+
+
+def _caption(reference_method: str) -> str:
+    return (
+        f"CE, relative CE and effective robustness are relative to the mean over seeds of `{reference_method}`'s "
+        "curves. Every row of a family averages over the same corruptions, those every method ran (named above "
+        "each table). A corruption's relative CE is undefined when the reference's mean relative drop under it "
+        f"is at most {NEGLIGIBLE:g} (it improves, stays level or barely degrades), its CE when the reference's "
+        f"mean error is at most {NEGLIGIBLE:g}; relative mCE and mCE average the defined corruptions, and "
+        "'over' says how many. effective_robustness_multibench is MultiBench's (Liang et al. 2021): "
+        "Σ over severity 0 and every corrupted severity s of M_s − (M^ref_s + M₀ − M^ref₀), the reference's "
+        "curve shifted additively to the method's clean value; averaged over corruptions, not min–max normalised. "
+    )
+
+
 def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_method: str, subset: Any) -> str:
     """Family summaries per task (methods × family/score), then relative drop per corruption."""
     parts = [
         "# FuseBench robustness",
         "",
-        f"Scores on the first {subset} test images, mean ± sample std over seeds; CE, relative CE and effective "
-        f"robustness are relative to `{reference_method}`. Formulas: README, *Robustness*. "
+        f"Scores on the first {subset} test images, mean ± sample std over seeds. "
+        + _caption(reference_method)
+        + "Formulas: README, *Robustness*. "
         "Image noise, text noise and missing modality are reported separately, never averaged together. "
         "MMI (MultiModal Impact, Qiu et al. 2022) is the mean over the family's corruptions and severities "
         "of (clean − corrupted) / clean: for retrieval per direction (MMI_t2i, MMI_i2t) on the mean of that "
@@ -178,14 +292,20 @@ def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_met
         metric = block["metric"].iloc[0]
         columns = score_columns(block)
         parts += [f"## {dataset} — {task} ({metric})", ""]
-        for fam in [f for f in FAMILIES if f in set(block["family"])]:
-            table = []
-            for method, rows in block[block["family"] == fam].groupby("method", sort=True):
-                table.append(
-                    [method, *[_cell(rows[rows["score"] == score]["value"].astype(float)) for score in columns]]
-                )
-            parts += [f"**{fam}**", "", pd.DataFrame(table, columns=["method", *columns]).to_markdown(index=False), ""]
-        d = drops[(drops["dataset"] == dataset) & (drops["task"] == task)]
+        d = drops[(drops["dataset"] == dataset) & (drops["task"] == task)] if not drops.empty else drops
+        measured = set(d["family"]) if not d.empty else set()
+        for fam in FAMILIES:
+            rows = block[block["family"] == fam]
+            if rows.empty:
+                if fam in measured:
+                    parts += [
+                        f"**{fam}**: no summary — no corruption of this family was run by every method "
+                        "(per-corruption drops below).",
+                        "",
+                    ]
+                continue
+            table = _family_table(rows, columns)
+            parts += [f"**{fam}**, {_family_set(rows)}:", "", table.to_markdown(index=False), ""]
         if not d.empty:
             pivot = d.groupby(["method", "corruption"])["relative_drop"].mean().unstack("corruption")
             parts += [
@@ -203,17 +323,21 @@ def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, p
 
     tables = []
     for (dataset, task, fam), block in scores.groupby(["dataset", "task", "family"], sort=True):
-        columns = score_columns(block)
-        rows = []
-        for method, data in block.groupby("method", sort=True):
-            rows.append([method, *[_cell(data[data["score"] == score]["value"].astype(float)) for score in columns]])
-        frame = pd.DataFrame(rows, columns=["method", *[s.replace("_", " ") for s in columns]])
+        frame = _family_table(block, score_columns(block))
+        frame.columns = [
+            "effective robustness (MultiBench)" if c == "effective_robustness_multibench" else c.replace("_", " ")
+            for c in frame.columns
+        ]
         metric = block["metric"].iloc[0]
         caption = (
             f"Robustness of {task} ({metric}) to {fam} corruptions on the first {subset} test "
-            f"images of {dataset}: mean $\\pm$ sample std over seeds; CE, relative CE and effective robustness "
-            f"relative to {reference_method}; MMI (Qiu et al. 2022) is the mean relative drop, per retrieval "
-            f"direction on the mean of its R@K, else on {metric}."
+            f"images of {dataset}, {_family_set(block)}: mean $\\pm$ sample std over seeds; CE, relative CE "
+            f"and effective robustness (MultiBench's, Liang et al. 2021: the reference curve shifted additively "
+            f"to the method's clean value, summed over severities) relative to the mean over seeds of "
+            f"{reference_method}; a corruption's CE (relative CE) is undefined when the reference's mean error "
+            f"(mean relative drop) under it is at most {NEGLIGIBLE:g}, and 'over' counts the corruptions averaged; "
+            f"MMI (Qiu et al. 2022) is the mean relative drop, per retrieval direction on the mean of its R@K, "
+            f"else on {metric}."
         )
         tables.append(latex_table(frame, caption, f"tab:robustness-{dataset}-{task}-{fam}", provenance))
     return "\n".join(tables)

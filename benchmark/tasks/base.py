@@ -37,7 +37,7 @@ Methods (override the ones marked *required*):
 * ``items(arrays)`` *required* — per-item records as bootstrap :class:`~benchmark.metrics.bootstrap.ItemScores`;
 * ``reference_rows(data_dir, settings)`` — ``({row name: metrics}, protocol)``;
 * ``robustness_subset(split, max_images)`` — the test subset the robustness grid measures, and
-  ``subset_settings(settings)`` — the evaluation settings used on it;
+  ``subset_settings(settings, test_size)`` — the evaluation settings used on it (the main table's protocol);
 * ``missing_modality(subset, corruption, severity)`` — keyword arguments of ``evaluate`` that
   withhold a modality, or a string saying why the task cannot be measured so;
 * ``forward_example(model, example)`` — one forward pass on one example (FLOP counting).
@@ -117,8 +117,9 @@ class Task:
         as a whole: without seen / held-out tags, so no subset metric enters the robustness grid."""
         return split.head(max_images).untagged()
 
-    def subset_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        """Evaluation settings on the robustness subset (a task that cuts its test set itself undoes that here)."""
+    def subset_settings(self, settings: dict[str, Any], test_size: int) -> dict[str, Any]:
+        """Evaluation settings on the robustness subset, given the main table's test split of ``test_size``
+        items: the same protocol as the main table (a task that cuts its test set itself undoes that here)."""
         return settings
 
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:

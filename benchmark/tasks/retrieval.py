@@ -92,9 +92,13 @@ class Retrieval(Task):
         chance = chance_retrieval_metrics(owners, len(image_ids), settings["ks"])
         return {"chance": chance}, {"chance": "analytic uniform ranking"}
 
-    def subset_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        """The robustness subset is already cut; ``max_images`` must not cut it again."""
-        return {**settings, "max_images": None}
+    def subset_settings(self, settings: dict[str, Any], test_size: int) -> dict[str, Any]:
+        """The robustness subset is already cut, so ``max_images`` must not cut it again; and it is scored by
+        the main table's protocol: where the main table re-ranks an ITC shortlist (more than
+        ``exhaustive_max_images`` images), so does every cell of the grid, with the same ``shortlist_k``."""
+        main_images = test_size if settings["max_images"] is None else min(settings["max_images"], test_size)
+        shortlist = main_images > settings["exhaustive_max_images"]
+        return {**settings, "max_images": None, **({"exhaustive_max_images": 0} if shortlist else {})}
 
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         return "retrieval ranks one modality against the other; an absent item cannot be ranked"

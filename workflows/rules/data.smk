@@ -36,13 +36,12 @@ rule tokenizer:
 
 rule pretrained_tokenizer:
     input:
-        lambda w: local_weight_files(PRETRAINED_TOKENIZERS[w.tokenizer]),
+        lambda w: local_weight_files(text_tokenizer_init(config, PRETRAINED_TOKENIZERS[w.tokenizer])),
     output:
         f"{OUT}/tokenizers/{{tokenizer}}.json",
     params:
         spec=lambda w: shlex.quote(
-            json.dumps({"stage": "tokenizer", "init": PRETRAINED_TOKENIZERS[w.tokenizer],
-                        "max_length": config["tokenizer"]["max_length"]}, sort_keys=True)
+            json.dumps(stage_spec(config, "tokenizer", method=PRETRAINED_TOKENIZERS[w.tokenizer]), sort_keys=True)
         ),
     log:
         f"{OUT}/logs/tokenizers/{{tokenizer}}.log",
