@@ -276,6 +276,7 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
                 f"'model.{tower}.width' ({spec['width']}) must be divisible by 'model.{tower}.heads' ({spec['heads']})"
             )
     problems += _method_model_problems(config)
+    problems += _sentence_model_problems(config)
     stages = {"pretrain": config.get("pretrain", {})}
     stages.update({f"finetune.{t}": s for t, s in config.get("finetune", {}).items()})
     for where, optim in stages.items():
@@ -284,6 +285,16 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
                 f"'{where}.warmup_steps' ({optim['warmup_steps']}) exceeds '{where}.steps' ({optim['steps']})"
             )
     return problems
+
+
+def _sentence_model_problems(config: Mapping[str, Any]) -> list[str]:
+    """Each sentence-level perturbation in ``robustness.text`` has its model in ``robustness.sentence_models``."""
+    from benchmark.corruptions.text import SENTENCE_PERTURBATIONS, model_required
+
+    robustness = config.get("robustness", {})
+    models = robustness.get("sentence_models") or {}
+    wanted = [n for n in robustness.get("text", []) if n in SENTENCE_PERTURBATIONS and n not in models]
+    return [f"'robustness.text' lists {name!r}: {model_required(name)}" for name in wanted]
 
 
 def _method_model_problems(config: Mapping[str, Any]) -> list[str]:
@@ -566,8 +577,8 @@ def stage_spec(
             "pretrained_on": pretrain_dataset(config, dataset),
             "optim": copy.deepcopy(config["finetune"][task]),
         }
-    if not training:  # zero-shot: evaluation builds the method itself, so its spec holds what it is built from
-        job = {**job, "zero_shot": True, **build}
+    if not training:  # zero-shot: evaluation builds the method from its own weights (its overrides name them)
+        job = {**job, "zero_shot": True, "overrides": build["overrides"]}
     if stage == "evaluate":
         return {**job, "batch_size": config["evaluate"]["batch_size"], **copy.deepcopy(config["evaluate"][task])}
     if stage == "robustness":
@@ -578,7 +589,7 @@ def stage_spec(
             "robustness": {
                 k: copy.deepcopy(v)
                 for k, v in config["robustness"].items()
-                if k not in ("reference_method", "summary_metric")
+                if k not in ("reference_method", "summary_metric") and not (k == "sentence_models" and not v)
             },
         }
     if stage == "report":

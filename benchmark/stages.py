@@ -556,7 +556,7 @@ def run_robustness(
     from benchmark.data.coco import read_manifest
     from benchmark.data.dataset import image_size_of
     from benchmark.device import describe
-    from benchmark.tasks.robustness import evaluate_robustness, grid
+    from benchmark.tasks.robustness import evaluate_robustness, grid, load_sentence_models, sentence_model_protocol
 
     started = time.perf_counter()
     task = get_task(spec["task"])
@@ -580,7 +580,8 @@ def run_robustness(
             model, split, session.tokenizer, session.device, spec["batch_size"], task_settings, **missing
         )
 
-    results = evaluate_robustness(test, task, settings, evaluate)
+    sentence_models = load_sentence_models(settings, session.device)  # generative text perturbations, if any
+    results = evaluate_robustness(test, task, settings, evaluate, sentence_models)
     for corruption, severity, metrics, status in results:
         if metrics is None:
             rows.extend(not_applicable_rows(spec, spec["method"], names, status, corruption, severity))
@@ -598,6 +599,7 @@ def run_robustness(
                 "severities": settings["severities"],
                 "image_corruption_table": table_for(image_size_of(read_manifest(data_dir))),
                 "subset_settings": task_settings,  # the main table's protocol on the subset
+                **sentence_model_protocol(sentence_models),
                 **data_protocol(data_dir, meta),
                 **weights_protocol(meta),
             },

@@ -189,7 +189,12 @@ def test_unknown_name_lists_the_known_ones() -> None:
 
 @pytest.mark.parametrize("name", list(SENTENCE_PERTURBATIONS))
 def test_sentence_level_perturbations_name_the_model_they_need(name: str) -> None:
+    """Per-text corruption has no model: it names the model and the key that provides one
+    (the rewrite itself is tested in test_sentence_perturbations.py)."""
     assert name not in TEXT_CORRUPTIONS
     for severity in (0, 3):
-        with pytest.raises(ModelRequiredError, match=f"{name!r} .* needs .* not available offline"):
+        with pytest.raises(
+            ModelRequiredError,
+            match=f"{name!r} .* needs .* not available offline unless 'robustness.sentence_models.{name}'",
+        ):
             corrupt_text("a red circle", name, severity, 0)

@@ -46,10 +46,35 @@ bundled: no small, maintained PyPI package ships its data (``nltk``, ``wn`` ≥ 
 is unmaintained), and WordNet without sense disambiguation gives "roach" for "circle".
 
 Sentence level (:data:`SENTENCE_PERTURBATIONS`: ``formal``, ``casual``, ``passive``,
-``active``, ``back_translation``) rewrites whole captions with generative models and is **not
-available offline**: FuseBench ships and downloads no such model. Each name is registered and
-raises :class:`ModelRequiredError` naming the model it needs; to add one, implement the rewrite
-here against a local model directory and move its name into :data:`TEXT_CORRUPTIONS`.
+``active``, ``back_translation``) rewrites whole captions with generative models. FuseBench ships
+and downloads none, so these run only when ``robustness.sentence_models`` names one (a local
+directory, or a hub name already in the local cache when offline); :func:`corrupt_text` has no
+model and raises :class:`ModelRequiredError` for them. With a model, a :class:`SentenceRewriter`
+(:func:`load_sentence_rewriter`) rewrites a whole split in batches (:func:`corrupt_sentences`):
+
+* ``formal`` / ``casual`` / ``passive`` / ``active``: one seq2seq model (Qiu et al. used
+  Styleformer's T5 models ``prithivida/{informal_to_formal,formal_to_informal,active_to_passive,
+  passive_to_active}_styletransfer``), the input prefixed with Styleformer's task prefix
+  (``"transfer Casual to Formal: "`` …, ``styleformer/styleformer.py``).
+* ``back_translation``: two models, English→German then German→English, given as a list
+  ``[en_de, de_en]`` under the one key (Qiu et al.: nlpaug's ``BackTranslationAug`` with
+  ``facebook/wmt19-en-de`` and ``facebook/wmt19-de-en``); no prefix (a translation pair is one
+  direction per model, as in nlpaug's ``MtTransformers``).
+
+Decoding is deterministic: beam search with 5 beams, never sampling (:class:`Decoding`), under a
+seed derived from (perturbation, model step) anyway. Departures from Qiu et al.: Styleformer
+*samples* (top-k 50, top-p 0.95; for formal/casual five candidates ranked by its adequacy model)
+and Qiu et al. redraw a style rewrite (up to 100 times) until paraphrase-mpnet-base-v2 scores it ≥
+0.9 cosine-similar, so their rewrite is one random draw; here it is the model's highest-scoring
+beam (5 beams, as many as Styleformer's default ``max_candidates=5``; FuseBench's choice), with
+Styleformer's ``max_length=32`` for the style models and 128 for translation (nlpaug passes
+``max_length=None``, i.e. the model's own generation config). An empty rewrite keeps the original
+text, as Qiu et al.'s scripts do when Styleformer returns none. **Severity**: Qiu et al. apply
+sentence-level perturbations at one level to every caption (``style_rate_chunk = [1]``,
+MM_Robustness ``text_perturbation/perturb_coco_json_v3.py``), so here every text is rewritten,
+identically, at every severity 1…5 (severity 0 is the identity): each cell of the grid is Qiu et
+al.'s one cell, and a mean over severities equals it. Rewrites depend on the text only (not its id
+or the severity), are computed once per job and reused for every severity.
 """
 
 from __future__ import annotations
@@ -60,9 +85,11 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmark.data.grammar import plural
-from benchmark.errors import DataFileError
+from benchmark.errors import ConfigError, DataFileError
+from benchmark.models.sources import cached_snapshot, existing_path, file_digests, folder_files, offline
 from benchmark.seeding import derive_seed
 
 WORD_RATES = (0.05, 0.10, 0.15, 0.25, 0.35)
@@ -288,44 +315,225 @@ TEXT_CORRUPTIONS = (*CHARACTER_OPERATIONS, *WORD_OPERATIONS)
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """Deterministic ``generate`` settings: beam search, never sampling."""
+
+    num_beams: int
+    max_length: int
+
+    def kwargs(self) -> dict[str, Any]:
+        """What :func:`corrupt_sentences` passes to ``model.generate`` besides the input."""
+        return {"do_sample": False, "num_beams": self.num_beams, "max_length": self.max_length, "early_stopping": True}
+
+
+STYLE_DECODING = Decoding(num_beams=5, max_length=32)
+"""Styleformer's ``max_length=32``; beams instead of its sampling (module docstring)."""
+TRANSLATION_DECODING = Decoding(num_beams=5, max_length=128)
+"""Captions are short; nlpaug leaves the length to the model's generation config."""
+
+
+@dataclass(frozen=True)
 class SentencePerturbation:
-    """A sentence-level perturbation of Qiu et al. that needs a generative model."""
+    """A sentence-level perturbation of Qiu et al.: the model(s) it needs, one task prefix per model."""
 
     needs: str
     qiu: str
+    prefixes: tuple[str, ...]
+    decoding: Decoding
+
+    @property
+    def steps(self) -> int:
+        """How many models rewrite the text in turn (2 for back-translation)."""
+        return len(self.prefixes)
 
 
 _STYLEFORMER = "Styleformer (T5 style-transfer models, prithivida/*_styletransfer)"
 SENTENCE_PERTURBATIONS: dict[str, SentencePerturbation] = {
-    "formal": SentencePerturbation("a casual→formal style-transfer model", _STYLEFORMER),
-    "casual": SentencePerturbation("a formal→casual style-transfer model", _STYLEFORMER),
-    "passive": SentencePerturbation("an active→passive style-transfer model", _STYLEFORMER),
-    "active": SentencePerturbation("a passive→active style-transfer model", _STYLEFORMER),
+    "formal": SentencePerturbation(
+        "a casual→formal style-transfer model", _STYLEFORMER, ("transfer Casual to Formal: ",), STYLE_DECODING
+    ),
+    "casual": SentencePerturbation(
+        "a formal→casual style-transfer model", _STYLEFORMER, ("transfer Formal to Casual: ",), STYLE_DECODING
+    ),
+    "passive": SentencePerturbation(
+        "an active→passive style-transfer model", _STYLEFORMER, ("transfer Active to Passive: ",), STYLE_DECODING
+    ),
+    "active": SentencePerturbation(
+        "a passive→active style-transfer model", _STYLEFORMER, ("transfer Passive to Active: ",), STYLE_DECODING
+    ),
     "back_translation": SentencePerturbation(
         "English→German and German→English translation models",
         "nlpaug BackTranslationAug with facebook/wmt19-en-de and facebook/wmt19-de-en",
+        ("", ""),
+        TRANSLATION_DECODING,
     ),
 }
+SENTENCE_BATCH = 32
+"""Texts per ``generate`` call."""
 
 
 class ModelRequiredError(ValueError):
     """A registered perturbation that needs a model which FuseBench does not ship."""
 
 
+def model_required(name: str) -> str:
+    """Why ``name`` cannot run without a model: what it needs and what Qiu et al. used."""
+    entry = SENTENCE_PERTURBATIONS[name]
+    return (
+        f"text perturbation {name!r} rewrites whole captions and needs {entry.needs} (Qiu et al. used "
+        f"{entry.qiu}); FuseBench ships and downloads no such model, so it is not available offline unless "
+        f"'robustness.sentence_models.{name}' names "
+        + ("[an English→German, a German→English] model" if entry.steps == 2 else "a model")
+        + " (a local directory, or a hub name in the local cache)"
+    )
+
+
 def check_text_corruption(name: str) -> None:
-    """Raise unless ``name`` is a text perturbation that runs offline; the message says why."""
+    """Raise unless ``name`` is a text perturbation that runs without a model; the message says why."""
     if name in SENTENCE_PERTURBATIONS:
-        entry = SENTENCE_PERTURBATIONS[name]
         raise ModelRequiredError(
-            f"text perturbation {name!r} rewrites whole captions and needs {entry.needs} (Qiu et al. used "
-            f"{entry.qiu}); FuseBench ships and downloads no such model, so it is not available offline. "
-            f"Offline text perturbations: {', '.join(TEXT_CORRUPTIONS)}"
+            f"{model_required(name)}. Text perturbations without a model: {', '.join(TEXT_CORRUPTIONS)}"
         )
     if name not in TEXT_CORRUPTIONS:
         raise ValueError(
             f"unknown text corruption {name!r}; known: {', '.join(TEXT_CORRUPTIONS)} "
-            f"(needing a model, not available offline: {', '.join(SENTENCE_PERTURBATIONS)})"
+            f"(needing a model, see robustness.sentence_models: {', '.join(SENTENCE_PERTURBATIONS)})"
         )
+
+
+@dataclass(frozen=True)
+class Seq2Seq:
+    """A loaded seq2seq model with its tokenizer, the config value it came from and the folder of its files."""
+
+    model: Any
+    tokenizer: Any
+    source: str
+    folder: Path
+
+    def provenance(self) -> dict[str, Any]:
+        """The model as configured, the folder it was read from and the sha256 of every file there."""
+        files = file_digests(folder_files(self.folder, hidden_files=True), root=self.folder)
+        return {"source": self.source, "directory": str(self.folder), "files": files}
+
+
+def load_seq2seq(value: str, key: str, device: Any = "cpu") -> Seq2Seq:
+    """``AutoModelForSeq2SeqLM`` + ``AutoTokenizer`` from a local directory or a hub name, float32, in eval mode.
+
+    Nothing is downloaded for a local directory or when offline (``HF_HUB_OFFLINE``); a missing
+    directory, a hub name not in the cache, or a folder that is not a seq2seq checkpoint is a
+    :class:`~benchmark.errors.ConfigError` naming ``key`` and ``value``.
+    """
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from benchmark.models.published import _HUB_NAME  # what a hub name looks like, as for published checkpoints
+
+    path = existing_path(value, key, lambda name: not _HUB_NAME.match(name), "directory")
+    if path is not None and not path.is_dir():
+        raise ConfigError(f"{key} = {value!r} is a file; give the model's directory")
+    location, local_only = (str(path.resolve()), True) if path is not None else (value, offline())
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only)
+        model = AutoModelForSeq2SeqLM.from_pretrained(location, dtype=torch.float32, local_files_only=local_only)
+    except (OSError, ValueError, ImportError) as error:
+        where = (
+            "directory"
+            if path is not None
+            else "hub model (offline: not in the local cache)"
+            if local_only
+            else "hub model"
+        )
+        raise ConfigError(
+            f"{key} = {value!r}: cannot load the {where} as a seq2seq model and tokenizer: {error}"
+        ) from None
+    folder = Path(location) if path is not None else cached_snapshot(value)
+    return Seq2Seq(model.to(device).eval(), tokenizer, value, folder)
+
+
+def _generate(step: Seq2Seq, inputs: Sequence[str], decoding: Decoding, seed: int) -> list[str]:
+    """``step``'s rewrite of each input, decoded and stripped.
+
+    Inputs are batched by token length (no padding, so a text's rewrite does not depend on which
+    other texts share its batch), at most :data:`SENTENCE_BATCH` at a time.
+    """
+    import torch
+
+    ids = [step.tokenizer(text)["input_ids"] for text in inputs]
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(ids[batches[-1][0]]) == len(ids[i]) and len(batches[-1]) < SENTENCE_BATCH:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    outputs = [""] * len(ids)
+    device = next(step.model.parameters()).device
+    with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        for batch in batches:
+            torch.manual_seed(seed)  # decoding never samples; seeded all the same
+            input_ids = torch.tensor([ids[i] for i in batch], device=device)
+            generated = step.model.generate(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **decoding.kwargs()
+            )
+            for i, text in zip(batch, step.tokenizer.batch_decode(generated, skip_special_tokens=True)):
+                outputs[i] = text.strip()
+    return outputs
+
+
+class SentenceRewriter:
+    """One sentence-level perturbation bound to its model(s); remembers every rewrite it made.
+
+    Args:
+        name: a key of :data:`SENTENCE_PERTURBATIONS`.
+        models: one :class:`Seq2Seq` per step (two for ``back_translation``: en→de, de→en).
+    """
+
+    def __init__(self, name: str, models: Sequence[Seq2Seq]) -> None:
+        self.name, self.entry, self.models = name, SENTENCE_PERTURBATIONS[name], tuple(models)
+        if len(self.models) != self.entry.steps:
+            raise ValueError(f"{name!r} needs {self.entry.steps} model(s), got {len(self.models)}")
+        self._rewrites: dict[str, str] = {}
+
+    def rewrite(self, texts: Sequence[str]) -> list[str]:
+        """Each text rewritten (the original where the model returns nothing); new texts generated in batches."""
+        todo = sorted({t for t in texts if t.strip() and t not in self._rewrites})
+        outputs = todo
+        for step, (prefix, model) in enumerate(zip(self.entry.prefixes, self.models)):
+            seed = derive_seed("sentence-perturbation", self.name, step)
+            outputs = _generate(model, [prefix + t for t in outputs], self.entry.decoding, seed)
+        self._rewrites.update({t: out or t for t, out in zip(todo, outputs)})
+        return [self._rewrites.get(t, t) for t in texts]
+
+    def provenance(self) -> dict[str, Any]:
+        """What the rewrite depends on: each model's source, folder and file digests, prefixes, decoding."""
+        return {
+            "models": [m.provenance() for m in self.models],
+            "prefixes": list(self.entry.prefixes),
+            "decoding": self.entry.decoding.kwargs(),
+        }
+
+
+def load_sentence_rewriter(name: str, value: str | Sequence[str], device: Any = "cpu") -> SentenceRewriter:
+    """The rewriter of ``name`` from ``robustness.sentence_models.<name>``: a model, or ``[en_de, de_en]``."""
+    key = f"robustness.sentence_models.{name}"
+    values = [value] if isinstance(value, str) else list(value)
+    steps = SENTENCE_PERTURBATIONS[name].steps
+    if len(values) != steps:
+        raise ConfigError(f"{key} = {value!r}: needs {steps} model(s), got {len(values)}")
+    keys = [key] if steps == 1 else [f"{key}[{i}]" for i in range(steps)]
+    return SentenceRewriter(name, [load_seq2seq(v, k, device) for v, k in zip(values, keys)])
+
+
+def corrupt_sentences(texts: Sequence[str], name: str, severity: int, rewriter: SentenceRewriter) -> list[str]:
+    """``texts`` under the sentence-level perturbation ``name``: identity at severity 0, else every text
+    rewritten by ``rewriter``, the same at every severity 1…5 (Qiu et al.'s one level)."""
+    if rewriter.name != name:
+        raise ValueError(f"a {rewriter.name!r} rewriter cannot apply {name!r}")
+    if severity == 0:
+        return list(texts)
+    if not 1 <= severity <= 5:
+        raise ValueError(f"severity must be 0–5, got {severity}")
+    return rewriter.rewrite(texts)
 
 
 def corrupt_text_counted(

@@ -5,7 +5,11 @@ referring expressions — the same subset for every method and for the clean ref
 (``corruption = none, severity = 0``) that the summaries divide by. Families:
 
 * ``image``: the test images pass through :mod:`benchmark.corruptions.image`;
-* ``text``: captions and expressions pass through :mod:`benchmark.corruptions.text`;
+* ``text``: captions and expressions pass through :mod:`benchmark.corruptions.text`; the
+  sentence-level ones (``formal`` … ``back_translation``) through the models that
+  ``robustness.sentence_models`` names, loaded once per job (:func:`load_sentence_models`), each
+  unique text generated once and reused at every severity; :func:`sentence_model_protocol` gives
+  the model folders and file digests for the result's protocol;
 * ``missing``: ``missing_image`` / ``missing_text`` withhold that modality from a seeded
   fraction severity/5 of the test examples (20 % … 100 %, :func:`missing_mask`), as the task
   says (``Task.missing_modality``; retrieval ranks one modality against the other, so there
@@ -15,17 +19,29 @@ referring expressions — the same subset for every method and for the clean ref
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 import torch
 
 from benchmark.corruptions.image import IMAGE_CORRUPTIONS, corrupt_images
-from benchmark.corruptions.text import SCENE_LEXICON, TEXT_CORRUPTIONS, Lexicon, corrupt_text, load_lexicon
+from benchmark.corruptions.text import (
+    SCENE_LEXICON,
+    SENTENCE_PERTURBATIONS,
+    TEXT_CORRUPTIONS,
+    Lexicon,
+    ModelRequiredError,
+    SentenceRewriter,
+    corrupt_sentences,
+    corrupt_text,
+    load_lexicon,
+    load_sentence_rewriter,
+    model_required,
+)
 from benchmark.data.dataset import SceneSplit
 from benchmark.data.images import as_tensor
-from benchmark.errors import MissingModalityError
+from benchmark.errors import ConfigError, MissingModalityError
 from benchmark.seeding import derive_seed
 from benchmark.tasks.base import Task
 
@@ -36,7 +52,7 @@ def family(corruption: str) -> str:
     """image / text / missing, from the corruption's name."""
     if corruption in IMAGE_CORRUPTIONS:
         return "image"
-    if corruption in TEXT_CORRUPTIONS:
+    if corruption in TEXT_CORRUPTIONS or corruption in SENTENCE_PERTURBATIONS:
         return "text"
     if corruption in MISSING:
         return "missing"
@@ -51,11 +67,20 @@ def grid(settings: dict[str, Any]) -> Iterator[tuple[str, int]]:
             yield name, severity
 
 
-def corrupt_split(split: SceneSplit, corruption: str, severity: int, lexicon: Lexicon | None = None) -> SceneSplit:
+def corrupt_split(
+    split: SceneSplit,
+    corruption: str,
+    severity: int,
+    lexicon: Lexicon | None = None,
+    sentence_models: Mapping[str, SentenceRewriter] | None = None,
+) -> SceneSplit:
     """A copy of ``split`` whose images or texts are corrupted (seeded per example); ``lexicon`` gives the
-    synonyms of the lexical text perturbations (default: the synthetic scenes' built-in lexicon)."""
+    synonyms of the lexical text perturbations (default: the synthetic scenes' built-in lexicon);
+    ``sentence_models`` the rewriters of the sentence-level ones (:func:`load_sentence_models`)."""
     if family(corruption) == "image":
         return replace(split, images=corrupt_images(as_tensor(split.images), corruption, severity, split.image_ids))
+    if corruption in SENTENCE_PERTURBATIONS:
+        return _rewrite_split(split, corruption, severity, (sentence_models or {}).get(corruption))
     captions = [
         [corrupt_text(c, corruption, severity, cid, lexicon) for c, cid in zip(caps, ids)]
         for caps, ids in zip(split.captions, split.caption_ids())
@@ -64,6 +89,40 @@ def corrupt_split(split: SceneSplit, corruption: str, severity: int, lexicon: Le
         {**r, "sentence": corrupt_text(r["sentence"], corruption, severity, r["ref_id"], lexicon)} for r in split.refs
     ]
     return replace(split, captions=captions, refs=refs)
+
+
+def _rewrite_split(split: SceneSplit, corruption: str, severity: int, rewriter: SentenceRewriter | None) -> SceneSplit:
+    """Captions and expressions under a sentence-level perturbation, generated in one batched pass."""
+    if rewriter is None:
+        raise ModelRequiredError(model_required(corruption))
+    texts = [c for caps in split.captions for c in caps] + [r["sentence"] for r in split.refs]
+    rewritten = dict(zip(texts, corrupt_sentences(texts, corruption, severity, rewriter)))
+    captions = [[rewritten[c] for c in caps] for caps in split.captions]
+    refs = [{**r, "sentence": rewritten[r["sentence"]]} for r in split.refs]
+    return replace(split, captions=captions, refs=refs)
+
+
+def load_sentence_models(settings: Mapping[str, Any], device: Any = "cpu") -> dict[str, SentenceRewriter]:
+    """The rewriter of every sentence-level perturbation in ``robustness.text``: load once per robustness job.
+
+    ``settings`` is the ``robustness`` block; a sentence-level name without an entry in
+    ``sentence_models`` is a ConfigError (:func:`benchmark.config.validate_config` reports it first).
+    """
+    configured = settings.get("sentence_models") or {}
+    rewriters = {}
+    for name in (n for n in settings["text"] if n in SENTENCE_PERTURBATIONS):
+        if name not in configured:
+            raise ConfigError(f"'robustness.text' lists {name!r}: {model_required(name)}")
+        rewriters[name] = load_sentence_rewriter(name, configured[name], device)
+    return rewriters
+
+
+def sentence_model_protocol(sentence_models: Mapping[str, SentenceRewriter]) -> dict[str, Any]:
+    """``{"sentence_models": {name: {models: [{source, directory, files: {path: sha256}}], prefixes, decoding}}}``
+    for the robustness result's protocol; ``{}`` when no sentence-level perturbation ran."""
+    if not sentence_models:
+        return {}
+    return {"sentence_models": {name: rewriter.provenance() for name, rewriter in sentence_models.items()}}
 
 
 def robustness_lexicon(settings: dict[str, Any]) -> Lexicon | None:
@@ -83,14 +142,21 @@ def evaluate_robustness(
     task: Task,
     settings: dict[str, Any],
     evaluate: Callable[..., tuple[dict[str, float | None], dict[str, Any]]],
+    sentence_models: Mapping[str, SentenceRewriter] | None = None,
 ) -> list[tuple[str, int, dict[str, float | None] | None, str]]:
-    """(corruption, severity, metrics or None, status) for the clean subset and every grid cell."""
+    """(corruption, severity, metrics or None, status) for the clean subset and every grid cell.
+
+    ``sentence_models`` (default: :func:`load_sentence_models` on the CPU) rewrites the texts of the
+    sentence-level perturbations; pass it to record :func:`sentence_model_protocol` from the same models.
+    """
     subset = task.robustness_subset(split, settings["max_images"])
     lexicon = robustness_lexicon(settings)
+    if sentence_models is None:
+        sentence_models = load_sentence_models(settings)
     results: list[tuple[str, int, dict[str, float | None] | None, str]] = [("none", 0, evaluate(subset)[0], "ok")]
     for corruption, severity in grid(settings):
         if family(corruption) != "missing":
-            corrupted = corrupt_split(subset, corruption, severity, lexicon)
+            corrupted = corrupt_split(subset, corruption, severity, lexicon, sentence_models)
             results.append((corruption, severity, evaluate(corrupted)[0], "ok"))
             continue
         withheld = task.missing_modality(subset, corruption, severity)

@@ -147,6 +147,13 @@ def published_weight_files(wildcards):
     return local_weight_files(value) if value else []
 
 
+def sentence_model_files():
+    """Local files of the generative text perturbations' models (robustness.sentence_models)."""
+    models = config["robustness"].get("sentence_models") or {}
+    sources = [s for value in models.values() for s in ([value] if isinstance(value, str) else value)]
+    return [f for source in sources for f in local_weight_files(source)]
+
+
 def trained_methods(stage="finetune"):
     """The run's methods with a `stage` job (pretrain or finetune)."""
     return [m for m in METHODS if stage in TRAINING[m]]

@@ -51,6 +51,7 @@ rule robustness:
     input:
         task_file=task_file,
         lexicon=[config["robustness"]["lexicon"]] if config["robustness"].get("lexicon") else [],
+        sentence_models=sentence_model_files(),
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
         checkpoint=evaluated_model,
