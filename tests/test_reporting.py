@@ -89,8 +89,10 @@ def test_paired_difference_on_a_known_delta_sample() -> None:
     # linear interpolation at position (n − 1)·q = 99·0.025 = 2.475 and 99·0.975 = 96.525 of the sorted Δ:
     assert result["low"] == pytest.approx((2**2 - 400) + 0.475 * (3**2 - 2**2), rel=1e-12)  # −393.625
     assert result["high"] == pytest.approx((96**2 - 400) + 0.525 * (97**2 - 96**2), rel=1e-12)  # 8917.325
-    assert result["p_not_better"] == 21 / 100  # Δ ≤ 0 for i = 0..20, Δ = 0 (i = 20) included
-    assert paired_difference(a, a)["p_not_better"] == 1.0  # identical methods: never better
+    assert result["boot_prob_not_better"] == 21 / 100  # Δ ≤ 0 for i = 0..20, Δ = 0 (i = 20) included
+    assert result["boot_prob_two_sided"] == 2 * 21 / 100  # Δ ≥ 0 for i = 20..99: 80 / 100, the larger share
+    assert paired_difference(a, a)["boot_prob_not_better"] == 1.0  # identical methods: never better
+    assert paired_difference(a, a)["boot_prob_two_sided"] == 1.0  # 2 · 1, capped at 1
 
 
 def physical_retrieval_metrics(

@@ -117,7 +117,8 @@ def evaluate_grounding(
     text_missing: torch.Tensor | None = None,
     subset_metrics: Sequence[str] = (),
 ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, np.ndarray]]:
-    """Metrics, protocol record and per-pair records (for the bootstrap).
+    """Metrics, protocol record and per-pair records (for the bootstrap, which resamples images: each
+    pair's ``pair_image`` is its image's index in the split, :class:`benchmark.metrics.bootstrap.GroundingItems`).
 
     On a split tagged seen / held-out, ``subset_metrics`` are also reported on each subset of
     the pairs (:mod:`benchmark.metrics.compositional`: COCOeval on the subset's pairs alone)."""
@@ -125,6 +126,7 @@ def evaluate_grounding(
     predictions = predict(model, data, split.image_size, batch_size, device, settings, image_missing, text_missing)
     targets, predictions, sizes = in_original_frame(split, ground_truth(split)[0], predictions)
     metrics, items = evaluate_pairs(targets, predictions, sizes, settings["score_threshold"], settings["acc_iou"])
+    items["pair_image"] = np.array([ref["image_index"] for ref in split.refs], dtype=np.int64)  # bootstrap unit
     if split.tagged and subset_metrics:
         subsets = [ref["subset"] for ref in split.refs]
         metrics.update(

@@ -1,17 +1,41 @@
-"""Bootstrap over test items: confidence intervals and paired method comparisons.
+"""Two-level bootstrap over training seeds and test items: confidence intervals and paired comparisons.
 
-The unit resampled is the test item: an image with its captions for retrieval (galleries
-stay fixed, so a query's rank is unchanged and recall@K becomes a weighted mean of per-query
-hits), an (image, expression) pair for grounding (COCO AP is re-accumulated from COCOeval's
-own per-pair match records, exactly as ``COCOeval.accumulate`` does; the identity resample
+A number in a table is the mean over S training seeds of a metric on I test units. Both are
+samples: a new seed gives a different model, a new test set different items. The interval of
+the seed-mean must include both sources, so each bootstrap replicate b
+
+1. draws S seeds with replacement (indices J_b into the method's seeds, ordered by seed), and
+2. draws the test units with replacement once (multiplicities w_b), the *same* draw for every
+   drawn seed and every method — the test items are the same items in every run,
+
+and takes T_b = (1/S) Σ_{j ∈ J_b} m_j(w_b), m_j(w) being seed j's metric on the resampled
+units. Seeds and items are crossed (every seed is scored on every item), so this is Owen's
+pigeonhole bootstrap for crossed random effects (A. B. Owen, "The pigeonhole bootstrap", Ann.
+Appl. Stat. 1(2), 2007): resample the rows (seeds) and the columns (items) independently. For
+y_si = μ + a_s + b_i + e_si its variance is ≈ (S−1)/S · σ_a²/S + σ_b²/I + 3 σ_e²/(SI) against
+the true σ_a²/S + σ_b²/I + σ_e²/(SI): the interaction is over-counted (conservative) and, with
+few seeds, the seed term is under-counted by (S−1)/S, as in any bootstrap of S values (Davison
+& Hinkley, *Bootstrap Methods and their Application*, 1997, §3.8 on resampling hierarchical
+data at both stages). With one seed the interval covers test-item variance only. Accounting
+for seed variance beside test-set variance is what Bouthillier et al. recommend ("Accounting for
+variance in machine learning benchmarks", MLSys 2021).
+
+Methods with the same number of seeds get the same seed draws (seeds paired by number, as the
+seed wins of ``comparisons.csv``), and all methods the same item draws, so a difference
+Δ_b = A_b − B_b is a paired bootstrap. The seed-free distribution (seeds fixed, items resampled,
+the mean over all S seeds) is kept beside it to show how much of the width the items explain.
+
+The unit resampled is the task's ``bootstrap_unit``: an image with its captions for retrieval
+(galleries stay fixed, so a query's rank is unchanged and recall@K becomes a weighted mean of
+per-query hits), an image with all its referring expressions for grounding (an image's
+expressions share its objects and are correlated; COCO AP is re-accumulated from COCOeval's
+own per-pair match records, exactly as ``COCOeval.accumulate`` does, and the identity resample
 reproduces pycocotools' AP).
 
-Every method and seed is evaluated on the *same* resampled items, from one generator with a
-fixed seed. For each resample b the metric is averaged over seeds, which gives
-
-* a 95 % percentile interval of the seed-mean over test items, and
-* paired differences Δ_b = A_b − B_b between methods for significance: B is "not
-  significantly worse" than A when the 2.5th percentile of Δ is ≤ 0 (two-sided, 95 %).
+Significance of "best vs rest" (:func:`holm`): the bootstrap probability P*(Δ ≤ 0), the share
+of replicates in which the better method is not ahead, made two-sided (2 · min(P*(Δ ≤ 0),
+P*(Δ ≥ 0))), is Holm–Bonferroni-adjusted over the comparisons of one table column. It is a
+bootstrap probability, not the p-value of a test.
 """
 
 from __future__ import annotations
@@ -21,10 +45,12 @@ from typing import Protocol
 
 import numpy as np
 
-from benchmark.metrics.retrieval import mean_recall
+from benchmark.metrics.retrieval import hits_at_k, mean_recall
 
 RESAMPLES = 1000
 LEVEL = 0.95
+ALPHA = 1 - LEVEL
+"""Family-wise level of the Holm-corrected "not significantly worse than the best" marks."""
 REC_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1)  # COCOeval's 101 points
 
 
@@ -37,7 +63,8 @@ class ItemScores(Protocol):
 
 @dataclass
 class RetrievalItems:
-    """Per-query best ranks; ranks are 0-based positions of the best positive."""
+    """Per-query best ranks; ranks are 0-based positions of the best positive (the gallery size when
+    a query has none: never a hit, :func:`benchmark.metrics.retrieval.hits_at_k`)."""
 
     t2i_rank: np.ndarray  # per caption
     text_owner: np.ndarray  # per caption: its image (the resampling unit)
@@ -50,18 +77,25 @@ class RetrievalItems:
 
     def metrics(self, weights: np.ndarray) -> dict[str, float]:
         text_weights = weights[self.text_owner]
+        images, texts = len(self.i2t_rank), len(self.t2i_rank)  # the t2i and the i2t gallery
         out = {}
         for k in self.ks:
-            out[f"t2i_R@{k}"] = float((text_weights * (self.t2i_rank < k)).sum() / text_weights.sum())
+            hit = hits_at_k(self.t2i_rank, k, images)
+            out[f"t2i_R@{k}"] = float((text_weights * hit).sum() / text_weights.sum())
         for k in self.ks:
-            out[f"i2t_R@{k}"] = float((weights * (self.i2t_rank < k)).sum() / weights.sum())
+            out[f"i2t_R@{k}"] = float((weights * hits_at_k(self.i2t_rank, k, texts)).sum() / weights.sum())
         out["mean_R"] = mean_recall(out, self.ks)
         return out
 
 
 @dataclass
 class GroundingItems:
-    """Per-pair records from :func:`benchmark.metrics.detection.evaluate_pairs`."""
+    """Per-pair records from :func:`benchmark.metrics.detection.evaluate_pairs`, resampled by image.
+
+    ``pair_image`` (per pair: its image, written by :func:`benchmark.evaluation.grounding.evaluate_grounding`)
+    makes the unit an image with all its expressions; records without it (written before it
+    existed, or by :func:`~benchmark.metrics.detection.evaluate_pairs` alone) fall back to one unit
+    per (image, expression) pair. ``weights`` passed to :meth:`metrics` are per unit."""
 
     top_iou: np.ndarray  # per pair: IoU of the top box with its best target (NaN without target)
     acc_hit: np.ndarray  # per pair: the top box meets Acc@0.5 in the evaluation's acc_iou form
@@ -73,8 +107,15 @@ class GroundingItems:
     dt_pair: np.ndarray
     gt_ignore: np.ndarray
     gt_pair: np.ndarray
+    pair_image: np.ndarray | None = None  # per pair: its image's index in the split (the resampling unit)
 
     def __post_init__(self) -> None:
+        if self.pair_image is None:
+            self._unit = np.arange(len(self.top_iou))
+        else:
+            if len(self.pair_image) != len(self.top_iou):
+                raise ValueError(f"pair_image has {len(self.pair_image)} entries for {len(self.top_iou)} pairs")
+            self._unit = np.unique(self.pair_image, return_inverse=True)[1].reshape(-1)  # images with ≥ 1 pair
         # COCOeval concatenates pairs in order and sorts by score with a stable mergesort
         self._order = np.argsort(-self.dt_scores, kind="mergesort")
         keep = ~self.dt_ignore[:, self._order]
@@ -84,7 +125,7 @@ class GroundingItems:
 
     @property
     def units(self) -> int:
-        return len(self.top_iou)
+        return int(self._unit.max()) + 1 if len(self._unit) else 0
 
     def _average_precision(self, weights: np.ndarray) -> dict[str, float]:
         positives = float((weights[self.gt_pair] * (~self.gt_ignore)).sum())
@@ -110,6 +151,7 @@ class GroundingItems:
         }
 
     def metrics(self, weights: np.ndarray) -> dict[str, float]:
+        weights = np.asarray(weights)[self._unit]  # per pair: its image's multiplicity
         out = self._average_precision(weights)
         with_target = self.n_targets > 0
         single, none = self.n_targets == 1, self.n_targets == 0
@@ -131,10 +173,16 @@ def resample_weights(units: int, resamples: int, seed: int) -> np.ndarray:
     return np.stack([np.bincount(rng.integers(0, units, units), minlength=units) for _ in range(resamples)])
 
 
-def seed_mean_distribution(
+def resample_seeds(count: int, resamples: int, seed: int) -> np.ndarray:
+    """B × count indices of a with-replacement resample of ``count`` seeds; the same for the same
+    ``(count, seed)``, so methods with as many seeds are resampled in pairs (seed k with seed k)."""
+    return np.random.default_rng([seed, count]).integers(0, count, (resamples, count))
+
+
+def per_seed_distribution(
     items_by_method: dict[str, list[ItemScores]], resamples: int = RESAMPLES, seed: int = 0
 ) -> dict[str, dict[str, np.ndarray]]:
-    """method → metric → B values of the seed-mean, all methods on the same resamples."""
+    """method → metric → S × B values m_s(w_b): each seed on the same B item resamples (all methods)."""
     units = {items.units for seeds in items_by_method.values() for items in seeds}
     if len(units) != 1:
         raise ValueError(f"methods were evaluated on different test sets (units {sorted(units)})")
@@ -143,7 +191,35 @@ def seed_mean_distribution(
     for method, seeds in items_by_method.items():
         per_seed = [[items.metrics(w) for w in weights] for items in seeds]
         names = per_seed[0][0].keys()
-        out[method] = {name: np.mean([[r[name] for r in runs] for runs in per_seed], axis=0) for name in names}
+        out[method] = {name: np.array([[r[name] for r in runs] for runs in per_seed]) for name in names}
+    return out
+
+
+def two_level(per_seed: np.ndarray, seed_draws: np.ndarray) -> np.ndarray:
+    """T_b = mean over the drawn seeds J_b (row b of ``seed_draws``) of m_j(w_b); ``per_seed`` is S × B."""
+    per_seed = np.asarray(per_seed, dtype=float)
+    return per_seed[seed_draws, np.arange(per_seed.shape[1])[:, None]].mean(axis=1)
+
+
+def seed_mean_distribution(
+    items_by_method: dict[str, list[ItemScores]],
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    seeds_resampled: bool = True,
+) -> dict[str, dict[str, np.ndarray]]:
+    """method → metric → B values of the seed-mean, all methods on the same item resamples.
+
+    ``seeds_resampled`` (default): the two-level bootstrap of the module docstring, seeds
+    resampled too (lists of items ordered by seed); False: seeds fixed, items only."""
+    per_seed = per_seed_distribution(items_by_method, resamples, seed)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for method, metrics in per_seed.items():
+        count = len(items_by_method[method])
+        draws = resample_seeds(count, resamples, seed) if seeds_resampled else None
+        out[method] = {
+            name: two_level(values, draws) if draws is not None else values.mean(axis=0)
+            for name, values in metrics.items()
+        }
     return out
 
 
@@ -159,7 +235,10 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> dict[str, float]:
-    """Δ = a − b on the same resamples: mean, percentile interval, one-sided p = P(Δ ≤ 0)."""
+    """Δ = a − b on the same resamples: mean, percentile interval, and the bootstrap probabilities
+    P*(Δ ≤ 0) (``boot_prob_not_better``: the share of replicates in which a is not ahead) and
+    2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0)) (``boot_prob_two_sided``, capped at 1: the smallest 1 − level at
+    which the percentile interval of Δ reaches 0). Proportions of bootstrap replicates, not p-values."""
     delta = np.asarray(a, float) - np.asarray(b, float)
     delta = delta[~np.isnan(delta)]
     low, high = percentile_interval(delta, level)
@@ -167,5 +246,23 @@ def paired_difference(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> dic
         "delta": float(delta.mean()) if len(delta) else float("nan"),
         "low": low,
         "high": high,
-        "p_not_better": float((delta <= 0).mean()) if len(delta) else float("nan"),
+        "boot_prob_not_better": float((delta <= 0).mean()) if len(delta) else float("nan"),
+        "boot_prob_two_sided": float(min(1.0, 2 * min((delta <= 0).mean(), (delta >= 0).mean())))
+        if len(delta)
+        else float("nan"),
     }
+
+
+def holm(probabilities: dict[str, float]) -> dict[str, float]:
+    """Holm–Bonferroni step-down adjustment of a family of probabilities (S. Holm, "A simple
+    sequentially rejective multiple test procedure", Scand. J. Statist. 6, 1979).
+
+    Sorted ascending, p_(1) ≤ … ≤ p_(m): adjusted p_(i) = max_{j ≤ i} min(1, (m − j + 1) · p_(j));
+    a hypothesis is rejected at family-wise level α when its adjusted value is ≤ α. NaN values
+    are left out of the family and stay NaN."""
+    finite = sorted(((p, name) for name, p in probabilities.items() if not np.isnan(p)), key=lambda x: x[0])
+    m, running, out = len(finite), 0.0, {name: float("nan") for name in probabilities}
+    for j, (p, name) in enumerate(finite):
+        running = max(running, min(1.0, (m - j) * p))
+        out[name] = running
+    return out

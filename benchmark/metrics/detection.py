@@ -115,6 +115,10 @@ def coco_evaluation(gt: dict[str, Any], detections: list[dict[str, Any]]) -> tup
 
     The records are COCOeval's own ``evalImgs`` entries — detection scores, matches and ignore
     flags per IoU threshold — so AP can be re-accumulated on resampled pairs (bootstrap).
+
+    Without any detection (``loadRes`` cannot take an empty list) COCOeval runs on an empty result
+    set, so every stat is what pycocotools gives it: 0 where the area range has ground truth, −1
+    (undefined) where it has none — never a 0 for a range without ground truth.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -123,9 +127,12 @@ def coco_evaluation(gt: dict[str, Any], detections: list[dict[str, Any]]) -> tup
         coco_gt = COCO()
         coco_gt.dataset = gt
         coco_gt.createIndex()
-        if not detections:  # loadRes cannot take an empty list; no detection means zero recall
-            return np.array([0.0 if "AP" in name or "AR" in name else -1.0 for name in COCO_STATS]), []
-        coco_dt = coco_gt.loadRes(detections)
+        if detections:
+            coco_dt = coco_gt.loadRes(detections)
+        else:
+            coco_dt = COCO()
+            coco_dt.dataset = {"images": gt["images"], "categories": gt["categories"], "annotations": []}
+            coco_dt.createIndex()
         evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluator.evaluate()
         evaluator.accumulate()

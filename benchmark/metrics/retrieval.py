@@ -10,6 +10,11 @@ Directions are named by query → gallery:
 Recall@K is the fraction of queries that hit. ``mean_R`` is the mean of R@K over both
 directions and every configured K (LAVIS's ``r_mean`` for K = 1, 5, 10).
 
+A query with no positive in the gallery (an image without a caption, as an i2t query) is a
+miss at every K, also when K ≥ the gallery size: R@K = (1/Q) Σ_q [r_q < min(K, G)], with r_q the
+0-based rank of q's best positive (r_q = G, the gallery size, when it has none). The chance row
+(:func:`chance_retrieval_metrics`) gives such a query probability 0, so the two agree.
+
 Ties: items with equal scores are ranked by gallery index, lower first. This is what a stable
 descending sort gives, and it makes results independent of the sort implementation
 (``torch.topk`` leaves tie order unspecified).
@@ -53,10 +58,18 @@ def best_positive_rank(scores: np.ndarray, positives: np.ndarray) -> np.ndarray:
     return np.where(positives, ranks, n_gallery).min(axis=1)
 
 
+def hits_at_k(best_rank: np.ndarray, k: int, gallery: int) -> np.ndarray:
+    """Per query: a positive ranks within the top K. ``best_rank`` is :func:`best_positive_rank`'s (the
+    gallery size for a query without positive), so ``rank < min(K, gallery)`` keeps such a query a miss
+    when K ≥ the gallery size."""
+    return np.asarray(best_rank) < min(int(k), int(gallery))
+
+
 def recall_at_k(scores: np.ndarray, positives: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
-    """Fraction of queries with a positive within the top K, for each K."""
+    """Fraction of queries with a positive within the top K, for each K (no positive: a miss)."""
     best = best_positive_rank(scores, positives)
-    return {int(k): float((best < k).mean()) for k in ks}
+    gallery = np.shape(scores)[1]
+    return {int(k): float(hits_at_k(best, k, gallery).mean()) for k in ks}
 
 
 def retrieval_metrics(

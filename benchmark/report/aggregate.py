@@ -4,13 +4,15 @@ Outputs under ``tables/`` (each with its provenance: config hash, git commit, da
 
 * ``main.csv`` — tidy, one row per number: dataset, method, seed, task, metric, corruption,
   severity, value, status; ``main_stats.csv`` — per method and metric: mean, sample std, seed
-  count ``n`` (of ``n_configured``), 95 % bootstrap CI of the seed-mean, best / not significantly worse;
-  ``comparisons.csv`` — paired bootstrap differences between methods;
+  count ``n`` (of ``n_configured``), 95 % two-level bootstrap CI of the seed-mean (seeds and test
+  items; also items only), best / not significantly worse with the Holm-adjusted bootstrap
+  probability (:mod:`benchmark.report.statistics`); ``comparisons.csv`` — paired bootstrap
+  differences between methods;
 * ``main.md`` / ``main.tex`` — retrieval and detection tables (mean ± std, best in bold,
   methods not significantly worse than the best underlined / in italics);
 * ``robustness.*`` — see :mod:`benchmark.report.robustness`;
-* ``efficiency.*`` — parameters, FLOPs per sample, training throughput, peak memory, wall
-  time per stage (means over seeds);
+* ``efficiency.*`` — two tables: cost (parameters, FLOPs per example, training throughput, peak
+  memory) and wall time per stage (means over seeds);
 * ``macros.tex`` — one ``\\newcommand`` per reported number; ``provenance.json``.
 
 After a failed run the workflow still writes these tables, from every result that exists
@@ -45,6 +47,7 @@ import pandas as pd
 
 from benchmark.errors import ConfigError, DataFileError
 from benchmark.io import read_json, write_json, write_text
+from benchmark.metrics.bootstrap import RESAMPLES
 from benchmark.provenance import git_state
 from benchmark.report.tables import (
     csv_with_footer,
@@ -59,9 +62,18 @@ from benchmark.results import row as result_row
 from benchmark.tasks import get_task, reference_rows_of_all_tasks
 
 SIGNIFICANCE_NOTE = (
-    "Best method per column in bold; methods not significantly worse than it (paired bootstrap over "
-    "test items, 1,000 resamples, two-sided 95 %) {mark}."
+    "Best method per column in bold; methods not significantly worse than it {mark}: their two-sided "
+    "bootstrap probability (twice the share of replicates in which the method is not behind the best), "
+    "Holm-adjusted over the column, exceeds 0.05. Two-level paired bootstrap, {resamples:,} replicates, "
+    "resampling seeds and then test units ({unit}); a bootstrap probability is not a p-value."
 )
+"""Caption sentence of the main tables (:mod:`benchmark.report.statistics` defines each quantity)."""
+CI_HEADING = "95 % two-level bootstrap interval of the seed-mean (seeds, then test units — {unit} — resampled):"
+
+
+def significance_note(task: str, mark: str) -> str:
+    """:data:`SIGNIFICANCE_NOTE` for ``task``'s tables, its marks named by ``mark``."""
+    return SIGNIFICANCE_NOTE.format(mark=mark, resamples=RESAMPLES, unit=get_task(task).bootstrap_unit or "a test item")
 
 
 FAILED = "failed: "
@@ -275,11 +287,12 @@ def _fewer_seeds(stat: pd.Series) -> bool:
 
 def _seeds_cell(rows: pd.DataFrame, zero_shot: bool = False) -> str:
     """Seeds behind a method's cells: ``3``, ``2/3`` (succeeded/configured), ``—`` for references and n/a;
-    a published model evaluated without training says ``zero-shot`` (its seeds only re-run the evaluation)."""
-    if zero_shot:
-        return "zero-shot"
+    a published model evaluated without training says ``zero-shot`` (its seeds only re-run the evaluation),
+    ``zero-shot (2/3)`` when some of them failed."""
     succeeded = int(rows["n"].max())
     configured = int(rows["n_configured"].max()) if "n_configured" in rows else succeeded
+    if zero_shot:
+        return "zero-shot" if succeeded == configured else f"zero-shot ({succeeded}/{configured})"
     if rows["reference"].any() or configured == 0:
         return "—"
     return str(succeeded) if succeeded == configured else f"{succeeded}/{configured}"
@@ -382,7 +395,7 @@ def main_markdown(
             f"Mean ± sample std over {' or '.join(map(str, seed_counts)) or 0} seed(s){unit}; "
             + get_task(task).reference_note()
             + " "
-            + SIGNIFICANCE_NOTE.format(mark="in italics"),
+            + significance_note(task, "in italics"),
             "",
             marked.to_markdown(index=False),
             "",
@@ -394,7 +407,8 @@ def main_markdown(
         if failures.get((dataset, task)):
             parts += ["Failed or not run:", *failures[(dataset, task)], ""]
         if not ci.empty:
-            parts += ["95 % bootstrap interval of the seed-mean over test items:", "", ci.to_markdown(index=False), ""]
+            heading = CI_HEADING.format(unit=get_task(task).bootstrap_unit or "a test item")
+            parts += [heading, "", ci.to_markdown(index=False), ""]
     parts += ["---", footer_text(provenance)]
     return "\n".join(parts) + "\n"
 
@@ -407,7 +421,7 @@ def main_latex(stats: pd.DataFrame, provenance: dict[str, Any], zero_shot: froze
             f"{task.capitalize()} on {dataset}: mean $\\pm$ sample std over seeds"
             + (" (%)" if get_task(task).percent else "")
             + ". "
-            + SIGNIFICANCE_NOTE.format(mark="underlined")
+            + significance_note(task, "underlined")
             + (" " + PARTIAL_NOTE.split(";")[0] + "." if _has_partial_cells(cells) else "")
         )
         tables.append(latex_table(cells, caption, f"tab:{dataset}-{task}", provenance, best, worse))
@@ -467,17 +481,80 @@ def efficiency_columns() -> dict[str, tuple[str, float, int]]:
     }
 
 
-def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Readable efficiency table: chosen columns scaled, then wall time per stage (s)."""
+STAGE_ORDER = ("pretrain", "finetune", "evaluate", "robustness")
+"""Order of the wall-time columns: the order the stages run in."""
+
+
+def _wall_time_key(key: str) -> tuple[int, str]:
+    stage, _, task = key.removeprefix("wall_s_").partition("_")
+    return (STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER), f"{stage} {task}")
+
+
+def efficiency_tables(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cost, time): the chosen cost columns scaled, and wall time per stage in seconds.
+
+    Two tables rather than one: side by side they make 14 columns, which a page can only show
+    scaled down to unreadable type. Time columns are named ``<stage>\\n<task>`` (two header lines
+    in LaTeX, :func:`benchmark.report.tables.latex_table`; one in Markdown)."""
     if frame.empty:
-        return frame
-    out = pd.DataFrame({"method": frame["method"]})
+        return frame, frame
+    cost = pd.DataFrame({"method": frame["method"]})
     for key, (label, scale, digits) in efficiency_columns().items():
         if key in frame:
-            out[label] = [number(v, scale, digits) for v in frame[key]]
-    for key in sorted(k for k in frame.columns if k.startswith("wall_s_")):
-        out[key.replace("wall_s_", "s: ").replace("_", " ")] = [number(v, 1.0, 0) for v in frame[key]]
-    return out
+            cost[label] = [number(v, scale, digits) for v in frame[key]]
+    time = pd.DataFrame({"method": frame["method"]})
+    for key in sorted((k for k in frame.columns if k.startswith("wall_s_")), key=_wall_time_key):
+        stage, _, task = key.removeprefix("wall_s_").partition("_")
+        time["\n".join(p for p in (stage, task.replace("_", " ")) if p)] = [number(v, 1.0, 0) for v in frame[key]]
+    return cost, time
+
+
+def _one_line(table: pd.DataFrame) -> pd.DataFrame:
+    return table.rename(columns=lambda c: c.replace("\n", " "))
+
+
+def _two_lines(table: pd.DataFrame) -> pd.DataFrame:
+    """Labels over two lines: before their parenthesis (``MFLOPs / pair`` over ``(retrieval)``), else at
+    their last space (``train`` over ``samples/s``); ``method`` stays."""
+
+    def broken(label: str) -> str:
+        if label == "method" or " " not in label:
+            return label
+        return label.replace(" (", "\n(", 1) if " (" in label else "\n".join(label.rsplit(" ", 1))
+
+    return table.rename(columns=broken)
+
+
+EFFICIENCY_CAPTIONS = (
+    "Cost per method (means over seeds): parameters, forward FLOPs per example (a multiply–add = 2 FLOPs), "
+    "training throughput and peak memory (process RSS on CPU, allocated GPU memory on CUDA).",
+    "Wall time per stage and task in seconds (means over seeds).",
+)
+
+
+def efficiency_markdown(cost: pd.DataFrame, time: pd.DataFrame, provenance: dict[str, Any]) -> str:
+    parts = [
+        "# FuseBench efficiency",
+        "",
+        "Means over seeds; FLOPs counted by torch.utils.flop_counter (a multiply–add = 2 FLOPs); peak memory is "
+        "the process RSS on CPU, allocated GPU memory on CUDA.",
+        "",
+    ]
+    if not cost.empty:
+        parts += ["## Cost", "", _one_line(cost).to_markdown(index=False), ""]
+    if len(time.columns) > 1:
+        parts += ["## Wall time per stage (s)", "", _one_line(time).to_markdown(index=False), ""]
+    return "\n".join(parts) + f"\n---\n{footer_text(provenance)}\n"
+
+
+def efficiency_latex(cost: pd.DataFrame, time: pd.DataFrame, provenance: dict[str, Any]) -> str:
+    """``tab:efficiency`` (cost) and ``tab:efficiency-time`` (wall time per stage)."""
+    if cost.empty:
+        return ""
+    tables = [latex_table(_two_lines(cost), EFFICIENCY_CAPTIONS[0], "tab:efficiency", provenance)]
+    if len(time.columns) > 1:
+        tables.append(latex_table(time, EFFICIENCY_CAPTIONS[1], "tab:efficiency-time", provenance))
+    return "\n".join(tables)
 
 
 def macro_definitions(
@@ -617,7 +694,7 @@ def run_aggregate(
     if weights:
         provenance["weights"] = weights
     zero_shot = zero_shot_methods(results)
-    items: dict[tuple[str, str, str], list[Any]] = {}
+    by_seed: dict[tuple[str, str, str], list[tuple[int, Any]]] = {}
     evaluations = []
     for path, record in results:
         spec = record.get("spec", {})
@@ -626,9 +703,11 @@ def run_aggregate(
             items_file = items_path(path)
             if not items_file.is_file():
                 raise DataFileError(f"per-item records missing for {path}: expected {items_file}")
-            items.setdefault((spec["dataset"], spec["task"], spec["method"]), []).append(
-                load_items(items_file, spec["task"])
+            by_seed.setdefault((spec["dataset"], spec["task"], spec["method"]), []).append(
+                (int(spec.get("seed") or 0), load_items(items_file, spec["task"]))
             )
+    # ordered by seed: the bootstrap resamples methods with as many seeds in pairs, seed k with seed k
+    items = {key: [i for _, i in sorted(runs, key=lambda run: run[0])] for key, runs in by_seed.items()}
     stats, comparisons = method_statistics(frame, items, reference_rows_of_all_tasks())
     training = [read_json(p, what="training result") for p in training_files or []]
     evaluations += [record for _, record in robustness_results]
@@ -639,42 +718,40 @@ def run_aggregate(
     write_text(out_dir / "main_stats.csv", csv_with_footer(stats, provenance))
     write_text(out_dir / "comparisons.csv", csv_with_footer(comparisons, provenance))
     write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame), zero_shot))
-    write_text(out_dir / "compositional.md", compositional_markdown(compositional_table(frame), provenance))
+    composition = labelled_zero_shot(compositional_table(frame), zero_shot)
+    write_text(out_dir / "compositional.md", compositional_markdown(composition, provenance))
     write_text(out_dir / "main.tex", main_latex(stats, provenance, zero_shot))
     scores = None
     if robustness_frame is not None:
-        scores = write_robustness(robustness_frame, out_dir, report, provenance)
+        scores = write_robustness(robustness_frame, out_dir, report, provenance, zero_shot)
     write_text(out_dir / "efficiency.csv", csv_with_footer(efficiency, provenance))
-    table = efficiency_table(efficiency)
-    write_text(
-        out_dir / "efficiency.md",
-        "# FuseBench efficiency\n\nMeans over seeds; FLOPs counted by "
-        "torch.utils.flop_counter (a multiply–add = 2 FLOPs); peak memory is the process RSS on CPU, "
-        "allocated GPU memory on CUDA.\n\n"
-        + (table.to_markdown(index=False) if not table.empty else "")
-        + f"\n\n---\n{footer_text(provenance)}\n",
-    )
-    write_text(
-        out_dir / "efficiency.tex",
-        latex_table(
-            table,
-            "Efficiency per method (means over seeds): parameters, forward FLOPs, training throughput, peak "
-            "memory and wall time per stage.",
-            "tab:efficiency",
-            provenance,
-        )
-        if not table.empty
-        else "",
-    )
+    cost, time = efficiency_tables(efficiency)
+    write_text(out_dir / "efficiency.md", efficiency_markdown(cost, time, provenance))
+    write_text(out_dir / "efficiency.tex", efficiency_latex(cost, time, provenance))
     write_text(out_dir / "macros.tex", macros_file(macro_definitions(stats, scores, efficiency), provenance))
     write_json(out_dir / "provenance.json", provenance)
     return frame
 
 
+def labelled_zero_shot(frame: pd.DataFrame, zero_shot: frozenset[str], keep: str | None = None) -> pd.DataFrame:
+    """``frame`` for display: each zero-shot method (a published model evaluated without training) named
+    ``<method> (zero-shot)``, except ``keep`` (a name the table refers to, e.g. the reference method)."""
+    if frame.empty or not zero_shot or "method" not in frame:
+        return frame
+    shown = frame.copy()
+    shown["method"] = [f"{m} (zero-shot)" if m in zero_shot and m != keep else m for m in shown["method"]]
+    return shown
+
+
 def write_robustness(
-    frame: pd.DataFrame, out_dir: Path, report: dict[str, Any], provenance: dict[str, Any]
+    frame: pd.DataFrame,
+    out_dir: Path,
+    report: dict[str, Any],
+    provenance: dict[str, Any],
+    zero_shot: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
-    """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md/.tex."""
+    """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md/.tex; the
+    Markdown and LaTeX tables mark zero-shot methods."""
     from benchmark.report.robustness import robustness_latex, robustness_markdown, summary_scores
 
     missing = [k for k in ("reference_method", "summary_metric") if k not in report]
@@ -690,8 +767,12 @@ def write_robustness(
         markdown = "# FuseBench robustness\n\nNo scores: no robustness result was computed.\n"
         latex = f"% FuseBench robustness — {footer_text(provenance)}\n% no robustness result was computed\n"
     else:
-        markdown = robustness_markdown(scores, drops, reference, report.get("max_images"))
-        latex = robustness_latex(scores, reference, report.get("max_images"), provenance)
+        shown, shown_drops = (
+            labelled_zero_shot(scores, zero_shot, reference),
+            labelled_zero_shot(drops, zero_shot, reference),
+        )
+        markdown = robustness_markdown(shown, shown_drops, reference, report.get("max_images"))
+        latex = robustness_latex(shown, reference, report.get("max_images"), provenance)
     write_text(
         out_dir / "robustness.md",
         markdown

@@ -13,8 +13,9 @@ alone, :mod:`benchmark.metrics.compositional`).
 
 Reference rows: ``ref_whole_image`` (one image-sized box) and ``ref_all_objects`` (the true box
 of every object in the image, an oracle detector that ignores the text). Bootstrap unit: an
-(image, expression) pair. Missing modality: the image or the expression is withheld for a
-seeded fraction severity/5 of the pairs.
+image with all its expressions (they share the image's objects and are correlated; records
+written before ``pair_image`` existed fall back to one unit per pair). Missing modality: the
+image or the expression is withheld for a seeded fraction severity/5 of the pairs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Grounding(Task):
         "the text)",
     }
     reference_settings = ("score_threshold", "acc_iou")
-    bootstrap_unit = "an (image, expression) pair"
+    bootstrap_unit = "an image with all its referring expressions"
     efficiency = ("flops_ground_pair", "MFLOPs / pair (grounding)")
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
