@@ -8,12 +8,26 @@ that measure, ``ORDERED`` and ``SLACK`` say which severities are compared and wh
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
+import benchmark.corruptions.image as image_corruptions
 from benchmark.corruptions.image import (
     IMAGE_CORRUPTIONS,
     PARAMETERS,
+    TABLE_SIZES,
+    _canny,
+    _elastic_displacement,
+    _elastic_draws,
+    _glass_interior,
+    _glass_shuffle,
+    _motion_blur,
+    _motion_taps,
+    _optimal_kernel_width,
+    _plasma_fractal,
     corrupt_images,
     corruption_parameters,
     table_for,
@@ -100,9 +114,10 @@ def test_seeded_per_example_whatever_the_batch(name: str, size: int, scenes) -> 
 CONSECUTIVE = [(1, 2), (2, 3), (3, 4), (4, 5)]
 ORDERED: dict[str, list[tuple[int, int]]] = {
     # Severity pairs whose MAD must not fall, where the published tables do not order all five:
-    # glass blur's offsets in [−δ, δ) shift the image up-left by ½ px per pass, which weighs as much
-    # as the shuffle in MAD (e.g. make_cifar_c.py's severity 4 has σ .25 and two passes, 5 σ .4):
-    # only the ends are compared.
+    # glass blur's offsets in [−δ, δ) (each pixel copies the one at its offset, as ImageNet-C's loop
+    # does) shift the image down-right by about ½ px per pass, which weighs as much as the shuffle
+    # in MAD (e.g. make_cifar_c.py's severity 4 has σ .25 and two passes, 5 σ .4): only the ends
+    # are compared.
     "glass_blur": [(1, 5)],
     # every table trades the affine jitter (falling with severity) for local displacement: none.
     "elastic_transform": [],
@@ -196,3 +211,167 @@ def test_new_random_corruptions_draw_per_example_id(name: str, scenes) -> None:
     same = batch[:1].repeat(3, 1, 1, 1)
     out = corrupt_images(same, name, 5, [101, 102, 103])
     assert len({o.numpy().tobytes() for o in out}) == 3, f"{name}: ids did not change the draw"
+
+
+# ----------------------------------------------------------------------------- against the sources
+
+
+def test_motion_blur_taps_are_imagemagick_motion_blur_image() -> None:
+    """MotionBlurImage: width = GetOptimalKernelWidth1D(r, σ) taps i = 0 … width − 1 with weights
+    exp(−i²/2σ²)/Σ at (⌈i·cos θ − ½⌉, ⌈i·sin θ − ½⌉), y pointing down the image."""
+    # GetOptimalKernelWidth1D: 2⌈r⌉ + 1 for r > 0; for r = 0, σ = 1 the Q16 tail test stops at 9
+    assert [_optimal_kernel_width(r, s) for r, s in [(10, 3), (20, 15), (0.5, 1), (0, 1), (0, 0)]] == [21, 41, 3, 9, 3]
+    pinned = {  # (radius, σ, angle): (dx, dy), worked by hand from the C expressions
+        (3, 1, 20): ([0, 1, 2, 3, 4, 5, 6], [0, 0, 1, 1, 1, 2, 2]),
+        (4, 2, -45): ([0, 1, 1, 2, 3, 4, 4, 5, 6], [0, -1, -1, -2, -3, -4, -4, -5, -6]),
+        (10, 3, 0): (list(range(21)), [0] * 21),
+        (12, 4, -100): ([0, 0, 0, *[-1] * 6, *[-2] * 6, *[-3] * 6, *[-4] * 4], [-i for i in range(25)]),
+    }
+    for (radius, sigma, angle), (dx, dy) in pinned.items():
+        taps_x, taps_y, weights = _motion_taps(radius, sigma, angle)
+        assert (taps_x, taps_y) == (dx, dy), (radius, sigma, angle)
+        expected = [math.exp(-(i * i) / (2 * sigma * sigma)) for i in range(2 * radius + 1)]
+        assert weights == pytest.approx([e / sum(expected) for e in expected], rel=1e-12)
+    for table in PARAMETERS["motion_blur"].values():  # every published row keeps all 2r + 1 taps
+        for radius, sigma in table:
+            assert len(_motion_taps(radius, sigma, 30.0)[2]) == 2 * radius + 1
+
+
+def test_motion_blur_samples_along_the_angle_with_edges_repeated() -> None:
+    """Output (x, y) = Σ wᵢ · input(x + dxᵢ, y + dyᵢ): a dot leaves its trail at dot − offset."""
+    dot = torch.zeros(1, 1, 31, 31, dtype=torch.float64)
+    dot[..., 15, 15] = 1
+    for angle in (0.0, 90.0, -45.0):
+        dx, dy, weights = _motion_taps(4, 2, angle)
+        expected = torch.zeros_like(dot)
+        for i, weight in enumerate(weights):
+            expected[..., 15 - dy[i], 15 - dx[i]] += weight
+        assert torch.allclose(_motion_blur(dot, 4, 2, torch.tensor([angle])), expected), angle
+    edge = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    edge[..., :, -1] = 1  # the right column, repeated beyond the border
+    blurred = _motion_blur(edge, 4, 2, torch.tensor([0.0]))
+    assert torch.allclose(blurred[..., -1], torch.ones(8, dtype=torch.float64))
+
+
+def imagenet_c_glass_pass(image: np.ndarray, offsets: np.ndarray, delta: int) -> np.ndarray:
+    """make_imagenet_c.py's loop, statement for statement, on an H×W×3 uint8 array."""
+    x = image.copy()
+    size_h, size_w = x.shape[:2]
+    k = 0
+    for h in range(size_h - delta, delta, -1):
+        for w in range(size_w - delta, delta, -1):
+            dx, dy = offsets[k]
+            k += 1
+            h_prime, w_prime = h + dy, w + dx
+            x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]
+    return x
+
+
+@pytest.mark.parametrize("delta", [1, 2, 3, 4])
+def test_glass_shuffle_is_the_imagenet_c_loop(delta: int) -> None:
+    generator = torch.Generator().manual_seed(delta)
+    images = torch.randint(0, 256, (3, 3, 21, 26), generator=generator).float()
+    visited = _glass_interior(21, 26, delta)[0].numel()
+    assert visited == (21 - 2 * delta) * (26 - 2 * delta)
+    offsets = torch.randint(-delta, delta, (3, visited, 2), generator=generator, dtype=torch.int8)
+    ours = _glass_shuffle(images, offsets, delta)
+    for image, draws, out in zip(images, offsets, ours):
+        pixels = image.permute(1, 2, 0).numpy().astype(np.uint8)
+        expected = imagenet_c_glass_pass(pixels, draws.long().numpy(), delta)
+        assert np.array_equal(out.permute(1, 2, 0).numpy().astype(np.uint8), expected)
+
+
+def test_zoom_blur_zooms_are_the_sources_aranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """make_cifar_c.py and make_tinyimagenet_c.py: np.arange(1, stop, .01), stop = 1.06 … 1.26;
+    make_imagenet_c.py: (stop, step) below. Float rounding gives 1.11 its own value, 1.16 not."""
+    sources = {
+        "cifar10_c": [(stop, 0.01) for stop in (1.06, 1.11, 1.16, 1.21, 1.26)],
+        "tiny_imagenet_c": [(stop, 0.01) for stop in (1.06, 1.11, 1.16, 1.21, 1.26)],
+        "imagenet_c": [(1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)],
+    }
+    counts = {table: [len(np.arange(1, stop, step)) for stop, step in rows] for table, rows in sources.items()}
+    assert counts["imagenet_c"] == [12, 16, 11, 13, 11] and counts["cifar10_c"] == [7, 12, 16, 21, 26]
+    zooms: list[float] = []
+    monkeypatch.setattr(image_corruptions, "_zoom", lambda x, factor: zooms.append(factor) or x)
+    for table, rows in sources.items():
+        for severity, (stop, step) in enumerate(rows, start=1):
+            zooms.clear()
+            corrupt_images(constant(0, TABLE_SIZES[table], 1), "zoom_blur", severity, [0])
+            assert zooms == pytest.approx(list(np.arange(1, stop, step)), abs=1e-12), (table, severity)
+
+
+def imagenet_c_plasma(mapsize: int, decay: float, uniform: np.ndarray) -> np.ndarray:
+    """make_imagenet_c.py's ``plasma_fractal``, with np.random.uniform(−w, w, shape) taken from ``uniform``."""
+    maparray = np.empty((mapsize, mapsize), dtype=np.float64)
+    maparray[0, 0] = 0
+    stepsize, wibble, used = mapsize, 100.0, 0
+
+    def wibbledmean(array: np.ndarray) -> np.ndarray:
+        nonlocal used
+        draw = uniform[used : used + array.size].reshape(array.shape)
+        used += array.size
+        return array / 4 + wibble * (-wibble + 2 * wibble * draw)
+
+    while stepsize >= 2:
+        half = stepsize // 2
+        cornerref = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
+        squareaccum = cornerref + np.roll(cornerref, shift=-1, axis=0)
+        squareaccum += np.roll(squareaccum, shift=-1, axis=1)
+        maparray[half:mapsize:stepsize, half:mapsize:stepsize] = wibbledmean(squareaccum)
+        drgrid = maparray[half:mapsize:stepsize, half:mapsize:stepsize]
+        ulgrid = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
+        ltsum = drgrid + np.roll(drgrid, 1, axis=0) + (ulgrid + np.roll(ulgrid, -1, axis=1))
+        maparray[0:mapsize:stepsize, half:mapsize:stepsize] = wibbledmean(ltsum)
+        ttsum = drgrid + np.roll(drgrid, 1, axis=1) + (ulgrid + np.roll(ulgrid, -1, axis=0))
+        maparray[half:mapsize:stepsize, 0:mapsize:stepsize] = wibbledmean(ttsum)
+        stepsize //= 2
+        wibble /= decay
+    assert used == uniform.size
+    maparray -= maparray.min()
+    return maparray / maparray.max()
+
+
+@pytest.mark.parametrize(("mapsize", "decay"), [(8, 3.0), (32, 1.7), (64, 1.4)])
+def test_plasma_fractal_is_the_sources_given_the_same_draws(mapsize: int, decay: float) -> None:
+    uniform = torch.rand(
+        2, mapsize * mapsize - 1, generator=torch.Generator().manual_seed(mapsize), dtype=torch.float64
+    )
+    ours = _plasma_fractal(uniform, mapsize, decay)
+    for k in range(2):
+        expected = imagenet_c_plasma(mapsize, decay, uniform[k].numpy())
+        np.testing.assert_allclose(ours[k].numpy(), expected, rtol=0, atol=1e-12)
+
+
+ELASTIC_ORDERED = {
+    "cifar10_c": CONSECUTIVE,
+    "tiny_imagenet_c": CONSECUTIVE,
+    # make_imagenet_c.py's severity 2 (α 2·244, σ .08·244) has by far the largest field (~5.8 px
+    # against ~1.5 at 1 and ~1.0 at 3): only 1 → 2 and 3 → 4 → 5 are ordered.
+    "imagenet_c": [(1, 2), (3, 4), (4, 5)],
+}
+
+
+@pytest.mark.parametrize("size", [32, 48, 64, 224])
+def test_elastic_warp_field_grows_with_severity_as_each_table_orders_it(size: int) -> None:
+    """The mean length of the elastic displacement (dx, dy), in pixels, over 8 ids: non-decreasing
+    from severity to severity in CIFAR-10-C and Tiny-ImageNet-C (0 at severity 1, α = 0), and in
+    ImageNet-C except 2 → 3. (The affine jitter, applied first, is left out: it falls with
+    severity in the CIFAR and Tiny tables, as ImageNet-C trades it for local displacement.)"""
+    field = {}
+    for severity in range(1, 6):
+        alpha, sigma, _ = corruption_parameters("elastic_transform", severity, size)
+        draws = _elastic_draws(range(8), severity, size, size)[:, 6:].view(8, 2, size, size)
+        field[severity] = _elastic_displacement(draws, alpha, sigma).norm(dim=1).mean().item()
+    table = table_for(size)
+    for low, high in ELASTIC_ORDERED[table]:
+        assert field[high] >= field[low], f"{table} at {size} px: mean displacement by severity {field}"
+    assert field[5] > 0.5, field  # a visible warp at the top severity
+
+
+def test_canny_repeats_edge_pixels_for_sobel() -> None:
+    """cv::Canny runs Sobel with BORDER_REPLICATE: a step between columns 0 and 1 gives column 0
+    a gradient and the edge (reflect-101 would give it none and put the edge at column 1)."""
+    step = torch.full((1, 1, 12, 12), 200.0)
+    step[..., 0] = 0
+    edges = _canny(step, 50, 150)
+    assert edges[..., 0].all() and not edges[..., 1:].any()

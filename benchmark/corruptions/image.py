@@ -28,15 +28,18 @@ shot_noise          λ = 60 25 12 5 3 — Poisson(λx) / λ
 impulse_noise       amount = .03 .06 .09 .17 .27 — salt & pepper (skimage ``s&p``)
 speckle_noise       σ = .15 .2 .35 .45 .6 — x + x · N(0, σ²)
 gaussian_blur       σ = 1 2 3 4 6 — Gaussian (skimage: ``nearest`` edges, truncate 4σ)
-glass_blur          (σ, δ, n) = (.7,1,2) (.9,2,1) (1,2,3) (1.1,3,2) (1.5,4,2) — blur σ, shuffle
-                    pixels n times by offsets in [−δ, δ), quantise to 8 bits between, blur σ
+glass_blur          (σ, δ, n) = (.7,1,2) (.9,2,1) (1,2,3) (1.1,3,2) (1.5,4,2) — blur σ, quantise
+                    to 8 bits, n passes over the interior bottom-right to top-left, each pixel
+                    taking the value then at its offset (dx, dy) in [−δ, δ)², blur σ
 defocus_blur        (r, α) = (3,.1) (4,.5) (6,.5) (8,.5) (10,.5) — disk of radius r, anti-aliased
                     by a Gaussian of σ α (17×17 support and 3×3 Gaussian for r ≤ 8, else
                     (2r+1)² and 5×5), per channel, reflect-101 edges
 motion_blur         (r, σ) = (10,3) (15,5) (15,8) (15,12) (20,15) — ImageMagick's one-sided
-                    Gaussian line kernel at a random angle in [−45°, 45°]
-zoom_blur           zooms 1, 1+d, … (11 or 16 of them) with d = .01 .01 .02 .02 .03 up to
-                    1.10 1.15 1.20 1.24 1.30 — mean of the image and its centre zooms
+                    Gaussian line: taps i = 0 … 2r at (⌈i·cos θ − ½⌉, ⌈i·sin θ − ½⌉) (y down),
+                    weights ∝ exp(−i²/2σ²), at a random angle θ in [−45°, 45°], edges repeated
+zoom_blur           zooms 1, 1+d, …, the values of np.arange(1, stop, d) with stop = 1.11 1.16
+                    1.21 1.26 1.31 and d = .01 .01 .02 .02 .03: 12 16 11 13 11 zooms, the last
+                    1.11 1.15 1.20 1.24 1.30 — mean of the image and its centre zooms
 snow                (μ, σ, z, t, r, σ_m, b) = (.1,.3,3,.5,10,4,.8) (.2,.3,2,.5,12,4,.7)
                     (.55,.3,4,.9,12,8,.7) (.55,.3,4.5,.85,12,8,.65) (.55,.3,2.5,.85,12,12,.55) —
                     N(μ, σ²) layer, centre zoom z, zero below t, motion blur (r, σ_m) at an angle
@@ -72,24 +75,28 @@ Departures from ImageNet-C, where it calls a library we re-implement in torch:
   fraction of the image side, as the photographs' crops are (ImageNet-C crops 224 px of a
   photograph, Tiny 64 px of one scaled by 0.3, CIFAR 32 px of one scaled by 0.2). Same
   parameters (a, b); the texture's look and brightness histogram differ from the photographs.
-* **glass_blur**: ImageNet-C swaps pixels one after the other (a Python loop, bottom-right to
-  top-left), so a pixel can be dragged several steps. We move every pixel of the same interior
-  at once, each taking the value at its own offset drawn from the same [−δ, δ)² — a parallel
-  gather, not a chain of swaps.
-* **motion_blur**, snow's motion blur: ImageMagick's kernel splatted bilinearly on a grid
-  (through Wand in ImageNet-C); edges reflected rather than ImageMagick's virtual pixels.
-* **spatter** (water): Canny (Sobel 3×3, L1 magnitude, non-maximum suppression, hysteresis
-  50/150) as OpenCV; the distance to the nearest edge is exact Euclidean (OpenCV: a 5×5
-  chamfer approximation), truncated at 20; OpenCV's box blur, histogram equalisation and
-  emboss filter with 8-bit saturation are reproduced.
+* **motion_blur**, snow's motion blur: ImageMagick's ``MotionBlurImage`` (through Wand in
+  ImageNet-C) tap for tap, with its default edge virtual pixels; in floating point, rounded to
+  8 bits once (ImageMagick: 16-bit quanta, then the 8-bit PNG), so a level may differ by one.
+* **spatter** (water): Canny (Sobel 3×3 on replicated edges, L1 magnitude, non-maximum
+  suppression, hysteresis 50/150) as OpenCV; the distance to the nearest edge is exact
+  Euclidean (OpenCV: a 5×5 chamfer approximation), truncated at 20; OpenCV's box blur,
+  histogram equalisation and emboss filter with 8-bit saturation are reproduced.
 * **elastic_transform**: ``cv2.warpAffine`` and scipy's ``map_coordinates`` become two
   bilinear ``grid_sample`` calls with the same edge rules (reflect-101, then reflect).
 * **zoom_blur**, snow's zoom: scipy's linear ``zoom`` as torch's bilinear ``interpolate`` (aligned corners).
-* **defocus_blur**: the anti-aliasing Gaussian pads the disk with zeros (OpenCV reflects).
+* **defocus_blur**: the anti-aliasing Gaussian pads the disk with zeros. ``cv2.GaussianBlur``
+  reflects (reflect-101), which folds the rim of a disk reaching the support's edge (r = 8 and
+  r = 10, ImageNet-C severities 4 and 5) back in: its kernel sums to 1.013 and 1.011, so
+  ImageNet-C's defocus also brightens by about 1 %; ours, zero-padded, sums to 0.998 and 0.999.
 * **pixelate**: PIL's BOX coefficients as matrices, without PIL's 8-bit rounding between passes.
 * **saturate**, **brightness**: skimage's HSV round trip in closed form; as in skimage, a grey
   pixel has hue 0, so saturate's shift c > 0 (severities 4, 5) tints greys red.
 * Non-square images: ImageNet-C assumes squares; we apply each axis with its own length.
+
+**glass_blur** is not a departure: its pixel "swap" ``x[h, w], x[h', w'] = x[h', w'], x[h, w]``
+on numpy views copies (h', w') into (h, w) and leaves (h', w') as it was, so a pass is a
+sequential chain of copies, not a permutation; :func:`_glass_shuffle` reproduces it exactly.
 
 Randomness is per example: the noise, angle, texture or square of image ``i`` is drawn from a
 generator seeded by (image id, corruption, severity), so the corrupted test set is identical
@@ -351,35 +358,70 @@ def gaussian_blur(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.T
     return _gaussian_blur(x, _params(x, "gaussian_blur", severity))
 
 
+def _glass_interior(h: int, w: int, delta: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows and columns of the pixels ImageNet-C's glass blur visits, in its order: rows
+    ``range(h − δ, δ, −1)``, and in each row columns ``range(w − δ, δ, −1)`` (each flattened)."""
+    rows, cols = torch.arange(h - delta, delta, -1), torch.arange(w - delta, delta, -1)
+    return rows.repeat_interleave(len(cols)), cols.repeat(len(rows))
+
+
+def _glass_shuffle(x: torch.Tensor, offsets: torch.Tensor, delta: int) -> torch.Tensor:
+    """One pass of ImageNet-C's local shuffle on B×C×H×W, exactly, without a Python loop over pixels.
+
+    ``offsets``: B × n × 2, the (dx, dy) drawn for the n visited pixels in visiting order
+    (:func:`_glass_interior`). The source's ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on an
+    H×W×3 array swaps nothing: the right side holds *views*, so x[h, w] receives pixel
+    (h', w') = (h + dy, w + dx) and x[h', w'] is then written back with that same value. Each
+    visited pixel is therefore written once, when visited, with the value (h', w') holds at that
+    moment: its final value if (h', w') is a visited pixel that came earlier (a lower row, or the
+    same row further right), its value before the pass otherwise. Following these links to their
+    first "otherwise" gives every pixel's source; the links are resolved for all pixels at once by
+    pointer doubling (each round halves every remaining chain), so the result is identical to the
+    sequential loop.
+    """
+    b, c, h, w = x.shape
+    rows, cols = (t.to(x.device) for t in _glass_interior(h, w, delta))
+    if rows.numel() == 0:
+        return x
+    offsets = offsets.to(x.device).long()
+    src_rows, src_cols = rows + offsets[..., 1], cols + offsets[..., 0]  # B × n
+    visited = (src_rows > delta) & (src_rows <= h - delta) & (src_cols > delta) & (src_cols <= w - delta)
+    earlier = visited & ((src_rows > rows) | ((src_rows == rows) & (src_cols > cols)))
+    pixel = (rows * w + cols).expand(b, -1)
+    pointer = torch.arange(h * w, device=x.device).repeat(b, 1)  # B × HW: where each pixel's value comes from
+    pointer.scatter_(1, pixel, src_rows * w + src_cols)
+    done = torch.ones(b, h * w, dtype=torch.bool, device=x.device)
+    done.scatter_(1, pixel, ~earlier)  # not done: the value is the (final) value at ``pointer``
+    while not bool(done.all()):
+        pointer, done = torch.where(done, pointer, pointer.gather(1, pointer)), done | done.gather(1, pointer)
+    return x.flatten(2).gather(2, pointer[:, None].expand(b, c, -1)).view(b, c, h, w)
+
+
 def glass_blur(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
     """Blur, shuffle pixels locally (8-bit image, as ImageNet-C), blur again.
 
-    ImageNet-C visits the interior rows/columns δ+1 … size−δ and swaps each pixel with the one
-    at an offset in [−δ, δ)²; here every interior pixel takes the value at its own offset, all at
-    once (see the module's departures).
+    Each pass visits the interior bottom-right to top-left and draws one (dx, dy) in [−δ, δ)² per
+    pixel, reproducing ImageNet-C's loop exactly (:func:`_glass_shuffle`).
     """
     sigma, delta, iterations = _params(x, "glass_blur", severity)
-    b, c, h, w = x.shape
+    h, w = x.shape[-2:]
     x = torch.floor(_gaussian_blur(x, sigma) * 255 + 1e-3)  # np.uint8(...) truncates (slack: float rounding)
+    visits = _glass_interior(h, w, delta)[0].numel()
     offsets = _per_example(
         ids,
         "glass_blur",
         severity,
-        lambda g: torch.randint(-delta, delta, (iterations, 2, h, w), generator=g, dtype=torch.int8),
-    ).to(x.device)
-    rows = torch.arange(h, device=x.device)[:, None]
-    cols = torch.arange(w, device=x.device)[None, :]
-    inside = (rows > delta) & (rows <= h - delta) & (cols > delta) & (cols <= w - delta)
+        lambda g: torch.randint(-delta, delta, (iterations, visits, 2), generator=g, dtype=torch.int8),
+    )
     for step in range(iterations):
-        dy, dx = offsets[:, step, 0].long(), offsets[:, step, 1].long()
-        source = torch.where(inside, (rows + dy) * w + cols + dx, rows * w + cols)
-        x = x.flatten(2).gather(2, source.flatten(1)[:, None].expand(b, c, -1)).view(b, c, h, w)
+        x = _glass_shuffle(x, offsets[:, step], delta)
     return _gaussian_blur(x / 255, sigma)
 
 
 def _disk(radius: float, alias_blur: float) -> torch.Tensor:
     """ImageNet-C's anti-aliased disk: 17×17 support and a 3×3 Gaussian of σ = alias_blur for
-    radius ≤ 8, else (2r+1)² support and a 5×5 Gaussian."""
+    radius ≤ 8, else (2r+1)² support and a 5×5 Gaussian, zero beyond the support (see the module's
+    departures)."""
     reach, size = (8, 3) if radius <= 8 else (int(radius), 5)
     support = torch.arange(-reach, reach + 1, dtype=torch.float64)
     yy, xx = torch.meshgrid(support, support, indexing="ij")
@@ -394,30 +436,65 @@ def defocus_blur(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Te
     return _depthwise(x, _disk(radius, alias))
 
 
-def _motion_kernel(length: int, sigma: float, angle_degrees: float) -> torch.Tensor:
-    """One-sided Gaussian weights along a line at ``angle``, splatted bilinearly on a grid."""
-    size = 2 * length + 1
-    kernel = torch.zeros(size, size, dtype=torch.float64)
-    theta = math.radians(angle_degrees)
-    for step in range(length):
-        weight = math.exp(-(step**2) / (2 * sigma**2))
-        x, y = length + step * math.cos(theta), length - step * math.sin(theta)
-        x0, y0 = math.floor(x), math.floor(y)
-        for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-            share = (1 - abs(x - (x0 + dx))) * (1 - abs(y - (y0 + dy)))
-            if share > 0 and 0 <= x0 + dx < size and 0 <= y0 + dy < size:
-                kernel[y0 + dy, x0 + dx] += weight * share
-    return kernel / kernel.sum()
+MAGICK_EPSILON = 1e-12
+QUANTUM_SCALE = 1 / 65535
+"""ImageMagick's ``MagickEpsilon`` and ``QuantumScale`` (1/QuantumRange of the default Q16 build)."""
 
 
-def _motion_blur(x: torch.Tensor, length: int, sigma: float, angles: torch.Tensor) -> torch.Tensor:
-    return _depthwise(x, torch.stack([_motion_kernel(length, sigma, float(a)) for a in angles]))
+def _optimal_kernel_width(radius: float, sigma: float) -> int:
+    """ImageMagick's ``GetOptimalKernelWidth1D``: 2⌈r⌉ + 1 for r > 0 (every published row); for
+    r = 0 the narrowest odd width whose outermost normalised Gaussian tap is below 1/65535."""
+    if radius > MAGICK_EPSILON:
+        return int(2 * math.ceil(radius) + 1)
+    gamma = abs(sigma)
+    if gamma <= MAGICK_EPSILON:
+        return 3
+    alpha, beta = 1 / (2 * gamma * gamma), 1 / (math.sqrt(2 * math.pi) * gamma)
+    width = 5
+    while True:
+        j = (width - 1) // 2
+        normalize = sum(math.exp(-(i * i) * alpha) * beta for i in range(-j, j + 1))
+        value = math.exp(-(j * j) * alpha) * beta / normalize
+        if value < QUANTUM_SCALE or value < MAGICK_EPSILON:
+            return width - 2
+        width += 2
+
+
+def _motion_taps(radius: float, sigma: float, angle_degrees: float) -> tuple[list[int], list[int], list[float]]:
+    """ImageMagick's ``MotionBlurImage`` kernel: taps i = 0 … width − 1 (width from
+    :func:`_optimal_kernel_width`) at integer offsets (⌈i·cos θ − ½⌉, ⌈i·sin θ − ½⌉), y down,
+    weighted exp(−i²/2σ²) / Σ. Output (x, y) is Σ weight_i · input(x + dx_i, y + dy_i)."""
+    width = _optimal_kernel_width(radius, sigma)
+    s = sigma if abs(sigma) >= MAGICK_EPSILON else MAGICK_EPSILON  # MagickSigma
+    weights = [math.exp(-(i * i) / (2 * s * s)) for i in range(width)]
+    total = sum(weights)
+    theta = math.pi * angle_degrees / 180  # DegreesToRadians
+    point_x, point_y = width * math.sin(theta), width * math.cos(theta)
+    norm = math.hypot(point_x, point_y)
+    dx = [math.ceil(i * point_y / norm - 0.5) for i in range(width)]
+    dy = [math.ceil(i * point_x / norm - 0.5) for i in range(width)]
+    return dx, dy, [w / total for w in weights]
+
+
+def _motion_blur(x: torch.Tensor, radius: float, sigma: float, angles: torch.Tensor) -> torch.Tensor:
+    """ImageMagick's motion blur of each image at its own angle, edge pixels repeated beyond the
+    border (its default ``Edge`` virtual pixels): a weighted sum of shifted copies, one per tap."""
+    h, w = x.shape[-2:]
+    taps = [_motion_taps(radius, sigma, float(a)) for a in angles]
+    pad = max(max(map(abs, dx + dy)) for dx, dy, _ in taps)
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    out = torch.zeros_like(x)
+    for k, (dx, dy, weights) in enumerate(taps):
+        for i, weight in enumerate(weights):
+            top, left = pad + dy[i], pad + dx[i]
+            out[k] += weight * padded[k, :, top : top + h, left : left + w]
+    return out
 
 
 def motion_blur(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
-    length, sigma = _params(x, "motion_blur", severity)
+    radius, sigma = _params(x, "motion_blur", severity)
     angles = _per_example(ids, "motion_blur", severity, lambda g: torch.empty(()).uniform_(-45, 45, generator=g))
-    return _motion_blur(x, length, sigma, angles)
+    return _motion_blur(x, radius, sigma, angles)
 
 
 def _zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -435,6 +512,8 @@ def _zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def zoom_blur(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
+    """Mean of the image and its centre zooms by 1, 1 + d, …, 1 + (n − 1)·d: the values of the
+    source's ``np.arange(1, stop, d)``, n of them (``PARAMETERS``; the module docstring lists them)."""
     count, step = _params(x, "zoom_blur", severity)
     out = x.clone()
     for k in range(count):
@@ -599,15 +678,26 @@ def _affine_warp(x: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid.to(x), mode="bilinear", padding_mode="reflection", align_corners=True)
 
 
+def _elastic_draws(ids: Sequence[int], severity: int, h: int, w: int) -> torch.Tensor:
+    """elastic_transform's U(−1, 1) draws per example, B × (6 + 2HW) float64: the affine jitter
+    of three points (x, y), then the dx and dy fields."""
+    draws = _per_example(ids, "elastic_transform", severity, lambda g: torch.rand(6 + 2 * h * w, generator=g) * 2 - 1)
+    return draws.double()
+
+
+def _elastic_displacement(field: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+    """The warp field α · Gaussian_σ(U) (skimage ``gaussian``, reflect, truncate 3) of B×2×H×W
+    draws: (dx, dy) in pixels."""
+    return _gaussian_blur(field, sigma, mode="reflect", truncate=3.0) * alpha
+
+
 def elastic_transform(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
     """Affine jitter, then a smooth random displacement field (Simard et al. 2003, as ImageNet-C)."""
     alpha, sigma, jitter = _params(x, "elastic_transform", severity)
     b, _, h, w = x.shape
-    draws = _per_example(ids, "elastic_transform", severity, lambda g: torch.rand(6 + 2 * h * w, generator=g) * 2 - 1)
-    draws = draws.double()
+    draws = _elastic_draws(ids, severity, h, w)
     x = _affine_warp(x, draws[:, :6].view(b, 3, 2) * jitter)
-    field = draws[:, 6:].view(b, 2, h, w).to(x.device)
-    displacement = _gaussian_blur(field, sigma, mode="reflect", truncate=3.0) * alpha  # (dx, dy) in pixels
+    displacement = _elastic_displacement(draws[:, 6:].view(b, 2, h, w).to(x.device), alpha, sigma)
     ys, xs = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
     source_x, source_y = xs + displacement[:, 0], ys + displacement[:, 1]
     grid = torch.stack([(2 * source_x + 1) / w - 1, (2 * source_y + 1) / h - 1], -1)  # scipy 'reflect' edges
@@ -660,17 +750,19 @@ def jpeg(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
 # ----------------------------------------------------------------------------- spatter
 
 
-def _filter3(x: torch.Tensor, kernel: list[list[float]]) -> torch.Tensor:
-    """3×3 correlation (OpenCV ``filter2D``), reflect-101 edges, B×1×H×W."""
+def _filter3(x: torch.Tensor, kernel: list[list[float]], edges: str = "reflect") -> torch.Tensor:
+    """3×3 correlation on B×1×H×W: OpenCV's ``filter2D`` with its default reflect-101 edges
+    (``reflect``), or ``replicate`` (``BORDER_REPLICATE``, which ``cv::Canny`` passes to Sobel)."""
     weight = torch.tensor(kernel).to(x)[None, None]
-    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode=edges), weight)
 
 
 def _canny(image: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """OpenCV's Canny on 8-bit values (B×1×H×W): Sobel 3×3, L1 magnitude, non-maximum
-    suppression in four directions (tan 22.5° sectors), hysteresis with 8-connectivity."""
-    gx = _filter3(image, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
-    gy = _filter3(image, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]])
+    """OpenCV's Canny on 8-bit values (B×1×H×W): Sobel 3×3 with edge pixels repeated (OpenCV's
+    ``BORDER_REPLICATE``), L1 magnitude, non-maximum suppression in four directions (tan 22.5°
+    sectors, magnitude 0 outside the image), hysteresis with 8-connectivity."""
+    gx = _filter3(image, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], edges="replicate")
+    gy = _filter3(image, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], edges="replicate")
     magnitude = gx.abs() + gy.abs()
     m = F.pad(magnitude, (1, 1, 1, 1))
 
