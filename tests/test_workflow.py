@@ -158,8 +158,10 @@ def test_editing_a_method_file_reruns_only_its_jobs(smoke_run: Path) -> None:
 
 
 def test_smoke_numbers_equal_the_committed_ones(smoke_run: Path) -> None:
-    """The plug-in refactor moved no number: main.csv equals the smoke run committed before it
-    (tests/fixtures/smoke_main.csv; CPU, deterministic tokenizer, same seeds)."""
+    """main.csv equals the smoke run committed in tests/fixtures/smoke_main.csv (CPU, deterministic tokenizer,
+    same seeds): a change that moves a smoke number must regenerate it and say why. Last regenerated when
+    the compositional split (held-out combinations in the default profile) changed the training scenes
+    and added the <metric>@seen / @held_out rows."""
     keys = ["dataset", "method", "seed", "task", "metric", "corruption", "severity"]
 
     def table(path: Path) -> pd.DataFrame:
