@@ -55,7 +55,15 @@ def _train_and_evaluate(config: dict[str, Any], data_dir: Path, out: Path, task:
         out / "eval.json",
     )
     rows = json.loads((out / "eval.json").read_text())["rows"]
-    return {row["metric"]: row["value"] for row in rows}
+    return without_subsets({row["metric"]: row["value"] for row in rows})
+
+
+def without_subsets(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics without the compositional split's seen / held-out rows: its tags are a sidecar of the
+    synthetic build, which no official format carries (the converted data evaluate on the whole test set)."""
+    from benchmark.metrics.compositional import parse_subset_metric
+
+    return {k: v for k, v in metrics.items() if parse_subset_metric(k) is None}
 
 
 def test_karpathy_coco_gives_the_native_retrieval_metrics(
@@ -83,7 +91,7 @@ def _grounding_metrics(model: Any, split: Any, tokenizer: Any, config: dict[str,
     metrics, _, _ = get_task("grounding").evaluate(
         model, split, tokenizer, torch.device("cpu"), 64, config["evaluate"]["grounding"]
     )
-    return metrics
+    return without_subsets(metrics)
 
 
 @pytest.mark.parametrize(
