@@ -72,12 +72,14 @@ def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
 
 def test_itc_loss_falls(tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path) -> None:
     model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    # ITC leaves chance after ~40 steps on the tiny set: 60 steps were too few once the compositional
+    # split kept red triangles and small blue objects out of its training scenes
     report = train(
         model,
         lambda step: model.pretrain_losses(data.batch(step, 16, 1)),
         model.objective_weights,
-        _settings(100),  # ITC leaves chance after ~40 steps on the tiny set (60 was too few once the compositional
-        CPU,  # split kept red triangles and small blue objects out of its training scenes)
+        _settings(100),
+        CPU,
         1,
         tmp_path / "state.safetensors",
         "h",
