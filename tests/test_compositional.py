@@ -404,3 +404,37 @@ def test_compositional_table_is_empty_without_subset_rows() -> None:
     table = compositional_table(pd.DataFrame([_row("late_fusion", 0, "mean_R", 0.7)]))
     assert table.empty
     assert "No compositional results" in compositional_markdown(table)
+
+
+def test_table_keeps_each_task_to_its_own_metrics_and_counts_seeds() -> None:
+    """Two tasks in one frame: no task gets the other's metrics, and seeds counts the seeds defining both."""
+    import pandas as pd
+
+    from benchmark.report.compositional import compositional_table
+
+    rows = [
+        ("grounding", "m", seed, f"AP@{subset}", value)
+        for seed in (0, 1)
+        for subset, value in (("seen", 0.5 + seed / 10), ("held_out", 0.2))
+    ] + [("retrieval", "m", seed, f"mean_R@{subset}", 0.6) for seed in (0, 1) for subset in ("seen", "held_out")]
+    frame = pd.DataFrame(
+        [
+            {
+                "dataset": "scenes",
+                "method": m,
+                "seed": s,
+                "task": t,
+                "metric": k,
+                "corruption": "none",
+                "severity": 0,
+                "value": v,
+                "status": "ok",
+            }
+            for t, m, s, k, v in rows
+        ]
+    )
+    table = compositional_table(frame)
+    assert sorted(zip(table["task"], table["metric"])) == [("grounding", "AP"), ("retrieval", "mean_R")]
+    assert table["seeds"].tolist() == [2, 2]
+    grounding = table[table["task"] == "grounding"].iloc[0]
+    assert grounding["seen"] == pytest.approx(0.55) and grounding["gap"] == pytest.approx(0.35)

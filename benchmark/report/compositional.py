@@ -50,6 +50,8 @@ def compositional_table(frame: pd.DataFrame) -> pd.DataFrame:
     records = []
     for (dataset, task, method, metric), block in wide.groupby(level=[0, 1, 2, 3], sort=True):
         seen, held_out = block["seen"].astype(float), block["held_out"].astype(float)
+        if seen.isna().all() and held_out.isna().all():
+            continue  # a (task, method, metric) the pivot's cross product made up: no such rows
         both = seen.notna() & held_out.notna()
         records.append(
             {

@@ -25,6 +25,7 @@ TABLES = (
     "robustness.md",
     "robustness_summary.csv",
     "robustness.tex",
+    "compositional.md",
     "efficiency.md",
     "efficiency.csv",
     "efficiency.tex",
@@ -97,6 +98,10 @@ def section(reference: Path, readme_dir: Path) -> str:
             if name.startswith("robustness_") and not name.startswith("robustness_drop_")
             for line in (f"![{name[len('robustness_') : -4]} robustness]({rel}/plots/{name})", "")
         ),
+        "### Compositional generalisation",
+        "",
+        _body((reference / "compositional.md").read_text()),
+        "",
         "### Efficiency",
         "",
         _body((reference / "efficiency.md").read_text()),
