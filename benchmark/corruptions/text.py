@@ -89,7 +89,7 @@ from typing import Any
 
 from benchmark.data.grammar import plural
 from benchmark.errors import ConfigError, DataFileError
-from benchmark.models.sources import cached_snapshot, existing_path, file_digests, folder_files, offline
+from benchmark.models.sources import cached_snapshot, checkpoint_directory, file_digests, folder_files, offline
 from benchmark.seeding import derive_seed
 
 WORD_RATES = (0.05, 0.10, 0.15, 0.25, 0.35)
@@ -426,11 +426,7 @@ def load_seq2seq(value: str, key: str, device: Any = "cpu") -> Seq2Seq:
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from benchmark.models.published import _HUB_NAME  # what a hub name looks like, as for published checkpoints
-
-    path = existing_path(value, key, lambda name: not _HUB_NAME.match(name), "directory")
-    if path is not None and not path.is_dir():
-        raise ConfigError(f"{key} = {value!r} is a file; give the model's directory")
+    path = checkpoint_directory(value, key, "model")
     location, local_only = (str(path.resolve()), True) if path is not None else (value, offline())
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only)

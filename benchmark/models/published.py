@@ -28,7 +28,6 @@ What is shared here:
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,14 +40,13 @@ from benchmark.models.method import BuildContext, FusionMethod
 from benchmark.models.sources import (
     cached_snapshot,
     check_loading_info,
-    existing_path,
+    checkpoint_directory,
     file_digests,
     folder_files,
     offline,
 )
 
 PADDING = ("longest", "max_length")
-_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # "org/name" or a legacy "name"
 
 
 @dataclass(frozen=True)
@@ -75,11 +73,9 @@ def resolve_source(method: str, value: Any) -> Source:
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
         raise ConfigError(f"{key} must be a directory or a hub model name, got {value!r}")
     text = str(value)
-    path = existing_path(text, key, lambda name: not _HUB_NAME.match(name), "directory")
+    path = checkpoint_directory(text, key, "checkpoint")
     if path is None:
         return Source(text, text, local=False)
-    if not path.is_dir():
-        raise ConfigError(f"{key} = {text!r} is a file; give the checkpoint's directory")
     return Source(text, str(path.resolve()), local=True)
 
 

@@ -20,6 +20,7 @@ hub cache and the provenance digests are read:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,21 @@ def existing_path(value: str, key: str, looks_like_path: Callable[[str], bool], 
     if looks_like_path(value):
         raise ConfigError(f"{key} = {value!r}: no such {expected} ({path.resolve()})")
     return None
+
+
+HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+"""What a Hugging Face hub model name looks like: ``org/name`` or a legacy ``name``."""
+
+
+def checkpoint_directory(value: str, key: str, what: str) -> Path | None:
+    """The existing ``save_pretrained`` directory ``value`` names, or None for a hub name.
+
+    A value that exists nowhere and is no hub name, or that is a file, is a ConfigError naming
+    ``key`` and ``value`` (``what``: "checkpoint", "model", … in "give the <what>'s directory")."""
+    path = existing_path(value, key, lambda name: not HUB_NAME.match(name), "directory")
+    if path is not None and not path.is_dir():
+        raise ConfigError(f"{key} = {value!r} is a file; give the {what}'s directory")
+    return path
 
 
 def cached_snapshot(repo: str) -> Path:
