@@ -553,8 +553,6 @@ def run_robustness(
 ) -> None:
     """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
     from benchmark.corruptions.image import table_for
-    from benchmark.data.coco import read_manifest
-    from benchmark.data.dataset import image_size_of
     from benchmark.device import describe
     from benchmark.tasks.robustness import evaluate_robustness, grid, load_sentence_models, sentence_model_protocol
 
@@ -597,7 +595,7 @@ def run_robustness(
             protocol={
                 "subset_images": settings["max_images"],
                 "severities": settings["severities"],
-                "image_corruption_table": table_for(image_size_of(read_manifest(data_dir))),
+                "image_corruption_table": table_for(test.image_size),
                 "subset_settings": task_settings,  # the main table's protocol on the subset
                 **sentence_model_protocol(sentence_models),
                 **data_protocol(data_dir, meta),
