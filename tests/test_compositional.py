@@ -355,18 +355,13 @@ def test_evaluations_add_subset_rows_only_on_a_tagged_split(
 # -- table ----------------------------------------------------------------------------------------
 
 
-def _row(method: str, seed: int | None, metric: str, value: float | None, **extra: Any) -> dict[str, Any]:
-    return {
-        "dataset": "scenes",
-        "method": method,
-        "seed": seed,
-        "task": "retrieval",
-        "metric": metric,
-        "corruption": "none",
-        "severity": 0,
-        "value": value,
-        "status": "ok",
-    } | extra
+def _row(
+    method: str, seed: int | None, metric: str, value: float | None, task: str = "retrieval", **extra: Any
+) -> dict:
+    """One main.csv row (:func:`benchmark.results.row`) of dataset scenes."""
+    from benchmark.results import row
+
+    return row({"dataset": "scenes", "seed": seed, "task": task}, method, metric, value, **extra)
 
 
 def test_compositional_table_gap_is_seen_minus_held_out() -> None:
@@ -412,26 +407,13 @@ def test_table_keeps_each_task_to_its_own_metrics_and_counts_seeds() -> None:
 
     from benchmark.report.compositional import compositional_table
 
-    rows = [
-        ("grounding", "m", seed, f"AP@{subset}", value)
-        for seed in (0, 1)
-        for subset, value in (("seen", 0.5 + seed / 10), ("held_out", 0.2))
-    ] + [("retrieval", "m", seed, f"mean_R@{subset}", 0.6) for seed in (0, 1) for subset in ("seen", "held_out")]
     frame = pd.DataFrame(
         [
-            {
-                "dataset": "scenes",
-                "method": m,
-                "seed": s,
-                "task": t,
-                "metric": k,
-                "corruption": "none",
-                "severity": 0,
-                "value": v,
-                "status": "ok",
-            }
-            for t, m, s, k, v in rows
+            _row("m", seed, f"AP@{subset}", value, task="grounding")
+            for seed in (0, 1)
+            for subset, value in (("seen", 0.5 + seed / 10), ("held_out", 0.2))
         ]
+        + [_row("m", seed, f"mean_R@{subset}", 0.6) for seed in (0, 1) for subset in ("seen", "held_out")]
     )
     table = compositional_table(frame)
     assert sorted(zip(table["task"], table["metric"])) == [("grounding", "AP"), ("retrieval", "mean_R")]
