@@ -284,6 +284,12 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"'{where}.warmup_steps' ({optim['warmup_steps']}) exceeds '{where}.steps' ({optim['steps']})"
             )
+    budget = config.get("budget", {})
+    if (budget.get("unit") == "steps") != (budget.get("amount") is None):
+        problems.append(
+            f"'budget.amount' ({budget.get('amount')}) must be null with unit 'steps' and a number with "
+            f"'samples' or 'flops' (unit {budget.get('unit')!r})"
+        )
     return problems
 
 
@@ -533,6 +539,28 @@ def served_tasks(config: Mapping[str, Any]) -> list[str]:
     return [t for t in run_tasks(config) if t in served]
 
 
+def validation_spec(config: Mapping[str, Any], task: str | None = None) -> dict[str, Any]:
+    """``{"validation": …}`` for a training job's spec: how its learning curve is measured on the val split,
+    and for fine-tuning (``task``) the metric its checkpoint is selected by; ``{}`` when validation is off.
+
+    Pretraining is validated by its own objectives and, when the run has the retrieval task, by val retrieval
+    with the main table's settings; fine-tuning by the task's metrics, selected on its summary metric.
+    """
+    settings = config["validation"]
+    if not settings["every"]:
+        return {}
+    spec = {k: settings[k] for k in ("every", "max_images")}
+    if task is None:
+        spec["batches"] = settings["batches"]
+        if "retrieval" in run_tasks(config):
+            spec["retrieval"] = copy.deepcopy(config["evaluate"]["retrieval"])
+    else:
+        spec["select"] = settings["select"]
+        spec["metric"] = config["robustness"]["summary_metric"][task]
+        spec["task_settings"] = copy.deepcopy(config["evaluate"][task])
+    return {"validation": spec}
+
+
 def stage_spec(
     config: Mapping[str, Any],
     stage: str,
@@ -568,15 +596,13 @@ def stage_spec(
     }
     training = method_training(method) if method is not None else ("pretrain", "finetune")
     if stage == "pretrain":
-        return {**job, **build, "optim": copy.deepcopy(config["pretrain"])}
+        budget = {"budget": copy.deepcopy(config["budget"])} if config["budget"]["unit"] != "steps" else {}
+        return {**job, **build, "optim": copy.deepcopy(config["pretrain"]), **budget, **validation_spec(config)}
     if stage == "finetune":
+        tuned = {"optim": copy.deepcopy(config["finetune"][task]), **validation_spec(config, task)}
         if "pretrain" not in training:  # fine-tuned from the method's own (published) weights
-            return {**job, **build, "optim": copy.deepcopy(config["finetune"][task])}
-        return {
-            **job,
-            "pretrained_on": pretrain_dataset(config, dataset),
-            "optim": copy.deepcopy(config["finetune"][task]),
-        }
+            return {**job, **build, **tuned}
+        return {**job, "pretrained_on": pretrain_dataset(config, dataset), **tuned}
     if not training:  # zero-shot: evaluation builds the method from its own weights (its overrides name them)
         job = {**job, "zero_shot": True, "overrides": build["overrides"]}
     if stage == "evaluate":

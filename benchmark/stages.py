@@ -268,12 +268,16 @@ def _train_stage(
     started: float,
     profile_batch: dict[str, Any] | None = None,
 ) -> None:
+    """Train ``model`` on ``losses`` (validated and, for fine-tuning, selected on the val split as ``spec``
+    says, under the pretraining budget) and write its checkpoint and result."""
     from benchmark.device import describe
     from benchmark.train.checkpoint import JOB_KEYS, save_checkpoint
-    from benchmark.train.efficiency import efficiency_profile, parameter_count
-    from benchmark.train.loop import OptimSettings, train
+    from benchmark.train.efficiency import efficiency_profile, parameter_count, training_step_flops
+    from benchmark.train.loop import best_weights_path, train
 
-    settings = OptimSettings(**spec["optim"])
+    flops_per_step = training_step_flops(model, losses, weights) if weights is None or weights else None
+    settings, budget = budgeted_settings(spec, flops_per_step)
+    validation = validation_for(spec, session, model, run_seed, flops_per_step)
     state_path = out_dir / "training_state.partial.safetensors"
     description = f"{spec['stage']} {spec['method']} seed={spec['seed']}" + (
         f" {spec['task']}" if spec.get("task") else ""
@@ -289,8 +293,12 @@ def _train_stage(
     # a partial training state resumes only with the same spec, tokenizer, data build and init
     inputs = {key: checkpoint_meta.get(key) for key in (*JOB_KEYS, "init_spec_hash")}
     resume_key = config_hash({"spec": spec, "inputs": inputs})
-    report = train(model, losses, weights, settings, session.device, run_seed, state_path, resume_key, description)
+    report = train(
+        model, losses, weights, settings, session.device, run_seed, state_path, resume_key, description, validation
+    )
     meta = {**checkpoint_meta, "spec_hash": config_hash(spec), "stage": spec["stage"]}
+    if report.validation is not None:
+        meta["selected_step"] = report.validation["selected_step"]
     save_checkpoint(out_dir / "model.safetensors", model, meta)
     efficiency = efficiency_profile(model, profile_batch) if profile_batch else {"parameters": parameter_count(model)}
     write_json(
@@ -302,18 +310,130 @@ def _train_stage(
             method=model.describe(),
             objectives=weights or "task losses, weight 1 each",
             train=asdict(report),
+            budget=budget,
             parameters=efficiency["parameters"],
-            efficiency=efficiency,
+            efficiency={**efficiency, "flops_train_per_step": flops_per_step},
             **weights_protocol(checkpoint_meta),
         ),
     )
     state_path.unlink(missing_ok=True)
+    best_weights_path(state_path).unlink(missing_ok=True)
     log.info(
-        "%s done: final loss %.4f in %.1fs",
+        "%s done: final loss %.4f in %.1fs%s",
         description,
         report.final_losses.get("loss", float("nan")),
         report.wall_time_s,
+        f"; kept step {report.validation['selected_step']} ({report.validation['rule']})" if report.validation else "",
     )
+
+
+def budgeted_settings(spec: dict[str, Any], flops_per_step: float | None) -> tuple[Any, dict[str, Any]]:
+    """The optimiser settings under the pretraining budget (``spec["budget"]``), and the budget's record.
+
+    ``steps`` (the default) trains every method ``optim.steps`` steps. ``samples`` trains ``amount /
+    batch_size`` steps; ``flops`` trains ``amount / flops_per_step`` steps, so a cheap method gets more steps
+    than an expensive one for the same compute. Warm-up keeps its fraction of the steps.
+    """
+    from benchmark.train.loop import OptimSettings
+
+    optim = dict(spec["optim"])
+    budget = spec.get("budget") or {"unit": "steps"}
+    unit = budget["unit"]
+    if unit == "samples":
+        steps = max(1, round(budget["amount"] / optim["batch_size"]))
+    elif unit == "flops":
+        if not flops_per_step:
+            raise ValueError(f"budget: flops needs the training FLOPs of a step of {spec['method']}; none were counted")
+        steps = max(1, round(budget["amount"] / flops_per_step))
+    else:
+        steps = optim["steps"]
+    if steps != optim["steps"]:
+        optim["warmup_steps"] = min(steps, round(optim["warmup_steps"] * steps / optim["steps"]))
+        optim["steps"] = steps
+    record = {"unit": unit, "steps": steps, "samples": steps * optim["batch_size"]}
+    if flops_per_step:
+        record["flops"] = steps * flops_per_step
+    if unit != "steps":
+        record["amount"] = budget["amount"]
+    return OptimSettings(**optim), record
+
+
+def validation_for(
+    spec: dict[str, Any], session: _Session, model: Any, run_seed: int, flops_per_step: float | None
+) -> Any:
+    """The job's :class:`~benchmark.train.loop.Validation` from ``spec["validation"]``; None without one or
+    without a val split.
+
+    Pretraining is measured by its objectives on val batches and, for a method that can rank, by val
+    retrieval — its learning curve, not a selection (the pretrained checkpoint is the last step's).
+    Fine-tuning is measured by the task's metrics on the val subset, and with ``select`` keeps the step
+    with the best summary metric. Validation evaluates in batches of the training batch size, so that a
+    change of ``evaluate.batch_size`` (speed only) does not re-run training.
+    """
+    from benchmark.data.coco import read_manifest
+    from benchmark.train.loop import Validation
+
+    settings = spec.get("validation")
+    if not settings or "val" not in read_manifest(session.data_dir)["splits"]:
+        return None
+    val = session.split("val").head(settings["max_images"]).untagged()
+    if spec["stage"] == "pretrain":
+        return Validation(
+            settings["every"], _pretrain_measure(spec, session, model, val, run_seed), None, flops_per_step
+        )
+    task = get_task(spec["task"])
+    task_settings = task.subset_settings(settings["task_settings"], len(val))
+
+    def measure(trained: Any) -> dict[str, float]:
+        metrics = task.evaluate(
+            trained, val, session.tokenizer, session.device, spec["optim"]["batch_size"], task_settings
+        )[0]
+        return {f"val_{k}": v for k, v in metrics.items() if v is not None}
+
+    return Validation(
+        settings["every"], measure, f"val_{settings['metric']}" if settings["select"] else None, flops_per_step
+    )
+
+
+def _pretrain_measure(spec: dict[str, Any], session: _Session, model: Any, val: Any, run_seed: int) -> Any:
+    """Validation of a pretraining job: each objective (and their weighted sum) on ``batches`` fixed val
+    batches, and val retrieval for a method that can rank (``settings["retrieval"]``)."""
+    from benchmark.data.sampling import ImageTextData
+    from benchmark.device import autocast
+    from benchmark.seeding import derive_seed
+
+    settings = spec["validation"]
+    torch = session.torch
+    data = ImageTextData.from_split(val, session.tokenizer, session.device, model.ctx.concepts)
+    batch_size = min(spec["optim"]["batch_size"], len(data))
+    weights = model.objective_weights
+    retrieval = settings.get("retrieval")
+    can_rank = retrieval is not None and "retrieval" in model.tasks and not model.not_applicable_reason("retrieval")
+    seed = derive_seed(run_seed, "validation")
+
+    def measure(trained: Any) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        for index in range(settings["batches"]):
+            torch.manual_seed(derive_seed(seed, index))  # the same masks at every point; the loop re-seeds each step
+            with autocast(session.device):
+                losses = trained.pretrain_losses(data.batch(index, batch_size, seed))
+            losses["loss"] = sum(weights[name] * value.float() for name, value in losses.items())
+            for name, value in losses.items():
+                sums[f"val_{name}"] = sums.get(f"val_{name}", 0.0) + float(value) / settings["batches"]
+        if can_rank:
+            task = get_task("retrieval")
+            found = task.evaluate(
+                trained,
+                val,
+                session.tokenizer,
+                session.device,
+                spec["optim"]["batch_size"],
+                task.subset_settings(retrieval, len(val)),
+            )[0]
+            sums.update({f"val_{k}": v for k, v in found.items() if v is not None})
+        return sums
+
+    return measure
 
 
 def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out_dir: Path) -> None:

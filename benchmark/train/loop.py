@@ -1,9 +1,15 @@
-"""One training loop for every stage and method: AdamW, warm-up + cosine, AMP, resume.
+"""One training loop for every stage and method: AdamW, warm-up + cosine, AMP, resume, validation.
 
 Everything random in a step is a function of (run seed, step): the batch is drawn by a
 stateless sampler and the global torch RNG is re-seeded at every step. A job that crashed and
 resumed from its last checkpoint therefore produces the same weights, to the bit, as one that
 never stopped.
+
+The step loop never waits for the device: losses stay on it and are read (and checked for
+finiteness) every :data:`HISTORY_EVERY` steps, at a checkpoint and at a validation point. A
+:class:`Validation` measures the model on the validation split every ``every`` steps (and before
+the first step), which gives the learning curve; with ``select`` the weights of the best point are
+kept and restored at the end, so a number is never chosen on test.
 """
 
 from __future__ import annotations
@@ -21,10 +27,27 @@ from tqdm import tqdm
 
 from benchmark.device import autocast
 from benchmark.seeding import derive_seed
-from benchmark.train.checkpoint import load_training_state, save_training_state
+from benchmark.train.checkpoint import load_training_state, load_weights, read_metadata, save_training_state
 
 LossFn = Callable[[int], dict[str, torch.Tensor]]
-HISTORY_EVERY = 10  # steps averaged into one loss-history point
+HISTORY_EVERY = 10  # steps averaged into one loss-history point (and how often the loop reads losses)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Validation during training: a learning curve, and optionally the checkpoint chosen on it.
+
+    ``measure(model)`` returns validation metrics of the model as it is (the loop switches it to
+    eval mode and back); it must not draw from the global RNG without seeding it, so that the
+    training trajectory is the same with and without validation. ``select`` names the metric to
+    maximise (ties: the earliest point); None keeps the last step's weights. ``flops_per_step``
+    (training FLOPs of one optimiser step) adds a FLOPs axis to the curve.
+    """
+
+    every: int
+    measure: Callable[[nn.Module], dict[str, float]]
+    select: str | None = None
+    flops_per_step: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +74,7 @@ class TrainReport:
     peak_memory_mb: float
     final_losses: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
+    validation: dict[str, Any] | None = None
 
 
 def lr_factor(step: int, settings: OptimSettings) -> float:
@@ -122,6 +146,79 @@ def _peak_memory_mb(device: torch.device) -> float:
         return float("nan")
 
 
+def _read_window(window: dict[str, list[Any]], first_step: int, description: str) -> dict[str, list[float]]:
+    """The window's losses as floats (one device sync); a non-finite total names its first step."""
+    values = {
+        name: torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in vs]).tolist() for name, vs in window.items()
+    }
+    for offset, total in enumerate(values.get("loss", [])):
+        if not math.isfinite(total):
+            raise FloatingPointError(
+                f"{description}: non-finite loss at step {first_step + offset}: "
+                + ", ".join(f"{k}={v[offset]:.4g}" for k, v in values.items())
+            )
+    return values
+
+
+class _Selection:
+    """The validation curve and the best point's weights (``best.partial.safetensors`` beside the training state).
+
+    The curve travels in the training state, so a resumed job continues it; the best weights are
+    written atomically whenever a point beats every earlier one, and carry their step, which is checked
+    before they are restored.
+    """
+
+    def __init__(self, validation: Validation, curve: list[dict[str, float]], path: Path, batch_size: int) -> None:
+        self.validation = validation
+        self.curve = curve
+        self.path = path
+        self.batch_size = batch_size
+
+    def best(self) -> dict[str, float] | None:
+        metric = self.validation.select
+        points = [p for p in self.curve if metric is not None and p.get(metric) is not None]
+        return max(points, key=lambda p: (p[metric], -p["step"])) if points else None
+
+    def measure(self, model: nn.Module, step: int) -> None:
+        from benchmark.train.checkpoint import save_checkpoint
+
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            metrics = self.validation.measure(model)
+        model.train(was_training)
+        point: dict[str, float] = {"step": step, "samples": step * self.batch_size}
+        if self.validation.flops_per_step is not None:
+            point["flops"] = step * self.validation.flops_per_step
+        point.update({k: float(v) for k, v in metrics.items() if v is not None})
+        previous = self.best()
+        self.curve.append(point)
+        metric = self.validation.select
+        if metric is not None:
+            if metric not in point:
+                raise KeyError(f"validation metric {metric!r} not measured; got {sorted(metrics)}")
+            if previous is None or point[metric] > previous[metric]:
+                save_checkpoint(self.path, model, {"step": step, metric: point[metric]})
+
+    def restore(self, model: nn.Module, last_step: int) -> dict[str, Any]:
+        """Load the selected weights into ``model`` (unless they are the last step's); the selection record."""
+        record: dict[str, Any] = {"every": self.validation.every, "curve": self.curve}
+        best = self.best()
+        if best is None:
+            return {**record, "selected_step": last_step, "rule": "last step (no selection)"}
+        metric = self.validation.select
+        record.update({"metric": metric, "selected_step": int(best["step"]), "rule": f"max validation {metric}"})
+        record["selected_value"] = best[metric]
+        if best["step"] != last_step:
+            saved = read_metadata(self.path).get("step")
+            if saved != best["step"]:
+                raise RuntimeError(
+                    f"{self.path} holds step {saved}, but the best validation point is step {best['step']}"
+                )
+            load_weights(model, self.path)
+        return record
+
+
 def train(
     model: nn.Module,
     loss_fn: LossFn,
@@ -132,14 +229,15 @@ def train(
     state_path: str | Path,
     spec_hash: str,
     description: str,
+    validation: Validation | None = None,
 ) -> TrainReport:
     """Minimise ``Σ weights[k] · loss_fn(step)[k]`` for ``settings.steps`` steps.
 
     ``weights=None`` weighs every returned loss 1 (task fine-tuning); otherwise a returned loss
     without a weight is an error, so a method cannot silently train on an undeclared objective.
 
-    ``state_path`` is where resumable training states go; the caller removes it once the
-    final checkpoint is safely written.
+    ``state_path`` is where resumable training states go; the caller removes it (and
+    :func:`best_weights_path`) once the final checkpoint is safely written.
     """
     state_path = Path(state_path)
     if weights is not None and not weights:  # the method declares no objective for this stage
@@ -156,7 +254,15 @@ def train(
     optimizer = build_optimizer(model, settings)
     start, progress_state = load_training_state(state_path, model, optimizer, spec_hash) or (0, {})
     history: list[dict[str, float]] = progress_state.get("history", [])
-    window: dict[str, list[float]] = progress_state.get("window", {})
+    window: dict[str, list[Any]] = progress_state.get("window", {})
+    window_start = progress_state.get("window_start", start)
+    selection = None
+    if validation is not None:
+        selection = _Selection(
+            validation, progress_state.get("curve", []), best_weights_path(state_path), settings.batch_size
+        )
+        if start == 0:
+            selection.measure(model, 0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     began = time.perf_counter()
@@ -169,6 +275,7 @@ def train(
         unit="step",
         dynamic_ncols=True,
     )
+    read: dict[str, list[float]] = {}  # the window's losses read back from the device, once per sync
     for step in progress:
         torch.manual_seed(derive_seed(run_seed, "step", step))
         set_lr(optimizer, settings.lr * lr_factor(step, settings))
@@ -180,30 +287,35 @@ def train(
                 f"but not declared in the method's objectives {weights}"
             )
         total = sum((weights or {}).get(name, 1.0) * value.float() for name, value in losses.items())
-        if not torch.isfinite(total):
-            raise FloatingPointError(
-                f"{description}: non-finite loss at step {step}: "
-                + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
-            )
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if settings.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
         for name, value in {**losses, "loss": total}.items():
-            window.setdefault(name, []).append(float(value.detach()))
-        if (step + 1) % HISTORY_EVERY == 0 or step + 1 == settings.steps:
-            point = {"step": step + 1, **{k: sum(v) / len(v) for k, v in window.items()}}
+            window.setdefault(name, []).append(value.detach())
+        done = step + 1
+        history_point = done % HISTORY_EVERY == 0 or done == settings.steps
+        checkpoint = done % settings.checkpoint_every == 0 and done < settings.steps
+        validate = selection is not None and (done % selection.validation.every == 0 or done == settings.steps)
+        if history_point or checkpoint or validate:
+            read = _read_window(window, window_start, description)  # the loop's only device sync
+        if history_point:
+            point = {"step": done, **{k: sum(v) / len(v) for k, v in read.items()}}
             history.append(point)
             progress.set_postfix(loss=f"{point['loss']:.4f}", refresh=False)
-            window = {}
-        if (step + 1) % settings.checkpoint_every == 0 and step + 1 < settings.steps:
-            save_training_state(
-                state_path, model, optimizer, step + 1, spec_hash, {"history": history, "window": window}
-            )
+            window, window_start, read = {}, done, {}
+        if validate:
+            selection.measure(model, done)
+        if checkpoint:
+            progress_state = {"history": history, "window": read, "window_start": window_start}
+            if selection is not None:
+                progress_state["curve"] = selection.curve
+            save_training_state(state_path, model, optimizer, done, spec_hash, progress_state)
     progress.close()
     elapsed = time.perf_counter() - began
     done = settings.steps - start
+    record = selection.restore(model, settings.steps) if selection is not None else None
     model.eval()
     return TrainReport(
         steps=settings.steps,
@@ -213,4 +325,14 @@ def train(
         peak_memory_mb=_peak_memory_mb(device),
         final_losses={k: v for k, v in (history[-1] if history else {}).items() if k != "step"},
         history=history,
+        validation=record,
+    )
+
+
+def best_weights_path(state_path: str | Path) -> Path:
+    """Where the best validation point's weights are kept while a job runs (beside its training state)."""
+    state_path = Path(state_path)
+    name = state_path.name
+    return state_path.with_name(
+        name.replace("training_state", "best_weights") if "training_state" in name else f"best_weights.{name}"
     )
