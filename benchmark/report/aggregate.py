@@ -360,15 +360,53 @@ def _has_partial_cells(cells: pd.DataFrame) -> bool:
     return bool(cells.iloc[:, 2:].apply(lambda column: column.str.endswith(PARTIAL_CELL)).to_numpy().any())
 
 
+def evaluation_counts(results: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str], str]:
+    """Per (dataset, task), what its test numbers are computed on, from the evaluation protocols: images and
+    captions (retrieval: every caption is a t2i query, every image an i2t query), images and expressions."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for _, record in results:
+        spec, protocol = record.get("spec", {}), record.get("protocol") or {}
+        if spec.get("stage") != "evaluate" or not protocol:
+            continue
+        if "texts" in protocol:
+            text = f"{protocol['images']:,} test images and their {protocol['texts']:,} captions"
+            text += f" ({protocol['texts']:,} text→image and {protocol['images']:,} image→text queries)"
+        elif "pairs" in protocol:
+            images = f"{protocol['images']:,} test images, " if "images" in protocol else ""
+            text = f"{images}{protocol['pairs']:,} (image, expression) pairs"
+        else:
+            continue
+        found.setdefault((spec["dataset"], spec["task"]), set()).add(text)
+    return {key: "Computed on " + " / ".join(sorted(texts)) + "." for key, texts in found.items()}
+
+
+def training_note(training: list[dict[str, Any]]) -> str:
+    """How the scored checkpoints were trained and chosen: the pretraining budget and the val selection rule."""
+    from benchmark.report.curves import budget_text
+
+    rules = {
+        (r.get("train") or {}).get("validation", {}).get("rule")
+        for r in training
+        if r.get("spec", {}).get("stage") == "finetune" and (r.get("train") or {}).get("validation")
+    }
+    parts = [budget_text(training)]
+    if rules:
+        parts.append(f"Fine-tuned checkpoint chosen on val ({'; '.join(sorted(r for r in rules if r))}; selection.md).")
+    return " ".join(p for p in parts if p)
+
+
 def main_markdown(
     stats: pd.DataFrame,
     provenance: dict[str, Any],
     failures: dict[tuple[str, str], list[str]] | None = None,
     zero_shot: frozenset[str] = frozenset(),
+    notes: dict[tuple[str, str], str] | None = None,
 ) -> str:
     """main.md: one table per (dataset, task); ``failures`` (:func:`failure_notes`) lists missing results;
-    ``zero_shot`` methods (published models evaluated without training) are marked in the seeds column."""
+    ``zero_shot`` methods (published models evaluated without training) are marked in the seeds column;
+    ``notes`` (what a table is computed on, how it was trained) go into its caption."""
     failures = failures or {}
+    notes = notes or {}
     parts = ["# FuseBench results", ""]
     if failures:
         parts += [
@@ -395,7 +433,8 @@ def main_markdown(
             f"Mean ± sample std over {' or '.join(map(str, seed_counts)) or 0} seed(s){unit}; "
             + get_task(task).reference_note()
             + " "
-            + significance_note(task, "in italics"),
+            + significance_note(task, "in italics")
+            + (" " + notes[(dataset, task)] if (dataset, task) in notes else ""),
             "",
             marked.to_markdown(index=False),
             "",
@@ -413,7 +452,13 @@ def main_markdown(
     return "\n".join(parts) + "\n"
 
 
-def main_latex(stats: pd.DataFrame, provenance: dict[str, Any], zero_shot: frozenset[str] = frozenset()) -> str:
+def main_latex(
+    stats: pd.DataFrame,
+    provenance: dict[str, Any],
+    zero_shot: frozenset[str] = frozenset(),
+    notes: dict[tuple[str, str], str] | None = None,
+) -> str:
+    notes = notes or {}
     tables = []
     for (dataset, task), _ in stats.groupby(["dataset", "task"], sort=True):
         cells, best, worse, _, _ = _task_tables(stats, dataset, task, zero_shot)
@@ -422,6 +467,7 @@ def main_latex(stats: pd.DataFrame, provenance: dict[str, Any], zero_shot: froze
             + (" (%)" if get_task(task).percent else "")
             + ". "
             + significance_note(task, "underlined")
+            + (" " + notes[(dataset, task)] if (dataset, task) in notes else "")
             + (" " + PARTIAL_NOTE.split(";")[0] + "." if _has_partial_cells(cells) else "")
         )
         tables.append(latex_table(cells, caption, f"tab:{dataset}-{task}", provenance, best, worse))
@@ -665,6 +711,7 @@ def run_aggregate(
     ``missing`` (:func:`read_expected`, after a failed run) adds the rows of the results that
     are not there, so the tables show them as failed instead of leaving them out."""
     from benchmark.report.compositional import compositional_markdown, compositional_table
+    from benchmark.report.curves import learning_curves, selection_markdown
     from benchmark.report.statistics import load_items, method_statistics
 
     report = report or {}
@@ -717,10 +764,14 @@ def run_aggregate(
     write_text(out_dir / "main.csv", csv_with_footer(frame, provenance))
     write_text(out_dir / "main_stats.csv", csv_with_footer(stats, provenance))
     write_text(out_dir / "comparisons.csv", csv_with_footer(comparisons, provenance))
-    write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame), zero_shot))
+    how = training_note(training)
+    notes = {key: " ".join(filter(None, (text, how))) for key, text in evaluation_counts(results).items()}
+    write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame), zero_shot, notes))
     composition = labelled_zero_shot(compositional_table(frame), zero_shot)
     write_text(out_dir / "compositional.md", compositional_markdown(composition, provenance))
-    write_text(out_dir / "main.tex", main_latex(stats, provenance, zero_shot))
+    write_text(out_dir / "main.tex", main_latex(stats, provenance, zero_shot, notes))
+    write_text(out_dir / "learning_curves.csv", csv_with_footer(learning_curves(training), provenance))
+    write_text(out_dir / "selection.md", selection_markdown(training, footer_text(provenance)))
     scores = None
     if robustness_frame is not None:
         scores = write_robustness(robustness_frame, out_dir, report, provenance, zero_shot)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.io import atomic_path
+from benchmark.report.curves import draw_learning_curves
 from benchmark.tasks import get_task, reference_rows_of_all_tasks, task_names
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -250,4 +251,6 @@ def draw_all(tables: Path, out: Path, summary_metric: dict[str, str]) -> list[Pa
     for task, metric in summary_metric.items():
         paths += robustness_curves(frame, task, metric, colors, out / f"robustness_{task}")
         paths += drop_heatmap(drops, task, out / f"robustness_drop_{task}")
+    curves = pd.read_csv(tables / "learning_curves.csv", comment="#")
+    paths += draw_learning_curves(curves, summary_metric, colors, out / "learning_curves")
     return paths

@@ -36,6 +36,8 @@ rule aggregate:
         efficiency_tex=f"{OUT}/tables/efficiency.tex",
         macros=f"{OUT}/tables/macros.tex",
         provenance=f"{OUT}/tables/provenance.json",
+        learning_curves=f"{OUT}/tables/learning_curves.csv",
+        selection=f"{OUT}/tables/selection.md",
     params:
         config_hash=CONFIG_HASH,
         report=spec_json("report"),
@@ -56,6 +58,7 @@ rule plots:
         drops=rules.aggregate.output.robustness_drops,
         stats=rules.aggregate.output.stats,
         efficiency=rules.aggregate.output.efficiency,
+        learning_curves=rules.aggregate.output.learning_curves,
     output:
         main=report(f"{OUT}/plots/main_metrics.png", caption="../report/main_metrics.rst", category="Plots", labels={"plot": "main metrics"}),
         efficiency=report(
@@ -80,9 +83,16 @@ rule plots:
             )
             for task in TASKS
         ],
+        learning_curves=report(
+            f"{OUT}/plots/learning_curves.png", caption="../report/learning_curves.rst", category="Plots",
+            labels={"plot": "learning curves"},
+        ),
         pdfs=expand(
             f"{OUT}/plots/{{name}}.pdf",
-            name=["main_metrics", "efficiency_accuracy", *[f"robustness_{t}" for t in TASKS], *[f"robustness_drop_{t}" for t in TASKS]],
+            name=[
+                "main_metrics", "efficiency_accuracy", "learning_curves",
+                *[f"robustness_{t}" for t in TASKS], *[f"robustness_drop_{t}" for t in TASKS],
+            ],
         ),
     params:
         report=spec_json("report"),
