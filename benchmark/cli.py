@@ -293,6 +293,16 @@ def cmd_paper(args: argparse.Namespace) -> None:
     print(f"paper written to {args.out}")
 
 
+def cmd_perf(args: argparse.Namespace) -> None:
+    from benchmark.perf import PerfOptions, run_perf
+
+    config = load_config(args.config, args.set)
+    _set_threads(args.threads)
+    methods = tuple(m for value in args.methods for m in value.split(",") if m) if args.methods else None
+    options = PerfOptions(args.steps, args.warmup, methods, args.device, args.batch_size, args.dataset)
+    run_perf(config, options, Path(args.out))
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.report.leaderboard import copy_reference, update_readme
 
@@ -421,6 +431,26 @@ def build_parser() -> argparse.ArgumentParser:
         "exist, marks each missing one 'failed: <error> (log: <path>)' and prints the failed jobs",
     )
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser(
+        "perf",
+        help="pretraining throughput of the training loop against a naive loop, FLOPs and the fraction of peak",
+    )
+    _config_args(p)
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="METHOD",
+        help="methods to time, names or comma-separated (default: the config's methods with a pretraining stage)",
+    )
+    p.add_argument("--steps", type=int, default=20, help="timed steps per loop (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=5, help="steps before the timed ones (default: %(default)s)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's device")
+    p.add_argument("--batch-size", type=int, help="default: the config's pretrain.batch_size")
+    p.add_argument("--dataset", help="dataset to pretrain on (default: the config's first pretraining dataset)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out", default="results/perf", help="folder for the JSON, table and plot (default: %(default)s)")
+    p.set_defaults(func=cmd_perf)
 
     p = sub.add_parser("leaderboard", help="regenerate the README's results section from the reference run")
     p.add_argument("--from", dest="source", help="first copy this finished run (e.g. results) into the reference")

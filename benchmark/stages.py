@@ -408,7 +408,12 @@ def _pretrain_measure(spec: dict[str, Any], session: _Session, model: Any, val: 
     batch_size = min(spec["optim"]["batch_size"], len(data))
     weights = model.objective_weights
     retrieval = settings.get("retrieval")
-    can_rank = retrieval is not None and "retrieval" in model.tasks and not model.not_applicable_reason("retrieval")
+    can_rank = (
+        retrieval is not None
+        and (model.has_embeddings or model.has_pair_scorer)
+        and "retrieval" in model.tasks
+        and not model.not_applicable_reason("retrieval")
+    )
     seed = derive_seed(run_seed, "validation")
 
     def measure(trained: Any) -> dict[str, float]:

@@ -380,14 +380,17 @@ def evaluation_counts(results: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[
     return {key: "Computed on " + " / ".join(sorted(texts)) + "." for key, texts in found.items()}
 
 
-def training_note(training: list[dict[str, Any]]) -> str:
-    """How the scored checkpoints were trained and chosen: the pretraining budget and the val selection rule."""
+def training_note(training: list[dict[str, Any]], dataset: str, task: str) -> str:
+    """How the scored checkpoints of (``dataset``, ``task``) were trained and chosen: the pretraining budget
+    and the val selection rule."""
     from benchmark.report.curves import budget_text
 
     rules = {
         (r.get("train") or {}).get("validation", {}).get("rule")
         for r in training
-        if r.get("spec", {}).get("stage") == "finetune" and (r.get("train") or {}).get("validation")
+        if r.get("spec", {}).get("stage") == "finetune"
+        and (r["spec"].get("dataset"), r["spec"].get("task")) == (dataset, task)
+        and (r.get("train") or {}).get("validation")
     }
     parts = [budget_text(training)]
     if rules:
@@ -400,13 +403,13 @@ def main_markdown(
     provenance: dict[str, Any],
     failures: dict[tuple[str, str], list[str]] | None = None,
     zero_shot: frozenset[str] = frozenset(),
-    notes: dict[tuple[str, str], str] | None = None,
+    captions: dict[tuple[str, str], str] | None = None,
 ) -> str:
     """main.md: one table per (dataset, task); ``failures`` (:func:`failure_notes`) lists missing results;
     ``zero_shot`` methods (published models evaluated without training) are marked in the seeds column;
-    ``notes`` (what a table is computed on, how it was trained) go into its caption."""
+    ``captions`` (what a table is computed on, how it was trained) are added to its caption."""
     failures = failures or {}
-    notes = notes or {}
+    captions = captions or {}
     parts = ["# FuseBench results", ""]
     if failures:
         parts += [
@@ -434,7 +437,7 @@ def main_markdown(
             + get_task(task).reference_note()
             + " "
             + significance_note(task, "in italics")
-            + (" " + notes[(dataset, task)] if (dataset, task) in notes else ""),
+            + (" " + captions[(dataset, task)] if (dataset, task) in captions else ""),
             "",
             marked.to_markdown(index=False),
             "",
@@ -456,9 +459,9 @@ def main_latex(
     stats: pd.DataFrame,
     provenance: dict[str, Any],
     zero_shot: frozenset[str] = frozenset(),
-    notes: dict[tuple[str, str], str] | None = None,
+    captions: dict[tuple[str, str], str] | None = None,
 ) -> str:
-    notes = notes or {}
+    captions = captions or {}
     tables = []
     for (dataset, task), _ in stats.groupby(["dataset", "task"], sort=True):
         cells, best, worse, _, _ = _task_tables(stats, dataset, task, zero_shot)
@@ -467,7 +470,7 @@ def main_latex(
             + (" (%)" if get_task(task).percent else "")
             + ". "
             + significance_note(task, "underlined")
-            + (" " + notes[(dataset, task)] if (dataset, task) in notes else "")
+            + (" " + captions[(dataset, task)] if (dataset, task) in captions else "")
             + (" " + PARTIAL_NOTE.split(";")[0] + "." if _has_partial_cells(cells) else "")
         )
         tables.append(latex_table(cells, caption, f"tab:{dataset}-{task}", provenance, best, worse))
@@ -764,12 +767,11 @@ def run_aggregate(
     write_text(out_dir / "main.csv", csv_with_footer(frame, provenance))
     write_text(out_dir / "main_stats.csv", csv_with_footer(stats, provenance))
     write_text(out_dir / "comparisons.csv", csv_with_footer(comparisons, provenance))
-    how = training_note(training)
-    notes = {key: " ".join(filter(None, (text, how))) for key, text in evaluation_counts(results).items()}
-    write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame), zero_shot, notes))
+    captions = {key: f"{text} {training_note(training, *key)}" for key, text in evaluation_counts(results).items()}
+    write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions))
     composition = labelled_zero_shot(compositional_table(frame), zero_shot)
     write_text(out_dir / "compositional.md", compositional_markdown(composition, provenance))
-    write_text(out_dir / "main.tex", main_latex(stats, provenance, zero_shot, notes))
+    write_text(out_dir / "main.tex", main_latex(stats, provenance, zero_shot, captions))
     write_text(out_dir / "learning_curves.csv", csv_with_footer(learning_curves(training), provenance))
     write_text(out_dir / "selection.md", selection_markdown(training, footer_text(provenance)))
     scores = None

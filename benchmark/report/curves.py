@@ -144,6 +144,7 @@ def draw_learning_curves(
 
     from benchmark.report.plots import save
 
+    curves = curves.fillna({"task": ""})  # pretraining has no task (an empty CSV cell reads back as NaN)
     rows = panels(curves, selection_metric)
     figure, axes = plt.subplots(max(1, len(rows)), 2, figsize=(10, 2.6 * max(1, len(rows))), squeeze=False)
     for (stage, task, metric), (by_step, by_flops) in zip(rows, axes):

@@ -20,6 +20,9 @@ _REGISTERED = False
 
 
 def _register_cpu_attention() -> None:
+    """FLOP formulas for the fused CPU attention kernel, forward and backward, which torch's counter lacks:
+    torch's own scaled-dot-product counts, as for the GPU kernels. Without the backward one every CPU
+    attention layer's backward would count 0 FLOPs, and a CPU training step less than the same step on a GPU."""
     global _REGISTERED
     if _REGISTERED:
         return
@@ -29,6 +32,13 @@ def _register_cpu_attention() -> None:
         @flop_counter.register_flop_formula(op)
         def _cpu_sdpa(query_shape, key_shape, value_shape, *args: Any, out_shape=None, **kwargs: Any) -> int:
             return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    backward = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+    if backward is not None and backward not in flop_counter.flop_registry:
+
+        @flop_counter.register_flop_formula(backward)
+        def _cpu_sdpa_backward(grad_out_shape, query_shape, key_shape, value_shape, *args: Any, **kwargs: Any) -> int:
+            return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
     _REGISTERED = True
 

@@ -176,7 +176,7 @@ class _Selection:
 
     def best(self) -> dict[str, float] | None:
         metric = self.validation.select
-        points = [p for p in self.curve if metric is not None and p.get(metric) is not None]
+        points = [p for p in self.curve if metric is not None and math.isfinite(p.get(metric, math.nan))]
         return max(points, key=lambda p: (p[metric], -p["step"])) if points else None
 
     def measure(self, model: nn.Module, step: int) -> None:
@@ -197,7 +197,7 @@ class _Selection:
         if metric is not None:
             if metric not in point:
                 raise KeyError(f"validation metric {metric!r} not measured; got {sorted(metrics)}")
-            if previous is None or point[metric] > previous[metric]:
+            if math.isfinite(point[metric]) and (previous is None or point[metric] > previous[metric]):
                 save_checkpoint(self.path, model, {"step": step, metric: point[metric]})
 
     def restore(self, model: nn.Module, last_step: int) -> dict[str, Any]:
@@ -207,7 +207,7 @@ class _Selection:
         if best is None:
             return {**record, "selected_step": last_step, "rule": "last step (no selection)"}
         metric = self.validation.select
-        record.update({"metric": metric, "selected_step": int(best["step"]), "rule": f"max validation {metric}"})
+        record.update({"metric": metric, "selected_step": int(best["step"]), "rule": f"highest {metric}"})
         record["selected_value"] = best[metric]
         if best["step"] != last_step:
             saved = read_metadata(self.path).get("step")
