@@ -24,6 +24,7 @@ from benchmark.config import (
     completed,
     config_hash,
     dataset_tasks,
+    is_tuned,
     method_model,
     method_training,
     pretrain_dataset,
@@ -34,6 +35,8 @@ from benchmark.config import (
     stage_spec,
     text_tokenizer_init,
     tokenizer_slug,
+    trial_spec,
+    tuning_factors,
     validate_config,
 )
 from benchmark.datasets import ADAPTER_TABLE, get_adapter
@@ -74,10 +77,12 @@ wildcard_constraints:
     seed=r"\d+",
     task=r"[a-z][a-z0-9_]*",
     tokenizer=r"[a-z0-9_]+",
+    factor=r"[0-9][0-9.e+-]*",
 
 
 include: "workflows/rules/common.smk"
 include: "workflows/rules/data.smk"
+include: "workflows/rules/tuning.smk"
 include: "workflows/rules/train.smk"
 include: "workflows/rules/evaluate.smk"
 include: "workflows/rules/report.smk"

@@ -217,18 +217,39 @@ def cmd_tokenizer(args: argparse.Namespace) -> None:
     run_tokenizer(_resolve_spec(args, "tokenizer"), _optional_path(args.data), Path(args.out))
 
 
+def _tuned_spec(args: argparse.Namespace, stage: str) -> dict[str, Any]:
+    """The job's spec; under a learning-rate search (``spec["tuning"]``) trained with the factor ``--tuned``
+    chose (:mod:`benchmark.train.tuning`)."""
+    from benchmark.train.tuning import apply_choice
+
+    spec = _resolve_spec(args, stage)
+    if args.tuned:
+        if "tuning" not in spec:
+            raise ConfigError(f"fusebench {stage}: --tuned given, but the spec has no 'tuning' (tuning.lr_factors)")
+        return apply_choice(spec, Path(args.tuned))
+    if "tuning" in spec:
+        raise ConfigError(f"fusebench {stage}: tuning.lr_factors is set; give --tuned (the method's choice.json)")
+    return spec
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from benchmark.stages import run_pretrain
 
-    spec = _resolve_spec(args, "pretrain")
+    spec = _tuned_spec(args, "pretrain")
     _set_threads(args.threads)
     run_pretrain(spec, Path(args.data), Path(args.tokenizer), Path(args.out))
+
+
+def cmd_tune_select(args: argparse.Namespace) -> None:
+    from benchmark.stages import run_tune_select
+
+    run_tune_select([Path(p) for p in args.trials], Path(args.out))
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     from benchmark.stages import run_finetune
 
-    spec = _resolve_spec(args, "finetune")
+    spec = _tuned_spec(args, "finetune")
     _set_threads(args.threads)
     run_finetune(spec, Path(args.data), Path(args.tokenizer), _optional_path(args.init), Path(args.out))
 
@@ -354,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=help_text).set_defaults(func=func)
 
     data_inputs = {"data": "dataset folder (the standard form)", "tokenizer": "tokenizer.json"}
+    tuned = {"tuned": "the method's tuning choice.json, when tuning.lr_factors is set (tune-select writes it)"}
     stages = (
         ("data", "build a dataset (or check one read in place)", ("dataset",), {}, "data folder of the run", cmd_data),
         (
@@ -368,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
             "pretrain",
             "pretrain one method with one seed",
             ("dataset", "method", "seed"),
-            data_inputs,
+            {**data_inputs, **tuned},
             "folder for model.safetensors and result.json",
             cmd_pretrain,
         ),
@@ -376,7 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
             "finetune",
             "fine-tune a pretrained method on one task",
             ("dataset", "method", "seed", "task"),
-            {**data_inputs, "init": "pretrained model.safetensors (none for a method fine-tuned from its own weights)"},
+            {
+                **data_inputs,
+                "init": "pretrained model.safetensors (none for a method fine-tuned from its own weights)",
+                **tuned,
+            },
             "folder for model.safetensors and result.json",
             cmd_finetune,
         ),
@@ -406,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     optional = {
-        "finetune": ("init",),
+        "pretrain": ("tuned",),
+        "finetune": ("init", "tuned"),
         "tokenizer": ("data",),
         "evaluate": ("tokenizer", "checkpoint"),
         "robustness": ("tokenizer", "checkpoint"),
@@ -415,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
         threads = name not in ("data", "tokenizer", "reference")
         stage = _stage_parser(sub, name, help_text, wildcards, inputs, out_help, threads, optional.get(name, ()))
         stage.set_defaults(func=func)
+
+    p = sub.add_parser("tune-select", help="choose a method's learning-rate factor from its tuning trials (on val)")
+    p.add_argument("trials", nargs="+", help="the fine-tuning result.json of every trial of one method")
+    p.add_argument("--out", required=True, help="choice.json to write")
+    p.set_defaults(func=cmd_tune_select)
 
     p = sub.add_parser("aggregate", help="collect result files into results tables")
     p.add_argument("results", nargs="*", help="evaluation result JSON files")

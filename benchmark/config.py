@@ -284,6 +284,9 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
             problems.append(
                 f"'{where}.warmup_steps' ({optim['warmup_steps']}) exceeds '{where}.steps' ({optim['steps']})"
             )
+    tuning = config.get("tuning", {})
+    if tuning.get("lr_factors") and not config.get("validation", {}).get("every"):
+        problems.append("'tuning.lr_factors' chooses on val: it needs 'validation.every' (null turns validation off)")
     budget = config.get("budget", {})
     if (budget.get("unit") == "steps") != (budget.get("amount") is None):
         problems.append(
@@ -539,6 +542,28 @@ def served_tasks(config: Mapping[str, Any]) -> list[str]:
     return [t for t in run_tasks(config) if t in served]
 
 
+def tuning_factors(config: Mapping[str, Any]) -> list[float]:
+    """The learning-rate factors of the equal tuning budget (``tuning.lr_factors``); empty when it is off."""
+    return [float(f) for f in config["tuning"]["lr_factors"] or []]
+
+
+def is_tuned(config: Mapping[str, Any], method: str | None) -> bool:
+    """Whether ``method``'s learning rates come from a search: tuning is on and the method is pretrained."""
+    return method is not None and bool(tuning_factors(config)) and "pretrain" in method_training(method)
+
+
+def trial_spec(
+    config: Mapping[str, Any], stage: str, factor: float, *, dataset: str, method: str, task: str | None = None
+) -> dict[str, Any]:
+    """The spec of one tuning trial's pretraining or fine-tuning job: the method's job at the tuning seed with
+    its learning rate × ``factor`` (:mod:`benchmark.train.tuning`)."""
+    from benchmark.train.tuning import scaled_spec
+
+    spec = stage_spec(config, stage, dataset=dataset, method=method, seed=config["tuning"]["seed"], task=task)
+    spec.pop("tuning", None)
+    return {**scaled_spec(spec, factor), "tuning_trial": factor}
+
+
 def validation_spec(config: Mapping[str, Any], task: str | None = None) -> dict[str, Any]:
     """``{"validation": …}`` for a training job's spec: how its learning curve is measured on the val split,
     and for fine-tuning (``task``) the metric its checkpoint is selected by; ``{}`` when validation is off.
@@ -595,11 +620,19 @@ def stage_spec(
         "overrides": method_hparams(config, method),
     }
     training = method_training(method) if method is not None else ("pretrain", "finetune")
+    search = {"tuning": copy.deepcopy(config["tuning"])} if is_tuned(config, method) else {}
     if stage == "pretrain":
         budget = {"budget": copy.deepcopy(config["budget"])} if config["budget"]["unit"] != "steps" else {}
-        return {**job, **build, "optim": copy.deepcopy(config["pretrain"]), **budget, **validation_spec(config)}
+        return {
+            **job,
+            **build,
+            "optim": copy.deepcopy(config["pretrain"]),
+            **budget,
+            **validation_spec(config),
+            **search,
+        }
     if stage == "finetune":
-        tuned = {"optim": copy.deepcopy(config["finetune"][task]), **validation_spec(config, task)}
+        tuned = {"optim": copy.deepcopy(config["finetune"][task]), **validation_spec(config, task), **search}
         if "pretrain" not in training:  # fine-tuned from the method's own (published) weights
             return {**job, **build, **tuned}
         return {**job, "pretrained_on": pretrain_dataset(config, dataset), **tuned}

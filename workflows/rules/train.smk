@@ -1,7 +1,8 @@
 # Training: pretrain per (dataset, method, seed); fine-tune per task from that checkpoint (or from the
 # checkpoint of the dataset named by 'pretrain_from'; or from a published model's own weights when the
 # method is trained only by fine-tuning). Zero-shot methods have no training job.
-# A method's own file is an input, so editing baselines/<method>.py re-runs only its jobs.
+# A method's own file is an input, so editing baselines/<method>.py re-runs only its jobs. Under a learning-rate
+# search (workflows/rules/tuning.smk) a method's jobs also take its choice.json.
 
 
 rule pretrain:
@@ -10,12 +11,14 @@ rule pretrain:
         tokenizer=pretrain_tokenizer,
         method=f"{BASELINES}/{{method}}.py",
         weights=tower_weights,
+        tuned=tuning_choice,
     output:
         model=f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/model.safetensors",
         result=f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/result.json",
     params:
         spec=spec_json("pretrain"),
         data=data_dir,
+        tuned=optional_input("--tuned", "tuned"),
         folder=lambda w, output: os.path.dirname(output.model),
     threads: threads_for_jobs()
     resources:
@@ -26,7 +29,7 @@ rule pretrain:
         CONDA_ENV
     shell:
         "python -m benchmark -v pretrain --spec {params.spec} --threads {threads} --data {params.data}"
-        " --tokenizer {input.tokenizer} --out {params.folder} 2> {log}"
+        " --tokenizer {input.tokenizer} {params.tuned} --out {params.folder} 2> {log}"
 
 
 rule finetune:
@@ -37,6 +40,7 @@ rule finetune:
         init=finetune_init,
         method=f"{BASELINES}/{{method}}.py",
         weights=published_weight_files,
+        tuned=tuning_choice,
     output:
         model=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/model.safetensors",
         result=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/result.json",
@@ -44,6 +48,7 @@ rule finetune:
         spec=spec_json("finetune"),
         data=data_dir,
         init=optional_input("--init", "init"),
+        tuned=optional_input("--tuned", "tuned"),
         folder=lambda w, output: os.path.dirname(output.model),
     threads: threads_for_jobs()
     resources:
@@ -54,4 +59,4 @@ rule finetune:
         CONDA_ENV
     shell:
         "python -m benchmark -v finetune --spec {params.spec} --threads {threads} --data {params.data}"
-        " --tokenizer {input.tokenizer} {params.init} --out {params.folder} 2> {log}"
+        " --tokenizer {input.tokenizer} {params.init} {params.tuned} --out {params.folder} 2> {log}"
