@@ -232,9 +232,22 @@ def _tuned_spec(args: argparse.Namespace, stage: str) -> dict[str, Any]:
     return spec
 
 
+def _under_torchrun(args: argparse.Namespace) -> None:
+    """With ``--processes N`` > 1, start this same command again under torchrun, one process per GPU
+    (:mod:`benchmark.train.distributed`); inside torchrun (``WORLD_SIZE`` set), or with 1, do nothing."""
+    if (args.processes or 1) > 1 and "WORLD_SIZE" not in os.environ:
+        torchrun = [sys.executable, "-m", "torch.distributed.run"]  # the `torchrun` command, of this interpreter
+        command = [*torchrun, "--standalone", f"--nproc_per_node={args.processes}", "-m", "benchmark", *sys.argv[1:]]
+        log.info("%s: %d processes under torchrun", args.command, args.processes)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, command)
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from benchmark.stages import run_pretrain
 
+    _under_torchrun(args)
     spec = _tuned_spec(args, "pretrain")
     _set_threads(args.threads)
     run_pretrain(spec, Path(args.data), Path(args.tokenizer), Path(args.out))
@@ -249,6 +262,7 @@ def cmd_tune_select(args: argparse.Namespace) -> None:
 def cmd_finetune(args: argparse.Namespace) -> None:
     from benchmark.stages import run_finetune
 
+    _under_torchrun(args)
     spec = _tuned_spec(args, "finetune")
     _set_threads(args.threads)
     run_finetune(spec, Path(args.data), Path(args.tokenizer), _optional_path(args.init), Path(args.out))
@@ -442,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
         threads = name not in ("data", "tokenizer", "reference")
         stage = _stage_parser(sub, name, help_text, wildcards, inputs, out_help, threads, optional.get(name, ()))
         stage.set_defaults(func=func)
+        if name in ("pretrain", "finetune"):
+            stage.add_argument(
+                "--processes", type=int, default=1, help="processes (GPUs); more than 1 runs under torchrun (DDP)"
+            )
 
     p = sub.add_parser("tune-select", help="choose a method's learning-rate factor from its tuning trials (on val)")
     p.add_argument("trials", nargs="+", help="the fine-tuning result.json of every trial of one method")

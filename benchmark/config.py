@@ -280,6 +280,11 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     stages = {"pretrain": config.get("pretrain", {})}
     stages.update({f"finetune.{t}": s for t, s in config.get("finetune", {}).items()})
     for where, optim in stages.items():
+        if optim.get("batch_size", 0) % config.get("gpus_per_job", 1):
+            problems.append(
+                f"'{where}.batch_size' ({optim['batch_size']}) must be divisible by 'gpus_per_job' "
+                f"({config['gpus_per_job']}): each process trains on its slice of the global batch"
+            )
         if optim.get("warmup_steps", 0) > optim.get("steps", 0):
             problems.append(
                 f"'{where}.warmup_steps' ({optim['warmup_steps']}) exceeds '{where}.steps' ({optim['steps']})"

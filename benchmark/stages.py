@@ -177,9 +177,10 @@ class _Session:
 
         from benchmark.data.tokenizer import load_tokenizer, special_token_ids
         from benchmark.device import resolve_device
+        from benchmark.train import distributed
 
         self.torch = torch
-        self.device = resolve_device(spec["device"])
+        self.device = distributed.setup(resolve_device(spec["device"]))  # under torchrun: this rank's device
         self.data_dir = data_dir
         self.tokenizer: Any = None
         self.special: dict[str, int] = {}
@@ -271,11 +272,13 @@ def _train_stage(
     """Train ``model`` on ``losses`` (validated and, for fine-tuning, selected on the val split as ``spec``
     says, under the pretraining budget) and write its checkpoint and result."""
     from benchmark.device import describe
+    from benchmark.train import distributed
     from benchmark.train.checkpoint import JOB_KEYS, save_checkpoint
     from benchmark.train.efficiency import efficiency_profile, parameter_count, training_step_flops
     from benchmark.train.loop import best_weights_path, train
 
     flops_per_step = training_step_flops(model, losses, weights) if weights is None or weights else None
+    flops_per_step = distributed.sum_over_ranks(flops_per_step)  # under torchrun each rank counts its slice
     settings, budget = budgeted_settings(spec, flops_per_step)
     validation = validation_for(spec, session, model, run_seed, flops_per_step)
     state_path = out_dir / "training_state.partial.safetensors"
@@ -296,6 +299,8 @@ def _train_stage(
     report = train(
         model, losses, weights, settings, session.device, run_seed, state_path, resume_key, description, validation
     )
+    if not distributed.is_main():  # rank 0 writes the checkpoint and the result
+        return
     meta = {**checkpoint_meta, "spec_hash": config_hash(spec), "stage": spec["stage"]}
     if report.validation is not None:
         meta["selected_step"] = report.validation["selected_step"]
@@ -446,6 +451,7 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     pretraining objectives."""
     from benchmark.data.sampling import ImageTextData
     from benchmark.seeding import derive_seed, seed_everything
+    from benchmark.train.distributed import shard
 
     started = time.perf_counter()
     session = _Session(spec, data_dir, tokenizer_file, spec["max_length"])
@@ -474,7 +480,7 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
         spec,
         session,
         model,
-        lambda step: model.pretrain_losses(data.batch(step, batch_size, run_seed)),
+        lambda step: model.pretrain_losses(shard(data.batch(step, batch_size, run_seed))),
         model.objective_weights,
         run_seed,
         out_dir,
@@ -490,6 +496,7 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     (a published checkpoint)."""
     from benchmark.seeding import derive_seed, seed_everything
     from benchmark.train.checkpoint import read_metadata
+    from benchmark.train.distributed import shard
 
     started = time.perf_counter()
     run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["method"], spec["seed"])
@@ -516,7 +523,7 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
         spec,
         session,
         model,
-        lambda step: model.task_losses(task, data.batch(step, batch_size, run_seed)),
+        lambda step: model.task_losses(task, shard(data.batch(step, batch_size, run_seed))),
         None,
         run_seed,
         out_dir,

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from benchmark.device import autocast
 from benchmark.seeding import derive_seed
+from benchmark.train import distributed
 from benchmark.train.checkpoint import load_training_state, load_weights, read_metadata, save_training_state
 
 LossFn = Callable[[int], dict[str, torch.Tensor]]
@@ -197,7 +198,8 @@ class _Selection:
         if metric is not None:
             if metric not in point:
                 raise KeyError(f"validation metric {metric!r} not measured; got {sorted(metrics)}")
-            if math.isfinite(point[metric]) and (previous is None or point[metric] > previous[metric]):
+            improved = math.isfinite(point[metric]) and (previous is None or point[metric] > previous[metric])
+            if improved and distributed.is_main():  # rank 0 alone keeps the best weights
                 save_checkpoint(self.path, model, {"step": step, metric: point[metric]})
 
     def restore(self, model: nn.Module, last_step: int) -> dict[str, Any]:
@@ -238,6 +240,10 @@ def train(
 
     ``state_path`` is where resumable training states go; the caller removes it (and
     :func:`best_weights_path`) once the final checkpoint is safely written.
+
+    Under ``torchrun`` (:mod:`benchmark.train.distributed`) ``loss_fn`` computes this rank's slice of
+    the global batch: the step runs through DDP, the losses read are the ranks' means, and only rank 0
+    writes files.
     """
     state_path = Path(state_path)
     if weights is not None and not weights:  # the method declares no objective for this stage
@@ -265,6 +271,7 @@ def train(
             selection.measure(model, 0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    step_fn = distributed.wrap_for_ddp(model, loss_fn)  # loss_fn itself in one process
     began = time.perf_counter()
     progress = tqdm(
         range(start, settings.steps),
@@ -274,13 +281,14 @@ def train(
         mininterval=5.0,
         unit="step",
         dynamic_ncols=True,
+        disable=not distributed.is_main(),
     )
     read: dict[str, list[float]] = {}  # the window's losses read back from the device, once per sync
     for step in progress:
         torch.manual_seed(derive_seed(run_seed, "step", step))
         set_lr(optimizer, settings.lr * lr_factor(step, settings))
         with autocast(device):
-            losses = loss_fn(step)
+            losses = step_fn(step)
         if weights is not None and set(losses) - set(weights):
             raise RuntimeError(
                 f"{description}: loss(es) {sorted(set(losses) - set(weights))} returned "
@@ -299,7 +307,7 @@ def train(
         checkpoint = done % settings.checkpoint_every == 0 and done < settings.steps
         validate = selection is not None and (done % selection.validation.every == 0 or done == settings.steps)
         if history_point or checkpoint or validate:
-            read = _read_window(window, window_start, description)  # the loop's only device sync
+            read = _read_window(distributed.mean_over_ranks(window), window_start, description)  # the only sync
         if history_point:
             point = {"step": done, **{k: sum(v) / len(v) for k, v in read.items()}}
             history.append(point)
@@ -307,7 +315,7 @@ def train(
             window, window_start, read = {}, done, {}
         if validate:
             selection.measure(model, done)
-        if checkpoint:
+        if checkpoint and distributed.is_main():
             progress_state = {"history": history, "window": read, "window_start": window_start}
             if selection is not None:
                 progress_state["curve"] = selection.curve
@@ -315,7 +323,8 @@ def train(
     progress.close()
     elapsed = time.perf_counter() - began
     done = settings.steps - start
-    record = selection.restore(model, settings.steps) if selection is not None else None
+    # only rank 0 keeps the best weights (and deletes them once its checkpoint is written): only it restores them
+    record = selection.restore(model, settings.steps) if selection is not None and distributed.is_main() else None
     model.eval()
     return TrainReport(
         steps=settings.steps,

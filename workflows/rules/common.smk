@@ -51,7 +51,14 @@ def threads_for_jobs():
 
 
 GPU = 1 if config["device"] == "cuda" else 0
-"""The gpu resource of every training and evaluation job: run with --resources gpu=N to share N GPUs."""
+"""The gpu resource of every evaluation job: run with --resources gpu=N to share N GPUs."""
+
+GPUS_PER_JOB = config["gpus_per_job"]
+"""Processes of a training job, one per GPU; more than one runs it under torchrun with DDP
+(benchmark/train/distributed.py). A resource, not a param: changing it re-runs nothing."""
+
+TRAIN_GPU = GPUS_PER_JOB if config["device"] == "cuda" else 0
+"""The gpu resource of every training job."""
 
 
 def dataset_settings(dataset):
@@ -178,3 +185,44 @@ def every_job(pattern, methods=None):
 
 def every_dataset_task(pattern):
     return [pattern.format(dataset=d, task=t) for d, t in DATASET_TASKS]
+
+
+# -- the learning-rate search (workflows/rules/tuning.smk) --
+
+TUNING_FACTORS = tuning_factors(config)
+
+
+def factor_label(factor):
+    """A factor as it appears in paths: 0.5 → 0.5, 1.0 → 1, 2.0 → 2."""
+    return f"{factor:g}"
+
+
+def trial_factor(wildcards):
+    return next(f for f in TUNING_FACTORS if factor_label(f) == wildcards.factor)
+
+
+def trial_json(stage):
+    """A params function: the JSON spec of one trial job, shell-quoted."""
+
+    def fn(w):
+        task = getattr(w, "task", None)
+        spec = trial_spec(config, stage, trial_factor(w), dataset=w.dataset, method=w.method, task=task)
+        return shlex.quote(json.dumps(spec, sort_keys=True))
+
+    return fn
+
+
+def tuning_choice(wildcards):
+    """The choice.json a tuned method's pretrain or finetune job trains with; none when it is not tuned."""
+    if not is_tuned(config, wildcards.method):
+        return []
+    return f"{OUT}/{pretrained_on(wildcards)}/tuning/{wildcards.method}/choice.json"
+
+
+def trial_results(wildcards):
+    """Every trial's fine-tuning result of one (pretraining dataset, method): factors × the dataset's tasks."""
+    return [
+        f"{OUT}/{wildcards.dataset}/tuning/{wildcards.method}/lr{factor_label(f)}/finetune/{task}/result.json"
+        for f in TUNING_FACTORS
+        for task in dataset_tasks(config, wildcards.dataset)
+    ]

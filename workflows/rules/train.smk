@@ -22,13 +22,15 @@ rule pretrain:
         folder=lambda w, output: os.path.dirname(output.model),
     threads: threads_for_jobs()
     resources:
-        gpu=GPU,
+        gpu=TRAIN_GPU,
+        processes=GPUS_PER_JOB,
     log:
         f"{OUT}/logs/{{dataset}}/pretrain/{{method}}/seed{{seed}}.log",
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark -v pretrain --spec {params.spec} --threads {threads} --data {params.data}"
+        "python -m benchmark -v pretrain --spec {params.spec} --threads {threads} --processes {resources.processes}"
+        " --data {params.data}"
         " --tokenizer {input.tokenizer} {params.tuned} --out {params.folder} 2> {log}"
 
 
@@ -52,11 +54,13 @@ rule finetune:
         folder=lambda w, output: os.path.dirname(output.model),
     threads: threads_for_jobs()
     resources:
-        gpu=GPU,
+        gpu=TRAIN_GPU,
+        processes=GPUS_PER_JOB,
     log:
         f"{OUT}/logs/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}.log",
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark -v finetune --spec {params.spec} --threads {threads} --data {params.data}"
+        "python -m benchmark -v finetune --spec {params.spec} --threads {threads} --processes {resources.processes}"
+        " --data {params.data}"
         " --tokenizer {input.tokenizer} {params.init} {params.tuned} --out {params.folder} 2> {log}"
