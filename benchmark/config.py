@@ -626,6 +626,8 @@ def stage_spec(
     }
     training = method_training(method) if method is not None else ("pretrain", "finetune")
     search = {"tuning": copy.deepcopy(config["tuning"])} if is_tuned(config, method) else {}
+    if config.get("compile") and stage in ("pretrain", "finetune"):
+        search["compile"] = config["compile"]
     if stage == "pretrain":
         budget = {"budget": copy.deepcopy(config["budget"])} if config["budget"]["unit"] != "steps" else {}
         return {

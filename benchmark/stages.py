@@ -278,6 +278,8 @@ def _train_stage(
     from benchmark.train.loop import best_weights_path, train
 
     flops_per_step = training_step_flops(model, losses, weights) if weights is None or weights else None
+    if spec.get("compile"):  # after the FLOP count, which runs eagerly
+        losses = session.torch.compile(losses, backend=spec["compile"])
     flops_per_step = distributed.sum_over_ranks(flops_per_step)  # under torchrun each rank counts its slice
     settings, budget = budgeted_settings(spec, flops_per_step)
     validation = validation_for(spec, session, model, run_seed, flops_per_step)
