@@ -86,14 +86,15 @@ class CrossAttention(FusionMethod):
 
     # -- fusion -------------------------------------------------------------------------------
     def fuse(
-        self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused text tokens and fused image tokens of aligned pairs."""
-        return self.fusion(texts["tokens"], texts["mask"], self.image_to_fusion(images["tokens"]))
+        self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor], image_output: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused text tokens and fused image tokens of aligned pairs (None without ``image_output``: ITM and MLM
+        read only the text stream, so the fusion skips the image stream's last block)."""
+        return self.fusion(texts["tokens"], texts["mask"], self.image_to_fusion(images["tokens"]), image_output)
 
     def match_logits(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]) -> torch.Tensor:
         """ITM logit of aligned pairs (the fusion head alone)."""
-        fused_text, _ = self.fuse(images, texts)
+        fused_text, _ = self.fuse(images, texts, image_output=False)
         return self.match_head(fused_text[:, 0])
 
     def score_prepared(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -131,7 +132,7 @@ class CrossAttention(FusionMethod):
             )
         if "mlm" in objectives:
             masked, labels = self.text.mask(batch["text"])
-            fused_text, _ = self.fuse(images, self.prepare_texts(batch["text"], masked))
+            fused_text, _ = self.fuse(images, self.prepare_texts(batch["text"], masked), image_output=False)
             losses["mlm"] = mlm_loss(self.text.mlm_head(fused_text), labels)
         return losses
 

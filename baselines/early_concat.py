@@ -7,7 +7,8 @@ tokens and word embeddings, each with a modality-type embedding, are concatenate
 token of both modalities from the first layer on. The [CLS] output feeds an image–text
 matching head, whose logit is also the retrieval score; text outputs feed an MLM head (MLM
 conditioned on the image). Pretraining: ITM + MLM. Without separate embeddings, retrieval
-must score every pair (exhaustive protocol). Grounding: a dense per-patch box head on the
+must score every pair (exhaustive protocol); the image tower runs once per image
+(``prepare_images``), the joint stream once per pair. Grounding: a dense per-patch box head on the
 image-token outputs, which have attended to the expression in every layer.
 
 Visual tokens come from the shared ViT image tower, as VisualBERT's come from a visual
@@ -80,19 +81,39 @@ class EarlyConcat(FusionMethod):
         self.mlm_head = MLMHead(self.width, ctx.vocab_size)
         self.box_head = DenseBoxHead(self.width, ctx.grid)
 
-    def encode(
-        self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None, input_ids: torch.Tensor | None = None
+    # -- the image side, once per image --------------------------------------------------------
+    def prepare_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The image tower's patch tokens in the joint stream's width (B×P×D), ``{"tokens": ...}``.
+
+        All the joint stream reads of an image: computed once per image, so that pair scoring
+        (retrieval scores every pair) and ITM (three pairs per image) run only the joint stream."""
+        return {"tokens": self.image_to_stream(self.image.tokens(images)[:, 1:])}
+
+    def joint(
+        self,
+        image_tokens: torch.Tensor | None,
+        text: dict[str, torch.Tensor] | None,
+        input_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Fused [CLS], image-token and text-token outputs; either modality may be absent (None)."""
+        """Fused [CLS], image-token and text-token outputs of the joint stream over prepared image tokens
+        (:meth:`prepare_images`) and the words of ``text`` (``input_ids`` replaces its ids, e.g. masked);
+        either modality may be absent (None)."""
         streams: list[tuple[torch.Tensor, torch.Tensor] | None] = [None, None]
-        if images is not None:
-            tokens = self.image_to_stream(self.image.tokens(images)[:, 1:])
-            streams[IMAGE] = (tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device))
+        if image_tokens is not None:
+            mask = torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=image_tokens.device)
+            streams[IMAGE] = (image_tokens, mask)
         if text is not None:
             ids = text["input_ids"] if input_ids is None else input_ids
             streams[TEXT] = (self.word_embeddings(input_ids=ids), text["attention_mask"])
         cls, (image_out, text_out) = self.stream(streams)
         return cls, image_out, text_out
+
+    def encode(
+        self, images: torch.Tensor | None, text: dict[str, torch.Tensor] | None, input_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """:meth:`joint` from pixels: the image tower, then the joint stream, per (image, text) row."""
+        tokens = None if images is None else self.prepare_images(images)["tokens"]
+        return self.joint(tokens, text, input_ids)
 
     def ground(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense boxes from the image-token outputs of the joint stream (they have seen the text).
@@ -105,19 +126,20 @@ class EarlyConcat(FusionMethod):
 
     # -- pair scoring (retrieval) -------------------------------------------------------------
     def score_prepared(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]) -> torch.Tensor:
-        cls, _, _ = self.encode(images["image"], texts)
+        cls, _, _ = self.joint(images["tokens"], texts)
         return self.match_head(cls)
 
-    def _itm(self, batch: dict[str, Any]) -> torch.Tensor:
-        images, text = batch["image"], batch["text"]
+    # -- training: the image tower runs once per batch, ITM and MLM index its tokens -------------
+    def _itm(self, batch: dict[str, Any], image_tokens: torch.Tensor) -> torch.Tensor:
+        text = batch["text"]
 
         def logits(image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
             pairs = {k: v[text_index] for k, v in text.items()}
-            return self.score_prepared({"image": images[image_index]}, pairs)
+            return self.score_prepared({"tokens": image_tokens[image_index]}, pairs)
 
-        return itm_loss(logits, images.shape[0], similarity=None, device=images.device)
+        return itm_loss(logits, image_tokens.shape[0], similarity=None, device=image_tokens.device)
 
-    def _mlm(self, batch: dict[str, Any]) -> torch.Tensor:
+    def _mlm(self, batch: dict[str, Any], image_tokens: torch.Tensor) -> torch.Tensor:
         text = batch["text"]
         masked, labels = mask_tokens(
             text["input_ids"],
@@ -127,18 +149,20 @@ class EarlyConcat(FusionMethod):
             self.ctx.vocab_size,
             self.hparams["mlm_probability"],
         )
-        _, _, text_out = self.encode(batch["image"], text, input_ids=masked)
+        _, _, text_out = self.joint(image_tokens, text, input_ids=masked)
         return mlm_loss(self.mlm_head(text_out), labels)
 
     def pretrain_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        # one tower pass per image for ITM's three pairs per image and MLM (no dropout: the same computation)
+        image_tokens = self.prepare_images(batch["image"])["tokens"]
         losses = {}
         if "itm" in self.objective_weights:
-            losses["itm"] = self._itm(batch)
+            losses["itm"] = self._itm(batch, image_tokens)
         if "mlm" in self.objective_weights:
-            losses["mlm"] = self._mlm(batch)
+            losses["mlm"] = self._mlm(batch, image_tokens)
         return losses
 
     def task_losses(self, task: str, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         if task == "retrieval":
-            return {"itm": self._itm(batch)}
+            return {"itm": self._itm(batch, self.prepare_images(batch["image"])["tokens"])}
         return super().task_losses(task, batch)

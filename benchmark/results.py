@@ -2,7 +2,9 @@
 
 Every evaluation, robustness and reference job writes rows of :data:`ROW_COLUMNS` (one number
 each); an evaluation also writes its per-item records beside its result file
-(:func:`items_path`), from which the bootstrap re-computes metrics on resampled test items.
+(:func:`items_path`), from which the bootstrap re-computes metrics on resampled test items, and a
+robustness job those of every measured (corruption, severity) cell, in one file
+(:func:`write_cell_items`).
 """
 
 from __future__ import annotations
@@ -80,3 +82,40 @@ def read_items(path: Path) -> dict[str, Any]:
 
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
+
+
+Cell = tuple[str, int]
+"""(corruption, severity) of a robustness cell; the clean subset is ``("none", 0)``."""
+
+
+def write_cell_items(path: Path, cells: dict[Cell, dict[str, Any]]) -> None:
+    """Per-item records of every measured robustness cell in one compressed ``.npz``: the array ``name``
+    of cell (corruption, severity) is stored as ``<corruption>/<severity>/<name>`` (empty: none measured)."""
+    write_items(path, {f"{c}/{s}/{name}": value for (c, s), items in cells.items() for name, value in items.items()})
+
+
+def read_cell_items(path: Path, cell: Cell | None = None) -> dict[Cell, dict[str, Any]]:
+    """(corruption, severity) → the per-item arrays of that cell, from :func:`write_cell_items`'s file; only
+    ``cell``'s arrays when it is given (a job's file holds every cell's: read one at a time to keep few in memory)."""
+    import numpy as np
+
+    cells: dict[Cell, dict[str, Any]] = {}
+    with np.load(path) as data:
+        for key in data.files:
+            found, name = _cell_of(key)
+            if cell is None or found == cell:
+                cells.setdefault(found, {})[name] = data[key]
+    return cells
+
+
+def item_cells(path: Path) -> set[Cell]:
+    """The cells :func:`write_cell_items`'s file holds records of (without reading them)."""
+    import numpy as np
+
+    with np.load(path) as data:
+        return {_cell_of(key)[0] for key in data.files}
+
+
+def _cell_of(key: str) -> tuple[Cell, str]:
+    corruption, severity, name = key.split("/", 2)
+    return (corruption, int(severity)), name

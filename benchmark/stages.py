@@ -22,7 +22,7 @@ from benchmark.config import config_hash
 from benchmark.errors import DataFileError
 from benchmark.io import write_json
 from benchmark.provenance import provenance
-from benchmark.results import items_path, metric_rows, not_applicable_rows, write_items
+from benchmark.results import items_path, metric_rows, not_applicable_rows, write_cell_items, write_items
 from benchmark.tasks import get_task
 
 log = logging.getLogger("fusebench")
@@ -699,9 +699,18 @@ def run_robustness(
     if reason:
         for corruption, severity in [("none", 0), *grid(settings)]:
             rows.extend(not_applicable_rows(spec, spec["method"], names, reason, corruption, severity))
+        write_cell_items(items_path(out_file), {})
         write_json(
             out_file,
-            _result(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows),
+            _result(
+                spec,
+                started,
+                describe(session.device),
+                status="not applicable",
+                reason=reason,
+                rows=rows,
+                items=items_path(out_file).name,
+            ),
         )
         return
     test = session.split("test")
@@ -713,12 +722,14 @@ def run_robustness(
         )
 
     sentence_models = load_sentence_models(settings, session.device)  # generative text perturbations, if any
-    results = evaluate_robustness(test, task, settings, evaluate, sentence_models)
+    cell_items: dict[Any, dict[str, Any]] = {}  # (corruption, severity) → per-item records
+    results = evaluate_robustness(test, task, settings, evaluate, sentence_models, items=cell_items)
     for corruption, severity, metrics, status in results:
         if metrics is None:
             rows.extend(not_applicable_rows(spec, spec["method"], names, status, corruption, severity))
         else:
             rows.extend(metric_rows(spec, spec["method"], metrics, corruption, severity))
+    write_cell_items(items_path(out_file), cell_items)
     write_json(
         out_file,
         _result(
@@ -726,6 +737,7 @@ def run_robustness(
             started,
             describe(session.device),
             rows=rows,
+            items=items_path(out_file).name,
             protocol={
                 "subset_images": settings["max_images"],
                 "severities": settings["severities"],

@@ -137,6 +137,7 @@ def evaluate_grounding(
     kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
     protocol = {
         "protocol": "dense boxes, NMS, COCOeval per (image, expression)",
+        "images": len({ref["image_index"] for ref in split.refs}),
         "pairs": len(targets),
         "pair_kinds": kinds,
         **{k: settings[k] for k in ("nms_iou", "max_detections", "score_threshold", "acc_iou")},

@@ -12,11 +12,18 @@
 
 Only the first ``max_images`` test images (and their captions) are used when it is set, the
 same subset for every method.
+
+Per-item encodings are computed once per call, and across calls inside :func:`reusing_encodings`
+(a robustness job: under an image corruption the captions are the clean ones, under a text
+perturbation the images are), from an :class:`EncodingCache` keyed by what was encoded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -44,6 +51,63 @@ def _batched(fn: Callable[[int, int], Any], count: int, batch_size: int, device:
     if isinstance(chunks[0], dict):
         return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
     return torch.cat(chunks)
+
+
+class EncodingCache:
+    """Per-item encodings (prepared items, embeddings) of one model, reused when the same inputs come again.
+
+    An entry is keyed by the encoding (``prepare_images``, ``embed_text``, …), the batch size it was
+    computed in and the sha256 of the inputs' names, dtypes, shapes and bytes — by what was encoded,
+    never by which object held it, so a corrupted input cannot hit a clean entry and a reused one is
+    the same computation, bit for bit. It serves one model (the first it is used with; another is an
+    error), whose weights must not change while it lives: one robustness job. ``frozen``: look up
+    only, keep nothing new (a robustness job keeps the clean subset's encodings, not every cell's).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, int, str], Any] = {}
+        self._model: FusionMethod | None = None
+        self.frozen = False
+        self.hits = 0
+
+    def get(self, model: FusionMethod, name: str, digest: str, batch_size: int, compute: Callable[[], Any]) -> Any:
+        """Encoding ``name`` of the inputs whose :func:`input_digest` is ``digest``: cached, or ``compute()``
+        (then kept unless frozen)."""
+        if self._model is None:
+            self._model = model
+        elif self._model is not model:
+            raise ValueError("an EncodingCache serves one model; make a new one for another model")
+        key = (name, batch_size, digest)
+        if key in self._entries:
+            self.hits += 1
+            return self._entries[key]
+        value = compute()
+        if not self.frozen:
+            self._entries[key] = value
+        return value
+
+
+def input_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of named tensors: names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+_ACTIVE_CACHE: ContextVar[EncodingCache | None] = ContextVar("fusebench_encoding_cache", default=None)
+
+
+@contextmanager
+def reusing_encodings(cache: EncodingCache | None) -> Iterator[EncodingCache | None]:
+    """Inside the block, :func:`retrieval_scores` takes per-item encodings from ``cache`` (None: computes each)."""
+    token = _ACTIVE_CACHE.set(cache)
+    try:
+        yield cache
+    finally:
+        _ACTIVE_CACHE.reset(token)
 
 
 def _take(prepared: Prepared, index: torch.Tensor) -> Prepared:
@@ -93,12 +157,24 @@ def retrieval_scores(
     tokens = {k: v.to(device) for k, v in trim_padding(encode(tokenizer, texts)).items()}
     n_images, n_texts = len(images), len(texts)
     record: dict[str, Any] = {"texts": n_texts, "images": n_images}
+    cache = _ACTIVE_CACHE.get()
+    image_key = input_digest({"images": images}) if cache is not None else ""
+    text_key = input_digest(tokens) if cache is not None else ""
+
+    def encoded(name: str, key: str, encode_chunk: Callable[[int, int], Any], count: int) -> Any:
+        """Encoding ``name`` of every item, in chunks; from the active cache when there is one."""
+
+        def compute() -> Any:
+            return _batched(encode_chunk, count, batch_size, device)
+
+        return compute() if cache is None else cache.get(model, name, key, batch_size, compute)
+
+    def texts_of(a: int, b: int) -> dict[str, torch.Tensor]:
+        return {k: v[a:b] for k, v in tokens.items()}
 
     def embeddings() -> torch.Tensor:
-        image_emb = _batched(lambda a, b: model.embed_image(images[a:b]).float(), n_images, batch_size, device)
-        text_emb = _batched(
-            lambda a, b: model.embed_text({k: v[a:b] for k, v in tokens.items()}).float(), n_texts, batch_size, device
-        )
+        image_emb = encoded("embed_image", image_key, lambda a, b: model.embed_image(images[a:b]).float(), n_images)
+        text_emb = encoded("embed_text", text_key, lambda a, b: model.embed_text(texts_of(a, b)).float(), n_texts)
         return text_emb @ image_emb.t()
 
     if not model.has_pair_scorer:
@@ -108,10 +184,8 @@ def retrieval_scores(
         record["protocol"] = "embedding"
         return scores.cpu().double().numpy(), scores.cpu().double().numpy(), owners, record
 
-    prepared_images = _batched(lambda a, b: model.prepare_images(images[a:b]), n_images, batch_size, device)
-    prepared_texts = _batched(
-        lambda a, b: model.prepare_texts({k: v[a:b] for k, v in tokens.items()}), n_texts, batch_size, device
-    )
+    prepared_images = encoded("prepare_images", image_key, lambda a, b: model.prepare_images(images[a:b]), n_images)
+    prepared_texts = encoded("prepare_texts", text_key, lambda a, b: model.prepare_texts(texts_of(a, b)), n_texts)
     shortlist = model.has_embeddings and n_images > settings["exhaustive_max_images"]
     if not shortlist:
         image_index = torch.arange(n_images, device=device).repeat_interleave(n_texts)
@@ -123,45 +197,35 @@ def retrieval_scores(
         return matrix, matrix, owners, record
 
     k = settings["shortlist_k"]
-    similarity = embeddings()
-    t2i = _rerank(
-        model, similarity, prepared_images, prepared_texts, k, by_text=True, batch_size=batch_size, device=device
+    similarity = embeddings()  # texts × images
+    t2i_texts, t2i_images = _shortlist(similarity, k)
+    i2t_images, i2t_texts = _shortlist(similarity.t(), k)
+    # a pair on both shortlists (most of them: an image's top captions rank it high) is scored once
+    pairs = torch.cat([t2i_images, i2t_images]) * n_texts + torch.cat([t2i_texts, i2t_texts])
+    unique, inverse = torch.unique(pairs, return_inverse=True)
+    scored = _score_pairs(
+        model, prepared_images, prepared_texts, unique // n_texts, unique % n_texts, batch_size, device
     )
-    i2t = _rerank(
-        model, similarity, prepared_images, prepared_texts, k, by_text=False, batch_size=batch_size, device=device
-    )
-    record.update(
-        {
-            "protocol": "itc_shortlist",
-            "shortlist_k": k,
-            "pairs_scored": n_texts * min(k, n_images) + n_images * min(k, n_texts),
-        }
-    )
+    fused = scored[inverse]
+    t2i = _rerank(similarity, t2i_texts, t2i_images, fused[: len(t2i_texts)])
+    i2t = _rerank(similarity.t(), i2t_images, i2t_texts, fused[len(t2i_texts) :]).T
+    record.update({"protocol": "itc_shortlist", "shortlist_k": k, "pairs_scored": len(unique)})
     return t2i, i2t, owners, record
 
 
-def _rerank(
-    model: FusionMethod,
-    similarity: torch.Tensor,
-    images: Prepared,
-    texts: Prepared,
-    k: int,
-    by_text: bool,
-    batch_size: int,
-    device: torch.device,
-) -> np.ndarray:
-    """Re-score each query's top-k candidates with the fusion head; others stay below, in ITC order."""
-    sim = similarity if by_text else similarity.t()  # queries × candidates
-    k = min(k, sim.shape[1])
-    top = sim.topk(k, dim=1).indices  # ties: order irrelevant, all re-scored
-    queries = torch.arange(sim.shape[0], device=sim.device).repeat_interleave(k)
-    candidates = top.reshape(-1)
-    text_index, image_index = (queries, candidates) if by_text else (candidates, queries)
-    fused = _score_pairs(model, images, texts, image_index, text_index, batch_size, device)
+def _shortlist(similarity: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(query, candidate) index pairs of each query's (row's) top-k candidates by similarity."""
+    k = min(k, similarity.shape[1])
+    top = similarity.topk(k, dim=1).indices  # ties: order irrelevant, all re-scored
+    return torch.arange(similarity.shape[0], device=similarity.device).repeat_interleave(k), top.reshape(-1)
+
+
+def _rerank(sim: torch.Tensor, queries: torch.Tensor, candidates: torch.Tensor, fused: torch.Tensor) -> np.ndarray:
+    """Queries × candidates scores: the fusion head's on each query's shortlist, the others below them all, in ITC
+    order."""
     offset = float(fused.min()) - float(sim.max()) - 1.0
     result = sim + offset
     result[queries, candidates] = fused
-    result = result if by_text else result.t()
     return result.cpu().double().numpy()
 
 

@@ -51,12 +51,16 @@ class CoAttentionBlock(nn.Module):
         self.text_mlp, self.image_mlp = _MLP(width, mlp_ratio), _MLP(width, mlp_ratio)
 
     def forward(
-        self, text: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        text, image = self.text_cross(text, image, None), self.image_cross(image, text, text_mask)
-        text = self.text_self(text, text, text_mask)
-        image = self.image_self(image, image, None)
-        return self.text_mlp(text), self.image_mlp(image)
+        self, text: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor, image_output: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Both streams updated from both inputs; ``image_output=False`` leaves out the image stream (None),
+        on which the text stream's outputs do not depend within the block."""
+        fused_text = self.text_cross(text, image, None)
+        fused_text = self.text_mlp(self.text_self(fused_text, fused_text, text_mask))
+        if not image_output:
+            return fused_text, None
+        image = self.image_cross(image, text, text_mask)
+        return fused_text, self.image_mlp(self.image_self(image, image, None))
 
 
 class CoAttentionEncoder(nn.Module):
@@ -68,11 +72,15 @@ class CoAttentionEncoder(nn.Module):
         self.text_norm, self.image_norm = nn.LayerNorm(width), nn.LayerNorm(width)
 
     def forward(
-        self, text: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        for block in self.blocks:
-            text, image = block(text, text_mask, image)
-        return self.text_norm(text), self.image_norm(image)
+        self, text: torch.Tensor, text_mask: torch.Tensor, image: torch.Tensor, image_output: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused text and image tokens. ``image_output=False`` (a caller that reads only the fused text, as
+        ITM and MLM do): the last block's image stream, on which no text output depends, is not computed,
+        and the image output is None — the same fused text at a fraction of the cost."""
+        for index, block in enumerate(self.blocks):
+            text, fused = block(text, text_mask, image, image_output or index < len(self.blocks) - 1)
+            image = fused if fused is not None else image
+        return self.text_norm(text), self.image_norm(image) if image_output else None
 
 
 class SingleStreamEncoder(nn.Module):

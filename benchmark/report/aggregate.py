@@ -776,7 +776,10 @@ def run_aggregate(
     write_text(out_dir / "selection.md", selection_markdown(training, footer_text(provenance)))
     scores = None
     if robustness_frame is not None:
-        scores = write_robustness(robustness_frame, out_dir, report, provenance, zero_shot)
+        from benchmark.report.robustness import load_cell_items
+
+        cell_items = load_cell_items(robustness_results)  # per-item records per cell: the intervals
+        scores = write_robustness(robustness_frame, out_dir, report, provenance, zero_shot, cell_items)
     write_text(out_dir / "efficiency.csv", csv_with_footer(efficiency, provenance))
     cost, time = efficiency_tables(efficiency)
     write_text(out_dir / "efficiency.md", efficiency_markdown(cost, time, provenance))
@@ -802,6 +805,7 @@ def write_robustness(
     report: dict[str, Any],
     provenance: dict[str, Any],
     zero_shot: frozenset[str] = frozenset(),
+    cell_items: dict[Any, Any] | None = None,
 ) -> pd.DataFrame:
     """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md/.tex; the
     Markdown and LaTeX tables mark zero-shot methods."""
@@ -811,7 +815,7 @@ def write_robustness(
     if missing:
         raise ConfigError(f"robustness tables need the report settings {missing} (stage spec 'report', --report)")
     reference, metrics = report["reference_method"], report["summary_metric"]
-    scores, drops = summary_scores(frame, reference, metrics)
+    scores, drops = summary_scores(frame, reference, metrics, cell_items)
     write_text(out_dir / "robustness.csv", csv_with_footer(frame, provenance))
     write_text(out_dir / "robustness_summary.csv", csv_with_footer(scores, provenance))
     write_text(out_dir / "robustness_drops.csv", csv_with_footer(drops, provenance))

@@ -1,9 +1,11 @@
-"""Robustness tables: per-seed summary scores by family, then mean ± std over seeds.
+"""Robustness tables: per-seed summary scores by family, then mean ± std over seeds and a 95 % interval.
 
 Input: the tidy rows of the robustness jobs (corruption ≠ "none", plus the clean subset at
 severity 0). For each (dataset, task, method, seed) and the task's summary metric, every
 corruption gives a curve severity → metric; a family's scores (image, text, missing — never
-averaged together) come from :func:`benchmark.metrics.robustness.summarize_family`.
+averaged together) come from :func:`benchmark.metrics.robustness.summarize_family`, beside
+``mean_corrupted``, the mean metric under corruption: ``mean_{c,s} M_{c,s}`` over the family's
+corruptions c and their corrupted severities s (the clean value left out).
 
 **One set of corruptions per family.** Every method's row of a family averages over the same
 corruptions: those that *every* method measured on that (dataset, task) ran at every severity
@@ -28,43 +30,117 @@ same rows, per family and over the same corruptions: for retrieval, one column p
 severity) cell, as Qiu et al. report it per retrieval direction; for any other task (grounding)
 one ``MMI`` column on the task's summary metric, where it equals ``relative_drop`` by definition.
 
+**Intervals** (given the per-item records of the robustness jobs, :func:`load_cell_items`): the
+two-level bootstrap of :mod:`benchmark.metrics.bootstrap` applied to the whole computation. Each
+replicate b draws the seeds of every method with replacement (methods with as many seeds draw
+alike) and the test units once — the task's ``bootstrap_unit``, the same draw in every
+(corruption, severity) cell, for every method and seed, since every cell scores the same subset —
+re-scores every cell of every drawn seed on the drawn units, recomputes the reference's mean curve
+from *its* drawn seeds, every seed's family scores against it, and their mean over the drawn
+seeds (over those where the score is defined, as the table's mean). ``ci_low`` / ``ci_high``:
+the 95 % percentile interval of the B seed-means; the same on every seed's row of a (method,
+family, score). A method without records for every cell it measured has none (NaN).
+
 The long score table has, per (dataset, task, method, seed, family, score): ``value``,
 ``defined`` (corruptions the score is defined on), ``corruptions`` (the family's common set),
-``of`` (the family's corruptions in the grid) and ``left_out`` (those not in the common set).
+``of`` (the family's corruptions in the grid), ``left_out`` (those not in the common set) and,
+with records, ``ci_low`` / ``ci_high``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from benchmark.metrics.bootstrap import (
+    LEVEL,
+    RESAMPLES,
+    ItemScores,
+    batch_metrics,
+    percentile_interval,
+    resample_seeds,
+    resample_weights,
+    two_level,
+)
 from benchmark.metrics.retrieval import DIRECTIONS
 from benchmark.metrics.robustness import NEGLIGIBLE, multimodal_impact, relative_drop, summarize_family
+from benchmark.results import Cell
 from benchmark.tasks.robustness import family
 
-SCORES = ("relative_drop", "mCE", "relative_mCE", "relative_robustness", "effective_robustness_multibench")
+SCORES = (
+    "mean_corrupted",
+    "relative_drop",
+    "mCE",
+    "relative_mCE",
+    "relative_robustness",
+    "effective_robustness_multibench",
+)
 COVERED = {"mCE": "mCE over", "relative_mCE": "relative_mCE over"}  # score → its coverage column
 FAMILIES = ("image", "text", "missing")
 Key = tuple[Any, ...]  # (dataset, task, method, seed)
+Values = dict[Cell, list[float]]
+"""(corruption, severity) → one value per replicate (a single one: the measured value); NaN = not measured."""
+Curves = dict[str, dict[int, float]]
+"""corruption → severity → the summary metric, the clean value at severity 0."""
+CellItems = dict[Key, Mapping[Cell, ItemScores]]
+"""(dataset, task, method, seed) → (corruption, severity) → the cell's per-item records."""
 
 
-def _curves(rows: pd.DataFrame) -> dict[str, dict[int, float]]:
+@dataclass
+class _Run:
+    """What the scores of one (dataset, task, method, seed) read, per cell: the summary metric and each MMI
+    column's cell score (the mean of its metrics), as measured or on each bootstrap replicate."""
+
+    summary: Values
+    mmi: dict[str, Values]
+    reads: list[str]  # the metrics these come from: the summary metric, then the MMI columns'
+
+
+def _run_from_rows(block: pd.DataFrame, summary: str) -> _Run:
+    """The run as its tidy rows measured it (None → NaN)."""
+    cells: dict[Cell, dict[str, float]] = {}
+    for corruption, severity, metric, value in zip(
+        block["corruption"], block["severity"], block["metric"], block["value"]
+    ):
+        number = math.nan if value is None or pd.isna(value) else float(value)
+        cells.setdefault((str(corruption), int(severity)), {})[str(metric)] = number
+    return _run({cell: {m: [v] for m, v in values.items()} for cell, values in cells.items()}, summary)
+
+
+def _run(cells: dict[Cell, dict[str, list[float]]], summary: str) -> _Run:
+    """A run from each cell's metric values (a list per metric, one value per replicate)."""
+    components = mmi_components({m for values in cells.values() for m in values}, summary)
+    nan = [math.nan] * len(next(iter(next(iter(cells.values())).values())))
+    mmi = {
+        column: {cell: _cell_score([values.get(m, nan) for m in metrics]) for cell, values in cells.items()}
+        for column, metrics in components.items()
+    }
+    reads = list(dict.fromkeys([summary, *(m for metrics in components.values() for m in metrics)]))
+    return _Run({cell: values.get(summary, nan) for cell, values in cells.items()}, mmi, reads)
+
+
+def _cell_score(metrics: list[list[float]]) -> list[float]:
+    """The mean of a cell's metrics, per replicate; NaN where one is missing or NaN (not applicable)."""
+    return np.mean(np.asarray(metrics, dtype=float), axis=0).tolist()
+
+
+def _curves(values: Values, replicate: int) -> Curves:
     """corruption → {severity: value}, each with the clean value at severity 0; n/a corruptions dropped."""
-    clean = rows[rows["corruption"] == "none"]["value"]
-    if clean.empty or clean.isna().all():
+    clean = values.get(("none", 0), [math.nan])[replicate]
+    if math.isnan(clean):
         return {}
-    curves: dict[str, dict[int, float]] = {}
-    for corruption, block in rows[rows["corruption"] != "none"].groupby("corruption"):
-        if block["value"].isna().any():
-            continue  # not applicable (e.g. a method that cannot run without the text)
-        curves[str(corruption)] = {
-            0: float(clean.iloc[0]),
-            **{int(s): float(v) for s, v in zip(block["severity"], block["value"])},
-        }
-    return curves
+    curves: Curves = {}
+    for (corruption, severity), cell in values.items():
+        if corruption != "none":
+            curves.setdefault(corruption, {0: clean})[severity] = cell[replicate]
+    # not applicable (e.g. a method that cannot run without the text) at some severity: left out
+    return {name: curve for name, curve in curves.items() if not any(math.isnan(v) for v in curve.values())}
 
 
 def mmi_components(metrics: Iterable[str], summary: str) -> dict[str, list[str]]:
@@ -77,52 +153,20 @@ def mmi_components(metrics: Iterable[str], summary: str) -> dict[str, list[str]]
     return {"MMI": [summary]} if summary in names else {}
 
 
-def _cell_scores(block: pd.DataFrame, metrics: list[str]) -> pd.Series:
-    """(corruption, severity) → mean of ``metrics``; NaN where one is missing or NaN (not applicable)."""
-    rows = block[block["metric"].isin(metrics)]
-    values = rows.set_index(["corruption", "severity", "metric"])["value"].unstack("metric")
-    return values.reindex(columns=metrics).mean(axis=1, skipna=False)
-
-
-def _family_mmi(cells: pd.Series, common: dict[str, list[str]]) -> dict[str, tuple[float | None, int]]:
+def _family_mmi(values: Values, replicate: int, common: dict[str, list[str]]) -> dict[str, tuple[float | None, int]]:
     """family → (MMI, corruptions used) over the family's common corruptions that ran at every severity."""
-    clean = cells.get(("none", 0), np.nan)
-    if pd.isna(clean):
+    clean = values.get(("none", 0), [math.nan])[replicate]
+    if math.isnan(clean):
         return {}
-    corrupted = cells.drop("none", level="corruption", errors="ignore")
-    usable = corrupted.groupby(level="corruption").filter(lambda v: bool(v.notna().all()))
-    values: dict[str, list[float]] = {}
-    names: dict[str, set[str]] = {}
-    for (corruption, _), value in usable.items():
-        fam = family(str(corruption))
-        if str(corruption) in common.get(fam, []):
-            values.setdefault(fam, []).append(float(value))
-            names.setdefault(fam, set()).add(str(corruption))
-    return {fam: (multimodal_impact(float(clean), v), len(names[fam])) for fam, v in values.items()}
-
-
-def _mmi_rows(
-    frame: pd.DataFrame, summary_metric: dict[str, str], sets: dict[tuple[Any, Any], dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Long rows (as :func:`summary_scores`) of MMI per (dataset, task, method, seed, family)."""
-    rows = []
-    for (dataset, task, method, seed), block in frame.groupby(["dataset", "task", "method", "seed"]):
-        if task not in summary_metric or (dataset, task) not in sets:
-            continue
-        common, grid = sets[(dataset, task)]["common"], sets[(dataset, task)]["grid"]
-        for column, metrics in mmi_components(block["metric"], summary_metric[task]).items():
-            for fam, (value, used) in _family_mmi(_cell_scores(block, metrics), common).items():
-                key = {"dataset": dataset, "task": task, "method": method, "seed": seed, "family": fam}
-                rows.append(
-                    {
-                        **key,
-                        "metric": summary_metric[task],
-                        "score": column,
-                        "value": value,
-                        **_coverage(used if value is not None else 0, common[fam], grid[fam]),
-                    }
-                )
-    return rows
+    cells = [(corruption, cell_values[replicate]) for (corruption, _), cell_values in values.items()]
+    unusable = {corruption for corruption, value in cells if math.isnan(value)}
+    out = {}
+    for fam, members in common.items():
+        usable = set(members) - unusable
+        perturbed = [value for corruption, value in cells if corruption in usable]
+        if perturbed:
+            out[fam] = (multimodal_impact(clean, perturbed), len(usable))
+    return out
 
 
 def _coverage(defined: int, common: list[str], grid: list[str]) -> dict[str, Any]:
@@ -130,7 +174,7 @@ def _coverage(defined: int, common: list[str], grid: list[str]) -> dict[str, Any
     return {"defined": defined, "corruptions": len(common), "of": len(grid), "left_out": ", ".join(left_out)}
 
 
-def common_corruptions(curves_by_key: dict[Key, dict[str, dict[int, float]]]) -> dict[str, list[str]]:
+def common_corruptions(curves_by_key: dict[Key, Curves]) -> dict[str, list[str]]:
     """family → the corruptions every measured (method, seed) of one (dataset, task) ran at every severity.
 
     A (method, seed) without any curve (no clean value: failed, or the task not applicable to the
@@ -148,62 +192,7 @@ def score_columns(scores: pd.DataFrame) -> list[str]:
     return [*SCORES, *[s for s in dict.fromkeys(scores["score"]) if s not in SCORES]]
 
 
-def summary_scores(
-    frame: pd.DataFrame, reference_method: str, summary_metric: dict[str, str]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(long table of family scores per seed, long table of relative drop per corruption per seed).
-
-    Every family summary is over the family's common corruptions (:func:`common_corruptions`) and
-    against the reference method's mean curve over its seeds (module docstring).
-    """
-    summary = frame[frame.apply(lambda r: r["metric"] == summary_metric.get(r["task"]), axis=1)]
-    curves_by_key = {key: _curves(block) for key, block in summary.groupby(["dataset", "task", "method", "seed"])}
-    sets: dict[tuple[Any, Any], dict[str, Any]] = {}
-    for (dataset, task), block in summary.groupby(["dataset", "task"]):
-        keys = {k: c for k, c in curves_by_key.items() if k[:2] == (dataset, task)}
-        names = sorted({str(c) for c in block["corruption"] if c != "none"})
-        sets[(dataset, task)] = {
-            "common": common_corruptions(keys),
-            "grid": {fam: [n for n in names if family(n) == fam] for fam in FAMILIES},
-            "reference": _mean_curves([c for k, c in keys.items() if k[2] == reference_method and c]),
-        }
-    scores, drops = _mmi_rows(frame, summary_metric, sets), []
-    for (dataset, task, method, seed), curves in curves_by_key.items():
-        common, grid, reference = (sets[(dataset, task)][k] for k in ("common", "grid", "reference"))
-        for fam, names in common.items() if curves else ():  # no curve: failed, or not applicable
-            members = {name: curves[name] for name in names}
-            ref_members = {n: reference[n] for n in names if n in reference}
-            family_scores = summarize_family(members, ref_members if len(ref_members) == len(names) else None)
-            for score, result in family_scores.items():
-                scores.append(
-                    {
-                        "dataset": dataset,
-                        "task": task,
-                        "method": method,
-                        "seed": seed,
-                        "family": fam,
-                        "metric": summary_metric[task],
-                        "score": score,
-                        "value": result.value,
-                        **_coverage(result.defined, names, grid[fam]),
-                    }
-                )
-        for name, curve in curves.items():
-            drops.append(
-                {
-                    "dataset": dataset,
-                    "task": task,
-                    "method": method,
-                    "seed": seed,
-                    "family": family(name),
-                    "corruption": name,
-                    "relative_drop": relative_drop(curve[0], [v for s, v in curve.items() if s > 0]),
-                }
-            )
-    return pd.DataFrame(scores), pd.DataFrame(drops)
-
-
-def _mean_curves(curves: list[dict[str, dict[int, float]]]) -> dict[str, dict[int, float]]:
+def _mean_curves(curves: list[Curves]) -> Curves:
     """corruption → severity → mean over the given seeds' curves (the corruptions all of them ran)."""
     if not curves:
         return {}
@@ -211,17 +200,243 @@ def _mean_curves(curves: list[dict[str, dict[int, float]]]) -> dict[str, dict[in
     return {n: {s: float(np.mean([c[n][s] for c in curves])) for s in curves[0][n]} for n in names}
 
 
+class _TaskGrid:
+    """What the scores of one (dataset, task) share: its summary metric, the corruptions of the grid and
+    the common set per family (:func:`common_corruptions`), from the measured runs."""
+
+    def __init__(self, summary: str, runs: dict[Key, _Run]) -> None:
+        self.summary = summary
+        self.curves = {key: _curves(run.summary, 0) for key, run in runs.items()}
+        self.common = common_corruptions(self.curves)
+        names = sorted({c for run in runs.values() for c, _ in run.summary if c != "none"})
+        self.grid = {fam: [n for n in names if family(n) == fam] for fam in FAMILIES}
+
+    def scores(self, run: _Run, replicate: int, curves: Curves, reference: Curves) -> dict[tuple[str, str], Any]:
+        """(family, score) → (value, corruptions it is defined on) of one run's ``replicate`` (its ``curves``):
+        the MMI columns, then the family summaries against the ``reference`` curves."""
+        out: dict[tuple[str, str], Any] = {}
+        for column, values in run.mmi.items():
+            for fam, result in _family_mmi(values, replicate, self.common).items():
+                out[(fam, column)] = result
+        for fam, names in self.common.items():
+            if any(name not in curves for name in names):
+                continue  # no curve: failed, or not applicable (or a resample on which the metric is undefined)
+            members = {name: curves[name] for name in names}
+            ref_members = {n: reference[n] for n in names if n in reference}
+            corrupted = [v for curve in members.values() for s, v in curve.items() if s > 0]
+            out[(fam, "mean_corrupted")] = (sum(corrupted) / len(corrupted), len(names))
+            family_scores = summarize_family(members, ref_members if len(ref_members) == len(names) else None)
+            for score, result in family_scores.items():
+                out[(fam, score)] = (result.value, result.defined)
+        return out
+
+
+def summary_scores(
+    frame: pd.DataFrame,
+    reference_method: str,
+    summary_metric: dict[str, str],
+    cell_items: CellItems | None = None,
+    resamples: int = RESAMPLES,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(long table of family scores per seed, long table of relative drop per corruption per seed).
+
+    Every family summary is over the family's common corruptions (:func:`common_corruptions`) and
+    against the reference method's mean curve over its seeds (module docstring). With
+    ``cell_items`` (:func:`load_cell_items`), each score gets its two-level bootstrap interval
+    (``ci_low``, ``ci_high``; ``resamples`` replicates).
+    """
+    frame = frame[frame["task"].isin(list(summary_metric))]
+    runs: dict[Key, _Run] = {
+        tuple(key): _run_from_rows(block, summary_metric[key[1]])
+        for key, block in frame.groupby(["dataset", "task", "method", "seed"], sort=True)
+    }
+    mmi_rows, family_rows, drops = [], [], []
+    for keys in _by_task(runs).values():
+        grid = _TaskGrid(summary_metric[keys[0][1]], {k: runs[k] for k in keys})
+        reference = _mean_curves([grid.curves[k] for k in keys if k[2] == reference_method and grid.curves[k]])
+        intervals = _intervals(grid, keys, runs, cell_items, reference_method, resamples) if cell_items else {}
+        for key in keys:
+            for (fam, score), (value, defined) in grid.scores(runs[key], 0, grid.curves[key], reference).items():
+                row = {
+                    **dict(zip(("dataset", "task", "method", "seed"), key)),
+                    "family": fam,
+                    "metric": grid.summary,
+                    "score": score,
+                    "value": value,
+                    **_coverage(defined if value is not None else 0, grid.common[fam], grid.grid[fam]),
+                }
+                if cell_items is not None:
+                    row["ci_low"], row["ci_high"] = intervals.get((key[2], fam, score), (math.nan, math.nan))
+                    row["ci_resamples"] = resamples
+                (family_rows if score in SCORES else mmi_rows).append(row)
+            for name, curve in grid.curves[key].items():
+                drops.append(
+                    {
+                        **dict(zip(("dataset", "task", "method", "seed"), key)),
+                        "family": family(name),
+                        "corruption": name,
+                        "relative_drop": relative_drop(curve[0], [v for s, v in curve.items() if s > 0]),
+                    }
+                )
+    return pd.DataFrame(mmi_rows + family_rows), pd.DataFrame(drops)
+
+
+def _by_task(runs: dict[Key, _Run]) -> dict[tuple[Any, Any], list[Key]]:
+    """(dataset, task) → its (dataset, task, method, seed) keys, in order."""
+    out: dict[tuple[Any, Any], list[Key]] = {}
+    for key in runs:
+        out.setdefault((key[0], key[1]), []).append(key)
+    return out
+
+
+def _intervals(
+    grid: _TaskGrid,
+    keys: list[Key],
+    runs: dict[Key, _Run],
+    cell_items: CellItems,
+    reference_method: str,
+    resamples: int,
+) -> dict[tuple[Any, str, str], tuple[float, float]]:
+    """(method, family, score) → the 95 % two-level bootstrap interval of its seed-mean (module docstring).
+
+    A method is bootstrapped when every seed it has scores for kept the records of every cell it
+    measured; without the reference's, the reference-relative scores get no interval."""
+    from benchmark.seeding import derive_seed
+
+    by_method: dict[Any, list[Key]] = {}
+    for key in keys:  # each method's measured seeds, in seed order: drawn in pairs across methods
+        if grid.curves[key]:
+            by_method.setdefault(key[2], []).append(key)
+    bootstrapped = {
+        method: seeds
+        for method, seeds in by_method.items()
+        if all(_measured(runs[k]) <= set(cell_items.get(k, {})) for k in seeds)
+    }
+    if not bootstrapped:
+        return {}
+    measured = [k for seeds in bootstrapped.values() for k in seeds]
+    seed = derive_seed("robustness bootstrap", *keys[0][:2])
+    units = cell_items[measured[0]][next(iter(_measured(runs[measured[0]])))].units  # the same in every cell
+    weights = resample_weights(units, resamples, seed)
+    replicated = {k: _run_from_items(cell_items[k], runs[k], grid.summary, weights) for k in measured}
+    draws = {method: resample_seeds(len(seeds), resamples, seed) for method, seeds in bootstrapped.items()}
+    reference = bootstrapped.get(reference_method, [])
+    per_seed: dict[tuple[Any, str, str], np.ndarray] = {}
+    for b in range(resamples):
+        curves = {k: _curves(run.summary, b) for k, run in replicated.items()}
+        ref = _mean_curves([curves[reference[j]] for j in draws[reference_method][b]]) if reference else {}
+        for method, seeds in bootstrapped.items():
+            for s, key in enumerate(seeds):
+                for (fam, score), (value, _) in grid.scores(replicated[key], b, curves[key], ref).items():
+                    values = per_seed.setdefault((method, fam, score), np.full((len(seeds), resamples), math.nan))
+                    values[s, b] = math.nan if value is None else value
+    return {
+        name: percentile_interval(two_level(values, draws[name[0]], skip_undefined=True), LEVEL)
+        for name, values in per_seed.items()
+    }
+
+
+def _measured(run: _Run) -> set[Cell]:
+    """The cells a run measured (its summary metric has a value; a not-applicable cell has none)."""
+    return {cell for cell, values in run.summary.items() if not math.isnan(values[0])}
+
+
+def _run_from_items(items: dict[Cell, ItemScores], measured: _Run, summary: str, weights: np.ndarray) -> _Run:
+    """The run re-scored on each row of ``weights`` (resampled units); a cell it did not measure stays NaN."""
+    nan = [math.nan] * len(weights)
+    cells: dict[Cell, dict[str, list[float]]] = {}
+    for cell in measured.summary:
+        replicated: dict[str, np.ndarray] = {}
+        if cell in items:
+            records = items[cell]
+            if records.units != weights.shape[1]:
+                raise ValueError(
+                    f"robustness cell {cell} has {records.units} test units, other cells {weights.shape[1]}: "
+                    "the jobs of one (dataset, task) scored different test subsets"
+                )
+            replicated = batch_metrics(records, weights)
+        cells[cell] = {m: replicated[m].tolist() if m in replicated else nan for m in measured.reads}
+    return _run(cells, summary)
+
+
+class _JobRecords(Mapping[Cell, ItemScores]):
+    """One robustness job's per-item records, read cell by cell from its file when asked: a job's file holds
+    every cell's (megabytes for grounding) and the intervals read each cell once, one at a time."""
+
+    def __init__(self, path: Path, task: Any) -> None:
+        from benchmark.results import item_cells
+
+        self._path, self._task = path, task
+        self._cells = item_cells(path)
+
+    def __getitem__(self, cell: Cell) -> ItemScores:
+        from benchmark.results import read_cell_items
+
+        if cell not in self._cells:
+            raise KeyError(cell)
+        return self._task.items(read_cell_items(self._path, cell)[cell])
+
+    def __iter__(self) -> Iterator[Cell]:
+        return iter(self._cells)
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+
+def load_cell_items(results: Sequence[tuple[Path, dict[str, Any]]]) -> CellItems:
+    """(dataset, task, method, seed) → (corruption, severity) → per-item records (read when used), of the
+    robustness results (path, record) whose record names its items file (``items``, beside it)."""
+    from benchmark.errors import DataFileError
+    from benchmark.tasks import get_task
+
+    out: CellItems = {}
+    for path, record in results:
+        spec = record.get("spec", {})
+        if not record.get("items") or spec.get("stage") != "robustness":
+            continue  # written before robustness jobs kept their records: no interval
+        file = Path(path).parent / record["items"]
+        if not file.is_file():
+            raise DataFileError(f"per-item records missing for {path}: expected {file}")
+        out[(spec["dataset"], spec["task"], spec["method"], spec["seed"])] = _JobRecords(file, get_task(spec["task"]))
+    return out
+
+
 def _number(value: float) -> str:
     return f"{value + 0.0:.3f}".replace("-0.000", "0.000")
 
 
-def _cell(values: pd.Series) -> str:
-    values = values.dropna()
+def _cell(rows: pd.DataFrame) -> str:
+    """'mean ± std' over the seeds' values (one seed: its value), then '[low, high]' when bootstrapped."""
+    values = rows["value"].astype(float).dropna()
     if values.empty:
         return "n/a"
-    if len(values) == 1:
-        return _number(values.iloc[0])
-    return f"{_number(values.mean())} ± {_number(values.std(ddof=1))}"
+    text = _number(values.iloc[0]) if len(values) == 1 else f"{_number(values.mean())} ± {_number(values.std(ddof=1))}"
+    low, high = _interval(rows)
+    return text if math.isnan(low) else f"{text} [{_number(low)}, {_number(high)}]"
+
+
+def _interval(rows: pd.DataFrame) -> tuple[float, float]:
+    """The bootstrap interval of one (method, family, score) (the same on each seed's row), or NaNs."""
+    if "ci_low" not in rows:
+        return math.nan, math.nan
+    bounds = rows[["ci_low", "ci_high"]].astype(float).dropna()
+    return (math.nan, math.nan) if bounds.empty else (float(bounds.iloc[0, 0]), float(bounds.iloc[0, 1]))
+
+
+def _interval_note(block: pd.DataFrame) -> str:
+    """What the '[low, high]' of one (dataset, task)'s tables is, when it has any ('' otherwise)."""
+    from benchmark.tasks import get_task
+
+    if "ci_low" not in block or block["ci_low"].astype(float).isna().all():
+        return ""
+    resamples = int(block["ci_resamples"].dropna().iloc[0])
+    unit = get_task(str(block["task"].iloc[0])).bootstrap_unit
+    return (
+        f"[low, high]: the {LEVEL:.0%} interval of the seed-mean from a two-level bootstrap, {resamples:,} "
+        "replicates: the seeds resampled, "
+        f"then the test units ({unit}), one draw for every (corruption, severity) cell, method and seed; each "
+        "replicate re-scores every cell and recomputes the reference's mean curve from its drawn seeds."
+    )
 
 
 def _coverage_cell(rows: pd.DataFrame) -> str:
@@ -242,7 +457,7 @@ def _family_table(block: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         row = [method]
         for score in columns:
             selected = rows[rows["score"] == score]
-            row.append(_cell(selected["value"].astype(float)))
+            row.append(_cell(selected))
             if score in COVERED:
                 row.append(_coverage_cell(selected))
         table.append(row)
@@ -261,6 +476,7 @@ def _family_set(block: pd.DataFrame) -> str:
 
 def _caption(reference_method: str) -> str:
     return (
+        "mean_corrupted is the metric's mean over the family's corruptions and their corrupted severities. "
         f"CE, relative CE and effective robustness are relative to the mean over seeds of `{reference_method}`'s "
         "curves. Every row of a family averages over the same corruptions, those every method ran (named above "
         "each table). A corruption's relative CE is undefined when the reference's mean relative drop under it "
@@ -292,6 +508,8 @@ def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_met
         metric = block["metric"].iloc[0]
         columns = score_columns(block)
         parts += [f"## {dataset} — {task} ({metric})", ""]
+        if note := _interval_note(block):
+            parts += [note, ""]
         d = drops[(drops["dataset"] == dataset) & (drops["task"] == task)] if not drops.empty else drops
         measured = set(d["family"]) if not d.empty else set()
         for fam in FAMILIES:
@@ -331,7 +549,8 @@ def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, p
         metric = block["metric"].iloc[0]
         caption = (
             f"Robustness of {task} ({metric}) to {fam} corruptions on the first {subset} test "
-            f"images of {dataset}, {_family_set(block)}: mean $\\pm$ sample std over seeds; CE, relative CE "
+            f"images of {dataset}, {_family_set(block)}: mean $\\pm$ sample std over seeds; mean corrupted is "
+            f"{metric}'s mean over the corruptions and their corrupted severities; CE, relative CE "
             f"and effective robustness (MultiBench's, Liang et al. 2021: the reference curve shifted additively "
             f"to the method's clean value, summed over severities) relative to the mean over seeds of "
             f"{reference_method}; a corruption's CE (relative CE) is undefined when the reference's mean error "
@@ -339,5 +558,7 @@ def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, p
             f"MMI (Qiu et al. 2022) is the mean relative drop, per retrieval direction on the mean of its R@K, "
             f"else on {metric}."
         )
+        if note := _interval_note(block):
+            caption += " " + note
         tables.append(latex_table(frame, caption, f"tab:robustness-{dataset}-{task}-{fam}", provenance))
     return "\n".join(tables)

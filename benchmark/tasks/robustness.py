@@ -15,6 +15,9 @@ referring expressions — the same subset for every method and for the clean ref
   says (``Task.missing_modality``; retrieval ranks one modality against the other, so there
   it is not applicable). The method receives ``None``; a method that cannot run without the
   modality is reported as not applicable.
+
+Every measured cell keeps its per-item records (one file per job, :func:`benchmark.results.write_cell_items`):
+the robustness summaries' intervals resample them (:mod:`benchmark.report.robustness`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from benchmark.corruptions.text import (
 from benchmark.data.dataset import SceneSplit
 from benchmark.data.images import as_tensor
 from benchmark.errors import ConfigError, MissingModalityError
+from benchmark.results import Cell
 from benchmark.seeding import derive_seed
 from benchmark.tasks.base import Task
 
@@ -141,30 +145,56 @@ def evaluate_robustness(
     split: SceneSplit,
     task: Task,
     settings: dict[str, Any],
-    evaluate: Callable[..., tuple[dict[str, float | None], dict[str, Any]]],
+    evaluate: Callable[..., tuple[Any, ...]],
     sentence_models: Mapping[str, SentenceRewriter] | None = None,
+    items: dict[Cell, dict[str, Any]] | None = None,
+    reuse_encodings: bool = True,
 ) -> list[tuple[str, int, dict[str, float | None] | None, str]]:
     """(corruption, severity, metrics or None, status) for the clean subset and every grid cell.
 
-    ``sentence_models`` (default: :func:`load_sentence_models` on the CPU) rewrites the texts of the
-    sentence-level perturbations; pass it to record :func:`sentence_model_protocol` from the same models.
+    ``evaluate(split, **withheld)`` returns (metrics, protocol[, per-item records]). ``items``, when
+    given, receives each measured cell's per-item records keyed by (corruption, severity), for
+    :func:`benchmark.results.write_cell_items` and the robustness intervals. ``sentence_models``
+    (default: :func:`load_sentence_models` on the CPU) rewrites the texts of the sentence-level
+    perturbations; pass it to record :func:`sentence_model_protocol` from the same models.
+
+    A corruption changes one side: under an image corruption the texts are the clean subset's, under
+    a text perturbation the images are. ``reuse_encodings`` (default) keeps the clean subset's
+    per-item encodings and reuses them wherever the same inputs come again
+    (:class:`benchmark.evaluation.retrieval.EncodingCache`, keyed by the inputs' contents): the same
+    numbers as computing every cell from scratch (False), without re-running a tower on clean inputs.
     """
+    from benchmark.evaluation.retrieval import EncodingCache, reusing_encodings
+
     subset = task.robustness_subset(split, settings["max_images"])
     lexicon = robustness_lexicon(settings)
     if sentence_models is None:
         sentence_models = load_sentence_models(settings)
-    results: list[tuple[str, int, dict[str, float | None] | None, str]] = [("none", 0, evaluate(subset)[0], "ok")]
+    cache = EncodingCache() if reuse_encodings else None
+
+    def measure(corruption: str, severity: int, cell_split: SceneSplit, **withheld: Any) -> dict[str, float | None]:
+        with reusing_encodings(cache):
+            measured = evaluate(cell_split, **withheld)
+        if items is not None and len(measured) > 2:
+            items[(corruption, severity)] = measured[2]
+        return measured[0]
+
+    results: list[tuple[str, int, dict[str, float | None] | None, str]] = [
+        ("none", 0, measure("none", 0, subset), "ok")
+    ]
+    if cache is not None:
+        cache.frozen = True  # keep the clean encodings only: a corrupted cell's are never asked for again
     for corruption, severity in grid(settings):
         if family(corruption) != "missing":
             corrupted = corrupt_split(subset, corruption, severity, lexicon, sentence_models)
-            results.append((corruption, severity, evaluate(corrupted)[0], "ok"))
+            results.append((corruption, severity, measure(corruption, severity, corrupted), "ok"))
             continue
         withheld = task.missing_modality(subset, corruption, severity)
         if isinstance(withheld, str):
             results.append((corruption, severity, None, f"not applicable: {withheld}"))
             continue
         try:
-            results.append((corruption, severity, evaluate(subset, **withheld)[0], "ok"))
+            results.append((corruption, severity, measure(corruption, severity, subset, **withheld), "ok"))
         except MissingModalityError as error:
             results.append((corruption, severity, None, f"not applicable: {error}"))
     return results

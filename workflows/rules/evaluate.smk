@@ -58,7 +58,8 @@ rule robustness:
         method=f"{BASELINES}/{{method}}.py",
         weights=published_weight_files,
     output:
-        f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.json",
+        result=f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.json",
+        records=f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.items.npz",
     params:
         spec=spec_json("robustness"),
         data=data_dir,
@@ -73,4 +74,4 @@ rule robustness:
         CONDA_ENV
     shell:
         "python -m benchmark -v robustness --spec {params.spec} --threads {threads} --data {params.data}"
-        " {params.tokenizer} {params.checkpoint} --out {output} 2> {log}"
+        " {params.tokenizer} {params.checkpoint} --out {output.result} 2> {log}"
