@@ -15,10 +15,14 @@ import torch
 def resolve_device(requested: str) -> torch.device:
     """``auto`` → CUDA if available else CPU; ``cuda`` without a GPU is an error."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device; use device: auto or cpu")
-    return torch.device(requested)
+    device = torch.device(requested)
+    if device.type == "cuda":  # fp32 matmuls outside bf16 autocast on tensor cores (TF32), as timm/open_clip train
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
 
 
 def autocast(device: torch.device) -> Any:
