@@ -637,6 +637,24 @@ def _evaluation_session(
     return session, model, meta, reason
 
 
+def _write_not_applicable(
+    spec: dict[str, Any],
+    started: float,
+    session: _Session,
+    reason: str,
+    rows: list[dict[str, Any]],
+    out_file: Path,
+    write_records: Any,
+) -> None:
+    """An evaluation or robustness job whose method cannot do the task: its n/a rows, and an empty records
+    file (``write_records``: the job's own kind) so that the job's outputs are complete."""
+    from benchmark.device import describe
+
+    write_records(items_path(out_file), {})
+    record = _result(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows)
+    write_json(out_file, {**record, "items": items_path(out_file).name})
+
+
 def run_evaluate(
     spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, checkpoint: Path | None, out_file: Path
 ) -> None:
@@ -648,19 +666,7 @@ def run_evaluate(
     session, model, meta, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     if reason:
         rows = not_applicable_rows(spec, spec["method"], task.metric_names(spec), reason)
-        write_items(items_path(out_file), {})
-        write_json(
-            out_file,
-            _result(
-                spec,
-                started,
-                describe(session.device),
-                status="not applicable",
-                reason=reason,
-                rows=rows,
-                items=items_path(out_file).name,
-            ),
-        )
+        _write_not_applicable(spec, started, session, reason, rows, out_file, write_items)
         log.info("%s %s: not applicable (%s) → %s", spec["task"], spec["method"], reason, out_file)
         return
     test = session.split("test")
@@ -699,19 +705,7 @@ def run_robustness(
     if reason:
         for corruption, severity in [("none", 0), *grid(settings)]:
             rows.extend(not_applicable_rows(spec, spec["method"], names, reason, corruption, severity))
-        write_cell_items(items_path(out_file), {})
-        write_json(
-            out_file,
-            _result(
-                spec,
-                started,
-                describe(session.device),
-                status="not applicable",
-                reason=reason,
-                rows=rows,
-                items=items_path(out_file).name,
-            ),
-        )
+        _write_not_applicable(spec, started, session, reason, rows, out_file, write_cell_items)
         return
     test = session.split("test")
     task_settings = task.subset_settings(spec["task_settings"], len(test))

@@ -62,39 +62,21 @@ def test_selection_restores_the_best_validation_point_and_leaves_training_unchan
     assert not all(torch.equal(model.state_dict()[k], v) for k, v in plain_weights.items())
 
 
+def _validated_run(setup: tuple[Path, Path, dict], state: Path, validation: Validation, steps: int = 20) -> Any:
+    """A fresh model trained ``steps`` steps with ``validation``; its report."""
+    model, data = _setup(*setup)
+    return train(
+        model, _losses(model, data), model.objective_weights, _settings(steps), CPU, 0, state, "s", "t", validation
+    )
+
+
 def test_ties_keep_the_earliest_point_and_no_metric_keeps_the_last_step(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path
 ) -> None:
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
-    snapshots: list[dict[str, torch.Tensor]] = []
-    validation = Validation(10, _scripted([0.2, 0.7, 0.7], snapshots), "val_score")
-    report = train(
-        model,
-        _losses(model, data),
-        model.objective_weights,
-        _settings(20),
-        CPU,
-        0,
-        tmp_path / "a",
-        "s",
-        "t",
-        validation,
-    )
+    setup = (tiny_dataset, tiny_tokenizer_file, smoke_config)
+    report = _validated_run(setup, tmp_path / "a", Validation(10, _scripted([0.2, 0.7, 0.7], []), "val_score"))
     assert report.validation["selected_step"] == 10
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
-    curve_only = Validation(10, _scripted([0.9, 0.1, 0.2], []), None)
-    report = train(
-        model,
-        _losses(model, data),
-        model.objective_weights,
-        _settings(20),
-        CPU,
-        0,
-        tmp_path / "b",
-        "s",
-        "t",
-        curve_only,
-    )
+    report = _validated_run(setup, tmp_path / "b", Validation(10, _scripted([0.9, 0.1, 0.2], []), None))
     assert report.validation["selected_step"] == 20 and report.validation["rule"] == "last step (no selection)"
 
 
