@@ -29,9 +29,11 @@ TABLES = (
     "efficiency.md",
     "efficiency.csv",
     "efficiency.tex",
+    "selection.md",
+    "learning_curves.csv",
     "provenance.json",
 )
-FIXED_PLOTS = ("main_metrics.png", "efficiency_accuracy.png")
+FIXED_PLOTS = ("main_metrics.png", "efficiency_accuracy.png", "learning_curves.png")
 
 
 def plot_files(run_plots: Path) -> list[str]:
@@ -98,6 +100,12 @@ def section(reference: Path, readme_dir: Path) -> str:
             if name.startswith("robustness_") and not name.startswith("robustness_drop_")
             for line in (f"![{name[len('robustness_') : -4]} robustness]({rel}/plots/{name})", "")
         ),
+        "### Training: learning curves and model selection",
+        "",
+        f"![learning curves on the validation split]({rel}/plots/learning_curves.png)",
+        "",
+        _body((reference / "selection.md").read_text()),
+        "",
         "### Compositional generalisation",
         "",
         _body((reference / "compositional.md").read_text()),
