@@ -625,9 +625,11 @@ def stage_spec(
         "overrides": method_hparams(config, method),
     }
     training = method_training(method) if method is not None else ("pretrain", "finetune")
-    search = {"tuning": copy.deepcopy(config["tuning"])} if is_tuned(config, method) else {}
-    if config.get("compile") and stage in ("pretrain", "finetune"):
-        search["compile"] = config["compile"]
+    # how a training job trains beyond its optimiser block: the learning-rate factors it is tuned over, and the
+    # compiled step (each key only when on, so that leaving it off re-runs nothing)
+    options = {"tuning": copy.deepcopy(config["tuning"])} if is_tuned(config, method) else {}
+    if config.get("compile"):
+        options["compile"] = config["compile"]
     if stage == "pretrain":
         budget = {"budget": copy.deepcopy(config["budget"])} if config["budget"]["unit"] != "steps" else {}
         return {
@@ -636,13 +638,13 @@ def stage_spec(
             "optim": copy.deepcopy(config["pretrain"]),
             **budget,
             **validation_spec(config),
-            **search,
+            **options,
         }
     if stage == "finetune":
-        tuned = {"optim": copy.deepcopy(config["finetune"][task]), **validation_spec(config, task), **search}
+        finetuning = {"optim": copy.deepcopy(config["finetune"][task]), **validation_spec(config, task), **options}
         if "pretrain" not in training:  # fine-tuned from the method's own (published) weights
-            return {**job, **build, **tuned}
-        return {**job, "pretrained_on": pretrain_dataset(config, dataset), **tuned}
+            return {**job, **build, **finetuning}
+        return {**job, "pretrained_on": pretrain_dataset(config, dataset), **finetuning}
     if not training:  # zero-shot: evaluation builds the method from its own weights (its overrides name them)
         job = {**job, "zero_shot": True, "overrides": build["overrides"]}
     if stage == "evaluate":

@@ -46,6 +46,7 @@ import torch
 from benchmark.config import config_hash, pretrain_dataset, resolve_methods, run_datasets, stage_spec
 from benchmark.errors import ConfigError
 from benchmark.seeding import derive_seed, seed_everything
+from benchmark.train.loop import weighted_total
 
 log = logging.getLogger("fusebench")
 
@@ -160,33 +161,25 @@ def prepare_tokenizer(config: dict[str, Any], dataset: str, method: str, data_di
 
 
 def build_method(config: dict[str, Any], dataset: str, method: str, data_dir: Path, tokenizer: Path) -> MethodRun:
-    """``method`` built for its pretraining job (seed :data:`PERF_SEED`) the way ``run_pretrain`` builds it."""
-    from benchmark.data.sampling import ImageTextData
-    from benchmark.registry import load_method
-    from benchmark.stages import _Session, build_context
+    """``method`` built for its pretraining job (seed :data:`PERF_SEED`) by ``run_pretrain``'s own setup
+    (:func:`benchmark.stages.prepare_pretraining`)."""
+    from benchmark.stages import prepare_pretraining
 
     spec = stage_spec(config, "pretrain", dataset=dataset, method=method, seed=PERF_SEED)
-    session = _Session(spec, data_dir, tokenizer, spec["max_length"])
-    run_seed = derive_seed("pretrain", spec["dataset"], spec["method"], spec["seed"])
-    seed_everything(run_seed)
-    train_split = session.split("train")
-    ctx = build_context(spec, session, train_split)
-    cls = load_method(method)
-    if reason := cls.data_reason(ctx):
-        raise ConfigError(f"{method} cannot be pretrained on {dataset!r}: {reason}")
-    model = cls(ctx, **spec["overrides"]).to(session.device)
+    job = prepare_pretraining(spec, data_dir, tokenizer)
+    if job.reason:
+        raise ConfigError(f"{method} cannot be pretrained on {dataset!r}: {job.reason}")
+    model = job.model
     if not model.objective_weights:
         raise ConfigError(f"{method} declares no pretraining objective; there is no pretraining step to time")
-    data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
-    batch_size = spec["optim"]["batch_size"]
     return MethodRun(
         method=method,
         spec=spec,
         model=model,
-        losses=lambda step: model.pretrain_losses(data.batch(step, batch_size, run_seed)),
+        losses=job.losses,
         weights=model.objective_weights,
-        run_seed=run_seed,
-        device=session.device,
+        run_seed=job.run_seed,
+        device=job.session.device,
         initial_state={k: v.detach().clone() for k, v in model.state_dict().items()},
     )
 
@@ -266,7 +259,7 @@ def naive_seconds(run: MethodRun, steps: int, warmup: int) -> float:
                 began = _clock(run.device)
             torch.manual_seed(derive_seed(run.run_seed, "step", step))  # the same masks as the loop draws
             losses = run.losses(step)
-            loss = sum(run.weights[name] * value for name, value in losses.items())
+            loss = weighted_total(losses, run.weights)
             optimizer.zero_grad()
             loss.backward()
             if optim["grad_clip"] > 0:

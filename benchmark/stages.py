@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -277,10 +277,12 @@ def _train_stage(
     from benchmark.train.efficiency import efficiency_profile, parameter_count, training_step_flops
     from benchmark.train.loop import best_weights_path, train
 
-    flops_per_step = training_step_flops(model, losses, weights) if weights is None or weights else None
+    # under torchrun each rank counts its slice of the global batch
+    flops_per_step = distributed.sum_over_ranks(
+        training_step_flops(model, losses, weights) if weights is None or weights else None
+    )
     if spec.get("compile"):  # after the FLOP count, which runs eagerly
         losses = session.torch.compile(losses, backend=spec["compile"])
-    flops_per_step = distributed.sum_over_ranks(flops_per_step)  # under torchrun each rank counts its slice
     settings, budget = budgeted_settings(spec, flops_per_step)
     validation = validation_for(spec, session, model, run_seed, flops_per_step)
     state_path = out_dir / "training_state.partial.safetensors"
@@ -388,18 +390,24 @@ def validation_for(
         return Validation(
             settings["every"], _pretrain_measure(spec, session, model, val, run_seed), None, flops_per_step
         )
-    task = get_task(spec["task"])
-    task_settings = task.subset_settings(settings["task_settings"], len(val))
 
     def measure(trained: Any) -> dict[str, float]:
-        metrics = task.evaluate(
-            trained, val, session.tokenizer, session.device, spec["optim"]["batch_size"], task_settings
-        )[0]
-        return {f"val_{k}": v for k, v in metrics.items() if v is not None}
+        return _val_metrics(spec["task"], settings["task_settings"], trained, val, session, spec["optim"]["batch_size"])
 
     return Validation(
         settings["every"], measure, f"val_{settings['metric']}" if settings["select"] else None, flops_per_step
     )
+
+
+def _val_metrics(
+    task_name: str, settings: dict[str, Any], model: Any, val: Any, session: _Session, batch_size: int
+) -> dict[str, float]:
+    """The task's metrics on the val subset ``val``, scored as the main table scores test (``settings``), as
+    ``val_<metric>``; undefined ones left out."""
+    task = get_task(task_name)
+    subset = task.subset_settings(settings, len(val))
+    metrics = task.evaluate(model, val, session.tokenizer, session.device, batch_size, subset)[0]
+    return {f"val_{k}": v for k, v in metrics.items() if v is not None}
 
 
 def _pretrain_measure(spec: dict[str, Any], session: _Session, model: Any, val: Any, run_seed: int) -> Any:
@@ -408,6 +416,7 @@ def _pretrain_measure(spec: dict[str, Any], session: _Session, model: Any, val: 
     from benchmark.data.sampling import ImageTextData
     from benchmark.device import autocast
     from benchmark.seeding import derive_seed
+    from benchmark.train.loop import weighted_total
 
     settings = spec["validation"]
     torch = session.torch
@@ -429,66 +438,86 @@ def _pretrain_measure(spec: dict[str, Any], session: _Session, model: Any, val: 
             torch.manual_seed(derive_seed(seed, index))  # the same masks at every point; the loop re-seeds each step
             with autocast(session.device):
                 losses = trained.pretrain_losses(data.batch(index, batch_size, seed))
-            losses["loss"] = sum(weights[name] * value.float() for name, value in losses.items())
+            losses["loss"] = weighted_total(losses, weights)
             for name, value in losses.items():
                 sums[f"val_{name}"] = sums.get(f"val_{name}", 0.0) + float(value) / settings["batches"]
         if can_rank:
-            task = get_task("retrieval")
-            found = task.evaluate(
-                trained,
-                val,
-                session.tokenizer,
-                session.device,
-                spec["optim"]["batch_size"],
-                task.subset_settings(retrieval, len(val)),
-            )[0]
-            sums.update({f"val_{k}": v for k, v in found.items() if v is not None})
+            sums.update(_val_metrics("retrieval", retrieval, trained, val, session, spec["optim"]["batch_size"]))
         return sums
 
     return measure
 
 
-def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out_dir: Path) -> None:
-    """Build the method from config (pretrained towers from their sources) and train it on its declared
-    pretraining objectives."""
+@dataclass
+class PretrainingJob:
+    """A pretraining job set up as :func:`run_pretrain` trains it (``fusebench perf`` times the same step):
+    the seeded session, the method's build context and class, and — unless ``reason`` says the method cannot
+    be built on the data — the model and its training data."""
+
+    spec: dict[str, Any]
+    session: _Session
+    run_seed: int
+    ctx: Any
+    cls: Any
+    reason: str | None
+    model: Any = None
+    data: Any = None
+
+    def losses(self, step: int) -> dict[str, Any]:
+        """The method's pretraining losses on ``step``'s batch (this rank's slice of it under torchrun)."""
+        from benchmark.train.distributed import shard
+
+        batch = self.data.batch(step, self.spec["optim"]["batch_size"], self.run_seed)
+        return self.model.pretrain_losses(shard(batch))
+
+
+def prepare_pretraining(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path) -> PretrainingJob:
+    """Seed the job and build its method from config (pretrained towers from their sources) and its data."""
     from benchmark.data.sampling import ImageTextData
     from benchmark.seeding import derive_seed, seed_everything
-    from benchmark.train.distributed import shard
 
-    started = time.perf_counter()
     session = _Session(spec, data_dir, tokenizer_file, spec["max_length"])
     run_seed = derive_seed("pretrain", spec["dataset"], spec["method"], spec["seed"])
     seed_everything(run_seed)
     train_split = session.split("train")
     ctx = build_context(spec, session, train_split)
     cls = _method_class(spec["method"])
+    job = PretrainingJob(spec, session, run_seed, ctx, cls, cls.data_reason(ctx))
+    if job.reason is None:
+        job.model = cls(ctx, **spec["overrides"]).to(session.device)
+        job.data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
+    return job
+
+
+def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out_dir: Path) -> None:
+    """Build the method from config (pretrained towers from their sources) and train it on its declared
+    pretraining objectives."""
+    started = time.perf_counter()
+    job = prepare_pretraining(spec, data_dir, tokenizer_file)
     meta = {
         "method": spec["method"],
         "seed": spec["seed"],
         "dataset": spec["dataset"],
         **input_hashes(data_dir, tokenizer_file),
-        "context": ctx.to_json(),
+        "context": job.ctx.to_json(),
         "overrides": spec["overrides"],
     }
     if note := dataset_note(data_dir):  # official data: its files, subset and leakage guard travel with the weights
         meta["pretrain_data"] = {"dataset": spec["dataset"], **note}
-    if reason := cls.data_reason(ctx):
-        _not_applicable_checkpoint(spec, None, meta, out_dir, reason, started)
+    if job.reason:
+        _not_applicable_checkpoint(spec, None, meta, out_dir, job.reason, started)
         return
-    model = cls(ctx, **spec["overrides"]).to(session.device)
-    data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
-    batch_size = spec["optim"]["batch_size"]
     _train_stage(
         spec,
-        session,
-        model,
-        lambda step: model.pretrain_losses(shard(data.batch(step, batch_size, run_seed))),
-        model.objective_weights,
-        run_seed,
+        job.session,
+        job.model,
+        job.losses,
+        job.model.objective_weights,
+        job.run_seed,
         out_dir,
         meta,
         started,
-        profile_batch=data.batch(0, min(8, len(data)), run_seed),
+        profile_batch=job.data.batch(0, min(8, len(job.data)), job.run_seed),
     )
 
 

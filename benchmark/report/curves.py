@@ -56,20 +56,20 @@ def learning_curves(training: list[dict[str, Any]]) -> pd.DataFrame:
 def budget_text(records: list[dict[str, Any]]) -> str:
     """The pretraining budget as the jobs ran it: steps × batch, or the held-equal samples / FLOPs."""
     budgets = {
-        (r["spec"]["method"], r.get("budget", {}).get("unit", "steps")): r.get("budget", {})
+        r["spec"]["method"]: r["budget"]
         for r in records
         if r.get("spec", {}).get("stage") == "pretrain" and r.get("budget")
     }
     if not budgets:
         return ""
-    units = {unit for _, unit in budgets}
+    units = {b["unit"] for b in budgets.values()}
     if units == {"steps"}:
         steps = sorted({b["steps"] for b in budgets.values()})
         samples = sorted({b["samples"] for b in budgets.values()})
         shown = f"{', '.join(map(str, steps))} steps, {', '.join(map(str, samples))} samples"
         return f"Pretraining budget: equal steps ({shown} per method)."
     amounts = sorted({b.get("amount") for b in budgets.values()})
-    per_method = ", ".join(f"{m} {b['steps']} steps" for (m, _), b in sorted(budgets.items()))
+    per_method = ", ".join(f"{m} {b['steps']} steps" for m, b in sorted(budgets.items()))
     shown = ", ".join(f"{a:.3g}" for a in amounts)
     return f"Pretraining budget: equal {'/'.join(sorted(units))} ({shown} per method; {per_method})."
 

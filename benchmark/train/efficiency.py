@@ -15,6 +15,7 @@ import torch
 from torch.utils import flop_counter
 
 from benchmark.tasks import get_task, task_names
+from benchmark.train.loop import weighted_total
 
 _REGISTERED = False
 
@@ -61,8 +62,7 @@ def training_step_flops(
     """
     _register_cpu_attention()
     with flop_counter.FlopCounterMode(display=False) as counter:
-        losses = loss_fn(0)
-        total = sum((weights or {}).get(name, 1.0) * value.float() for name, value in losses.items())
+        total = weighted_total(loss_fn(0), weights)
         if total.requires_grad:
             total.backward()
     model.zero_grad(set_to_none=True)

@@ -28,7 +28,13 @@ from tqdm import tqdm
 from benchmark.device import autocast
 from benchmark.seeding import derive_seed
 from benchmark.train import distributed
-from benchmark.train.checkpoint import load_training_state, load_weights, read_metadata, save_training_state
+from benchmark.train.checkpoint import (
+    load_training_state,
+    load_weights,
+    read_metadata,
+    save_checkpoint,
+    save_training_state,
+)
 
 LossFn = Callable[[int], dict[str, torch.Tensor]]
 HISTORY_EVERY = 10  # steps averaged into one loss-history point (and how often the loop reads losses)
@@ -149,6 +155,11 @@ def _peak_memory_mb(device: torch.device) -> float:
         return float("nan")
 
 
+def weighted_total(losses: dict[str, torch.Tensor], weights: dict[str, float] | None) -> torch.Tensor:
+    """``Σ weights[k] · losses[k]`` in fp32 — the quantity a step minimises; ``weights=None`` weighs each loss 1."""
+    return sum((weights or {}).get(name, 1.0) * value.float() for name, value in losses.items())
+
+
 def _read_window(window: dict[str, list[Any]], first_step: int, description: str) -> dict[str, list[float]]:
     """The window's losses as floats (one device sync); a non-finite total names its first step."""
     values = {
@@ -164,7 +175,7 @@ def _read_window(window: dict[str, list[Any]], first_step: int, description: str
 
 
 class _Selection:
-    """The validation curve and the best point's weights (``best.partial.safetensors`` beside the training state).
+    """The validation curve and the best point's weights (:func:`best_weights_path`, beside the training state).
 
     The curve travels in the training state, so a resumed job continues it; the best weights are
     written atomically whenever a point beats every earlier one, and carry their step, which is checked
@@ -183,8 +194,6 @@ class _Selection:
         return max(points, key=lambda p: (p[metric], -p["step"])) if points else None
 
     def measure(self, model: nn.Module, step: int) -> None:
-        from benchmark.train.checkpoint import save_checkpoint
-
         was_training = model.training
         model.eval()
         with torch.no_grad():
@@ -296,7 +305,7 @@ def train(
                 f"{description}: loss(es) {sorted(set(losses) - set(weights))} returned "
                 f"but not declared in the method's objectives {weights}"
             )
-        total = sum((weights or {}).get(name, 1.0) * value.float() for name, value in losses.items())
+        total = weighted_total(losses, weights)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         if settings.grad_clip > 0:

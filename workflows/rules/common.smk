@@ -33,6 +33,11 @@ CONDA_ENV = "../../environment.yml"
 """Every rule runs in the same pinned environment (paths are relative to this file)."""
 
 
+def quoted_json(spec):
+    """A spec as the jobs take it: canonical JSON, shell-quoted."""
+    return shlex.quote(json.dumps(spec, sort_keys=True))
+
+
 def spec_json(stage, **wildcards):
     """A params function: the JSON stage spec of one job, shell-quoted."""
 
@@ -41,7 +46,7 @@ def spec_json(stage, **wildcards):
         if "seed" in values:
             values["seed"] = int(values["seed"])
         values.update(wildcards)
-        return shlex.quote(json.dumps(stage_spec(config, stage, **values), sort_keys=True))
+        return quoted_json(stage_spec(config, stage, **values))
 
     return fn
 
@@ -206,8 +211,7 @@ def trial_json(stage):
 
     def fn(w):
         task = getattr(w, "task", None)
-        spec = trial_spec(config, stage, trial_factor(w), dataset=w.dataset, method=w.method, task=task)
-        return shlex.quote(json.dumps(spec, sort_keys=True))
+        return quoted_json(trial_spec(config, stage, trial_factor(w), dataset=w.dataset, method=w.method, task=task))
 
     return fn
 
