@@ -240,6 +240,37 @@ def _dataset_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _batch_problems(config: Mapping[str, Any]) -> list[str]:
+    """Training batches no larger than the training splits they draw from, where the configuration fixes the
+    split's size (a generated split, a numeric ``subset.train``, an official size): pretraining draws images
+    from the pretraining dataset, fine-tuning draws its task's ``training_unit`` from the dataset itself.
+    A batch never holds an item twice (:func:`benchmark.data.sampling.batch_indices`), so a larger one could
+    never be drawn; the job checks the built split again (the leakage guard can shrink it)."""
+    from benchmark.datasets import get_adapter
+    from benchmark.tasks import get_task
+
+    def train_images(name: str) -> int | None:
+        block = config["datasets"][name]
+        return get_adapter(block["kind"]).train_images(dict(block))
+
+    checks = {("pretrain", config["pretrain"]["batch_size"], pretrain_dataset(config, d)) for d in run_datasets(config)}
+    checks |= {
+        (f"finetune.{task}", config["finetune"][task]["batch_size"], d)
+        for d in run_datasets(config)
+        for task in dataset_tasks(config, d)
+        if get_task(task).training_unit == "images"
+    }
+    problems = []
+    for where, batch_size, dataset in sorted(checks):
+        available = train_images(dataset)
+        if available is not None and batch_size > available:
+            problems.append(
+                f"'{where}.batch_size' ({batch_size}) exceeds the {available} training images of dataset "
+                f"{dataset!r} (datasets.{dataset}); lower it to at most {available}, or use more training images"
+            )
+    return problems
+
+
 def _pretrain_source_problems(config: Mapping[str, Any], name: str) -> list[str]:
     """``pretrain_from`` names another dataset that pretraining can use, at the same image size."""
     from benchmark.datasets import get_adapter
@@ -360,7 +391,7 @@ def validate_config(config: Mapping[str, Any], sources: Iterable[str] = ()) -> N
         problems.extend(_describe(error))
     if not problems:
         problems = _task_problems(config)
-        problems = problems or _dataset_problems(config)
+        problems = problems or _dataset_problems(config) or _batch_problems(config)
         problems += _semantic_problems(config)
     if problems:
         origin = f" (from {', '.join(sources)})" if sources else ""

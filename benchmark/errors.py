@@ -41,6 +41,13 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, str], ...] = (
 """(error class, exit code, label), most specific class first; argparse's own usage errors also exit 2."""
 
 
+def one_line(exc: BaseException | str) -> str:
+    """A library's error message on one line (``"; "`` between its lines): torch's state-dict errors and
+    others span several lines, and the workflow's failure summary keeps only the first line of an error."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    return "; ".join(line for line in lines if line)
+
+
 def exit_code(exc: BaseException) -> tuple[int, str] | None:
     """The exit code and label of a known failure kind; ``None`` for a crash (exit :data:`EXIT_CRASH`)."""
     for kind, code, label in EXIT_CODES:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import config_hash
-from benchmark.errors import DataFileError
+from benchmark.errors import ConfigError, DataFileError
 from benchmark.io import write_json
 from benchmark.provenance import provenance
 from benchmark.results import items_path, metric_rows, not_applicable_rows, write_cell_items, write_items
@@ -471,6 +471,20 @@ class PretrainingJob:
         return self.model.pretrain_losses(shard(batch))
 
 
+def check_batch_fits(spec: dict[str, Any], available: int, unit: str) -> None:
+    """The job's training batch fits its built training split (``available`` ``unit``, after the subset and the
+    leakage guard): a batch never holds an item twice, so a larger one could never be drawn. A configuration
+    error (exit 2) naming the key, found before the first step; the configuration check finds most cases before
+    any job starts (:func:`benchmark.config.validate_config`)."""
+    batch_size = spec["optim"]["batch_size"]
+    if batch_size > available:
+        where = "pretrain" if spec["stage"] == "pretrain" else f"finetune.{spec['task']}"
+        raise ConfigError(
+            f"'{where}.batch_size' ({batch_size}) exceeds the {available} training {unit} of dataset "
+            f"{spec['dataset']!r} as built (after its subset and leakage guard); lower it to at most {available}"
+        )
+
+
 def prepare_pretraining(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path) -> PretrainingJob:
     """Seed the job and build its method from config (pretrained towers from their sources) and its data."""
     from benchmark.data.sampling import ImageTextData
@@ -486,6 +500,7 @@ def prepare_pretraining(spec: dict[str, Any], data_dir: Path, tokenizer_file: Pa
     if job.reason is None:
         job.model = cls(ctx, **spec["overrides"]).to(session.device)
         job.data = ImageTextData.from_split(train_split, session.tokenizer, session.device, ctx.concepts)
+        check_batch_fits(spec, len(job.data), "images")
     return job
 
 
@@ -550,6 +565,7 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     train_split = session.split("train")
     batch_size = spec["optim"]["batch_size"]
     data = get_task(task).training_data(train_split, session.tokenizer, session.device, model.ctx)
+    check_batch_fits(spec, len(data), get_task(task).training_unit)
     _train_stage(
         spec,
         session,

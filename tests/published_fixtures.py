@@ -202,8 +202,9 @@ def build_owlv2(directory: Path, seed: int = 0) -> Path:
     return _build_owl(directory, seed, Owlv2Config, Owlv2ForObjectDetection, Owlv2Processor, images)
 
 
-def build_blip(directory: Path, seed: int = 0) -> Path:
-    """A tiny BlipForImageTextRetrieval and BlipProcessor (resize to 24×24; a WordPiece tokenizer)."""
+def build_blip(directory: Path, seed: int = 0, positions: int = BLIP_POSITIONS) -> Path:
+    """A tiny BlipForImageTextRetrieval and BlipProcessor (resize to 24×24; a WordPiece tokenizer) reading
+    ``positions`` text positions."""
     from transformers import BlipConfig, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor
 
     tokenizer = bert_tokenizer()
@@ -214,7 +215,7 @@ def build_blip(directory: Path, seed: int = 0) -> Path:
         "num_hidden_layers": LAYERS,
         "num_attention_heads": HEADS,
         "encoder_hidden_size": WIDTH,
-        "max_position_embeddings": BLIP_POSITIONS,
+        "max_position_embeddings": positions,
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.cls_token_id,
         "sep_token_id": tokenizer.sep_token_id,

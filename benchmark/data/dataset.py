@@ -121,6 +121,23 @@ def _image_files(root: Path, split: str, manifest: dict[str, Any], records: list
         manifest.get("transform", "resize"),
         expected,
         workers=max(1, torch.get_num_threads()),
+        origin=_files_origin(root, split, manifest),
+    )
+
+
+def _files_origin(root: Path, split: str, manifest: dict[str, Any]) -> str:
+    """Where a split's image files come from, for a decoding error at training time: the data folder and, for
+    official files read in place, what conversion checked and how to check every image before any job."""
+    origin = f"split {split!r} of the data in {root}"
+    spec = manifest.get("spec", {})
+    if not manifest.get("image_root") or "verify_images" not in spec:
+        return origin
+    origin += f" (a {spec.get('kind', '?')} dataset read from {spec.get('root', manifest['image_root'])})"
+    if spec["verify_images"] == "all":
+        return f"{origin}; conversion decoded every image, so the file changed since: rebuild the data"
+    return (
+        f"{origin}; conversion checked every image's header, size and end marker but decoded only a sample: "
+        "set 'verify_images: all' in the dataset's block to decode every image before any job trains"
     )
 
 

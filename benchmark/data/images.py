@@ -75,6 +75,36 @@ def decode_image(path: str | Path, size: int, transform: str, expected: tuple[in
     return np.asarray(picture, dtype=np.uint8)
 
 
+END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b"\x3b"}
+"""The bytes a complete file of each format ends with: JPEG's EOI marker, PNG's IEND chunk, GIF's trailer."""
+END_SLACK = 4096
+"""Bytes at the end of a file searched for its end marker: some writers append a few bytes after it."""
+
+
+def looks_complete(path: str | Path, expected: tuple[int, int] | None = None) -> bool:
+    """Whether an image file passes the checks that need no decoding: PIL reads its header, the size it
+    states matches ``expected`` (the annotations' width, height), and a JPEG / PNG / GIF ends with its end
+    marker (a truncated copy does not). A few header reads and one seek per file: every image of a COCO-size
+    dataset is checked in seconds (``scripts/image_check_benchmark.py``). False means "decode it to find out"
+    (:func:`decode_image` names what is wrong), never a verdict by itself."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            kind, size = opened.format, opened.size
+        if expected is not None and size != tuple(expected):
+            return False
+        marker = END_MARKERS.get(kind or "")
+        if marker is None:
+            return True
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - END_SLACK))
+            return marker in handle.read()
+    except Exception:  # PIL raises several types for unreadable headers; decoding names the problem
+        return False
+
+
 def _transformed(picture: Any, size: int, transform: str) -> Any:
     from PIL import Image
 
@@ -97,6 +127,7 @@ class ImageFiles:
     transform: str = "resize"
     expected: tuple[tuple[int, int] | None, ...] = ()  # per file: (width, height) from the annotations
     workers: int = 1
+    origin: str = ""  # where the files come from and what was checked, added to a decoding error
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -106,7 +137,12 @@ class ImageFiles:
 
         def one(index: int) -> np.ndarray:
             expected = self.expected[index] if self.expected else None
-            return decode_image(self.paths[index], self.size, self.transform, expected)
+            try:
+                return decode_image(self.paths[index], self.size, self.transform, expected)
+            except DataFileError as exc:
+                if not self.origin:
+                    raise
+                raise DataFileError(f"{exc}; {self.origin}") from None
 
         if not indices:
             return torch.zeros(0, 3, self.size, self.size, dtype=torch.uint8)
@@ -119,7 +155,8 @@ class ImageFiles:
 
     def subset(self, indices: Sequence[int]) -> ImageFiles:
         expected = tuple(self.expected[i] for i in indices) if self.expected else ()
-        return ImageFiles(tuple(self.paths[i] for i in indices), self.size, self.transform, expected, self.workers)
+        paths = tuple(self.paths[i] for i in indices)
+        return ImageFiles(paths, self.size, self.transform, expected, self.workers, self.origin)
 
 
 @dataclass(frozen=True)

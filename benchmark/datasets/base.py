@@ -24,7 +24,8 @@ Declarations (class attributes):
 Methods: ``check(spec)`` (problems a schema cannot express, as ``(key, message)``), ``inputs(spec)`` (user files whose
 change must re-run the dataset's jobs), ``data_dir(spec, build_dir)`` (where the standard form is
 read from), ``prepare(spec, build_dir)`` *required* (build it, or verify it; returns a record with
-per-split counts), ``image_size(spec)`` (when the configuration fixes it).
+per-split counts), ``image_size(spec)`` (when the configuration fixes it), ``train_images(spec)`` (the most
+training images the configuration allows, when it says: a batch larger than that is refused before any job).
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ class DatasetAdapter:
 
     def image_size(self, spec: dict[str, Any]) -> int | None:
         """The image side the configuration fixes, if any (checked against the ViT patch size)."""
+        return None
+
+    def train_images(self, spec: dict[str, Any]) -> int | None:
+        """The most images the training split can hold under ``spec`` (a subset, the official size, the
+        generated count), or None when only the built data can tell. A training batch larger than this is a
+        configuration error found before any job starts; the job checks the exact size again."""
         return None
 
 

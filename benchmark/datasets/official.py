@@ -20,9 +20,13 @@ official split sizes; this base class does the rest, the same way for every form
   those datasets' evaluation images from this dataset's training split, as mmdetection's
   ``remove_cocotrain2017_from_refcoco.py`` does, matching images by file name; the number
   removed is recorded;
-* images — every image file must exist, and a sample of each split's images (``verify_images:
-  all``: every one) is decoded at conversion, so a missing, truncated or unreadable file is named
-  before any job trains;
+* images — at conversion, before any job trains: every image file must exist; every file's header
+  is read (its format and its size, checked against the annotations) and a JPEG, PNG or GIF must end
+  with its end marker, which finds a truncated copy; and a sample of each split's images (16, spread
+  over the split; ``verify_images: all``: every one) is decoded as training will. A file that fails
+  the cheap checks is decoded to name the problem. What only a full decode can find (damage inside
+  the compressed data of a complete-looking file outside the sample) fails at training time, naming
+  the file, its split and data folder, and ``verify_images: all``;
 * provenance — the sha256 of every official file read goes into the manifest.
 """
 
@@ -233,6 +237,15 @@ class OfficialAdapter(DatasetAdapter):
     def image_size(self, spec: dict[str, Any]) -> int | None:
         return int(self.settings(spec)["image_size"])
 
+    def train_images(self, spec: dict[str, Any]) -> int | None:
+        """``subset.train`` when it is a number, else the official training size (the leakage guard may
+        remove some: the job checks the exact count); None for ``subset: {train: all}`` or no official size."""
+        settings = self.settings(spec)
+        wanted = (settings.get("subset") or {}).get("train")
+        if isinstance(wanted, int):
+            return wanted
+        return None if wanted == "all" else self.expected_counts(settings).get("train", {}).get("images")
+
     def evaluation_images(self, spec: dict[str, Any]) -> set[str]:
         """File names of every val/test image (what the leakage guard removes elsewhere).
 
@@ -351,21 +364,23 @@ def check_images(splits: dict[str, ConvertedSplit], image_root: Path, sources: d
 
 
 def verify_images(image_root: Path, splits: dict[str, ConvertedSplit], settings: dict[str, Any]) -> None:
-    """Decode a sample of every split's images (or all of them) as training will: a truncated or
-    unreadable file, or one whose size disagrees with its annotations, is a DataFileError naming it
-    now, before any job trains."""
-    from benchmark.data.images import decode_image
+    """Check every image's header, size and end marker (:func:`~benchmark.data.images.looks_complete`), and
+    decode those that fail and a sample of every split (or all of them) as training will: a truncated or
+    unreadable file, or one whose size disagrees with its annotations, is a DataFileError naming it now,
+    before any job trains."""
+    from benchmark.data.images import decode_image, looks_complete
 
     for split in splits.values():
-        images = split.images
-        if settings["verify_images"] == "sample" and len(images) > IMAGES_VERIFIED_PER_SPLIT:
-            step = len(images) / IMAGES_VERIFIED_PER_SPLIT
-            images = [images[int(k * step)] for k in range(IMAGES_VERIFIED_PER_SPLIT)]
-        for image in images:
+        sample = split.images
+        if settings["verify_images"] == "sample" and len(sample) > IMAGES_VERIFIED_PER_SPLIT:
+            step = len(sample) / IMAGES_VERIFIED_PER_SPLIT
+            sample = [sample[int(k * step)] for k in range(IMAGES_VERIFIED_PER_SPLIT)]
+        sampled = {id(image) for image in sample}
+        for image in split.images:
+            path = Path(image_root) / image["file_name"]
             expected = (image["width"], image["height"]) if image.get("width") and image.get("height") else None
-            decode_image(
-                Path(image_root) / image["file_name"], int(settings["image_size"]), settings["transform"], expected
-            )
+            if id(image) in sampled or not looks_complete(path, expected):
+                decode_image(path, int(settings["image_size"]), settings["transform"], expected)
 
 
 def _image_key(file_name: str) -> str:

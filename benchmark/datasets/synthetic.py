@@ -107,3 +107,6 @@ class Synthetic(DatasetAdapter):
 
     def image_size(self, spec: dict[str, Any]) -> int | None:
         return int(spec["image_size"])
+
+    def train_images(self, spec: dict[str, Any]) -> int | None:
+        return int(spec["splits"]["train"])

@@ -40,15 +40,18 @@ from typing import Any
 
 from torch import nn
 
-from benchmark.errors import ConfigError, DataFileError
+from benchmark.errors import ConfigError, DataFileError, one_line
 from benchmark.models.encoders import IMAGE_MEAN, IMAGE_STD, build_vision_encoder
 from benchmark.models.sources import (
     cached_snapshot,
     check_loading_info,
+    check_weight_files,
     existing_path,
     file_digests,
     folder_files,
+    load_failure,
     offline,
+    weight_load_errors,
 )
 
 RANDOM = "random"
@@ -229,7 +232,7 @@ def file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
             return clean_state_dict(shapes)
         return {k: tuple(v.shape) for k, v in load_state_dict(str(path)).items()}
     except Exception as exc:  # safetensors / torch.load raise assorted errors on a bad file
-        raise DataFileError(f"'model.vision.init': weight file {path} is unreadable: {exc}") from None
+        raise DataFileError(f"'model.vision.init': weight file {path} is unreadable: {one_line(exc)}") from None
 
 
 def check_fits(path: Path, model: nn.Module, shapes: dict[str, tuple[int, ...]], complete: bool) -> None:
@@ -277,18 +280,29 @@ def _resolve_vision(vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
     if path is not None and kind == "file" and not arch:
         return _resolve_configured_file(vision, path)
     if path is not None and kind == "file":
-        model = _meta_timm(str(arch))
+        arch_kwargs = _file_arch_kwargs(vision, path)
+        model = _meta_timm(str(arch), **arch_kwargs)
         check_vit(model, f"{arch} (weights {path})")
-        check_fits(path, model, file_shapes(path), complete=False)
+        try:
+            check_fits(path, model, file_shapes(path), complete=False)
+        except DataFileError as exc:
+            if arch_kwargs:
+                raise
+            raise DataFileError(
+                f"{exc} (the defaults of {arch}); if the file was saved from {arch} built with other arguments, "
+                "give them as 'model.vision.arch_kwargs' (e.g. {img_size: 32, patch_size: 8, embed_dim: 32})"
+            ) from None
         files = _file_digest(path)
     elif path is not None:  # a directory in timm's Hub layout
         model = _meta_timm(f"local-dir:{path}")
         check_vit(model, str(path))
+        _check_folder_fits(path, model)
         files = _folder_digests(path)
     elif kind == "hub":
         folder = _hub_snapshot(init[len("hf-hub:") :], "model.vision.init", init, lambda: _load_timm(init))
         model = _meta_timm(init)
         check_vit(model, init)
+        _check_folder_fits(folder, model)
         files = _folder_digests(folder)
     else:  # a timm registry name: its weights live in the Hub repo its pretrained_cfg names
         model = _meta_timm(init)
@@ -299,11 +313,53 @@ def _resolve_vision(vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
                 f"'model.vision.init': timm has no Hugging Face Hub weights for {init!r}; download its "
                 "weights and give the file as model.vision.init with model.vision.arch"
             )
-        files = _folder_digests(_hub_snapshot(repo, "model.vision.init", init, lambda: _load_timm(init)))
+        folder = _hub_snapshot(repo, "model.vision.init", init, lambda: _load_timm(init))
+        _check_folder_fits(folder, model)
+        files = _folder_digests(folder)
     # rebuilt without the source: a registry name as given, a Hub repo or folder by its architecture + args
     arch_name = {"file": str(arch), "timm": init}.get(kind) or model.pretrained_cfg["architecture"]
     arch_kwargs = {k: v for k, v in getattr(model, "_model_args", {}).items() if k != "num_classes"}
     return {**vision, **_vit_fields(model), **_data_fields(model), "arch": arch_name, "arch_kwargs": arch_kwargs}, files
+
+
+TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+"""The weight file of a folder in timm's Hub layout, in the order timm's ``local-dir:`` / ``hf-hub:`` loader looks."""
+
+
+def _check_folder_fits(folder: Path, model: nn.Module) -> None:
+    """Every safetensors file of a timm Hub-layout folder is readable, and its weights fit ``model`` (the same
+    one-line check as a single file, before timm's loader would stop with a multi-line state-dict error)."""
+    check_weight_files(folder_files(folder), "'model.vision.init'")
+    weights = next((folder / name for name in TIMM_WEIGHT_FILES if (folder / name).is_file()), None)
+    if weights is not None:
+        check_fits(weights, model, file_shapes(weights), complete=False)
+
+
+def _file_arch_kwargs(vision: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The timm model arguments a single weight file loaded into ``arch`` was built with.
+
+    ``model.vision.arch_kwargs`` when the config gives them (e.g. ``{img_size: 32, patch_size: 8,
+    embed_dim: 32, depth: 2, num_heads: 2}``); otherwise the ``model_args`` of a ``config.json`` beside
+    the file written by ``timm.models.save_for_hf`` for the same architecture; otherwise none (the
+    architecture's defaults). ``num_classes`` is FuseBench's (0: no classifier) in every case.
+    """
+    if vision.get("arch_kwargs"):
+        return {k: v for k, v in vision["arch_kwargs"].items() if k != "num_classes"}
+    beside = path.parent / "config.json"
+    if not beside.is_file():
+        return {}
+    import json
+
+    try:
+        config = json.loads(beside.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataFileError(f"'model.vision.init': {beside} (beside the weight file) is unreadable: {exc}") from None
+    if not isinstance(config, dict) or config.get("architecture") != vision.get("arch"):
+        return {}  # another tool's config.json, or another architecture's
+    args = config.get("model_args") or {}
+    if not isinstance(args, dict):
+        raise DataFileError(f"'model.vision.init': {beside} has 'model_args' {args!r}; timm writes a mapping")
+    return {k: v for k, v in args.items() if k != "num_classes"}
 
 
 def _resolve_configured_file(vision: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -366,8 +422,8 @@ def build_vision_tower(vision: dict[str, Any], load: bool) -> nn.Module:
                 model = _load_timm(f"local-dir:{path}")
             else:
                 model = _load_timm(init)
-        except (RuntimeError, KeyError, ValueError, OSError) as exc:
-            raise DataFileError(f"'model.vision.init': {init} could not be loaded into {arch}: {exc}") from None
+        except weight_load_errors() as exc:
+            raise load_failure(f"'model.vision.init': {init}", str(arch), exc) from None
     check_vit(model, init)
     found = _vit_fields(model)
     differs = {k: (vision[k], v) for k, v in found.items() if k in vision and vision[k] != v}
@@ -441,12 +497,12 @@ def _resolve_text(text: dict[str, Any], max_length: int | None) -> tuple[dict[st
     init = str(text["init"])
     source, local_only = text_location(init)
     if local_only and Path(source).is_dir():
-        files = _folder_digests(Path(source))
-        config = _text_config(init)
+        folder = Path(source)
     else:
         folder = _hub_snapshot(init, "model.text.init", init, lambda: _populate_text_cache(init))
-        config = _text_config(init)
-        files = _folder_digests(folder)
+    config = _text_config(init)
+    check_weight_files(folder_files(folder), "'model.text.init'")
+    files = _folder_digests(folder)
     _check_encoder(config, init)
     limit = usable_length(config)
     if max_length is not None and limit and max_length > limit:
@@ -515,8 +571,10 @@ def build_text_tower(text: dict[str, Any], load: bool, vocab_size: int = 0) -> n
             output_loading_info=True,
             ignore_mismatched_sizes=True,  # reported by check_loading_info, with both shapes
         )
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise DataFileError(f"'model.text.init': {init} could not be loaded: {exc}") from None
+    except weight_load_errors() as exc:
+        raise load_failure(
+            f"'model.text.init': {init}", type(config).__name__.replace("Config", "Model"), exc
+        ) from None
     check_loading_info(model, info, f"'model.text.init': {source}", optional=UNUSED_TEXT_PARTS)
     return model
 

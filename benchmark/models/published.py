@@ -35,15 +35,18 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from benchmark.errors import ConfigError, DataFileError
+from benchmark.errors import ConfigError, one_line
 from benchmark.models.method import BuildContext, FusionMethod
 from benchmark.models.sources import (
     cached_snapshot,
     check_loading_info,
+    check_weight_files,
     checkpoint_directory,
     file_digests,
     folder_files,
+    load_failure,
     offline,
+    weight_load_errors,
 )
 
 PADDING = ("longest", "max_length")
@@ -121,6 +124,8 @@ def load_published(method: str, value: Any, architectures: dict[str, str]) -> Lo
         )
     model_class = getattr(transformers, architectures[model_type])
     where = f"{key} = {source.value!r}" + (f" (folder {source.location})" if source.local else "")
+    if source.local:  # a hub name's files are checked by the except below, once transformers has fetched them
+        check_weight_files(folder_files(Path(source.location)), key)
     try:
         model, info = model_class.from_pretrained(
             source.location,
@@ -129,10 +134,12 @@ def load_published(method: str, value: Any, architectures: dict[str, str]) -> Lo
             ignore_mismatched_sizes=True,  # reported by check_loading_info, with both shapes
             **kwargs,
         )
-    except RuntimeError as exc:  # a state dict transformers cannot load at all
-        raise DataFileError(f"{where} cannot be loaded into {architectures[model_type]}: {exc}") from None
-    except (OSError, ValueError, ImportError) as exc:
-        raise ConfigError(f"{key} = {source.value!r}: cannot load {architectures[model_type]}: {exc}") from None
+    except (OSError, ValueError, ImportError) as exc:  # no weights file, an unknown format, a missing dependency
+        raise ConfigError(
+            f"{key} = {source.value!r}: cannot load {architectures[model_type]}: {one_line(exc)}"
+        ) from None
+    except weight_load_errors() as exc:  # weights transformers cannot read or load at all
+        raise load_failure(where, architectures[model_type], exc) from None
     check_loading_info(model, info, where)
     try:
         processor = transformers.AutoProcessor.from_pretrained(source.location, **kwargs)
@@ -241,12 +248,19 @@ class PublishedMethod(FusionMethod):
             )
         tokenizer = self.processor.tokenizer
         positions = self.model.config.text_config.max_position_embeddings
-        length = self.hparams["max_length"] or length or tokenizer.model_max_length
+        key = f"method_overrides.{self.method_name}.max_length"
+        if self.hparams["max_length"]:
+            length, origin = self.hparams["max_length"], f"{key} = {self.hparams['max_length']}"
+        elif length:
+            origin = f"the default text length {length} ({self.model_type}'s own evaluation policy)"
+        else:
+            length = tokenizer.model_max_length
+            origin = f"the tokenizer's model_max_length ({length})"
         length = positions if length > 10**6 else length  # a tokenizer without a model_max_length
         if not 0 < length <= positions:
             raise ConfigError(
-                f"method_overrides.{self.method_name}.max_length = {length}; "
-                f"{self.source.value} has {positions} text positions"
+                f"{origin} exceeds the {positions} text positions of {self.source.value} "
+                f"(text_config.max_position_embeddings); set {key} to at most {positions}"
             )
         return ProcessorTokenizer(tokenizer, padding, int(length))
 

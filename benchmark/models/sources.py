@@ -12,6 +12,11 @@ hub cache and the provenance digests are read:
 * :func:`folder_files` / :func:`file_digests` — the sha256 of every file the weights come from, keyed
   by its path relative to the weights' folder (a single weight file: its name), so the provenance of
   the same weights reads the same on every machine.
+* :func:`check_weight_files` — every ``.safetensors`` file of the weights has a readable header that
+  covers the file: a truncated or corrupted copy is a :class:`~benchmark.errors.DataFileError` naming
+  the config key and the file, before any model is built.
+* :func:`load_failure` — what a library's loader raised on weights that cannot be read, as one line
+  naming the key and the source (the workflow's failure summary keeps only the first line of an error).
 * :func:`check_loading_info` — a ``transformers`` checkpoint that leaves a parameter of the model
   unloaded (missing, or of another shape) is a :class:`~benchmark.errors.DataFileError`, not a
   silently random tensor.
@@ -25,7 +30,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import ConfigError, DataFileError
+from benchmark.errors import ConfigError, DataFileError, one_line
 from benchmark.io import sha256_file
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -93,6 +98,56 @@ def file_digests(paths: Iterable[Path], root: Path) -> dict[str, str]:
     """``{path relative to root (POSIX): sha256}`` in sorted order; ``root`` is the weights' folder (a single
     file's parent, so the file is keyed by its name). No absolute path: provenance is machine-independent."""
     return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(paths)}
+
+
+def check_weight_files(paths: Iterable[Path], key: str) -> None:
+    """Read the header of every ``.safetensors`` file among ``paths`` (no tensor data: cheap for any size).
+
+    safetensors checks that the header is valid JSON and that its tensors cover the file exactly, so a
+    truncated download or a garbage header is found here, named with ``key`` and the file, instead of as
+    a library traceback when the model is built. Pickled ``.bin`` / ``.pth`` files have no header to
+    check; :func:`load_failure` names them if they fail to load.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    for path in paths:
+        if not path.name.lower().endswith(".safetensors"):
+            continue
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as exc:
+            raise DataFileError(
+                f"{key}: weight file {path} is unreadable ({one_line(exc)}); replace it with a complete copy"
+            ) from None
+
+
+def weight_load_errors() -> tuple[type[BaseException], ...]:
+    """What the libraries' loaders raise on weights they cannot read: torch's ``RuntimeError`` (a state dict
+    that does not fit), ``OSError`` / ``ValueError`` / ``KeyError`` (missing or unknown files and keys),
+    safetensors' ``SafetensorError`` (a bad header or a truncated file; it derives from ``Exception`` only),
+    and a broken pickle or zip archive (``.bin`` / ``.pth``)."""
+    import pickle
+    import zipfile
+
+    from safetensors import SafetensorError
+
+    return (
+        RuntimeError,
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        SafetensorError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    )
+
+
+def load_failure(where: str, what: str, exc: BaseException) -> DataFileError:
+    """A DataFileError for weights at ``where`` (the key and its value, or the folder) that could not be loaded
+    into ``what``, with the library's message on one line."""
+    return DataFileError(f"{where} could not be loaded into {what}: {one_line(exc)}")
 
 
 def check_loading_info(model: Any, info: dict[str, Any], where: str, optional: tuple[str, ...] = ()) -> None:

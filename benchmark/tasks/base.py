@@ -20,6 +20,9 @@ Declarations (class attributes):
 * ``references`` — reference rows (name → what it is); ``reference_settings`` — the
   ``evaluate.<task>`` keys they depend on (their stage spec).
 * ``bootstrap_unit`` — what one resampled test unit is (the item records' unit; documentation).
+* ``training_unit`` — what a fine-tuning batch draws, one per row (``images``, or e.g. ``expressions``):
+  ``finetune.<task>.batch_size`` may not exceed the training split's count of them. Only ``images`` can be
+  checked from the configuration before any job; every unit is checked when the job starts.
 * ``efficiency`` — ``(key, label)`` of the forward FLOPs counted per example in the efficiency
   table, or None.
 * ``settings_schema`` — JSON schema of ``evaluate.<task>`` (validated with the configuration).
@@ -70,6 +73,7 @@ class Task:
     references: ClassVar[dict[str, str]] = {}
     reference_settings: ClassVar[tuple[str, ...]] = ()
     bootstrap_unit: ClassVar[str] = ""
+    training_unit: ClassVar[str] = "images"
     efficiency: ClassVar[tuple[str, str] | None] = None
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     defaults: ClassVar[dict[str, Any]] = {}

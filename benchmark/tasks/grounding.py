@@ -44,6 +44,7 @@ class Grounding(Task):
     }
     reference_settings = ("score_threshold", "acc_iou")
     bootstrap_unit = "an image with all its referring expressions"
+    training_unit = "expressions"  # a fine-tuning batch draws (image, expression) pairs
     efficiency = ("flops_ground_pair", "MFLOPs / pair (grounding)")
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
