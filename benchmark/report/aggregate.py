@@ -649,8 +649,19 @@ def macro_definitions(
     return definitions
 
 
+def source_parts(note: dict[str, Any]) -> list[str]:
+    """A data build's note (:func:`benchmark.stages.dataset_note`) as footer phrases: each file read
+    (sha256 prefix), then each split's subset."""
+    parts = [f"{Path(path).name} sha256 {digest[:12]}" for path, digest in sorted(note.get("sources", {}).items())]
+    for split, cut in sorted(note.get("subset", {}).items()):
+        official = f", official {cut['official_images']:,}" if cut.get("official_images") else ""
+        parts.append(f"subset {split} {cut['images']} of {cut['of_images']} images{official}")
+    return parts
+
+
 def data_footer(results: list[tuple[Path, dict[str, Any]]]) -> str:
-    """Per dataset read from official files: its sources (sha256 prefix), subset and leakage guard."""
+    """Per dataset read from official files: its sources (sha256 prefix), subset and leakage guard; for a
+    dataset pretrained on another, that dataset's files and subset too (``pretrained on coco [...]``)."""
     notes: dict[str, str] = {}
     for _, record in results:
         dataset = record.get("spec", {}).get("dataset")
@@ -659,11 +670,11 @@ def data_footer(results: list[tuple[Path, dict[str, Any]]]) -> str:
         if not dataset or not note or dataset in notes:
             continue
         pretraining = protocol.get("pretraining_data") or {}
-        parts = [f"pretrained on {pretraining['dataset']}"] if pretraining.get("dataset", dataset) != dataset else []
-        parts += [f"{Path(path).name} sha256 {digest[:12]}" for path, digest in sorted(note.get("sources", {}).items())]
-        for split, cut in sorted(note.get("subset", {}).items()):
-            official = f", official {cut['official_images']:,}" if cut.get("official_images") else ""
-            parts.append(f"subset {split} {cut['images']} of {cut['of_images']} images{official}")
+        parts = []
+        if pretraining.get("dataset", dataset) != dataset:
+            read = source_parts(pretraining)
+            parts.append(f"pretrained on {pretraining['dataset']}" + (f" [{'; '.join(read)}]" if read else ""))
+        parts += source_parts(note)
         guard = pretraining.get("leakage_guard") or note.get("leakage_guard") or {}
         if guard:
             parts.append(
