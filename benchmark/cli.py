@@ -26,6 +26,8 @@ from typing import Any
 
 from benchmark.config import REPO_ROOT, config_hash, load_config, stage_spec
 from benchmark.errors import EXIT_CRASH, ConfigError, exit_code, exit_code_summary
+from benchmark.numerics import apply as apply_numerics
+from benchmark.numerics import ensure_environment, with_numerics
 
 log = logging.getLogger("fusebench")
 
@@ -105,7 +107,7 @@ def _resolve_spec(args: argparse.Namespace, stage: str) -> dict[str, Any]:
     missing = [f"--{k}" for k, v in wildcards.items() if hasattr(args, k) and v is None]
     if missing:
         raise ConfigError(f"fusebench {stage}: without --spec, give {' '.join(missing)}")
-    return stage_spec(config, stage, **{k: v for k, v in wildcards.items() if hasattr(args, k)})
+    return with_numerics(stage_spec(config, stage, **{k: v for k, v in wildcards.items() if hasattr(args, k)}), config)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -113,6 +115,14 @@ def _set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _numeric_path(spec: dict[str, Any]) -> str:
+    """The spec's numerics mode (:mod:`benchmark.numerics`), its environment in place: under ``portable``
+    this command starts again with it set when it is not (before anything else, torchrun included)."""
+    mode = spec.get("numerics", "native")
+    ensure_environment(mode)
+    return mode
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
@@ -247,9 +257,10 @@ def _under_torchrun(args: argparse.Namespace) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from benchmark.stages import run_pretrain
 
-    _under_torchrun(args)
     spec = _tuned_spec(args, "pretrain")
-    _set_threads(args.threads)
+    mode = _numeric_path(spec)
+    _under_torchrun(args)
+    apply_numerics(mode, args.threads)
     run_pretrain(spec, Path(args.data), Path(args.tokenizer), Path(args.out))
 
 
@@ -262,9 +273,10 @@ def cmd_tune_select(args: argparse.Namespace) -> None:
 def cmd_finetune(args: argparse.Namespace) -> None:
     from benchmark.stages import run_finetune
 
-    _under_torchrun(args)
     spec = _tuned_spec(args, "finetune")
-    _set_threads(args.threads)
+    mode = _numeric_path(spec)
+    _under_torchrun(args)
+    apply_numerics(mode, args.threads)
     run_finetune(spec, Path(args.data), Path(args.tokenizer), _optional_path(args.init), Path(args.out))
 
 
@@ -272,7 +284,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from benchmark.stages import run_evaluate
 
     spec = _resolve_spec(args, "evaluate")
-    _set_threads(args.threads)
+    apply_numerics(_numeric_path(spec), args.threads)
     run_evaluate(spec, Path(args.data), _optional_path(args.tokenizer), _optional_path(args.checkpoint), Path(args.out))
 
 
@@ -280,7 +292,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     from benchmark.stages import run_robustness
 
     spec = _resolve_spec(args, "robustness")
-    _set_threads(args.threads)
+    apply_numerics(_numeric_path(spec), args.threads)
     run_robustness(
         spec, Path(args.data), _optional_path(args.tokenizer), _optional_path(args.checkpoint), Path(args.out)
     )
@@ -361,6 +373,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     else:
         print(f"{readme} {'updated' if changed else 'already up to date'} from {reference}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from benchmark.report.compare import compare_runs, failing_headlines
+
+    table, text = compare_runs(Path(args.run), Path(args.reference), _optional_path(args.out))
+    print(text, end="")
+    return 1 if not failing_headlines(table).empty else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -508,6 +528,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", help="README to update (default: README.md of this checkout)")
     p.add_argument("--check", action="store_true", help="fail (exit 1) if the README is out of date; change nothing")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser(
+        "compare",
+        help="compare a run's main.csv with a reference run's: identical, inside the reference's seed-inclusive "
+        "interval, or outside; exit 1 when a headline seed-mean falls outside",
+    )
+    p.add_argument("run", help="the run's tables folder (or its output folder, e.g. results)")
+    p.add_argument("reference", help="the reference's tables folder (e.g. results/reference)")
+    p.add_argument("--out", help="CSV to write every compared value to")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("paper", help="compile the paper against a run's tables and plots (pdflatex)")
     p.add_argument("--source", default=str(REPO_ROOT / "paper" / "main.tex"))

@@ -7,6 +7,7 @@ import functools
 import os
 import platform
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ def package_versions() -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1)
 def host() -> dict[str, Any]:
-    """CPU model and count, OS; GPU details come from :func:`benchmark.device.describe`."""
+    """CPU model and count, OS; GPU details come from :func:`benchmark.device.describe`, the CPU kernels'
+    path (instruction set, BLAS, threads) from :func:`benchmark.numerics.numeric_path`."""
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -74,7 +76,8 @@ def host() -> dict[str, Any]:
 
 
 def provenance(spec_hash: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The block every result file carries."""
+    """The block every result file carries; ``numerics`` (the CPU kernels' path,
+    :func:`benchmark.numerics.numeric_path`) when the job computed with torch."""
     record = {
         "config_hash": spec_hash,
         "git": git_state(),
@@ -82,6 +85,10 @@ def provenance(spec_hash: str, extra: dict[str, Any] | None = None) -> dict[str,
         "host": host(),
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
+    if "torch" in sys.modules:  # a job that never imported torch has no numbers of its
+        from benchmark.numerics import numeric_path
+
+        record["numerics"] = numeric_path()
     if extra:
         record.update(extra)
     return record

@@ -48,6 +48,7 @@ import pandas as pd
 from benchmark.errors import ConfigError, DataFileError
 from benchmark.io import read_json, write_json, write_text
 from benchmark.metrics.bootstrap import RESAMPLES
+from benchmark.numerics import summary as numeric_summary
 from benchmark.provenance import git_state
 from benchmark.report.tables import (
     csv_with_footer,
@@ -223,12 +224,21 @@ def failure_notes(frame: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
 
 
 def hardware_of(record: dict[str, Any]) -> str:
-    """'cuda: NVIDIA H200' or 'cpu: <model>' from a result file's provenance."""
+    """What computed a result, from its provenance: ``cpu: <model> (numerics portable: torch AVX2, MKL 2024.2
+    (CBWR COMPATIBLE), oneDNN off, 1 thread)``, or on CUDA the GPU, CUDA / cuDNN versions and precision
+    settings, then the CPU path. Results from before the numeric path was recorded give the model alone."""
     prov = record.get("provenance", {})
     device = prov.get("device", {})
+    path = f" ({numeric_summary(prov['numerics'])})" if prov.get("numerics") else ""
     if device.get("type") == "cuda":
-        return f"cuda: {device.get('name', 'unknown GPU')}"
-    return f"cpu: {prov.get('host', {}).get('cpu', 'unknown')}"
+        versions = ", ".join(
+            f"{label} {device[key]}" for key, label in (("cuda", "CUDA"), ("cudnn", "cuDNN")) if device.get(key)
+        )
+        tf32 = device.get("tf32_matmul")
+        settings = [versions, device.get("precision", ""), "" if tf32 is None else f"TF32 {'on' if tf32 else 'off'}"]
+        detail = ", ".join(s for s in settings if s)
+        return f"cuda: {device.get('name', 'unknown GPU')}" + (f" ({detail})" if detail else "") + path
+    return f"cpu: {prov.get('host', {}).get('cpu', 'unknown')}{path}"
 
 
 def load_results(paths: Iterable[str | Path]) -> list[tuple[Path, dict[str, Any]]]:

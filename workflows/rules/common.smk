@@ -6,6 +6,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from benchmark.numerics import PORTABLE_ENV, with_numerics
+
 
 def _uses_conda():
     try:
@@ -21,8 +23,11 @@ def _uses_conda():
 # Snakemake (e.g. .venv/bin/python even when the venv is not activated).
 # (Braces are doubled twice: once for this f-string, once for Snakemake's own formatting.)
 _JOB_PATH = "" if _uses_conda() else f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; "
+# numerics: portable — the pinned CPU path in every job's environment (benchmark/numerics.py; a job started
+# without it starts itself again with it).
+_NUMERICS = "".join(f"export {k}={v}; " for k, v in PORTABLE_ENV.items()) if config["numerics"] == "portable" else ""
 shell.prefix(
-    f"set -euo pipefail; {_JOB_PATH}"
+    f"set -euo pipefail; {_JOB_PATH}{_NUMERICS}"
     f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
@@ -46,7 +51,7 @@ def spec_json(stage, **wildcards):
         if "seed" in values:
             values["seed"] = int(values["seed"])
         values.update(wildcards)
-        return quoted_json(stage_spec(config, stage, **values))
+        return quoted_json(with_numerics(stage_spec(config, stage, **values), config))
 
     return fn
 
@@ -211,7 +216,8 @@ def trial_json(stage):
 
     def fn(w):
         task = getattr(w, "task", None)
-        return quoted_json(trial_spec(config, stage, trial_factor(w), dataset=w.dataset, method=w.method, task=task))
+        spec = trial_spec(config, stage, trial_factor(w), dataset=w.dataset, method=w.method, task=task)
+        return quoted_json(with_numerics(spec, config))
 
     return fn
 
