@@ -63,10 +63,12 @@ report: $(STAMP)
 leaderboard: $(STAMP)
 	$(BIN)/python -m benchmark leaderboard --from results
 
-# ruff (rules and line length in pyproject.toml) and Snakemake's own linter; `make test` runs this first.
+# ruff (rules and line length in pyproject.toml), the import layers of docs/architecture.md (import-linter's
+# contracts in pyproject.toml) and Snakemake's own linter; `make test` runs this first.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/snakemake --lint
 
 # A run stopped by kill -9 or a lost node leaves Snakemake's lock (.snakemake/locks) behind, and the

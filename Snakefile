@@ -22,7 +22,6 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)  # the Snakefile needs only benchmark.config and the plug-in tables (no torch)
 from benchmark.config import (
     completed,
-    config_hash,
     dataset_tasks,
     is_tuned,
     method_model,
@@ -41,6 +40,7 @@ from benchmark.config import (
 )
 from benchmark.datasets import ADAPTER_TABLE, get_adapter
 from benchmark.errors import ConfigError
+from benchmark.hashing import config_hash
 from benchmark.registry import baselines_dir, method_names
 from benchmark.tasks import TASK_TABLE
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.config import REPO_ROOT
 from benchmark.errors import ConfigError
+from benchmark.paths import REPO_ROOT
 
 MARKERS = ("Snakefile", "benchmark", "baselines", "workflows")
 """A folder holding all of these is a FuseBench checkout."""

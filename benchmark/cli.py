@@ -24,10 +24,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import REPO_ROOT, config_hash, load_config, stage_spec
+from benchmark.config import load_config, stage_spec
 from benchmark.errors import EXIT_CRASH, ConfigError, exit_code, exit_code_summary
+from benchmark.hashing import config_hash
 from benchmark.numerics import apply as apply_numerics
 from benchmark.numerics import ensure_environment, with_numerics
+from benchmark.paths import REPO_ROOT
 
 log = logging.getLogger("fusebench")
 

@@ -1,5 +1,8 @@
 """``fusebench perf``: pretraining throughput of the real training loop, against a naive loop, in one run.
 
+Why one module over 400 lines: the naive reference loop and the real one must be measured by one
+command on the same job setup; splitting them would put the comparison's two sides in two files.
+
 Why a naive loop in the same run: a samples/s number alone says nothing about whether the loop is
 fast — it depends on the machine, the model and the batch. Measured side by side on the same
 machine, the same model init, the same batches and the same batch size, the ratio
@@ -43,8 +46,9 @@ from typing import Any
 
 import torch
 
-from benchmark.config import config_hash, pretrain_dataset, resolve_methods, run_datasets, stage_spec
+from benchmark.config import pretrain_dataset, resolve_methods, run_datasets, stage_spec
 from benchmark.errors import ConfigError
+from benchmark.hashing import config_hash
 from benchmark.seeding import derive_seed, seed_everything
 from benchmark.train.loop import weighted_total
 

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import REPO_ROOT
+from benchmark.paths import REPO_ROOT
 
 TRACKED_PACKAGES = (
     "fusebench",

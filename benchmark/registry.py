@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.config import REPO_ROOT
+from benchmark.paths import REPO_ROOT
 from benchmark.plugins import NAME_PATTERN, file_names, folder_from_env, import_file, single_subclass
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 decoded sample must be named before any job trains).
 
 Writes the COCO-size Karpathy fixture (113,287 train + 5,000 val + 5,000 test real JPEGs, written by
-``benchmark.data.official_formats.write_big_retrieval_fixture``) into a temporary folder, then times, on
+``tests.fixtures.official_formats.write_big_retrieval_fixture``) into a temporary folder, then times, on
 every image: the header, size and end-marker check (``benchmark.data.images.looks_complete``), and a full
 decode (``decode_image``, what ``verify_images: all`` does) on a slice, extrapolated. Prints one line each.
 
@@ -15,16 +15,21 @@ they are in the page cache; a cold cache adds the disk's seek time per file to b
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmark.paths import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT))  # tests.fixtures: the official-format writers are test fixtures, not the package
 
 COCO_KARPATHY = {"train": 113_287, "val": 5_000, "test": 5_000}
 
 
 def main() -> None:
     from benchmark.data.images import decode_image, looks_complete
-    from benchmark.data.official_formats import write_big_retrieval_fixture
+    from tests.fixtures.official_formats import write_big_retrieval_fixture
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=64, help="side of the fixture's noise JPEGs in pixels")

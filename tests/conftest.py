@@ -65,8 +65,9 @@ SMALL_IMAGE_SIZE = 32
 def build_small_scenes(folder: Path, splits: dict[str, int] = SMALL_SCENES, image_size: int = SMALL_IMAGE_SIZE) -> Path:
     """The default config's synthetic scenes, small (24/8/8 images of 32 px unless told), built into ``folder``:
     what the official-format tests write out in each format and compare with."""
-    from benchmark.config import DEFAULT_CONFIG, load_yaml
+    from benchmark.config import load_yaml
     from benchmark.data.synthetic import build_synthetic_dataset
+    from benchmark.paths import DEFAULT_CONFIG
 
     spec = load_yaml(DEFAULT_CONFIG)["datasets"]["scenes"]
     build_synthetic_dataset({**spec, "splits": dict(splits), "image_size": image_size}, folder)
@@ -103,7 +104,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_file(tiny_dataset: Path) -> Path:
-    from benchmark.data.coco import read_captions
+    from benchmark.data.standard_form import read_captions
     from benchmark.data.tokenizer import train_tokenizer
 
     captions = [c for caps in read_captions(tiny_dataset, "train").values() for c in caps]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.config import config_hash, load_config, stage_spec
+from benchmark.config import load_config, stage_spec
+from benchmark.hashing import config_hash
 from benchmark.stages import run_pretrain
 
 

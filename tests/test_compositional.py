@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.data.coco import captions_path, instances_path, read_manifest, refs_path
 from benchmark.data.compositional import tags_path
+from benchmark.data.standard_form import captions_path, instances_path, read_manifest, refs_path
 from benchmark.data.synthetic import build_synthetic_dataset
 from tests.conftest import tiny_data_spec
 

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from benchmark.config import config_hash, deep_merge, load_config, resolve_methods, stage_spec
+from benchmark.config import deep_merge, load_config, resolve_methods, stage_spec
 from benchmark.errors import ConfigError
+from benchmark.hashing import config_hash
 from tests.conftest import REPO
 
 PROFILES = {

@@ -275,7 +275,7 @@ class Oracles:
 
     def checkpoint(self, method: str, pair_scorer: bool, **overrides: Any) -> Path:
         """Write ``method`` (an oracle, with a pair scorer or embeddings only) and a checkpoint for it."""
-        from benchmark.config import config_hash
+        from benchmark.hashing import config_hash
         from benchmark.train.checkpoint import save_checkpoint
 
         source = ORACLE_SOURCE + (PAIR_SCORER_SOURCE + inspect.getsource(pair_noise) if pair_scorer else "")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.boxes import convert, denormalize, iou_matrix, normalize
 from benchmark.evaluation.grounding import decode
 from benchmark.metrics.bootstrap import GroundingItems
-from benchmark.metrics.boxes import convert, denormalize, iou_matrix, normalize
 from benchmark.metrics.detection import (
     ACC_IOU_FORMS,
     COCO_STATS,

@@ -1,7 +1,7 @@
 """The REFER, MDETR and gRefCOCO adapters read the official formats back into the synthetic scenes.
 
 One small synthetic dataset (the default scenes spec, 24/8/8 images of 32 px) is written in each
-official format by :mod:`benchmark.data.official_formats`, converted by the adapter and loaded
+official format by :mod:`tests.fixtures.official_formats`, converted by the adapter and loaded
 with ``load_split``; every split must equal the native ``load_split`` restricted to what the
 format can express: REFER and MDETR hold single-target expressions only (so images without one
 drop out, and an image's objects are the referred ones), gRefCOCO holds every expression and
@@ -25,14 +25,14 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data.coco import SPLITS, captions_path, instances_path, read_manifest, read_refs, refs_path
 from benchmark.data.dataset import SceneSplit, load_split
-from benchmark.data.official_formats import write_grefcoco, write_mdetr, write_refer
+from benchmark.data.standard_form import SPLITS, captions_path, instances_path, read_manifest, read_refs, refs_path
 from benchmark.datasets.base import check_adapter
 from benchmark.datasets.grefcoco import GRefCoco
 from benchmark.datasets.refer import EXPECTED, Refer
 from benchmark.errors import ConfigError, DataFileError
 from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
+from tests.fixtures.official_formats import write_grefcoco, write_mdetr, write_refer
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES, IMAGE_SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE

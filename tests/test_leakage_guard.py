@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from benchmark.config import PROFILES_DIR, load_config, stage_spec
+from benchmark.config import load_config, stage_spec
+from benchmark.paths import PROFILES_DIR
 from tests.conftest import build_small_scenes
 
 GUARDED = ("refcoco_testa", "refcoco_testb", "refcocoplus_testa", "refcocoplus_testb", "refcocog_test")
@@ -25,7 +26,7 @@ GUARDED = ("refcoco_testa", "refcoco_testb", "refcocoplus_testa", "refcocoplus_t
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[int]]:
     """Karpathy COCO + REFER RefCOCO written from the same scenes; returns (root, leaked image ids)."""
-    from benchmark.data.official_formats import write_coco_instances, write_karpathy, write_refer
+    from tests.fixtures.official_formats import write_coco_instances, write_karpathy, write_refer
 
     tmp = tmp_path_factory.mktemp("leakage")
     build_small_scenes(tmp / "native", {"train": 40, "val": 8, "test": 8})

@@ -203,7 +203,8 @@ def test_grounding_module_defaults_are_fusebench_defaults() -> None:
     """The module's keyword defaults are workflows/config/default.yaml's evaluate.grounding values."""
     import importlib.util
 
-    from benchmark.config import DEFAULT_CONFIG, load_yaml
+    from benchmark.config import load_yaml
+    from benchmark.paths import DEFAULT_CONFIG
 
     script = Path(module_path("grounding")) / "fusebench_grounding.py"
     spec = importlib.util.spec_from_file_location("fusebench_grounding_module", script)

@@ -60,7 +60,7 @@ def short_sha(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path, tiny_tokenizer_file: Path) -> Run:
-    from benchmark.data.coco import read_captions
+    from benchmark.data.standard_form import read_captions
     from benchmark.data.synthetic import build_synthetic_dataset
     from benchmark.data.tokenizer import train_tokenizer
 

@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.data.coco import SPLITS, read_captions, read_refs
-from benchmark.data.official_formats import (
+from benchmark.data.standard_form import SPLITS, read_captions, read_refs
+from benchmark.errors import ConfigError
+from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
+from tests.fixtures.official_formats import (
     RESTVAL_FRACTION,
     main,
     read_native,
@@ -31,8 +33,6 @@ from benchmark.data.official_formats import (
     write_refer,
     write_webdataset,
 )
-from benchmark.errors import ConfigError
-from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES, IMAGE_SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE
@@ -261,7 +261,7 @@ def test_grefcoco_indexes_like_grefer(native: Path, official: Path) -> None:
 
 
 def test_mdetr_files_load_with_pycocotools(official: Path) -> None:
-    from benchmark.data.coco import load_coco
+    from benchmark.data.standard_form import load_coco
 
     refs = pickle.loads((official / "refcoco/refs(unc).p").read_bytes())
     next_id = 0

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmark.config import REPO_ROOT
+from benchmark.paths import REPO_ROOT
 from benchmark.registry import load_method
 
 Base = load_method("published_dual_encoder", REPO_ROOT / "baselines")

@@ -112,7 +112,9 @@ def test_a_checkpoint_of_another_architecture_is_a_config_error(checkpoints: dic
 def test_text_policy_overrides_are_checked(checkpoints: dict[str, Path]) -> None:
     with pytest.raises(ConfigError, match=r"method_overrides\.published_dual_encoder\.text_padding = 'left'"):
         method("published_dual_encoder", checkpoints["clip"], text_padding="left")
-    with pytest.raises(ConfigError, match=r"method_overrides\.published_detector\.max_length = 40 exceeds the 16 text positions"):
+    with pytest.raises(
+        ConfigError, match=r"method_overrides\.published_detector\.max_length = 40 exceeds the 16 text positions"
+    ):
         method("published_detector", checkpoints["owlvit"], max_length=40)
 
 
@@ -242,8 +244,8 @@ def test_detector_boxes_and_scores_equal_the_models_post_processing(
 ) -> None:
     """Through FuseBench's decode: with NMS and top-k switched off it gives exactly the post-processed detections
     (boxes clipped to the image as decode does); with the default settings a subset of them, the best first."""
+    from benchmark.boxes import convert
     from benchmark.evaluation.grounding import decode
-    from benchmark.metrics.boxes import convert
 
     wrapped = method("published_detector", checkpoints[kind])
     with torch.no_grad():
@@ -271,7 +273,7 @@ def test_owlv2_boxes_of_a_non_square_image_are_in_the_images_frame(
     checkpoints: dict[str, Path], images: torch.Tensor
 ) -> None:
     """OWLv2 pads to a square; the wrapper's normalised boxes times (W, H) equal post_process's pixels."""
-    from benchmark.metrics.boxes import convert
+    from benchmark.boxes import convert
 
     wide = torch.cat([images, images[..., : SIZE // 2]], dim=-1)  # 32 × 48
     wrapped = method("published_detector", checkpoints["owlv2"])

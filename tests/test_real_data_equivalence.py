@@ -69,8 +69,8 @@ def without_subsets(metrics: dict[str, Any]) -> dict[str, Any]:
 def test_karpathy_coco_gives_the_native_retrieval_metrics(
     smoke_config: dict[str, Any], native: Path, tmp_path: Path
 ) -> None:
-    from benchmark.data.official_formats import write_karpathy
     from benchmark.datasets.karpathy import Karpathy
+    from tests.fixtures.official_formats import write_karpathy
 
     write_karpathy(native, tmp_path / "root", "coco", lossless=True)
     spec = {"kind": "karpathy", "root": str(tmp_path / "root"), "collection": "coco", "image_size": 32}
@@ -105,12 +105,12 @@ def _grounding_metrics(model: Any, split: Any, tokenizer: Any, config: dict[str,
 def test_grounding_formats_give_the_native_metrics_of_one_checkpoint(
     smoke_config: dict[str, Any], native: Path, tmp_path: Path, form: str, kind: str, keys: dict[str, Any]
 ) -> None:
-    from benchmark.data import official_formats
     from benchmark.data.dataset import load_split
     from benchmark.data.tokenizer import load_tokenizer
     from benchmark.datasets import get_adapter
     from benchmark.stages import run_finetune, run_pretrain, run_tokenizer
     from benchmark.train.checkpoint import load_trained
+    from tests.fixtures import official_formats
 
     writer = {"grefcoco": official_formats.write_grefcoco, "refer": official_formats.write_refer}
     writer.get(form, official_formats.write_mdetr)(native, tmp_path / "root", lossless=True)

@@ -295,7 +295,7 @@ def test_a_batch_larger_than_the_built_split_is_a_config_error_before_training(
 @pytest.fixture()
 def coco_copy(tmp_path: Path) -> dict[str, Any]:
     """COCO in Karpathy's layout with real JPEG images, and the dataset block that reads it."""
-    from benchmark.data.official_formats import write_karpathy
+    from tests.fixtures.official_formats import write_karpathy
 
     native = build_small_scenes(tmp_path / "native")
     root = tmp_path / "root"

@@ -1,7 +1,7 @@
 """The real-data profiles (coco, flickr30k, refcoco) end to end through Snakemake, on official-format fixtures.
 
 The smoke scenes are written in every official layout under one data root
-(:func:`benchmark.data.official_formats.write_all`), and each profile runs as a user with the
+(:func:`tests.fixtures.official_formats.write_all`), and each profile runs as a user with the
 real files would run it (``--configfile workflows/config/<name>.yaml --config data_root=...``),
 shrunk by ``tests/fixtures/real_profiles.yaml`` (smoke-sized model, every split an explicit
 subset). Checked: the tables have a row per dataset and method, the data footer names the
@@ -26,9 +26,10 @@ OVERLAY = REPO / "tests" / "fixtures" / "real_profiles.yaml"
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from benchmark.config import PROFILES_DIR, load_config
-    from benchmark.data.official_formats import write_all
+    from benchmark.config import load_config
     from benchmark.data.synthetic import build_synthetic_dataset
+    from benchmark.paths import PROFILES_DIR
+    from tests.fixtures.official_formats import write_all
 
     tmp = tmp_path_factory.mktemp("real")
     build_synthetic_dataset(load_config([PROFILES_DIR / "smoke.yaml"])["datasets"]["scenes"], tmp / "native")

@@ -1,7 +1,7 @@
 """Retrieval adapters (``kind: karpathy``, ``kind: hf_retrieval``) against the official formats.
 
 A small synthetic dataset (the default ``scenes`` block, 24/8/8 images of 32 px) is written in
-each official format by :mod:`benchmark.data.official_formats` (``lossless=True``: PNG bytes
+each official format by :mod:`tests.fixtures.official_formats` (``lossless=True``: PNG bytes
 under the official names), converted back by the adapter, and must load exactly as the native
 dataset: same pixels, same captions in the same order, same image ids in the same order. Ids
 survive because the writers carry the synthetic id (train 1,000,000 + i, val 2,000,000 + i,
@@ -21,9 +21,9 @@ import pytest
 import torch
 from jsonschema import Draft202012Validator
 
-from benchmark.data.coco import read_captions
 from benchmark.data.dataset import SceneSplit, load_split
 from benchmark.data.images import as_tensor
+from benchmark.data.standard_form import read_captions
 from benchmark.datasets.base import check_adapter
 from benchmark.datasets.hf_retrieval import HfRetrieval
 from benchmark.datasets.karpathy import Karpathy
@@ -39,7 +39,7 @@ KINDS = {Karpathy: "karpathy", HfRetrieval: "hf_retrieval"}
 @pytest.fixture(scope="module")
 def formats(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The native dataset and every retrieval format written from it, once per module."""
-    from benchmark.data.official_formats import write_hf_retrieval, write_karpathy, write_lavis_retrieval
+    from tests.fixtures.official_formats import write_hf_retrieval, write_karpathy, write_lavis_retrieval
 
     tmp = tmp_path_factory.mktemp("retrieval")
     build_small_scenes(tmp / "native")
@@ -246,7 +246,7 @@ def test_hf_unknown_split_or_column_is_named(formats: dict[str, Any], tmp_path: 
 
 def test_coco_size_fixture_passes_the_official_check_and_fails_one_caption_short(tmp_path: Path) -> None:
     """5,000 val/test images and 25,010 test captions as in COCO Karpathy (~8 s, mostly writing 10,200 JPEGs)."""
-    from benchmark.data.official_formats import write_big_retrieval_fixture
+    from tests.fixtures.official_formats import write_big_retrieval_fixture
 
     written = write_big_retrieval_fixture(tmp_path / "big")
     train = written["splits"]["train"]["images"]
@@ -269,7 +269,7 @@ def test_coco_size_fixture_passes_the_official_check_and_fails_one_caption_short
 def test_coco_instances_give_every_image_its_objects_and_categories(formats: dict[str, Any], tmp_path: Path) -> None:
     """``instances: true`` reads COCO's instances_{train,val}2014.json: the native boxes and categories come back."""
     from benchmark.data.concepts import concept_vocabulary
-    from benchmark.data.official_formats import write_coco_instances
+    from tests.fixtures.official_formats import write_coco_instances
 
     root = tmp_path / "root"
     shutil.copytree(formats["root"] / "coco", root / "coco")

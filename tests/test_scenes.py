@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.data.coco import SPLITS, captions_path, instances_path, load_coco, read_manifest, refs_path
 from benchmark.data.dataset import load_split
 from benchmark.data.grammar import AttributeFilter, relation_holds
 from benchmark.data.scenes import Scene, SceneObject
+from benchmark.data.standard_form import SPLITS, captions_path, instances_path, load_coco, read_manifest, refs_path
 from benchmark.data.synthetic import build_synthetic_dataset
 from tests.conftest import tiny_data_spec
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import torch
 
-from benchmark.config import config_hash, stage_spec
+from benchmark.config import stage_spec
 from benchmark.data.dataset import load_split
 from benchmark.data.sampling import ImageTextData, batch_indices
 from benchmark.data.tokenizer import load_tokenizer, special_token_ids
 from benchmark.errors import MethodError
+from benchmark.hashing import config_hash
 from benchmark.models.method import BuildContext
 from benchmark.registry import load_method
 from benchmark.seeding import seed_everything

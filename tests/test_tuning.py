@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from benchmark.config import ConfigError, load_config, stage_spec, trial_spec, validate_config
-from benchmark.errors import DataFileError
+from benchmark.config import load_config, stage_spec, trial_spec, validate_config
+from benchmark.errors import ConfigError, DataFileError
 from benchmark.registry import method_names, method_schedule
 from benchmark.train.tuning import apply_choice, choose
 from tests.test_workflow import TASKS, planned_jobs, snakemake

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import torch
 
-from benchmark.config import ConfigError, load_config, stage_spec, validate_config
+from benchmark.config import load_config, stage_spec, validate_config
+from benchmark.errors import ConfigError
 from benchmark.stages import budgeted_settings, run_finetune, run_pretrain
 from benchmark.train.checkpoint import read_metadata
 from benchmark.train.loop import Validation, train

@@ -1,7 +1,7 @@
 """``kind: webdataset`` against shards written as open_clip / img2dataset write them.
 
 A small synthetic dataset (the default ``scenes`` block, 24/8/8 images of 32 px) is written by
-:func:`benchmark.data.official_formats.write_webdataset` (``lossless=True``: PNG bytes, one sample
+:func:`tests.fixtures.official_formats.write_webdataset` (``lossless=True``: PNG bytes, one sample
 per (image, caption) pair: 24 × 5 = 120 samples in shards of 16, plus ``sizes.json``), converted by
 the adapter, and must load as exactly those pairs: sample k's pixels are its native image's, its
 one caption is the pair's caption, its id is k. Damaged inputs must fail naming the file at fault.
@@ -34,7 +34,7 @@ SHARD_DIR = "webdataset/train"
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The native dataset, its train split as shards, and the (image id, caption) pairs written, once per module."""
-    from benchmark.data.official_formats import read_native, write_webdataset
+    from tests.fixtures.official_formats import read_native, write_webdataset
 
     tmp = tmp_path_factory.mktemp("webdataset")
     build_small_scenes(tmp / "native")

@@ -1,5 +1,9 @@
 """Text perturbations at severities 1–5: character- and word-level noise, no downloads.
 
+Why one module of ~600 lines: every perturbation of Qiu et al.'s taxonomy at its five severities, with
+the word lists and the sentence-level models' provenance beside the operations they feed, one file to
+read against the paper's table.
+
 The taxonomy is Qiu et al., "Benchmarking Robustness of Multimodal Image-Text Models under
 Distribution Shift" (2022; first titled "Are Multimodal Models Robust to Image and Text
 Perturbations?"), whose code (MM_Robustness) uses nlpaug for the character level, EDA (Wei &
@@ -89,8 +93,8 @@ from typing import Any
 
 from benchmark.data.grammar import plural
 from benchmark.errors import ConfigError, DataFileError
-from benchmark.models.sources import cached_snapshot, checkpoint_directory, file_digests, folder_files, offline
 from benchmark.seeding import derive_seed
+from benchmark.sources import cached_snapshot, checkpoint_directory, file_digests, folder_files, offline
 
 WORD_RATES = (0.05, 0.10, 0.15, 0.25, 0.35)
 LETTERS = string.ascii_lowercase

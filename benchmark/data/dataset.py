@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.data.coco import (
+from benchmark.data.images import ImageFiles, Images, load_images, take_head
+from benchmark.data.standard_form import (
     RESIDENT_MAX_MB,
     SPLITS,
     image_path,
@@ -30,7 +31,6 @@ from benchmark.data.coco import (
     read_manifest,
     read_refs,
 )
-from benchmark.data.images import ImageFiles, Images, load_images, take_head
 from benchmark.errors import DataFileError
 from benchmark.io import read_json
 

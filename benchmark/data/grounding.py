@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
+from benchmark.boxes import convert, normalize
 from benchmark.data.dataset import SceneSplit
 from benchmark.data.images import Images, prefetch
 from benchmark.data.sampling import batch_indices, trim_padding
 from benchmark.data.tokenizer import encode
-from benchmark.metrics.boxes import convert, normalize
 
 ATTRIBUTE_GROUPS = ("category", "color", "size")
 

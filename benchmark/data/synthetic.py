@@ -18,8 +18,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark.config import config_hash
-from benchmark.data.coco import MANIFEST, SPLITS, captions_path, image_path, instances_path, refs_path
 from benchmark.data.compositional import KEY as COMPOSITIONAL_KEY
 from benchmark.data.compositional import (
     SUBSETS,
@@ -33,6 +31,8 @@ from benchmark.data.compositional import (
 )
 from benchmark.data.grammar import ReferringExpression, sample_captions_mentions, sample_referring_expressions
 from benchmark.data.scenes import Scene, render_scene, sample_scene, scene_rng
+from benchmark.data.standard_form import MANIFEST, SPLITS, captions_path, image_path, instances_path, refs_path
+from benchmark.hashing import config_hash
 from benchmark.io import sha256_file, write_json
 
 SPLIT_ID_OFFSET = {"train": 1_000_000, "val": 2_000_000, "test": 3_000_000}

@@ -148,7 +148,7 @@ def export_pretrained_tokenizer(init: str, max_length: int) -> Tokenizer:
     from transformers import AutoTokenizer
 
     from benchmark.errors import ConfigError
-    from benchmark.models.pretrained import text_location
+    from benchmark.sources import text_location
 
     source, local_only = text_location(init)
     try:

@@ -1,7 +1,7 @@
 """The dataset contract: one adapter file per dataset kind, producing or reading the standard form.
 
 Every later stage reads one on-disk form, FuseBench's *standard form* (see
-:mod:`benchmark.data.coco`): ``images/<split>/``, COCO-style ``annotations/instances_<split>.json``,
+:mod:`benchmark.data.standard_form`): ``images/<split>/``, COCO-style ``annotations/instances_<split>.json``,
 ``captions_<split>.json``, ``refs_<split>.json`` and ``manifest.json`` with the sha256 of every
 file. An adapter either **builds** it into the run's data folder (``generates = True``, e.g. the
 synthetic scenes) or **reads** an existing one in place from a user-given path
@@ -33,7 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.tasks.base import DATASET_PARTS
+from benchmark.data.standard_form import DATASET_PARTS
 
 
 class DatasetAdapter:

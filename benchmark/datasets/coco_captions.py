@@ -35,7 +35,7 @@ class CocoCaptions(DatasetAdapter):
     }
 
     def check(self, spec: dict[str, Any]) -> list[tuple[str, str]]:
-        from benchmark.data.coco import MANIFEST
+        from benchmark.data.standard_form import MANIFEST
 
         root = Path(spec["root"]).expanduser()
         if not (root / MANIFEST).is_file():
@@ -43,7 +43,7 @@ class CocoCaptions(DatasetAdapter):
         return []
 
     def inputs(self, spec: dict[str, Any]) -> list[Path]:
-        from benchmark.data.coco import MANIFEST
+        from benchmark.data.standard_form import MANIFEST
 
         root = Path(spec["root"]).expanduser()
         return [root / MANIFEST, *sorted((root / "annotations").glob("*.json"))]
@@ -52,7 +52,7 @@ class CocoCaptions(DatasetAdapter):
         return Path(spec["root"]).expanduser()
 
     def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:
-        from benchmark.data.coco import SPLITS, captions_path, instances_path, read_manifest, refs_path
+        from benchmark.data.standard_form import SPLITS, captions_path, instances_path, read_manifest, refs_path
         from benchmark.errors import DataFileError
         from benchmark.io import sha256_file
 

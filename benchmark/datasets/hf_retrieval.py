@@ -10,7 +10,7 @@ under ``HF_HUB_OFFLINE=1`` (loading scripts such as nlphuji/flickr30k's no longe
 The defaults fit the bitmind/MS-COCO parquet release of COCO's Karpathy split (one row per
 caption; ``image`` a ``datasets.Image``, ``cocoid``, ``sentences`` = {tokens, raw, imgid,
 sentid}; splits train (train + restval), validation, test — its dataset card), which
-:func:`benchmark.data.official_formats.write_hf_retrieval` reproduces:
+:func:`tests.fixtures.official_formats.write_hf_retrieval` reproduces:
 
 * ``splits`` — FuseBench's train/val/test → the dataset's split names (default train,
   validation, test);

@@ -1,5 +1,8 @@
 """What every adapter of an official dataset format shares: read, check, cut, guard, convert.
 
+Why one module over 400 lines: the shared behaviour of every official-format adapter (the contract's
+base class and the standard-form writer it ends with) reads best in one place.
+
 An official-format adapter (Karpathy/LAVIS retrieval, REFER/MDETR/gRefCOCO grounding, ...)
 reads the files a researcher already has from a local ``root`` and converts their
 *annotations* into FuseBench's standard form in the run's data folder; the images are never
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.data.coco import RESIDENT_MAX_MB
+from benchmark.data.standard_form import RESIDENT_MAX_MB
 from benchmark.datasets.base import DatasetAdapter
 from benchmark.errors import DataFileError
 
@@ -395,7 +398,7 @@ def write_standard_form(
     manifest_fields: dict[str, Any],
 ) -> dict[str, Any]:
     """Write the converted annotations in the standard form (files of the parts provided) and the manifest."""
-    from benchmark.data.coco import MANIFEST, captions_path, instances_path, refs_path
+    from benchmark.data.standard_form import MANIFEST, captions_path, instances_path, refs_path
     from benchmark.io import sha256_file, write_json
 
     out_dir = Path(out_dir)

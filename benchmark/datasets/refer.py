@@ -1,5 +1,8 @@
 """``kind: refer`` — RefCOCO, RefCOCO+ and RefCOCOg grounding, from the REFER release or MDETR's files.
 
+Why one module over 400 lines: one adapter file per dataset kind is the plug-in contract; REFER's
+pickles, MDETR's files and the restricted unpickler are one format family read one way.
+
 RefCOCO/RefCOCO+ (Kazemzadeh et al., EMNLP 2014; Yu et al., ECCV 2016) and RefCOCOg (Mao et
 al., CVPR 2016; UMD split: Nagaraja et al., ECCV 2016) describe one object of a COCO train2014
 image per referring expression. Two official forms are read (``format``):

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
+from benchmark.boxes import convert, denormalize
 from benchmark.data.compositional import count_tags
 from benchmark.data.dataset import SceneSplit
 from benchmark.data.grounding import GroundingData
 from benchmark.device import autocast
-from benchmark.metrics.boxes import convert, denormalize
 from benchmark.metrics.compositional import grounding_subset_metrics
 from benchmark.metrics.detection import evaluate_pairs
 from benchmark.models.method import FusionMethod

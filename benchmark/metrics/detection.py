@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.metrics.boxes import convert, iou_matrix
+from benchmark.boxes import convert, iou_matrix
 
 COCO_STATS = (
     "AP",

@@ -42,20 +42,21 @@ from torch import nn
 
 from benchmark.errors import ConfigError, DataFileError, one_line
 from benchmark.models.encoders import IMAGE_MEAN, IMAGE_STD, build_vision_encoder
-from benchmark.models.sources import (
+from benchmark.sources import (
+    WEIGHT_SUFFIXES,
     cached_snapshot,
     check_loading_info,
     check_weight_files,
-    existing_path,
     file_digests,
     folder_files,
     load_failure,
+    local_weights_path,
     offline,
+    text_location,
     weight_load_errors,
 )
 
 RANDOM = "random"
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 # Encoder parts FuseBench never reads, which a checkpoint may lack (its weights stay randomly initialised).
 UNUSED_TEXT_PARTS = ("pooler.",)
 # Transformers encoders whose position ids start after the padding index (RoBERTa family): their
@@ -67,25 +68,6 @@ OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "da
 def is_pretrained(block: dict[str, Any]) -> bool:
     """True when a tower block (``model.vision`` / ``model.text``) names a source of weights."""
     return block.get("init", RANDOM) not in (None, RANDOM)
-
-
-def _looks_like_path(init: str) -> bool:
-    """A local path rather than a model name: absolute, ./ ../ ~, several '/' or a weight-file suffix."""
-    return (
-        init.startswith(("/", "./", "../", "~", ".\\"))
-        or init.count("/") > 1
-        or "\\" in init
-        or init.lower().endswith(WEIGHT_SUFFIXES)
-    )
-
-
-def _local_path(init: str, key: str) -> Path | None:
-    """The existing file or directory ``init`` names, None for a model name; a missing path is an error."""
-    if init.startswith("local-dir:"):
-        init = init[len("local-dir:") :]
-    elif init.startswith("hf-hub:"):
-        return None
-    return existing_path(init, key, _looks_like_path, "weight file or directory")
 
 
 def _folder_digests(folder: Path) -> dict[str, str]:
@@ -137,7 +119,7 @@ def _hub_snapshot(repo: str, key: str, init: str, populate: Callable[[], None]) 
 def _vision_source(vision: dict[str, Any]) -> tuple[str, Path | None]:
     """(kind, local path): kind is 'file', 'dir', 'hub' (hf-hub:) or 'timm' (a timm registry name)."""
     init = str(vision["init"])
-    path = _local_path(init, "model.vision.init")
+    path = local_weights_path(init, "model.vision.init")
     if path is not None:
         if path.is_dir():
             return "dir", path
@@ -441,19 +423,6 @@ def _drop_head(state_dict: dict[str, Any], model: nn.Module) -> dict[str, Any]:
 
 
 # -- text ---------------------------------------------------------------------------------------
-def text_location(init: str, key: str = "model.text.init") -> tuple[str, bool]:
-    """(what to pass to ``from_pretrained``, local_files_only) for a text init, checking a path exists.
-
-    ``local_files_only`` is true for a local directory and whenever the Hub is offline.
-    """
-    path = _local_path(init, key)
-    if path is not None:
-        if not path.is_dir():
-            raise ConfigError(f"'{key}': {path} is not a directory saved with save_pretrained")
-        return str(path), True
-    return init, offline()
-
-
 def _text_config(init: str) -> Any:
     """The transformers config of ``init`` with dropout off (see the module docstring)."""
     from transformers import AutoConfig
@@ -538,7 +507,7 @@ def build_text_tower(text: dict[str, Any], load: bool, vocab_size: int = 0) -> n
     (``load=False``) has exactly the architecture that was trained. ``vocab_size`` is the run's
     tokenizer size, which must fit the model's embedding table.
 
-    Loaded weights must fit (:func:`~benchmark.models.sources.check_loading_info`), before any
+    Loaded weights must fit (:func:`~benchmark.sources.check_loading_info`), before any
     training: a tensor of another shape, or one the folder lacks, is a DataFileError naming the folder
     and the tensor, except a missing pooler (FuseBench reads ``last_hidden_state[:, 0]``, never the
     pooler; RoBERTa-style MLM checkpoints ship without one). Tensors of the folder the encoder has no

@@ -37,7 +37,7 @@ from torch import nn
 
 from benchmark.errors import ConfigError, one_line
 from benchmark.models.method import BuildContext, FusionMethod
-from benchmark.models.sources import (
+from benchmark.sources import (
     cached_snapshot,
     check_loading_info,
     check_weight_files,
@@ -100,7 +100,7 @@ def load_published(method: str, value: Any, architectures: dict[str, str]) -> Lo
     accepted ones. Weights are loaded in float32 (evaluation applies the run's autocast), whatever
     dtype they were saved in, so a method's numbers do not depend on how its checkpoint was stored.
     Every tensor of the class must come from the checkpoint with its shape
-    (:func:`~benchmark.models.sources.check_loading_info`), or a DataFileError is raised.
+    (:func:`~benchmark.sources.check_loading_info`), or a DataFileError is raised.
     """
     import transformers
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou_loss
 
-from benchmark.metrics.boxes import convert
+from benchmark.boxes import convert
 
 L1_WEIGHT = 5.0
 GIOU_WEIGHT = 2.0

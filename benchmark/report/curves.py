@@ -140,9 +140,9 @@ def draw_learning_curves(
     curves: pd.DataFrame, selection_metric: dict[str, str], colors: dict[str, str], stem: Path
 ) -> list[Path]:
     """Val metric vs steps (left) and vs training FLOPs (right); one row per (stage, task, metric)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # here, not at the top: the tables import this module without drawing
 
-    from benchmark.report.plots import save
+    from benchmark.report.figures import save
 
     curves = curves.fillna({"task": ""})  # pretraining has no task (an empty CSV cell reads back as NaN)
     rows = panels(curves, selection_metric)

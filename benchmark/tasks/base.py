@@ -51,7 +51,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-DATASET_PARTS = ("images", "captions", "instances", "refs")
+from benchmark.data.standard_form import DATASET_PARTS
+
 """What a dataset can provide and a task can require (see :mod:`benchmark.datasets.base`)."""
 
 REQUIRED_ATTRIBUTES = ("requires", "table_metrics", "headline_metrics", "abbreviation")

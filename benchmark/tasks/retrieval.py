@@ -82,7 +82,7 @@ class Retrieval(Task):
     def reference_rows(
         self, data_dir: Path, settings: dict[str, Any]
     ) -> tuple[dict[str, dict[str, float | None]], dict[str, Any]]:
-        from benchmark.data.coco import read_captions, read_manifest
+        from benchmark.data.standard_form import read_captions, read_manifest
         from benchmark.metrics.retrieval import chance_retrieval_metrics
 
         read_manifest(data_dir)

@@ -1,4 +1,4 @@
-"""COCO-format files: instances (boxes), captions, and referring expressions.
+"""FuseBench's standard form of a dataset: COCO-format instances (boxes), captions and referring expressions.
 
 A dataset folder holds, per split ``s``::
 
@@ -26,6 +26,10 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 RESIDENT_MAX_MB = 2048
 """Default ``resident_max_mb``: splits up to this many MB of uint8 pixels are decoded once and kept resident."""
+
+
+DATASET_PARTS = ("images", "captions", "instances", "refs")
+"""The parts a dataset in the standard form can provide; a task ``requires`` some, an adapter ``provides`` some."""
 
 
 def instances_path(root: Path, split: str) -> Path:
@@ -67,8 +71,6 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 def manifest_parts(manifest: dict[str, Any]) -> tuple[str, ...]:
     """The parts the dataset provides (``parts``; every part when the manifest predates the key)."""
-    from benchmark.tasks.base import DATASET_PARTS
-
     parts = manifest.get("parts", list(DATASET_PARTS))
     unknown = sorted(set(parts) - set(DATASET_PARTS))
     if unknown:

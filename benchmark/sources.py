@@ -1,13 +1,16 @@
 """Where external weights come from: a local path or a hub name, the local Hugging Face cache, file digests.
 
-Shared by the pretrained towers (:mod:`benchmark.models.pretrained`) and the published checkpoints
-(:mod:`benchmark.models.published`), which differ in what they accept (a weight file or a folder,
-``hf-hub:`` and timm names; a checkpoint directory) but not in how the environment, a path, the
-hub cache and the provenance digests are read:
+Shared by the pretrained towers (:mod:`benchmark.models.pretrained`), the published checkpoints
+(:mod:`benchmark.models.published`), a text tower's tokenizer (:mod:`benchmark.data.tokenizer`) and the
+sentence-perturbation models (:mod:`benchmark.corruptions.text`), which differ in what they accept (a
+weight file or a folder, ``hf-hub:`` and timm names; a checkpoint directory) but not in how the
+environment, a path, the hub cache and the provenance digests are read; it sits in the core layer so
+that each of them can use it (``docs/architecture.md``):
 
 * :func:`offline` — downloads forbidden (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``).
 * :func:`existing_path` — a config value as a local path or a hub name; a missing path is a
-  :class:`~benchmark.errors.ConfigError` naming the config key and the value.
+  :class:`~benchmark.errors.ConfigError` naming the config key and the value;
+  :func:`local_weights_path` and :func:`text_location` apply it to a tower's ``init``.
 * :func:`cached_snapshot` — the folder of a hub name's snapshot in the local cache (never downloads).
 * :func:`folder_files` / :func:`file_digests` — the sha256 of every file the weights come from, keyed
   by its path relative to the weights' folder (a single weight file: its name), so the provenance of
@@ -34,6 +37,8 @@ from benchmark.errors import ConfigError, DataFileError, one_line
 from benchmark.io import sha256_file
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+"""The endings of a single weight file (safetensors, or a pickled state dict)."""
 
 
 def offline() -> bool:
@@ -53,6 +58,38 @@ def existing_path(value: str, key: str, looks_like_path: Callable[[str], bool], 
     if looks_like_path(value):
         raise ConfigError(f"{key} = {value!r}: no such {expected} ({path.resolve()})")
     return None
+
+
+def looks_like_path(init: str) -> bool:
+    """A local path rather than a model name: absolute, ./ ../ ~, several '/' or a weight-file suffix."""
+    return (
+        init.startswith(("/", "./", "../", "~", ".\\"))
+        or init.count("/") > 1
+        or "\\" in init
+        or init.lower().endswith(WEIGHT_SUFFIXES)
+    )
+
+
+def local_weights_path(init: str, key: str) -> Path | None:
+    """The existing file or directory ``init`` names, None for a model name; a missing path is an error."""
+    if init.startswith("local-dir:"):
+        init = init[len("local-dir:") :]
+    elif init.startswith("hf-hub:"):
+        return None
+    return existing_path(init, key, looks_like_path, "weight file or directory")
+
+
+def text_location(init: str, key: str = "model.text.init") -> tuple[str, bool]:
+    """(what to pass to ``from_pretrained``, local_files_only) for a text init, checking a path exists.
+
+    ``local_files_only`` is true for a local directory and whenever the Hub is offline.
+    """
+    path = local_weights_path(init, key)
+    if path is not None:
+        if not path.is_dir():
+            raise ConfigError(f"'{key}': {path} is not a directory saved with save_pretrained")
+        return str(path), True
+    return init, offline()
 
 
 HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")

@@ -1,13 +1,13 @@
 """Measure the input pipeline on real-sized splits: peak memory must not grow with the number of images.
 
-    python -m benchmark.data.loading_benchmark                      # COCO-size fixture in a temp folder
-    python -m benchmark.data.loading_benchmark --root ~/data --counts 1000 5000 --image-size 224
+    .venv/bin/python scripts/loading_benchmark.py                      # COCO-size fixture in a temp folder
+    .venv/bin/python scripts/loading_benchmark.py --root ~/data --counts 1000 5000 --image-size 224
 
 For each count N, the COCO Karpathy annotations are converted (``kind: karpathy``,
 ``subset: {test: N}``, streaming mode ``resident_max_mb: 0``); then a fresh process loads the test
 split and decodes every image once in batches, as an evaluation job does, and prints its peak
 resident set size (``ru_maxrss``) and the decode rate. Without ``--root`` it first writes the
-COCO-size fixture of :func:`benchmark.data.official_formats.write_big_retrieval_fixture`
+COCO-size fixture of :func:`tests.fixtures.official_formats.write_big_retrieval_fixture`
 (5,000 val and test images of 8×8 px, 25,010 test captions). The numbers are measurements,
 not tests: the README quotes them with the command that produced them.
 """
@@ -23,6 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmark.paths import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT))  # tests.fixtures: the official-format writers are test fixtures, not the package
 
 
 def convert(root: Path, count: int, image_size: int, out: Path) -> None:
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="fusebench-loading-") as tmp:
         root = args.root
         if root is None:
-            from benchmark.data.official_formats import write_big_retrieval_fixture
+            from tests.fixtures.official_formats import write_big_retrieval_fixture
 
             root = Path(tmp) / "data"
             write_big_retrieval_fixture(root, side=args.side)
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         for count in args.counts:
             out = Path(tmp) / f"build{count}"
             convert(root, count, args.image_size, out)
-            command = [sys.executable, "-m", "benchmark.data.loading_benchmark", "--one", str(count)]
+            command = [sys.executable, __file__, "--one", str(count)]
             command += ["--out", str(out), "--batch-size", str(args.batch_size), "--workers", str(args.workers)]
             result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             print(

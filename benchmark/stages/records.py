@@ -1,0 +1,60 @@
+"""What every result file of a stage records: its spec, provenance, the data it read and the weights it came from."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmark.hashing import config_hash
+from benchmark.provenance import provenance
+
+
+def result_record(
+    spec: dict[str, Any], started: float, device_info: dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
+    record = {
+        "spec": spec,
+        "provenance": provenance(
+            config_hash(spec),
+            {
+                "device": device_info or {"type": "cpu"},
+                "seed": spec.get("seed"),
+                "wall_time_s": round(time.perf_counter() - started, 3),
+            },
+        ),
+    }
+    record.update(fields)
+    return record
+
+
+def dataset_note(data_dir: Path) -> dict[str, Any]:
+    """What every result states about its data: official files (sha256), subset, leakage guard."""
+    from benchmark.data.standard_form import read_manifest
+
+    manifest = read_manifest(Path(data_dir))
+    keys = ("official_format", "sources", "subset", "leakage_guard")
+    return {k: manifest[k] for k in keys if manifest.get(k)}
+
+
+def data_protocol(data_dir: Path, checkpoint_meta: dict[str, Any]) -> dict[str, Any]:
+    """The evaluated dataset's note, and the pretraining data's (from the checkpoint's metadata) when it has one."""
+    record: dict[str, Any] = {}
+    if note := dataset_note(data_dir):
+        record["dataset"] = note
+    if pretrain := checkpoint_meta.get("pretrain_data"):
+        record["pretraining_data"] = pretrain
+    return record
+
+
+def weights_protocol(meta: dict[str, Any], model: Any = None) -> dict[str, Any]:
+    """Where external weights came from: a zero-shot model's own files, or a trained method's pretrained towers."""
+    record: dict[str, Any] = {}
+    if meta.get("zero_shot"):
+        record["training"] = "zero-shot"
+        record["weights"] = meta.get("weights", {})
+    elif meta.get("weights"):  # fine-tuned from a published checkpoint
+        record["weights"] = meta["weights"]
+    elif sources := meta.get("context", {}).get("model", {}).get("sources"):
+        record["weights"] = sources
+    return record

@@ -1,0 +1,65 @@
+"""The layers of docs/architecture.md are enforced: import-linter's contracts (pyproject.toml) pass on the package and
+fail on a copy of it that imports upwards or in a cycle, naming the import."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def lint_copy(tmp_path: Path, edit: tuple[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` on a copy of ``benchmark/`` and ``pyproject.toml``, after appending ``edit[1]`` to the module
+    at ``edit[0]``; the copy shadows the installed package on PYTHONPATH."""
+    shutil.copytree(REPO / "benchmark", tmp_path / "benchmark", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    if edit is not None:
+        module, line = edit
+        path = tmp_path / module
+        path.write_text(path.read_text() + f"\n{line}\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_package_keeps_its_layers(tmp_path: Path) -> None:
+    result = lint_copy(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "module, line, broken",
+    [
+        (
+            "benchmark/data/images.py",
+            "from benchmark.stages import run_data",
+            "benchmark.data.images -> benchmark.stages",
+        ),
+        ("benchmark/metrics/retrieval.py", "from benchmark.models import method", "benchmark.metrics.retrieval"),
+        ("benchmark/paths.py", "from benchmark.io import read_json", "benchmark.paths -> benchmark.io"),
+        ("benchmark/report/figures.py", "from benchmark.report import plots", "No import cycles"),
+    ],
+    ids=["data-imports-stages", "metrics-imports-models", "foundation-imports-core", "report-cycle"],
+)
+def test_an_upward_import_or_a_cycle_fails_lint(tmp_path: Path, module: str, line: str, broken: str) -> None:
+    """An import inside a function counts too: the forbidden line is appended at the end of the module, and the
+    same holds for one indented in a function (grimp reads every import statement)."""
+    result = lint_copy(tmp_path, (module, line))
+    assert result.returncode == 1, result.stdout
+    assert "0 broken" not in result.stdout and broken in result.stdout, result.stdout
+
+
+def test_a_function_local_upward_import_fails_lint(tmp_path: Path) -> None:
+    body = "def _hidden():\n    from benchmark.config import load_config\n\n    return load_config"
+    result = lint_copy(tmp_path, ("benchmark/data/tokenizer.py", body))
+    assert result.returncode == 1 and "benchmark.data.tokenizer -> benchmark.config" in result.stdout, result.stdout
