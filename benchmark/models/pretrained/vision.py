@@ -1,40 +1,11 @@
-"""Pretrained unimodal towers: resolve a tower's source once, then build it with or without its weights.
+"""Pretrained vision towers (timm ViTs): resolve a source's architecture without its weights, then build it.
 
-A tower's ``init`` (``model.vision.init`` / ``model.text.init``) is ``random`` (the configured sizes,
-:mod:`benchmark.models.encoders`) or a source of pretrained weights. Two steps keep a run honest and
-its checkpoints self-contained:
-
-1. :func:`resolve_model_config` (before training) reads only the source's configuration and
-   records everything needed to rebuild the architecture without the weights: sizes, input
-   resolution, normalisation, the timm architecture (``arch`` + ``arch_kwargs``) or the
-   transformers config (``hf_config``), and the sha256 of every file the weights come from
-   (``model.sources``). The resolved block goes into the :class:`~benchmark.models.method.BuildContext`,
-   hence into every checkpoint's metadata.
-2. :func:`build_vision_tower` / :func:`build_text_tower` load the weights through the libraries'
-   own loaders when ``load`` is true (a method built from config), and only rebuild the
-   architecture when it is false (a method rebuilt from a FuseBench checkpoint, whose weights
-   replace the pretrained ones anyway).
-
-Vision sources (timm): a timm model name (``vit_base_patch16_224.augreg2_in21k_ft_in1k``), a Hub
-repo (``hf-hub:org/repo``), a local directory in timm's Hub layout (``config.json`` with
-``architecture`` + ``model.safetensors``, as ``timm.models.save_for_hf`` writes; loaded as
-``local-dir:``), or a local weight file (``.safetensors``/``.pth``/``.bin``) loaded into the timm
-architecture ``arch`` or, without ``arch``, into the configured ViT. FuseBench reads [CLS] + patch
-tokens, so the model must be a timm ``VisionTransformer`` with exactly one [CLS] token, no register
-or distillation tokens, and a square input divisible by its square patches.
-
-Text sources (transformers): a model name or a local directory written by ``save_pretrained``;
-an encoder whose ``last_hidden_state[:, 0]`` is the [CLS] state (BERT, RoBERTa, ELECTRA, ...).
-Dropout is set to 0, like the random towers': FuseBench's comparisons assume deterministic forward
-passes (train and eval agree, resumed runs are bit-identical) and one regularisation setting for
-every tower, so a pretrained tower differs from a random one only in its initial weights.
+Sources, checks and the single-file / folder / Hub rules are described in :mod:`benchmark.models.pretrained`.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,80 +13,17 @@ from torch import nn
 
 from benchmark.errors import ConfigError, DataFileError, one_line
 from benchmark.models.encoders import IMAGE_MEAN, IMAGE_STD, build_vision_encoder
+from benchmark.models.pretrained.common import file_digest, folder_digests, hub_snapshot
 from benchmark.sources import (
     WEIGHT_SUFFIXES,
-    cached_snapshot,
-    check_loading_info,
     check_weight_files,
-    file_digests,
     folder_files,
     load_failure,
     local_weights_path,
-    offline,
-    text_location,
     weight_load_errors,
 )
 
-RANDOM = "random"
-# Encoder parts FuseBench never reads, which a checkpoint may lack (its weights stay randomly initialised).
-UNUSED_TEXT_PARTS = ("pooler.",)
-# Transformers encoders whose position ids start after the padding index (RoBERTa family): their
-# usable length is max_position_embeddings - pad_token_id - 1.
-OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer", "mpnet"}
 
-
-# -- what a tower block says --------------------------------------------------------------------
-def is_pretrained(block: dict[str, Any]) -> bool:
-    """True when a tower block (``model.vision`` / ``model.text``) names a source of weights."""
-    return block.get("init", RANDOM) not in (None, RANDOM)
-
-
-def _folder_digests(folder: Path) -> dict[str, str]:
-    """sha256 of every file of a weights folder, keyed by its path in the folder; hidden files and folders
-    (.git, .cache) skipped."""
-    return file_digests(folder_files(folder), root=folder)
-
-
-def _file_digest(path: Path) -> dict[str, str]:
-    """``{file name: sha256}`` of a single weight file."""
-    return file_digests([path], root=path.parent)
-
-
-def _hub_snapshot(repo: str, key: str, init: str, populate: Callable[[], None]) -> Path:
-    """The local Hugging Face cache snapshot of ``repo`` (``org/name[@revision]``) holding weights.
-
-    Offline, a repo not in the cache is a ConfigError; online, ``populate`` fetches it with the
-    library's own loader (so exactly the files it uses are cached) before the snapshot is read.
-    """
-
-    def cached() -> Path | None:
-        try:
-            folder = cached_snapshot(repo)
-        except Exception:  # LocalEntryNotFoundError, an invalid repo id, ...
-            return None
-        has_weights = any(p.name.endswith(WEIGHT_SUFFIXES) for p in folder_files(folder))
-        return folder if has_weights else None
-
-    folder = cached()
-    if folder is None:
-        if offline():
-            raise ConfigError(
-                f"'{key}': {init!r} is not an existing path and not in the local Hugging Face cache, and "
-                "HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set, so it cannot be downloaded; give a local path to "
-                "the weights instead (a file or a directory)"
-            )
-        try:
-            populate()
-        except Exception as exc:  # hub and loader errors vary: RepositoryNotFoundError, OSError, ...
-            raise ConfigError(f"'{key}': {init!r} could not be fetched from the Hugging Face Hub: {exc}") from None
-        folder = cached()
-        if folder is None:
-            name = repo.partition("@")[0]
-            raise ConfigError(f"'{key}': {init!r} was loaded but no cached weight files were found for {name}")
-    return folder
-
-
-# -- vision -------------------------------------------------------------------------------------
 def _vision_source(vision: dict[str, Any]) -> tuple[str, Path | None]:
     """(kind, local path): kind is 'file', 'dir', 'hub' (hf-hub:) or 'timm' (a timm registry name)."""
     init = str(vision["init"])
@@ -255,7 +163,7 @@ def _configured_image_size(path: Path, vision: dict[str, Any], shapes: dict[str,
     return grid * int(vision["patch_size"])
 
 
-def _resolve_vision(vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def resolve_vision(vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """The vision block with its architecture fields filled, and the sha256 of its source files."""
     kind, path = _vision_source(vision)
     init, arch = str(vision["init"]), vision.get("arch")
@@ -274,18 +182,18 @@ def _resolve_vision(vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
                 f"{exc} (the defaults of {arch}); if the file was saved from {arch} built with other arguments, "
                 "give them as 'model.vision.arch_kwargs' (e.g. {img_size: 32, patch_size: 8, embed_dim: 32})"
             ) from None
-        files = _file_digest(path)
+        files = file_digest(path)
     elif path is not None:  # a directory in timm's Hub layout
         model = _meta_timm(f"local-dir:{path}")
         check_vit(model, str(path))
         _check_folder_fits(path, model)
-        files = _folder_digests(path)
+        files = folder_digests(path)
     elif kind == "hub":
-        folder = _hub_snapshot(init[len("hf-hub:") :], "model.vision.init", init, lambda: _load_timm(init))
+        folder = hub_snapshot(init[len("hf-hub:") :], "model.vision.init", init, lambda: _load_timm(init))
         model = _meta_timm(init)
         check_vit(model, init)
         _check_folder_fits(folder, model)
-        files = _folder_digests(folder)
+        files = folder_digests(folder)
     else:  # a timm registry name: its weights live in the Hub repo its pretrained_cfg names
         model = _meta_timm(init)
         check_vit(model, init)
@@ -295,9 +203,9 @@ def _resolve_vision(vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
                 f"'model.vision.init': timm has no Hugging Face Hub weights for {init!r}; download its "
                 "weights and give the file as model.vision.init with model.vision.arch"
             )
-        folder = _hub_snapshot(repo, "model.vision.init", init, lambda: _load_timm(init))
+        folder = hub_snapshot(repo, "model.vision.init", init, lambda: _load_timm(init))
         _check_folder_fits(folder, model)
-        files = _folder_digests(folder)
+        files = folder_digests(folder)
     # rebuilt without the source: a registry name as given, a Hub repo or folder by its architecture + args
     arch_name = {"file": str(arch), "timm": init}.get(kind) or model.pretrained_cfg["architecture"]
     arch_kwargs = {k: v for k, v in getattr(model, "_model_args", {}).items() if k != "num_classes"}
@@ -359,7 +267,7 @@ def _resolve_configured_file(vision: dict[str, Any], path: Path) -> tuple[dict[s
         "std": vision.get("std", [IMAGE_STD] * 3),
         "interpolation": vision.get("interpolation", "bicubic"),
     }
-    return {**vision, **_vit_fields(model), **data, "arch": None, "arch_kwargs": {}}, _file_digest(path)
+    return {**vision, **_vit_fields(model), **data, "arch": None, "arch_kwargs": {}}, file_digest(path)
 
 
 def _load_timm(name: str, **kwargs: Any) -> nn.Module:
@@ -420,179 +328,3 @@ def build_vision_tower(vision: dict[str, Any], load: bool) -> nn.Module:
 def _drop_head(state_dict: dict[str, Any], model: nn.Module) -> dict[str, Any]:
     """A classifier saved with the weights is not part of a FuseBench tower."""
     return {k: v for k, v in state_dict.items() if not k.startswith("head.")}
-
-
-# -- text ---------------------------------------------------------------------------------------
-def _text_config(init: str) -> Any:
-    """The transformers config of ``init`` with dropout off (see the module docstring)."""
-    from transformers import AutoConfig
-
-    source, local_only = text_location(init)
-    try:
-        config = AutoConfig.from_pretrained(source, local_files_only=local_only)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"'model.text.init': no transformers config for {init!r}: {exc}") from None
-    return _without_dropout(config)
-
-
-def _without_dropout(config: Any) -> Any:
-    for name, value in config.to_dict().items():
-        if "dropout" in name and isinstance(value, float):
-            setattr(config, name, 0.0)
-    return config
-
-
-def _check_encoder(config: Any, init: str) -> None:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
-
-    if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False):
-        raise ConfigError(f"'model.text.init': {init} ({config.model_type}) is not an encoder-only model")
-    if config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
-        raise ConfigError(
-            f"'model.text.init': {init} is a {config.model_type} model; FuseBench's text tower needs a "
-            "bidirectional encoder with [CLS] at position 0 (BERT, RoBERTa, ELECTRA, ...)"
-        )
-
-
-def usable_length(config: Any) -> int:
-    """The longest input the model's position embeddings allow."""
-    length = int(getattr(config, "max_position_embeddings", 0) or 0)
-    if config.model_type in OFFSET_POSITIONS:
-        length -= int(config.pad_token_id or 0) + 1
-    return length
-
-
-def _resolve_text(text: dict[str, Any], max_length: int | None) -> tuple[dict[str, Any], dict[str, str]]:
-    init = str(text["init"])
-    source, local_only = text_location(init)
-    if local_only and Path(source).is_dir():
-        folder = Path(source)
-    else:
-        folder = _hub_snapshot(init, "model.text.init", init, lambda: _populate_text_cache(init))
-    config = _text_config(init)
-    check_weight_files(folder_files(folder), "'model.text.init'")
-    files = _folder_digests(folder)
-    _check_encoder(config, init)
-    limit = usable_length(config)
-    if max_length is not None and limit and max_length > limit:
-        raise ConfigError(
-            f"'tokenizer.max_length' ({max_length}) exceeds what {init} can read ({limit} positions, "
-            "its max_position_embeddings)"
-        )
-    width = int(config.hidden_size)
-    inner = getattr(config, "intermediate_size", None) or getattr(config, "hidden_dim", None) or 4 * width
-    resolved = {
-        **text,
-        "width": width,
-        "depth": int(config.num_hidden_layers),
-        "heads": int(config.num_attention_heads),
-        "mlp_ratio": inner / width,
-        "hf_config": config.to_dict(),
-    }
-    return resolved, files
-
-
-def _populate_text_cache(init: str) -> None:
-    """Online, fetch the files transformers itself uses (config, weights, tokenizer) into the cache."""
-    from transformers import AutoModel, AutoTokenizer
-
-    AutoModel.from_pretrained(init)
-    AutoTokenizer.from_pretrained(init)
-
-
-def build_text_tower(text: dict[str, Any], load: bool, vocab_size: int = 0) -> nn.Module:
-    """The pretrained encoder of a resolved text block, with its weights when ``load`` is true.
-
-    Built from the resolved ``hf_config`` either way (dropout off), so a checkpoint rebuild
-    (``load=False``) has exactly the architecture that was trained. ``vocab_size`` is the run's
-    tokenizer size, which must fit the model's embedding table.
-
-    Loaded weights must fit (:func:`~benchmark.sources.check_loading_info`), before any
-    training: a tensor of another shape, or one the folder lacks, is a DataFileError naming the folder
-    and the tensor, except a missing pooler (FuseBench reads ``last_hidden_state[:, 0]``, never the
-    pooler; RoBERTa-style MLM checkpoints ship without one). Tensors of the folder the encoder has no
-    place for (an MLM or pretraining head) are ignored.
-    """
-    import torch
-    from transformers import AutoConfig, AutoModel
-
-    if "hf_config" not in text:
-        raise ConfigError(
-            "'model.text.init' names pretrained weights but the model block was not resolved "
-            "(benchmark.models.pretrained.resolve_model_config)"
-        )
-    config = AutoConfig.for_model(**copy.deepcopy(text["hf_config"]))
-    init = str(text["init"])
-    if vocab_size > int(config.vocab_size):
-        raise ConfigError(
-            f"'model.text.init': the tokenizer has {vocab_size} tokens but {init} embeds only {config.vocab_size}; "
-            "use the model's own tokenizer (tokenizer.init)"
-        )
-    if not load:
-        return AutoModel.from_config(config)
-    source, local_only = text_location(init)
-    try:
-        model, info = AutoModel.from_pretrained(
-            source,
-            config=config,
-            local_files_only=local_only,
-            dtype=torch.float32,
-            output_loading_info=True,
-            ignore_mismatched_sizes=True,  # reported by check_loading_info, with both shapes
-        )
-    except weight_load_errors() as exc:
-        raise load_failure(
-            f"'model.text.init': {init}", type(config).__name__.replace("Config", "Model"), exc
-        ) from None
-    check_loading_info(model, info, f"'model.text.init': {source}", optional=UNUSED_TEXT_PARTS)
-    return model
-
-
-# -- the model block ----------------------------------------------------------------------------
-def resolve_model_config(model: dict[str, Any], max_length: int | None = None) -> dict[str, Any]:
-    """A deep copy of the ``model`` block with every pretrained tower's architecture read from its source.
-
-    Vision gains ``width``, ``depth``, ``heads``, ``mlp_ratio``, ``patch_size``, ``image_size`` (the
-    pretrained input resolution), ``mean``/``std``/``interpolation`` (timm's data config),
-    ``arch`` and ``arch_kwargs`` (``timm.create_model(arch, pretrained=False, num_classes=0,
-    **arch_kwargs)`` rebuilds it; ``arch`` None = the configured ViT). Text gains ``width``,
-    ``depth``, ``heads``, ``mlp_ratio`` and ``hf_config`` (``AutoModel.from_config`` rebuilds it).
-    ``sources`` records, per pretrained tower, ``{"init": as given, "files": {name: sha256}}``: each file
-    by its path relative to the weights' folder (the Hub snapshot for a name), a single weight file by its
-    name. Random
-    towers are left unchanged; with none pretrained the block is returned as a plain copy.
-
-    Args:
-        model: the config's ``model`` block.
-        max_length: the tokenizer length, checked against a pretrained text model's positions.
-
-    Raises:
-        ConfigError: a missing path, an unknown or uncached (offline) name, or a model FuseBench
-            cannot use (not a single-[CLS] ViT, not an encoder, too short for ``max_length``).
-        DataFileError: a weight file that is unreadable or does not fit the tower.
-    """
-    resolved = copy.deepcopy(model)
-    sources: dict[str, Any] = {}
-    if is_pretrained(resolved.get("vision", {})):
-        resolved["vision"], files = _resolve_vision(resolved["vision"])
-        sources["vision"] = {"init": model["vision"]["init"], "files": files}
-    if is_pretrained(resolved.get("text", {})):
-        resolved["text"], files = _resolve_text(resolved["text"], max_length)
-        sources["text"] = {"init": model["text"]["init"], "files": files}
-    if sources:
-        resolved["sources"] = sources
-    return resolved
-
-
-def apply_training_options(tower: nn.Module, encoder: str, block: dict[str, Any]) -> None:
-    """``freeze`` and ``lr_multiplier`` of a tower block, applied to its encoder submodule ``encoder``.
-
-    Freezing turns off the encoder's gradients (the tower's heads still train); a multiplier ≠ 1
-    is left for :func:`benchmark.train.loop.build_optimizer` in the tower's ``lr_scales``.
-    """
-    if block.get("freeze", False):
-        for param in getattr(tower, encoder).parameters():
-            param.requires_grad_(False)
-    multiplier = float(block.get("lr_multiplier", 1.0))
-    if multiplier != 1.0:
-        tower.lr_scales = {encoder: multiplier}
