@@ -28,8 +28,6 @@ pipeline by a few grey levels. Retrieval is not applicable: the model scores box
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from benchmark.models.published import PublishedMethod
@@ -42,13 +40,8 @@ class PublishedDetector(PublishedMethod):
         "Minderer et al., Scaling Open-Vocabulary Object Detection, NeurIPS 2023"
     )
     tasks = ("grounding",)
-    training_stages = ()  # zero-shot: evaluated from the published weights
-    defaults: dict[str, Any] = {
-        "objectives": {},
-        "pretrained": None,  # an OWL-ViT or OWLv2 checkpoint: local directory or hub name
-        "text_padding": None,  # None: the model's own policy (text_policies)
-        "max_length": None,  # None: the tokenizer's model_max_length (16)
-    }
+    # zero-shot (PublishedMethod's training_stages = ()); its defaults are PublishedMethod's: "pretrained" is an
+    # OWL-ViT or OWLv2 checkpoint (local directory or hub name), max_length None = the tokenizer's (16)
     architectures = {"owlvit": "OwlViTForObjectDetection", "owlv2": "Owlv2ForObjectDetection"}
     text_policies = {"owlvit": ("max_length", None), "owlv2": ("max_length", None)}
 

@@ -27,8 +27,6 @@ head — OWL-ViT (``published_detector``) is CLIP turned into a zero-shot detect
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
@@ -42,13 +40,8 @@ class PublishedDualEncoder(PublishedMethod):
         "Zhai et al., Sigmoid Loss for Language Image Pre-Training, ICCV 2023"
     )
     tasks = ("retrieval",)
-    training_stages = ()  # zero-shot: evaluated from the published weights
-    defaults: dict[str, Any] = {
-        "objectives": {},
-        "pretrained": None,  # a CLIP or SigLIP checkpoint: local directory or hub name
-        "text_padding": None,  # None: the model's own policy (text_policies)
-        "max_length": None,  # None: the tokenizer's model_max_length (CLIP 77, SigLIP 64)
-    }
+    # zero-shot (PublishedMethod's training_stages = ()); its defaults are PublishedMethod's: "pretrained" is a
+    # CLIP or SigLIP checkpoint (local directory or hub name), max_length None = the tokenizer's (CLIP 77, SigLIP 64)
     architectures = {"clip": "CLIPModel", "siglip": "SiglipModel"}
     text_policies = {"clip": ("longest", None), "siglip": ("max_length", None)}
 

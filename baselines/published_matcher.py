@@ -31,8 +31,6 @@ applicable: the model has no box head.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
@@ -46,12 +44,10 @@ class PublishedMatcher(PublishedMethod):
         "Understanding and Generation, ICML 2022"
     )
     tasks = ("retrieval",)
-    training_stages = ()  # zero-shot: evaluated from the published weights
-    defaults: dict[str, Any] = {
-        "objectives": {},
-        "pretrained": None,  # a BlipForImageTextRetrieval checkpoint: local directory or hub name
-        "text_padding": None,  # None: BLIP's retrieval policy, "max_length"
-        "max_length": None,  # None: 35, BLIP's retrieval evaluation
+    # zero-shot (PublishedMethod's training_stages = ()); "pretrained" is a BlipForImageTextRetrieval checkpoint,
+    # text_padding / max_length None = BLIP's retrieval policy ("max_length", 35: text_policies below)
+    defaults = {
+        **PublishedMethod.defaults,
         "itm_plus_itc": True,  # pair score = ITM match logit + ITC similarity (BLIP's evaluation); False: ALBEF's
     }
     architectures = {"blip": "BlipForImageTextRetrieval"}

@@ -4,8 +4,9 @@ A file ``baselines/<name>.py`` must define exactly one :class:`FusionMethod` sub
 starting with ``_`` are private helpers. Listing names needs no import (the Snakefile does it
 without torch); loading a method imports its file. What the workflow must know to schedule a
 method — the stages it is trained in (``training_stages``) and the weights a published model reads
-(``defaults["pretrained"]``) — is read from the file's syntax tree, so it needs no import either;
-:func:`load_method` checks that the class agrees with what was read. Tasks and dataset adapters plug in the same
+(``defaults["pretrained"]``) — is read from the file's syntax tree and those of its base classes
+(:func:`declared_attributes` follows inheritance), so it needs no import either; :func:`load_method`
+checks that the class agrees with what was read. Tasks and dataset adapters plug in the same
 way (:mod:`benchmark.plugins`).
 """
 
@@ -60,6 +61,13 @@ def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:
     if not cls.__doc__:
         cls.__doc__ = module.__doc__
     schedule = method_schedule(name, directory)
+    declared = declared_attributes(path).get("defaults")
+    if declared != NOT_LITERAL and declared is not None and declared != cls.defaults:
+        raise MethodError(
+            f"{path}: {cls.__name__}.defaults is {cls.defaults!r} but its class body, read without importing the "
+            f"file, says {declared!r}; write the defaults as a literal dict (extending a base's with "
+            "{**Base.defaults, ...})"
+        )
     if tuple(cls.training_stages) != schedule.training_stages:
         raise MethodError(
             f"{path}: {cls.__name__}.training_stages is {tuple(cls.training_stages)!r} but the file's class body says "
@@ -85,8 +93,9 @@ class MethodSchedule:
 def method_schedule(name: str, directory: Path | None = None) -> MethodSchedule:
     """``training_stages`` and ``defaults["pretrained"]`` of ``baselines/<name>.py``, read without importing it.
 
-    Both must be literals in the class body (``training_stages = ()``, ``defaults = {..., "pretrained": None}``)
-    when the method changes them; :func:`load_method` refuses a class that disagrees.
+    Read by :func:`declared_attributes`: a method inherits them from its base (``PublishedMethod`` is zero-shot
+    and reads ``"pretrained"`` weights) or assigns literals in its class body; :func:`load_method` refuses a
+    class that disagrees with what was read.
     """
     path = (directory or baselines_dir()) / f"{name}.py"
     return _schedule_of(path, path.stat().st_mtime_ns if path.is_file() else 0)
@@ -98,26 +107,17 @@ def _schedule_of(path: Path, _mtime: int) -> MethodSchedule:
 
     if not path.is_file():
         raise MethodError(f"unknown method: {path} does not exist")
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    declared = declared_attributes(path)
     found: dict[str, Any] = {}
-    for node in (n for n in tree.body if isinstance(n, ast.ClassDef)):
-        for statement in node.body:
-            target, value = _assignment(statement)
-            if target == "training_stages":
-                try:
-                    found["training_stages"] = tuple(ast.literal_eval(value))
-                except ValueError:
-                    raise MethodError(
-                        f"{path}: 'training_stages' must be a literal tuple, e.g. () or ('finetune',)"
-                    ) from None
-            elif target == "defaults" and isinstance(value, ast.Dict):
-                for key, item in zip(value.keys, value.values):
-                    if isinstance(key, ast.Constant) and key.value == "pretrained":
-                        found["published"] = True
-                        try:
-                            found["pretrained"] = ast.literal_eval(item)
-                        except ValueError:
-                            found["pretrained"] = "<not a literal>"
+    if "training_stages" in declared:
+        try:
+            found["training_stages"] = tuple(declared["training_stages"])
+        except TypeError:
+            raise MethodError(f"{path}: 'training_stages' must be a literal tuple, e.g. () or ('finetune',)") from None
+    defaults = declared.get("defaults")
+    if isinstance(defaults, dict) and "pretrained" in defaults:
+        found["published"] = True
+        found["pretrained"] = defaults["pretrained"]
     schedule = MethodSchedule(**found)
     if schedule.training_stages not in TRAINING_CHOICES:
         raise MethodError(
@@ -125,6 +125,122 @@ def _schedule_of(path: Path, _mtime: int) -> MethodSchedule:
             f"choose one of {', '.join(repr(c) for c in TRAINING_CHOICES)}"
         )
     return schedule
+
+
+NOT_LITERAL = "<not a literal>"
+"""What the reader records for a class attribute (or a ``defaults`` value) it cannot evaluate without importing."""
+READ_ATTRIBUTES = ("training_stages", "defaults")
+"""The class attributes the workflow reads from a method's syntax tree."""
+
+
+def declared_attributes(path: Path, class_name: str | None = None) -> dict[str, Any]:
+    """``training_stages`` and ``defaults`` of the method class in ``path`` (or of ``class_name`` there), read from
+    the syntax trees of its file and of its base classes' modules, without importing any of them.
+
+    The reader follows inheritance as Python does: an attribute the class does not assign comes from its first
+    base that has it (a base defined in the same file, or imported from a ``benchmark`` module, whose source is
+    found under the package without importing it). A ``defaults`` dict may extend a base's with
+    ``{**Base.defaults, "key": value}``, so a published method states only what it adds. A value that is not a
+    literal is recorded as :data:`NOT_LITERAL`; :func:`load_method` checks that the imported class agrees.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    imported = _imported_names(tree)
+    if class_name is None:
+        class_name = _method_class_name(classes, imported)
+    node = classes.get(class_name or "")
+    if node is None:  # re-exported by this module (``from benchmark.models import FusionMethod``): follow it
+        return _module_class_attributes(imported.get(class_name or ""), class_name)
+    bases = [_base_attributes(base, path, classes, imported) for base in node.bases]
+    attributes: dict[str, Any] = {}
+    for base in reversed(bases):  # the first base wins, as in Python's method resolution for single chains
+        attributes.update(base)
+    for statement in node.body:
+        target, value = _assignment(statement)
+        if target in READ_ATTRIBUTES and value is not None:
+            attributes[target] = _evaluate(
+                value, {b.id: a for b, a in zip(node.bases, bases) if isinstance(b, ast.Name)}
+            )
+    return attributes
+
+
+def _method_class_name(classes: dict[str, ast.ClassDef], imported: dict[str, str]) -> str | None:
+    """The class of a method file: the one derived, directly or through the file's own classes, from a class
+    imported from ``benchmark.models`` (FusionMethod, PublishedMethod); helper modules (``nn.Module``) are not.
+    Without such a class (its base is computed at run time), the last class of the file."""
+
+    def is_method(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        bases = [b.id for b in classes[name].bases if isinstance(b, ast.Name)]
+        return any(
+            imported.get(b, "").startswith("benchmark.models")
+            or (b in classes and b not in seen and is_method(b, seen | {name}))
+            for b in bases
+        )
+
+    methods = [name for name in classes if is_method(name)]
+    if methods:
+        return methods[-1]
+    return list(classes)[-1] if classes else None  # a base the reader cannot see (e.g. one loaded at run time)
+
+
+def _imported_names(tree: ast.Module) -> dict[str, str]:
+    """Name → module of every ``from benchmark... import Name`` at the top level of ``tree``."""
+    return {
+        alias.asname or alias.name: node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("benchmark.")
+        for alias in node.names
+    }
+
+
+def _base_attributes(
+    base: ast.expr, path: Path, classes: dict[str, ast.ClassDef], imported: dict[str, str]
+) -> dict[str, Any]:
+    """The read attributes of one base class: defined in the same file, or in a ``benchmark`` module."""
+    if not isinstance(base, ast.Name):
+        return {}
+    if base.id in classes:
+        return declared_attributes(path, base.id)
+    return _module_class_attributes(imported.get(base.id), base.id)
+
+
+def _module_class_attributes(module: str | None, class_name: str | None) -> dict[str, Any]:
+    """The read attributes of ``class_name`` in the ``benchmark`` module ``module``, found without importing it."""
+    if module is None or class_name is None:
+        return {}
+    source = REPO_ROOT.joinpath(*module.split("."))
+    source = source / "__init__.py" if source.is_dir() else source.with_suffix(".py")
+    return declared_attributes(source, class_name) if source.is_file() else {}
+
+
+def _evaluate(value: ast.expr, bases: dict[str, dict[str, Any]]) -> Any:
+    """A literal, or a dict display whose ``**Base.defaults`` entries unpack a base's read ``defaults``."""
+    if isinstance(value, ast.Dict):
+        result: dict[Any, Any] = {}
+        for key, item in zip(value.keys, value.values):
+            if key is None:  # **mapping
+                spread = _spread(item, bases)
+                if spread is None:
+                    return NOT_LITERAL
+                result.update(spread)
+                continue
+            try:
+                result[ast.literal_eval(key)] = _evaluate(item, bases)
+            except ValueError:
+                return NOT_LITERAL
+        return result
+    try:
+        return ast.literal_eval(value)
+    except ValueError:
+        return NOT_LITERAL
+
+
+def _spread(item: ast.expr, bases: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The read ``defaults`` of ``Base`` for ``**Base.defaults`` (``Base`` one of the class's bases), else None."""
+    if isinstance(item, ast.Attribute) and isinstance(item.value, ast.Name) and item.attr == "defaults":
+        defaults = bases.get(item.value.id, {}).get("defaults")
+        return dict(defaults) if isinstance(defaults, dict) else None
+    return None
 
 
 def _assignment(statement: ast.stmt) -> tuple[str | None, ast.expr | None]:
