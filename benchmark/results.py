@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmark.paths import ITEMS_SUFFIX
+
 ROW_COLUMNS = ("dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status")
 """One row per reported number (``main.csv``, ``robustness.csv``)."""
 
@@ -62,8 +64,9 @@ def not_applicable_rows(
 
 
 def items_path(result_file: Path) -> Path:
-    """Where the per-item records of an evaluation result live (for the bootstrap)."""
-    return Path(result_file).with_suffix(".items.npz")
+    """Where the per-item records of an evaluation or robustness result live (for the bootstrap): beside it,
+    ``seed0.json`` → ``seed0.items.npz``."""
+    return Path(result_file).with_suffix(ITEMS_SUFFIX)
 
 
 def write_items(path: Path, items: dict[str, Any]) -> None:

@@ -21,17 +21,9 @@ or reference result becomes rows with status ``failed: <first line of the error>
 — the error of the first job of its chain whose output is missing (``not run: …`` when that job
 never started) — so a failure is a row, not a gap. The seeds column then reads
 succeeded/configured (``2/3``) and a mean over fewer seeds than configured carries a dagger (†)
-and a footnote. The expected-results file, written by the Snakefile (``expected_results`` in
-``workflows/rules/partial.smk``), is JSON::
-
-    {"cells": [{"dataset": …, "task": …, "method": …, "seed": …,
-                "upstream": [JOB, …],        # in run order: data, tokenizer, pretrain, …, finetune
-                "evaluate": JOB, "robustness": JOB}],     # each with its stage "spec"
-     "references": [{"dataset": …, "task": …, "upstream": [JOB], "reference": JOB}],
-     "training": [path, …]}                   # pretrain/finetune result.json (efficiency table)
-
-where ``JOB = {"rule": …, "wildcards": {…}, "output": path, "log": path}`` names a job by the
-file whose existence means it succeeded and the log it writes.
+and a footnote. The expected-results file is JSON, written by the workflow and documented where it is
+built (:mod:`benchmark.workflow.expected`): every evaluation, robustness and reference job of the run,
+each with the jobs it depends on in run order and the file whose existence means it succeeded.
 """
 
 from __future__ import annotations
@@ -49,6 +41,7 @@ from benchmark.errors import ConfigError, DataFileError
 from benchmark.io import read_json, write_json, write_text
 from benchmark.metrics.bootstrap import RESAMPLES
 from benchmark.numerics import summary as numeric_summary
+from benchmark.paths import TABLES
 from benchmark.provenance import git_state
 from benchmark.report.tables import (
     csv_with_footer,
@@ -168,7 +161,7 @@ def _blame(chain: list[dict[str, Any]], missing: MissingResults) -> str:
 
 def read_expected(path: Path) -> tuple[list[Path], list[Path], list[Path], MissingResults]:
     """(evaluation and reference result files, robustness files, training files that exist, what is missing)
-    from an expected-results file (format in the module docstring)."""
+    from an expected-results file (its format: :mod:`benchmark.workflow.expected`)."""
     from benchmark.tasks.robustness import grid
 
     expected = read_json(path, what="expected-results file")
@@ -785,28 +778,28 @@ def run_aggregate(
     efficiency = efficiency_frame(training, evaluations)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "main.csv", csv_with_footer(frame, provenance))
-    write_text(out_dir / "main_stats.csv", csv_with_footer(stats, provenance))
-    write_text(out_dir / "comparisons.csv", csv_with_footer(comparisons, provenance))
+    write_text(out_dir / TABLES.main_csv, csv_with_footer(frame, provenance))
+    write_text(out_dir / TABLES.main_stats, csv_with_footer(stats, provenance))
+    write_text(out_dir / TABLES.comparisons, csv_with_footer(comparisons, provenance))
     captions = {key: f"{text} {training_note(training, *key)}" for key, text in evaluation_counts(results).items()}
-    write_text(out_dir / "main.md", main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions))
+    write_text(out_dir / TABLES.main_md, main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions))
     composition = labelled_zero_shot(compositional_table(frame), zero_shot)
-    write_text(out_dir / "compositional.md", compositional_markdown(composition, provenance))
-    write_text(out_dir / "main.tex", main_latex(stats, provenance, zero_shot, captions))
-    write_text(out_dir / "learning_curves.csv", csv_with_footer(learning_curves(training), provenance))
-    write_text(out_dir / "selection.md", selection_markdown(training, footer_text(provenance)))
+    write_text(out_dir / TABLES.compositional, compositional_markdown(composition, provenance))
+    write_text(out_dir / TABLES.main_tex, main_latex(stats, provenance, zero_shot, captions))
+    write_text(out_dir / TABLES.learning_curves, csv_with_footer(learning_curves(training), provenance))
+    write_text(out_dir / TABLES.selection, selection_markdown(training, footer_text(provenance)))
     scores = None
     if robustness_frame is not None:
         from benchmark.report.robustness import load_cell_items
 
         cell_items = load_cell_items(robustness_results)  # per-item records per cell: the intervals
         scores = write_robustness(robustness_frame, out_dir, report, provenance, zero_shot, cell_items)
-    write_text(out_dir / "efficiency.csv", csv_with_footer(efficiency, provenance))
+    write_text(out_dir / TABLES.efficiency_csv, csv_with_footer(efficiency, provenance))
     cost, time = efficiency_tables(efficiency)
-    write_text(out_dir / "efficiency.md", efficiency_markdown(cost, time, provenance))
-    write_text(out_dir / "efficiency.tex", efficiency_latex(cost, time, provenance))
-    write_text(out_dir / "macros.tex", macros_file(macro_definitions(stats, scores, efficiency), provenance))
-    write_json(out_dir / "provenance.json", provenance)
+    write_text(out_dir / TABLES.efficiency_md, efficiency_markdown(cost, time, provenance))
+    write_text(out_dir / TABLES.efficiency_tex, efficiency_latex(cost, time, provenance))
+    write_text(out_dir / TABLES.macros, macros_file(macro_definitions(stats, scores, efficiency), provenance))
+    write_json(out_dir / TABLES.provenance, provenance)
     return frame
 
 
@@ -837,9 +830,9 @@ def write_robustness(
         raise ConfigError(f"robustness tables need the report settings {missing} (stage spec 'report', --report)")
     reference, metrics = report["reference_method"], report["summary_metric"]
     scores, drops = summary_scores(frame, reference, metrics, cell_items)
-    write_text(out_dir / "robustness.csv", csv_with_footer(frame, provenance))
-    write_text(out_dir / "robustness_summary.csv", csv_with_footer(scores, provenance))
-    write_text(out_dir / "robustness_drops.csv", csv_with_footer(drops, provenance))
+    write_text(out_dir / TABLES.robustness_csv, csv_with_footer(frame, provenance))
+    write_text(out_dir / TABLES.robustness_summary, csv_with_footer(scores, provenance))
+    write_text(out_dir / TABLES.robustness_drops, csv_with_footer(drops, provenance))
     failed = [f"- {d} — {t}: {line[2:]}" for (d, t), lines in failure_notes(frame).items() for line in lines]
     if scores.empty:  # every robustness result failed: nothing to score
         markdown = "# FuseBench robustness\n\nNo scores: no robustness result was computed.\n"
@@ -852,10 +845,10 @@ def write_robustness(
         markdown = robustness_markdown(shown, shown_drops, reference, report.get("max_images"))
         latex = robustness_latex(shown, reference, report.get("max_images"), provenance)
     write_text(
-        out_dir / "robustness.md",
+        out_dir / TABLES.robustness_md,
         markdown
         + ("\nFailed or not run (no scores):\n" + "\n".join(failed) + "\n" if failed else "")
         + f"\n---\n{footer_text(provenance)}\n",
     )
-    write_text(out_dir / "robustness.tex", latex)
+    write_text(out_dir / TABLES.robustness_tex, latex)
     return scores

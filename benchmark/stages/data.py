@@ -9,14 +9,10 @@ from typing import Any
 
 from benchmark.errors import DataFileError
 from benchmark.io import write_json
+from benchmark.paths import data_record_path
 from benchmark.stages.records import result_record
 
 log = logging.getLogger("fusebench")
-
-
-def data_record_path(build_dir: Path) -> Path:
-    """The data stage's result file, beside the folder a generated dataset is built into."""
-    return Path(build_dir).parent / "data.result.json"
 
 
 def run_data(spec: dict[str, Any], build_dir: Path) -> None:
