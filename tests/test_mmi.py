@@ -93,6 +93,7 @@ def test_mmi_columns_in_the_tables() -> None:
 
 def test_mmi_components() -> None:
     metrics = ["t2i_R@1", "t2i_R@5", "i2t_R@1", "i2t_R@5", "mean_R"]
-    assert mmi_components(metrics, "mean_R") == {"MMI_t2i": ["t2i_R@1", "t2i_R@5"], "MMI_i2t": ["i2t_R@1", "i2t_R@5"]}
-    assert mmi_components(["AP", "AP50"], "AP") == {"MMI": ["AP"]}
-    assert mmi_components(["mean_R"], "mean_R") == {"MMI": ["mean_R"]}  # no per-direction rows: the summary
+    expected = {"MMI_t2i": ["t2i_R@1", "t2i_R@5"], "MMI_i2t": ["i2t_R@1", "i2t_R@5"]}
+    assert mmi_components(metrics, "mean_R", "retrieval") == expected  # the task's groups
+    assert mmi_components(["AP", "AP50"], "AP", "grounding") == {"MMI": ["AP"]}
+    assert mmi_components(["mean_R"], "mean_R", "retrieval") == {"MMI": ["mean_R"]}  # no per-direction rows

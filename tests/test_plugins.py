@@ -17,45 +17,29 @@ from benchmark.config import load_config, stage_spec
 from benchmark.errors import ConfigError
 from tests.conftest import REPO, SMOKE
 
-TOY_TASK = '''"""A toy task for the plug-in tests: the fraction of captions a method matches to their own image."""
-
-from __future__ import annotations
-
-from typing import Any
-
-from benchmark.tasks.base import Task
-
-
-class CaptionMatch(Task):
-    title = "caption matching"
-    requires = ("images", "captions")
-    table_metrics = ("match",)
-    headline_metrics = ("match",)
-    abbreviation = "Match"
-    bootstrap_unit = "an image with its captions"
-    defaults = {
-        "finetune": {"steps": 2, "batch_size": 8, "lr": 0.001, "weight_decay": 0.0, "warmup_steps": 0,
-                     "grad_clip": 1.0, "checkpoint_every": 1},
-        "evaluate": {},
-        "summary_metric": "match",
-    }
-
-    def metric_names(self, settings: dict[str, Any]) -> list[str]:
-        return ["match"]
-
-    def evaluate(self, model, split, tokenizer, device, batch_size, settings, **missing):
-        from benchmark.tasks import get_task
-
-        metrics, protocol, items = get_task("retrieval").evaluate(
-            model, split, tokenizer, device, batch_size, {"ks": [1], "max_images": None,
-                                                          "exhaustive_max_images": 0, "shortlist_k": 1})
-        return {"match": metrics["t2i_R@1"]}, protocol, items
-
-    def items(self, arrays):
-        from benchmark.tasks import get_task
-
-        return get_task("retrieval").items(arrays)
-'''
+TOY_TASK = (
+    (REPO / "benchmark" / "tasks" / "matching.py")
+    .read_text()
+    .replace("class Matching(Task):", "class CaptionMatch(Task):")
+    .replace('abbreviation = "ITM"', 'abbreviation = "Match"')
+    .replace('"chance_pairs"', '"chance_match"')
+    .replace(
+        "    opt_in = True  # not in ``tasks: all``: the default and smoke runs stay as they were", "    opt_in = False"
+    )
+    .replace(
+        "    settings_schema: ClassVar",
+        "    defaults: ClassVar[dict[str, Any]] = {\n"
+        '        "finetune": {"steps": 2, "batch_size": 8, "lr": 0.001, "weight_decay": 0.0, "warmup_steps": 0,\n'
+        '                     "grad_clip": 1.0, "checkpoint_every": 1},\n'
+        '        "evaluate": {"max_images": None, "negatives_seed": 0},\n'
+        '        "summary_metric": "match_AUROC",\n'
+        "    }\n"
+        "    settings_schema: ClassVar",
+    )
+)
+"""The plug-in test's task: the real second task (``benchmark/tasks/matching.py``, image–text matching) as a user's
+file in ``$FUSEBENCH_TASKS`` — its own name, abbreviation and reference row, its defaults in the file, and in
+``tasks: all`` (the built-in is opt-in)."""
 
 TOY_ADAPTER = '''"""A toy dataset kind for the plug-in tests: the synthetic scenes under another kind name."""
 
@@ -104,10 +88,10 @@ def test_builtin_tasks_and_dataset_kinds() -> None:
     from benchmark.datasets import dataset_kinds, dataset_tasks
     from benchmark.tasks import task_names
 
-    assert task_names() == ["retrieval", "grounding"]
+    assert task_names() == ["retrieval", "grounding", "matching"]
     assert dataset_kinds() == BUILT_IN_KINDS
-    assert dataset_tasks("synthetic") == dataset_tasks("coco_captions") == ["retrieval", "grounding"]
-    assert dataset_tasks("karpathy") == dataset_tasks("hf_retrieval") == ["retrieval"]
+    assert dataset_tasks("synthetic") == dataset_tasks("coco_captions") == ["retrieval", "grounding", "matching"]
+    assert dataset_tasks("karpathy") == dataset_tasks("hf_retrieval") == ["retrieval"]  # they declare their tasks
     assert dataset_tasks("refer") == dataset_tasks("grefcoco") == ["grounding"]
     assert dataset_tasks("webdataset") == []
 
@@ -116,13 +100,13 @@ def test_a_task_and_a_dataset_adapter_are_one_file_each(plugin_env: tuple[Path, 
     from benchmark.datasets import dataset_tasks
     from benchmark.tasks import get_task, task_names
 
-    assert task_names() == ["retrieval", "grounding", "caption_match"]
+    assert task_names() == ["retrieval", "grounding", "matching", "caption_match"]
     assert get_task("caption_match").source.endswith("caption_match.py")
-    assert dataset_tasks("toy_scenes") == ["retrieval", "grounding", "caption_match"]
+    assert dataset_tasks("toy_scenes") == ["retrieval", "grounding", "matching", "caption_match"]
     # the task's own defaults complete the configuration, and its stage specs are cut like any other's
     config = load_config([SMOKE])
     assert config["finetune"]["caption_match"]["steps"] == 2
-    assert config["robustness"]["summary_metric"]["caption_match"] == "match"
+    assert config["robustness"]["summary_metric"]["caption_match"] == "match_AUROC"
     assert (
         stage_spec(config, "finetune", dataset="scenes", method="x", seed=0, task="caption_match")["optim"]["steps"]
         == 2
@@ -179,15 +163,13 @@ BROKEN = {
     "task file that fails on import": (
         "tasks",
         "broken_import",
-        TOY_TASK.replace("from typing import Any\n", "from typing import Any\n\nimport nonexistent_module_xyz\n"),
+        TOY_TASK.replace("import numpy as np\n", "import numpy as np\nimport nonexistent_module_xyz\n"),
         r"task file .*broken_import.py cannot be imported: ModuleNotFoundError",
     ),
     "task reusing a built-in reference row name": (
         "tasks",
         "second_chance",
-        TOY_TASK.replace(
-            '    abbreviation = "Match"', '    abbreviation = "Match"\n    references = {"chance": "is mine"}'
-        ),
+        TOY_TASK.replace('{"chance_match": "scores', '{"chance": "scores'),
         r"second_chance.py: reference row 'chance' is also used by task 'retrieval'",
     ),
     "adapter whose schema is not a schema": (

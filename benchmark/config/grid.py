@@ -99,10 +99,12 @@ def tokenizer_slug(init: str) -> str:
 
 
 def run_tasks(config: Mapping[str, Any]) -> list[str]:
-    """The tasks a run covers, in task order ('all' = every available task)."""
-    from benchmark.tasks import task_names
+    """The tasks a run covers, in task order ('all' = every available task but the opt-in ones, ``Task.opt_in``)."""
+    from benchmark.tasks import get_task, task_names
 
-    return [t for t in task_names() if config["tasks"] == "all" or t in config["tasks"]]
+    if config["tasks"] == "all":
+        return [t for t in task_names() if not get_task(t).opt_in]
+    return [t for t in task_names() if t in config["tasks"]]
 
 
 def run_datasets(config: Mapping[str, Any]) -> list[str]:

@@ -106,17 +106,21 @@ def validation_spec(config: Config, task: str | None = None) -> dict[str, Any]:
     """``{"validation": …}`` for a training job's spec: how its learning curve is measured on the val split,
     and for fine-tuning (``task``) the metric its checkpoint is selected by; ``{}`` when validation is off.
 
-    Pretraining is validated by its own objectives and, when the run has the retrieval task, by val retrieval
-    with the main table's settings; fine-tuning by the task's metrics, selected on its summary metric.
+    Pretraining is validated by its own objectives and by the run's tasks that validate pretraining
+    (``Task.validates_pretraining``), each keyed by its name with the main table's ``evaluate.<task>`` settings;
+    fine-tuning by the task's metrics, selected on its summary metric.
     """
+    from benchmark.tasks import get_task  # the task table: imported when a training spec is cut, not with config
+
     settings = config["validation"]
     if not settings["every"]:
         return {}
     spec = {k: settings[k] for k in ("every", "max_images")}
     if task is None:
         spec["batches"] = settings["batches"]
-        if "retrieval" in run_tasks(config):
-            spec["retrieval"] = copy.deepcopy(config["evaluate"]["retrieval"])
+        for task_name in run_tasks(config):
+            if get_task(task_name).validates_pretraining:
+                spec[task_name] = copy.deepcopy(config["evaluate"][task_name])
     else:
         spec["select"] = settings["select"]
         spec["metric"] = config["robustness"]["summary_metric"][task]

@@ -82,7 +82,7 @@ def _task_problems(config: Mapping[str, Any]) -> list[str]:
     except ConfigError as error:
         return [str(error)]
     available = task_names()
-    wanted = available if config["tasks"] == "all" else list(config["tasks"])
+    wanted = [t for t in available if not get_task(t).opt_in] if config["tasks"] == "all" else list(config["tasks"])
     problems = []
     unknown = [t for t in wanted if t not in available]
     if unknown:

@@ -364,22 +364,16 @@ def _has_partial_cells(cells: pd.DataFrame) -> bool:
 
 
 def evaluation_counts(results: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str], str]:
-    """Per (dataset, task), what its test numbers are computed on, from the evaluation protocols: images and
-    captions (retrieval: every caption is a t2i query, every image an i2t query), images and expressions."""
+    """Per (dataset, task), what its test numbers are computed on, from the evaluation protocols, as the task
+    phrases them (``Task.protocol_counts``)."""
     found: dict[tuple[str, str], set[str]] = {}
     for _, record in results:
         spec, protocol = record.get("spec", {}), record.get("protocol") or {}
         if spec.get("stage") != "evaluate" or not protocol:
             continue
-        if "texts" in protocol:
-            text = f"{protocol['images']:,} test images and their {protocol['texts']:,} captions"
-            text += f" ({protocol['texts']:,} text→image and {protocol['images']:,} image→text queries)"
-        elif "pairs" in protocol:
-            images = f"{protocol['images']:,} test images, " if "images" in protocol else ""
-            text = f"{images}{protocol['pairs']:,} (image, expression) pairs"
-        else:
-            continue
-        found.setdefault((spec["dataset"], spec["task"]), set()).add(text)
+        text = get_task(spec["task"]).protocol_counts(protocol)
+        if text:
+            found.setdefault((spec["dataset"], spec["task"]), set()).add(text)
     return {key: "Computed on " + " / ".join(sorted(texts)) + "." for key, texts in found.items()}
 
 

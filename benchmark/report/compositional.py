@@ -24,7 +24,7 @@ import pandas as pd
 from benchmark.data.compositional import SUBSETS
 from benchmark.metrics.compositional import parse_subset_metric
 from benchmark.report.tables import footer_text, number
-from benchmark.tasks import get_task
+from benchmark.tasks import get_task, task_names
 
 COLUMNS = ("dataset", "task", "method", "metric", "seen", "held_out", "gap", "seeds")
 SUBSET_LABELS = {"seen": "seen", "held_out": "held-out"}
@@ -75,6 +75,14 @@ def compositional_table(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def subset_notes() -> str:
+    """How each task with subset metrics scores a subset (its ``subset_note``), one sentence, in task order."""
+    tasks = [get_task(name) for name in task_names()]
+    notes = [f"{task.name} {task.subset_note}" for task in tasks if task.subset_metrics and task.subset_note]
+    text = "; ".join(notes)
+    return f"{text[:1].upper()}{text[1:]}. " if text else ""
+
+
 def compositional_markdown(table: pd.DataFrame, provenance: dict[str, Any] | None = None) -> str:
     """``compositional.md``: per (dataset, task), methods × (metric seen / held-out / gap)."""
     lines = [
@@ -82,8 +90,8 @@ def compositional_markdown(table: pd.DataFrame, provenance: dict[str, Any] | Non
         "",
         "Each metric on the test items that involve a held-out attribute combination (never in train or val) "
         "and on the others; gap = seen − held-out (positive: worse on unseen combinations). Means over seeds. "
-        "Retrieval ranks the full test gallery for the subset's queries; grounding scores the subset's "
-        "expressions (COCOeval on those pairs alone). Values in %.",
+        + subset_notes()
+        + "Values in %.",
         "",
     ]
     if table.empty:

@@ -19,10 +19,17 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.tasks import get_task, task_names
+
 CURVE_COLUMNS = ["dataset", "stage", "task", "method", "seed", "step", "samples", "flops", "metric", "value"]
 AXES = ("step", "samples", "flops")
-PANEL_METRICS = {"pretrain": ("val_loss", "val_mean_R")}
-"""The pretraining curves drawn (its objective on val; val retrieval where the method can rank)."""
+
+
+def pretraining_panels() -> tuple[str, ...]:
+    """The pretraining curves drawn: its objective on val, then the first headline metric of each task that
+    validates pretraining (``Task.validates_pretraining``; where the method can be measured so)."""
+    tasks = [get_task(name) for name in task_names()]
+    return ("val_loss", *(f"val_{task.headline_metrics[0]}" for task in tasks if task.validates_pretraining))
 
 
 def learning_curves(training: list[dict[str, Any]]) -> pd.DataFrame:
@@ -129,7 +136,7 @@ def panels(curves: pd.DataFrame, selection_metric: dict[str, str]) -> list[tuple
     """(stage, task, metric) of each row of the figure: the pretraining curves, then each task's fine-tuning
     summary metric (the one selection uses, ``selection_metric[task]``)."""
     present = set(curves[["stage", "task", "metric"]].itertuples(index=False, name=None))
-    rows = [("pretrain", "", metric) for metric in PANEL_METRICS["pretrain"] if ("pretrain", "", metric) in present]
+    rows = [("pretrain", "", metric) for metric in pretraining_panels() if ("pretrain", "", metric) in present]
     for task, metric in sorted(selection_metric.items()):
         if ("finetune", task, f"val_{metric}") in present:
             rows.append(("finetune", task, f"val_{metric}"))

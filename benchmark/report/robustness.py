@@ -25,10 +25,10 @@ values, the reference's own row is then exactly 1 (CE, relative CE) or 0 (ER) on
 its seeds, with a std that shows its seed spread.
 
 MMI (:func:`benchmark.metrics.robustness.multimodal_impact`, Qiu et al. 2022) comes from the
-same rows, per family and over the same corruptions: for retrieval, one column per direction
-(``MMI_t2i``, ``MMI_i2t``), each on the mean of that direction's R@K in every (corruption,
-severity) cell, as Qiu et al. report it per retrieval direction; for any other task (grounding)
-one ``MMI`` column on the task's summary metric, where it equals ``relative_drop`` by definition.
+same rows, per family and over the same corruptions: one column per group of metrics the task names
+(``Task.robustness_groups``; retrieval: ``MMI_t2i``, ``MMI_i2t``, each on the mean of that direction's R@K
+in every (corruption, severity) cell, as Qiu et al. report it per retrieval direction); for a task
+without groups one ``MMI`` column on its summary metric, where it equals ``relative_drop`` by definition.
 
 **Intervals** (given the per-item records of the robustness jobs, :func:`load_cell_items`): the
 two-level bootstrap of :mod:`benchmark.metrics.bootstrap` applied to the whole computation. Each
@@ -68,9 +68,9 @@ from benchmark.metrics.bootstrap import (
     resample_weights,
     two_level,
 )
-from benchmark.metrics.retrieval import DIRECTIONS
 from benchmark.metrics.robustness import NEGLIGIBLE, multimodal_impact, relative_drop, summarize_family
 from benchmark.results import Cell
+from benchmark.tasks import get_task, task_names
 from benchmark.tasks.robustness import family
 
 SCORES = (
@@ -100,9 +100,10 @@ class _Run:
     summary: Values
     mmi: dict[str, Values]
     reads: list[str]  # the metrics these come from: the summary metric, then the MMI columns'
+    components: dict[str, list[str]]  # MMI column → its metrics (:func:`mmi_components`)
 
 
-def _run_from_rows(block: pd.DataFrame, summary: str) -> _Run:
+def _run_from_rows(block: pd.DataFrame, summary: str, task: str) -> _Run:
     """The run as its tidy rows measured it (None → NaN)."""
     cells: dict[Cell, dict[str, float]] = {}
     for corruption, severity, metric, value in zip(
@@ -110,19 +111,19 @@ def _run_from_rows(block: pd.DataFrame, summary: str) -> _Run:
     ):
         number = math.nan if value is None or pd.isna(value) else float(value)
         cells.setdefault((str(corruption), int(severity)), {})[str(metric)] = number
-    return _run({cell: {m: [v] for m, v in values.items()} for cell, values in cells.items()}, summary)
+    components = mmi_components({m for values in cells.values() for m in values}, summary, task)
+    return _run({cell: {m: [v] for m, v in values.items()} for cell, values in cells.items()}, summary, components)
 
 
-def _run(cells: dict[Cell, dict[str, list[float]]], summary: str) -> _Run:
-    """A run from each cell's metric values (a list per metric, one value per replicate)."""
-    components = mmi_components({m for values in cells.values() for m in values}, summary)
+def _run(cells: dict[Cell, dict[str, list[float]]], summary: str, components: dict[str, list[str]]) -> _Run:
+    """A run from each cell's metric values (a list per metric, one value per replicate) and its MMI columns."""
     nan = [math.nan] * len(next(iter(next(iter(cells.values())).values())))
     mmi = {
         column: {cell: _cell_score([values.get(m, nan) for m in metrics]) for cell, values in cells.items()}
         for column, metrics in components.items()
     }
     reads = list(dict.fromkeys([summary, *(m for metrics in components.values() for m in metrics)]))
-    return _Run({cell: values.get(summary, nan) for cell, values in cells.items()}, mmi, reads)
+    return _Run({cell: values.get(summary, nan) for cell, values in cells.items()}, mmi, reads, components)
 
 
 def _cell_score(metrics: list[list[float]]) -> list[float]:
@@ -143,14 +144,11 @@ def _curves(values: Values, replicate: int) -> Curves:
     return {name: curve for name, curve in curves.items() if not any(math.isnan(v) for v in curve.values())}
 
 
-def mmi_components(metrics: Iterable[str], summary: str) -> dict[str, list[str]]:
-    """MMI column → the metrics averaged into its score: per retrieval direction when the task
-    reports ``t2i_R@K`` and ``i2t_R@K``, else the summary metric."""
-    names = sorted(set(metrics))
-    by_direction = {f"MMI_{d}": [m for m in names if m.startswith(f"{d}_R@")] for d in DIRECTIONS}
-    if all(by_direction.values()):
-        return by_direction
-    return {"MMI": [summary]} if summary in names else {}
+def mmi_components(metrics: Iterable[str], summary: str, task: str) -> dict[str, list[str]]:
+    """MMI column → the metrics averaged into its score: ``MMI_<group>`` per group the task names
+    (``Task.robustness_groups``, e.g. per retrieval direction), ``MMI`` for its unnamed group (the summary metric)."""
+    groups = get_task(task).robustness_groups(sorted(set(metrics)), summary)
+    return {f"MMI_{group}" if group else "MMI": list(members) for group, members in groups.items()}
 
 
 def _family_mmi(values: Values, replicate: int, common: dict[str, list[str]]) -> dict[str, tuple[float | None, int]]:
@@ -188,7 +186,7 @@ def common_corruptions(curves_by_key: dict[Key, Curves]) -> dict[str, list[str]]
 
 
 def score_columns(scores: pd.DataFrame) -> list[str]:
-    """The summary scores, then the MMI columns present (per direction for retrieval)."""
+    """The summary scores, then the MMI columns present (one per group of the task's metrics)."""
     return [*SCORES, *[s for s in dict.fromkeys(scores["score"]) if s not in SCORES]]
 
 
@@ -247,7 +245,7 @@ def summary_scores(
     """
     frame = frame[frame["task"].isin(list(summary_metric))]
     runs: dict[Key, _Run] = {
-        tuple(key): _run_from_rows(block, summary_metric[key[1]])
+        tuple(key): _run_from_rows(block, summary_metric[key[1]], key[1])
         for key, block in frame.groupby(["dataset", "task", "method", "seed"], sort=True)
     }
     mmi_rows, family_rows, drops = [], [], []
@@ -356,7 +354,7 @@ def _run_from_items(items: dict[Cell, ItemScores], measured: _Run, summary: str,
                 )
             replicated = batch_metrics(records, weights)
         cells[cell] = {m: replicated[m].tolist() if m in replicated else nan for m in measured.reads}
-    return _run(cells, summary)
+    return _run(cells, summary, measured.components)
 
 
 class _JobRecords(Mapping[Cell, ItemScores]):
@@ -387,7 +385,6 @@ def load_cell_items(results: Sequence[tuple[Path, dict[str, Any]]]) -> CellItems
     """(dataset, task, method, seed) → (corruption, severity) → per-item records (read when used), of the
     robustness results (path, record) whose record names its items file (``items``, beside it)."""
     from benchmark.errors import DataFileError
-    from benchmark.tasks import get_task
 
     out: CellItems = {}
     for path, record in results:
@@ -425,8 +422,6 @@ def _interval(rows: pd.DataFrame) -> tuple[float, float]:
 
 def _interval_note(block: pd.DataFrame) -> str:
     """What the '[low, high]' of one (dataset, task)'s tables is, when it has any ('' otherwise)."""
-    from benchmark.tasks import get_task
-
     if "ci_low" not in block or block["ci_low"].astype(float).isna().all():
         return ""
     resamples = int(block["ci_resamples"].dropna().iloc[0])
@@ -488,6 +483,22 @@ def _caption(reference_method: str) -> str:
     )
 
 
+def _mmi_note(task: str, otherwise: str) -> str:
+    """How ``task``'s MMI columns are formed (its ``mmi_note``), else ``otherwise`` (one column, the summary metric)."""
+    return get_task(task).mmi_note or otherwise
+
+
+def _mmi_notes(scores: pd.DataFrame) -> str:
+    """': for <task> <how its MMI is formed>; …' over the tasks of ``scores``, in task order ('' without any)."""
+    present = set(scores["task"]) if not scores.empty else set()
+    notes = [
+        f"for {task} {_mmi_note(task, 'on the summary metric, where it equals relative_drop')}"
+        for task in task_names()
+        if task in present
+    ]
+    return ": " + "; ".join(notes) if notes else ""
+
+
 def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_method: str, subset: Any) -> str:
     """Family summaries per task (methods × family/score), then relative drop per corruption."""
     parts = [
@@ -498,8 +509,7 @@ def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_met
         + "Formulas: README, *Robustness*. "
         "Image noise, text noise and missing modality are reported separately, never averaged together. "
         "MMI (MultiModal Impact, Qiu et al. 2022) is the mean over the family's corruptions and severities "
-        "of (clean − corrupted) / clean: for retrieval per direction (MMI_t2i, MMI_i2t) on the mean of that "
-        "direction's R@K; for grounding on the summary metric, where it equals relative_drop.",
+        "of (clean − corrupted) / clean" + _mmi_notes(scores) + ".",
         "",
     ]
     if scores.empty:
@@ -555,8 +565,7 @@ def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, p
             f"to the method's clean value, summed over severities) relative to the mean over seeds of "
             f"{reference_method}; a corruption's CE (relative CE) is undefined when the reference's mean error "
             f"(mean relative drop) under it is at most {NEGLIGIBLE:g}, and 'over' counts the corruptions averaged; "
-            f"MMI (Qiu et al. 2022) is the mean relative drop, per retrieval direction on the mean of its R@K, "
-            f"else on {metric}."
+            f"MMI (Qiu et al. 2022) is the mean relative drop, {_mmi_note(task, f'on {metric}')}."
         )
         if note := _interval_note(block):
             caption += " " + note

@@ -36,7 +36,7 @@ def _evaluation_session(
         cls = method_class(spec["method"])
         ctx = zero_shot_context(spec, session)
         # n/a (the task, or labels this dataset lacks) is known before its weights are read
-        if reason := cls.data_reason(ctx) or cls.not_applicable_reason(spec["task"]):
+        if reason := cls.data_reason(ctx) or get_task(spec["task"]).not_applicable_reason(cls):
             return session, None, {"method": spec["method"], "zero_shot": True, "without_weights": True}, reason
         model = cls(ctx, **spec["overrides"]).to(session.device).eval()
         session.use_method_tokenizer(model)

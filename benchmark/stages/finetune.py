@@ -46,7 +46,7 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
         spec,
         session,
         model,
-        lambda step: model.task_losses(task, shard(data.batch(step, batch_size, run_seed))),
+        lambda step: get_task(task).losses(model, shard(data.batch(step, batch_size, run_seed))),
         None,
         run_seed,
         out_dir,
@@ -71,7 +71,7 @@ def _own_weights_model(
         "init": "own weights",
         "weights": model.weight_sources(),
     }
-    return model, meta, cls.data_reason(ctx) or model.not_applicable_reason(spec["task"])
+    return model, meta, cls.data_reason(ctx) or get_task(spec["task"]).not_applicable_reason(model)
 
 
 def _finetune_job(

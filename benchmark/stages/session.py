@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmark.tasks import get_task
+
 
 class Session:
     """What training and evaluation stages share: device, data, tokenizer, method.
@@ -94,4 +96,4 @@ def trained_or_reason(
     if meta.get("without_weights"):
         return None, meta, str(meta["not_applicable"])
     model, meta = load_trained(checkpoint, device, meta)
-    return model, meta, model.not_applicable_reason(task)
+    return model, meta, get_task(task).not_applicable_reason(model)

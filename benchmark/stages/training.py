@@ -12,7 +12,7 @@ from benchmark.hashing import config_hash
 from benchmark.io import write_json
 from benchmark.stages.records import result_record, weights_protocol
 from benchmark.stages.session import Session
-from benchmark.tasks import get_task
+from benchmark.tasks import get_task, task_names
 
 log = logging.getLogger("fusebench")
 
@@ -133,8 +133,9 @@ def validation_for(
     """The job's :class:`~benchmark.train.loop.Validation` from ``spec["validation"]``; None without one or
     without a val split.
 
-    Pretraining is measured by its objectives on val batches and, for a method that can rank, by val
-    retrieval — its learning curve, not a selection (the pretrained checkpoint is the last step's).
+    Pretraining is measured by its objectives on val batches and by the tasks that validate pretraining
+    (``Task.validates_pretraining``, where the method can be measured so) — its learning curve, not a
+    selection (the pretrained checkpoint is the last step's).
     Fine-tuning is measured by the task's metrics on the val subset, and with ``select`` keeps the step
     with the best summary metric. Validation evaluates in batches of the training batch size, so that a
     change of ``evaluate.batch_size`` (speed only) does not re-run training.
@@ -172,7 +173,8 @@ def val_metrics(
 
 def pretrain_measure(spec: dict[str, Any], session: Session, model: Any, val: Any, run_seed: int) -> Any:
     """Validation of a pretraining job: each objective (and their weighted sum) on ``batches`` fixed val
-    batches, and val retrieval for a method that can rank (``settings["retrieval"]``)."""
+    batches, and the metrics of each task the spec names (``settings[<task>]``: its evaluation settings, for a
+    task that validates pretraining) where the task can measure the method."""
     from benchmark.data.sampling import ImageTextData
     from benchmark.device import autocast
     from benchmark.seeding import derive_seed
@@ -183,13 +185,11 @@ def pretrain_measure(spec: dict[str, Any], session: Session, model: Any, val: An
     data = ImageTextData.from_split(val, session.tokenizer, session.device, model.ctx.concepts)
     batch_size = min(spec["optim"]["batch_size"], len(data))
     weights = model.objective_weights
-    retrieval = settings.get("retrieval")
-    can_rank = (
-        retrieval is not None
-        and (model.has_embeddings or model.has_pair_scorer)
-        and "retrieval" in model.tasks
-        and not model.not_applicable_reason("retrieval")
-    )
+    measured = {
+        name: settings[name]
+        for name in task_names()
+        if name in settings and get_task(name).validates_pretraining and get_task(name).measures_pretraining(model)
+    }
     seed = derive_seed(run_seed, "validation")
 
     def measure(trained: Any) -> dict[str, float]:
@@ -201,8 +201,8 @@ def pretrain_measure(spec: dict[str, Any], session: Session, model: Any, val: An
             losses["loss"] = weighted_total(losses, weights)
             for name, value in losses.items():
                 sums[f"val_{name}"] = sums.get(f"val_{name}", 0.0) + float(value) / settings["batches"]
-        if can_rank:
-            sums.update(val_metrics("retrieval", retrieval, trained, val, session, spec["optim"]["batch_size"]))
+        for name, task_settings in measured.items():
+            sums.update(val_metrics(name, task_settings, trained, val, session, spec["optim"]["batch_size"]))
         return sums
 
     return measure

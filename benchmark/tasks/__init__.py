@@ -15,7 +15,11 @@ from benchmark.plugins import PluginTable
 if TYPE_CHECKING:
     from benchmark.tasks.base import Task
 
-BUILTIN_TASKS = {"retrieval": "benchmark.tasks.retrieval", "grounding": "benchmark.tasks.grounding"}
+BUILTIN_TASKS = {
+    "retrieval": "benchmark.tasks.retrieval",
+    "grounding": "benchmark.tasks.grounding",
+    "matching": "benchmark.tasks.matching",  # opt-in: run when ``tasks`` names it
+}
 TASK_TABLE = PluginTable("task", "benchmark.tasks.base:Task", BUILTIN_TASKS, "FUSEBENCH_TASKS")
 
 

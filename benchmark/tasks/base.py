@@ -26,6 +26,14 @@ Declarations (class attributes):
 * ``efficiency`` — ``(key, label)`` of the forward FLOPs counted per example in the efficiency
   table, or None.
 * ``settings_schema`` — JSON schema of ``evaluate.<task>`` (validated with the configuration).
+* ``validates_pretraining`` — a pretraining job is also validated by this task's metrics on val (with the
+  main table's ``evaluate.<task>`` settings) for a method :meth:`Task.measures_pretraining` accepts; the
+  learning-curve figure draws its first headline metric beside the val loss.
+* ``opt_in`` — ``tasks: all`` leaves the task out; it runs where ``tasks`` names it (a task that must not
+  join existing runs by itself, e.g. ``matching``).
+* ``subset_note`` — how the task scores a seen / held-out subset (compositional captions), e.g. "ranks the
+  full test gallery for the subset's queries"; ``mmi_note`` — how its MMI columns are formed when it groups
+  metrics (:meth:`Task.robustness_groups`), '' for one MMI column on the summary metric.
 * ``defaults`` — config blocks a plug-in task brings (``finetune``, ``evaluate``,
   ``summary_metric``) when the configuration has none; built-in tasks keep theirs in
   ``workflows/config/default.yaml`` with every other default.
@@ -43,6 +51,13 @@ Methods (override the ones marked *required*):
   ``subset_settings(settings, test_size)`` — the evaluation settings used on it (the main table's protocol);
 * ``missing_modality(subset, corruption, severity)`` — keyword arguments of ``evaluate`` that
   withhold a modality, or a string saying why the task cannot be measured so;
+* ``robustness_groups(metric_names, summary)`` — MMI column suffix → the metrics averaged into it (default:
+  one column on the summary metric; retrieval: one per direction);
+* ``protocol_counts(protocol)`` — what an evaluation's numbers are computed on, phrased from its protocol
+  record for the table captions (default: every count in the record);
+* ``not_applicable_reason(method)`` — why a method (class or instance) cannot do the task, or None
+  (default: the method's own answer, from its ``tasks``); ``losses(model, batch)`` — the fine-tuning losses
+  (default: the method's ``task_losses``); ``measures_pretraining(model)`` — see ``validates_pretraining``;
 * ``forward_example(model, example)`` — one forward pass on one example (FLOP counting).
 """
 
@@ -78,6 +93,10 @@ class Task:
     efficiency: ClassVar[tuple[str, str] | None] = None
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     defaults: ClassVar[dict[str, Any]] = {}
+    validates_pretraining: ClassVar[bool] = False
+    opt_in: ClassVar[bool] = False
+    subset_note: ClassVar[str] = ""
+    mmi_note: ClassVar[str] = ""
 
     # -- what it reports ------------------------------------------------------------------------
     def metric_names(self, settings: dict[str, Any]) -> list[str]:
@@ -87,12 +106,32 @@ class Task:
         """One sentence per reference row, for table captions."""
         return " ".join(f"{name} {description}." for name, description in self.references.items())
 
+    def protocol_counts(self, protocol: dict[str, Any]) -> str | None:
+        """What one evaluation's numbers are computed on (``"16 test images and their 32 captions"``), from its
+        protocol record; None when the record says nothing countable. Default: every integer count in it."""
+        counts = [f"{value:,} {key}" for key, value in protocol.items() if type(value) is int]
+        return ", ".join(counts) or None
+
+    # -- which methods ----------------------------------------------------------------------------
+    def not_applicable_reason(self, method: Any) -> str | None:
+        """Why ``method`` (a :class:`~benchmark.models.method.FusionMethod` class or instance) cannot do this
+        task, or None when it can. Default: the method's own answer (the tasks its file lists)."""
+        return method.not_applicable_reason(self.name)
+
+    def measures_pretraining(self, model: Any) -> bool:
+        """Whether a pretraining job of ``model`` is validated by this task's metrics (``validates_pretraining``)."""
+        return self.validates_pretraining and self.not_applicable_reason(model) is None
+
     # -- training -------------------------------------------------------------------------------
     def training_data(self, split: Any, tokenizer: Any, device: Any, ctx: Any) -> Any:
         """Fine-tuning batches: image–text pairs (with the method's concept targets) by default."""
         from benchmark.data.sampling import ImageTextData
 
         return ImageTextData.from_split(split, tokenizer, device, ctx.concepts)
+
+    def losses(self, model: Any, batch: Any) -> Any:
+        """Named fine-tuning losses of ``model`` on one ``training_data`` batch: the method's ``task_losses``."""
+        return model.task_losses(self.name, batch)
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(
@@ -130,6 +169,11 @@ class Task:
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         """``evaluate`` keyword arguments withholding the modality, or why the task cannot be measured so."""
         return f"{self.name} does not define a missing-modality protocol"
+
+    def robustness_groups(self, metric_names: list[str], summary: str) -> dict[str, list[str]]:
+        """MMI column suffix → the metrics whose per-cell mean its score is taken on (MultiModal Impact,
+        :mod:`benchmark.report.robustness`); '' names the plain ``MMI`` column. Default: the summary metric."""
+        return {"": [summary]} if summary in metric_names else {}
 
     # -- efficiency -----------------------------------------------------------------------------
     def forward_example(self, model: Any, example: dict[str, Any]) -> Any:

@@ -46,6 +46,7 @@ class Grounding(Task):
     bootstrap_unit = "an image with all its referring expressions"
     training_unit = "expressions"  # a fine-tuning batch draws (image, expression) pairs
     efficiency = ("flops_ground_pair", "MFLOPs / pair (grounding)")
+    subset_note = "scores the subset's expressions (COCOeval on those pairs alone)"
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -66,6 +67,13 @@ class Grounding(Task):
         from benchmark.metrics.detection import COCO_STATS, PAIR_METRICS
 
         return [*COCO_STATS, *PAIR_METRICS]
+
+    def protocol_counts(self, protocol: dict[str, Any]) -> str | None:
+        """(Image, expression) pairs, and their images when the record counts them."""
+        if "pairs" not in protocol:
+            return None
+        images = f"{protocol['images']:,} test images, " if "images" in protocol else ""
+        return f"{images}{protocol['pairs']:,} (image, expression) pairs"
 
     def training_data(self, split: Any, tokenizer: Any, device: Any, ctx: Any) -> Any:
         from benchmark.data.grounding import GroundingData

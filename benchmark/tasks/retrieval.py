@@ -35,6 +35,9 @@ class Retrieval(Task):
     reference_settings = ("ks", "max_images")
     bootstrap_unit = "an image with its captions"
     efficiency = ("flops_score_pair", "MFLOPs / pair (retrieval)")
+    validates_pretraining = True  # val retrieval is the pretraining curve of a method that can rank
+    subset_note = "ranks the full test gallery for the subset's queries"
+    mmi_note = "per direction (MMI_t2i, MMI_i2t) on the mean of that direction's R@K"
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -58,6 +61,23 @@ class Retrieval(Task):
         from benchmark.metrics.retrieval import metric_names
 
         return metric_names(settings["ks"])
+
+    def protocol_counts(self, protocol: dict[str, Any]) -> str | None:
+        """Images and captions: every caption is a text→image query, every image an image→text query."""
+        if "texts" not in protocol:
+            return None
+        return (
+            f"{protocol['images']:,} test images and their {protocol['texts']:,} captions"
+            f" ({protocol['texts']:,} text→image and {protocol['images']:,} image→text queries)"
+        )
+
+    def measures_pretraining(self, model: Any) -> bool:
+        """A method that can rank: embeddings or a pair scorer, and retrieval among its tasks."""
+        return (
+            (model.has_embeddings or model.has_pair_scorer)
+            and self.name in model.tasks
+            and not self.not_applicable_reason(model)
+        )
 
     def evaluate(
         self,
@@ -102,6 +122,17 @@ class Retrieval(Task):
 
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         return "retrieval ranks one modality against the other; an absent item cannot be ranked"
+
+    def robustness_groups(self, metric_names: list[str], summary: str) -> dict[str, list[str]]:
+        """One MMI column per direction (Qiu et al. report MMI per retrieval direction), on that direction's R@K;
+        the summary metric alone when the rows have no per-direction recall."""
+        from benchmark.metrics.retrieval import DIRECTIONS
+
+        names = sorted(set(metric_names))
+        by_direction = {d: [m for m in names if m.startswith(f"{d}_R@")] for d in DIRECTIONS}
+        if all(by_direction.values()):
+            return by_direction
+        return super().robustness_groups(names, summary)
 
     def forward_example(self, model: Any, example: dict[str, Any]) -> Any:
         return model.score_pairs(example)
