@@ -52,12 +52,16 @@ def with_numerics(spec: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
     return {**spec, "numerics": mode}
 
 
-def ensure_environment(mode: str) -> None:
+def ensure_environment(mode: str, restart: bool = True) -> None:
     """Under ``portable``, start this same command again with :data:`PORTABLE_ENV` unless it is set already
-    (torch reads it only when imported); under ``native``, do nothing."""
+    (torch reads it only when imported); under ``native``, do nothing.
+
+    ``restart`` is False when the command runs inside another program (``benchmark.cli.main(argv)`` called
+    from Python, e.g. a test): replacing that process is never right, so the job computes on the path it has,
+    and its provenance says whether that path is pinned (:func:`numeric_path`)."""
     if mode not in MODES:
         raise ConfigError(f"numerics {mode!r} is not one of {', '.join(MODES)}")
-    if mode != "portable" or all(os.environ.get(k) == v for k, v in PORTABLE_ENV.items()):
+    if mode != "portable" or not restart or all(os.environ.get(k) == v for k, v in PORTABLE_ENV.items()):
         return
     sys.stdout.flush()
     sys.stderr.flush()

@@ -23,18 +23,6 @@ LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
 BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *LETTERS, *(f"##{c}" for c in LETTERS)]
 
 
-@pytest.fixture(autouse=True)
-def _pinned_numerics(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The environment a ``numerics: portable`` job sets before torch is imported, so ``main`` runs in this
-    process instead of starting the command again (which is how ``python -m benchmark`` gets it)."""
-    try:
-        from benchmark.numerics import PORTABLE_ENV
-    except ImportError:  # a checkout without the numerics modes: nothing starts again
-        return
-    for name, value in PORTABLE_ENV.items():
-        monkeypatch.setenv(name, value)
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """``fusebench ARGV``: its exit code and its stderr."""
     capsys.readouterr()

@@ -121,11 +121,12 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def numeric_path(spec: dict[str, Any]) -> str:
+def numeric_path(spec: dict[str, Any], args: argparse.Namespace) -> str:
     """The spec's numerics mode (:mod:`benchmark.numerics`), its environment in place: under ``portable``
-    this command starts again with it set when it is not (before anything else, torchrun included)."""
+    this command starts again with it set when it is not (before anything else, torchrun included) — only
+    when it is its own process (``fusebench``, ``python -m benchmark``), never inside a caller of ``main``."""
     mode = spec.get("numerics", "native")
-    ensure_environment(mode)
+    ensure_environment(mode, restart=getattr(args, "own_process", True))
     return mode
 
 

@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    args.own_process = argv is None  # called as a command, not from Python with its own arguments
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s fusebench %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )

@@ -25,7 +25,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from benchmark.stages import run_pretrain
 
     spec = tuned_spec(args, "pretrain")
-    mode = numeric_path(spec)
+    mode = numeric_path(spec, args)
     under_torchrun(args)
     apply_numerics(mode, args.threads)
     run_pretrain(spec, Path(args.data), Path(args.tokenizer), Path(args.out))
@@ -41,7 +41,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from benchmark.stages import run_finetune
 
     spec = tuned_spec(args, "finetune")
-    mode = numeric_path(spec)
+    mode = numeric_path(spec, args)
     under_torchrun(args)
     apply_numerics(mode, args.threads)
     run_finetune(spec, Path(args.data), Path(args.tokenizer), optional_path(args.init), Path(args.out))
@@ -51,7 +51,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from benchmark.stages import run_evaluate
 
     spec = resolve_spec(args, "evaluate")
-    apply_numerics(numeric_path(spec), args.threads)
+    apply_numerics(numeric_path(spec, args), args.threads)
     run_evaluate(spec, Path(args.data), optional_path(args.tokenizer), optional_path(args.checkpoint), Path(args.out))
 
 
@@ -59,7 +59,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     from benchmark.stages import run_robustness
 
     spec = resolve_spec(args, "robustness")
-    apply_numerics(numeric_path(spec), args.threads)
+    apply_numerics(numeric_path(spec, args), args.threads)
     run_robustness(spec, Path(args.data), optional_path(args.tokenizer), optional_path(args.checkpoint), Path(args.out))
 
 
