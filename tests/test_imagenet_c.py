@@ -98,6 +98,33 @@ def test_the_table_follows_the_image_size() -> None:
     assert corruption_parameters("elastic_transform", 3, 48) == pytest.approx((4.8, 3.84, 2.88))
 
 
+BATCH_INVARIANCE_SCRIPT = """
+import torch
+from benchmark.corruptions.image import IMAGE_CORRUPTIONS, corrupt_images
+batch = torch.randint(0, 256, (3, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+ids = [7, 8, 9]
+for name in IMAGE_CORRUPTIONS:
+    whole = corrupt_images(batch, name, 4, ids)
+    for k in range(3):
+        assert torch.equal(corrupt_images(batch[k : k + 1], name, 4, ids[k : k + 1]), whole[k : k + 1]), name
+print("ok")
+"""
+
+
+def test_per_example_on_the_portable_numeric_path() -> None:
+    """Under ``numerics: portable`` every job runs with MKL_CBWR=COMPATIBLE, read when MKL starts (so in a process
+    of its own): a batched GEMM then rounds by batch size, which once made pixelate depend on its batch."""
+    import os
+    import subprocess
+    import sys
+
+    from benchmark.numerics import PORTABLE_ENV
+
+    env = {**os.environ, **PORTABLE_ENV}
+    done = subprocess.run([sys.executable, "-c", BATCH_INVARIANCE_SCRIPT], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", list(IMAGE_CORRUPTIONS))
 def test_seeded_per_example_whatever_the_batch(name: str, size: int, scenes) -> None:

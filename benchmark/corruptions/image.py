@@ -732,7 +732,10 @@ def pixelate(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor
     small_h, small_w = int(h * factor), int(w * factor)
     down_h, down_w = _box_matrix(h, small_h).to(x), _box_matrix(w, small_w).to(x)
     up_h, up_w = _box_matrix(small_h, h).to(x), _box_matrix(small_w, w).to(x)
-    return up_h @ (down_h @ x @ down_w.t()) @ up_w.t()
+    # one image at a time: a batched matmul folds the batch into the GEMM's rows, and MKL's reproducible branch
+    # (MKL_CBWR=COMPATIBLE, numerics: portable) then rounds differently by batch size; per image, every batching
+    # gives every image the same bits
+    return torch.stack([up_h @ (down_h @ image @ down_w.t()) @ up_w.t() for image in x]) if len(x) else x
 
 
 def jpeg(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
