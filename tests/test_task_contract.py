@@ -20,6 +20,7 @@ is allowed, as are docstrings and comments.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +174,62 @@ def test_matching_is_opt_in() -> None:
 
     assert run_tasks(load_config([SMOKE])) == ["retrieval", "grounding"]  # tasks: all leaves it out
     assert run_tasks(load_config([SMOKE], overrides=["tasks=[matching]"])) == ["matching"]
+
+
+# -- the matching task end to end: a dry run and a smoke-sized run ---------------------------------------------
+
+MATCHING_OVERLAY = {
+    "output_dir": "results/matching",
+    "tasks": ["matching"],
+    "methods": ["contrastive_clip", "early_concat", "image_only"],
+    "finetune": {"matching": {"steps": 10, "batch_size": 32, "warmup_steps": 2, "checkpoint_every": 5}},
+}
+"""A smoke-sized run of the opt-in task alone: a dual encoder, a fusion-head scorer, a method it cannot measure."""
+
+
+@pytest.mark.workflow
+def test_matching_runs_end_to_end_in_a_dry_run_and_a_smoke_sized_run(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    from tests.conftest import SMOKE
+
+    overlay = tmp_path / "matching.yaml"
+    overlay.write_text(yaml.safe_dump(MATCHING_OVERLAY))
+    shutil.copytree(REPO / "baselines", tmp_path / "baselines")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
+    command += ["--directory", str(tmp_path), "--configfile", str(SMOKE), str(overlay)]
+    env = {**os.environ, "FUSEBENCH_BASELINES": str(tmp_path / "baselines")}
+    dry = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, timeout=600, env=env)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    text = dry.stdout + dry.stderr
+    for rule, count in (("finetune", 3), ("evaluate", 3), ("robustness", 3), ("reference", 1)):
+        assert re.search(rf"^{rule}\s+{count}\s*$", text, flags=re.M), (rule, text[-3000:])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1500, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    tables = tmp_path / "results" / "matching" / "tables"
+    frame = pd.read_csv(tables / "main.csv", comment="#")
+    assert set(frame["task"]) == {"matching"}
+    clean = frame[frame["corruption"] == "none"]
+    for method in ("contrastive_clip", "early_concat"):
+        rows = clean[clean["method"] == method].set_index("metric")
+        assert set(rows.index) == {"match_AUROC", "match_acc"}, rows
+        assert (rows["status"] == "ok").all() and rows["value"].between(0, 1).all(), rows
+    chance = clean[clean["method"] == "chance_pairs"].set_index("metric")["value"]
+    assert chance.to_dict() == {"match_AUROC": 0.5, "match_acc": 0.5}
+    image_only = clean[clean["method"] == "image_only"]
+    assert image_only["value"].isna().all() and image_only["status"].str.contains("reads only the image").all()
+    robustness = pd.read_csv(tables / "robustness.csv", comment="#")
+    assert {"none", "gaussian_noise", "keyboard"} <= set(robustness["corruption"])
+    measured = robustness[(robustness["method"] == "early_concat") & (robustness["corruption"] != "missing_text")]
+    assert measured["value"].notna().all()
+    missing = robustness[(robustness["corruption"] == "missing_text") & (robustness["method"] != "image_only")]
+    assert missing["value"].isna().all() and missing["status"].str.contains("no pair to score").all()
+    markdown = (tables / "main.md").read_text()
+    assert "matched and" in markdown and "mismatched pairs" in markdown  # the task's own protocol counts
+    assert "## scenes — matching (match_AUROC)" in (tables / "robustness.md").read_text()
