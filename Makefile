@@ -9,7 +9,7 @@
 #                   WORKDIR=/scratch/run1 (Snakemake's --directory: results/ and .snakemake/ go there)
 #          make test PYTEST_ARGS="-k metrics"
 # After a kill, the same `make run` continues where the run stopped: profiles/default/profile.yaml
-# reruns incomplete jobs, and the lock a killed run leaves behind is handled below (STALE_LOCK).
+# reruns incomplete jobs, and the lock a killed run leaves behind is handled by benchmark/workflow/locks.py.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -45,7 +45,7 @@ tex:
 	else echo "pdflatex not found and cannot install it here: LaTeX tests will be skipped (apt-get install $(TEX_PACKAGES))"; fi
 
 run: $(STAMP)
-	@$(BIN)/python -c "$$STALE_LOCK" $(RUN_DIR) "$(UNLOCK)"
+	@$(BIN)/python -m benchmark.workflow.locks $(RUN_DIR) "$(UNLOCK)"
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) $(DIR_ARGS) $(SNAKEMAKE_ARGS)
 	@tables=$$($(BIN)/python -m benchmark where $(CLI_CONFIG)); case $$tables in /*) ;; *) tables=$(RUN_DIR)/$$tables;; esac; \
 	echo "Tables: $${tables#./}/main.md (and main.csv beside it)"
@@ -54,7 +54,7 @@ test: lint tex
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 paper: $(STAMP) tex
-	@$(BIN)/python -c "$$STALE_LOCK" $(RUN_DIR) "$(UNLOCK)"
+	@$(BIN)/python -m benchmark.workflow.locks $(RUN_DIR) "$(UNLOCK)"
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake paper/main.pdf --cores $(CORES) $(CONFIG_ARGS) $(DIR_ARGS) $(SNAKEMAKE_ARGS)
 
 report: $(STAMP)
@@ -70,76 +70,3 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/snakemake --lint
-
-# A run stopped by kill -9 or a lost node leaves Snakemake's lock (.snakemake/locks) behind, and the
-# next run would stop with LockException. `make run` removes it (snakemake --unlock) only when it can
-# prove that no run uses the folder: the folder is on a local file system, so no other machine can
-# run in it, and no process on this machine runs Snakemake or a FuseBench job there. Otherwise it
-# says why it cannot tell and prints the command to run once you have checked.
-# Arguments: the working folder, the unlock command.
-define STALE_LOCK
-import os, shlex, subprocess, sys
-
-folder, unlock = os.path.realpath(sys.argv[1]), sys.argv[2]
-locks = os.path.join(folder, ".snakemake", "locks")
-if not os.path.isdir(locks) or not [name for name in os.listdir(locks) if name.endswith(".lock")]:
-    sys.exit(0)
-LOCAL = {"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "bcachefs", "tmpfs", "overlay", "ramfs"}
-
-
-def mount(path):
-    """(type, options) of the file system holding path: the longest mount point above it."""
-    best, found = "", (None, "")
-    with open("/proc/self/mountinfo") as mounts:
-        for line in mounts:
-            fields = line.split()
-            point, tail = fields[4].replace("\\040", " "), fields[fields.index("-") + 1 :]
-            if (path + "/").startswith(point.rstrip("/") + "/") and len(point) >= len(best):
-                best, found = point, (tail[0], tail[-1])
-    return found
-
-
-def working_here(pid):
-    """True: Snakemake or a FuseBench job working in folder; None: its folder cannot be read."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            argv = handle.read().decode(errors="replace").split("\0")
-        names = {os.path.basename(arg) for arg in argv[:2]}
-        if names & {"snakemake", "fusebench"} or argv[1:3] in (["-m", "snakemake"], ["-m", "benchmark"]):
-            return os.readlink(f"/proc/{pid}/cwd") == folder
-        return False
-    except PermissionError:
-        return None
-    except OSError:  # it has ended
-        return False
-
-
-try:
-    kind, proc_options = mount(folder)[0], mount("/proc")[1]
-    found = {pid: working_here(pid) for pid in map(int, filter(str.isdigit, os.listdir("/proc")))}
-except OSError:
-    kind, proc_options, found = None, "", {}
-running = [str(pid) for pid, here in found.items() if here]
-unsure = [str(pid) for pid, here in found.items() if here is None]
-if running:
-    print(f"make: a run is working in {folder} (pid {', '.join(running)}); its lock stays")
-    sys.exit(0)
-if not found:
-    doubt = "there is no /proc here to look for running processes"
-elif kind not in LOCAL:
-    doubt = f"its file system ({kind}) may be shared with other machines"
-elif unsure or ("hidepid" in proc_options and os.geteuid() != 0):
-    doubt = f"the processes of other users cannot be seen here ({', '.join(unsure) or 'hidepid'})"
-else:
-    print(f"make: removing the lock a stopped run left in {locks} (no run works in that folder)")
-    done = subprocess.run(shlex.split(unlock), capture_output=True, text=True)
-    sys.exit(done.returncode and f"{done.stderr}make: `{unlock}` failed")
-print(
-    f"make: a lock from an earlier run remains in {locks}. No run works in that folder on this\n"
-    f"machine, but {doubt}. If no run uses the folder on any machine, unlock it and run again:\n"
-    f"    {unlock}",
-    file=sys.stderr,
-)
-sys.exit(1)
-endef
-export STALE_LOCK

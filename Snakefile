@@ -19,17 +19,14 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-sys.path.insert(0, workflow.basedir)  # the Snakefile needs only benchmark.config and the plug-in tables (no torch)
+sys.path.insert(0, workflow.basedir)  # needs only benchmark.config, benchmark.workflow, the plug-in tables (no torch)
 from benchmark.config import (
     completed,
     dataset_tasks,
     is_tuned,
     method_model,
-    method_training,
     pretrain_dataset,
     published_weights,
-    resolve_methods,
-    run_datasets,
     served_tasks,
     stage_spec,
     text_tokenizer_init,
@@ -41,8 +38,12 @@ from benchmark.config import (
 from benchmark.datasets import ADAPTER_TABLE, get_adapter
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
-from benchmark.registry import baselines_dir, method_names
+from benchmark.registry import baselines_dir
 from benchmark.tasks import TASK_TABLE
+from benchmark.workflow.commands import evaluation_command, training_command
+from benchmark.workflow.grid import run_grid
+from benchmark.workflow.inputs import local_weight_files
+from benchmark.workflow.paths import RunLayout
 
 
 configfile: os.path.join(workflow.basedir, "workflows/config/default.yaml")
@@ -54,21 +55,18 @@ report: "workflows/report/workflow.rst"
 try:
     config.update(completed(config))  # blocks a plug-in task brings, and data_root in the dataset blocks
     validate_config(config, sources=["workflows/config/default.yaml", "--configfile/--config"])
-    METHODS = resolve_methods(config, method_names())
-    DATASETS = run_datasets(config)
-    PRETRAIN_DATASETS = sorted({pretrain_dataset(config, d) for d in DATASETS})
-    DATASET_TASKS = [(dataset, task) for dataset in DATASETS for task in dataset_tasks(config, dataset)]
+    GRID = run_grid(config)  # the run's (dataset, task, method, seed) cells and training jobs
     TASKS = served_tasks(config)
-    TRAINING = {method: method_training(method) for method in METHODS}  # () = zero-shot: no training jobs
     # the tokenizer file of each pretrained text tower → a method that uses it (its spec names the tower)
-    PRETRAINED_TOKENIZERS = {tokenizer_slug(i): m for m in METHODS if (i := text_tokenizer_init(config, m))}
+    PRETRAINED_TOKENIZERS = {tokenizer_slug(i): m for m in GRID.methods if (i := text_tokenizer_init(config, m))}
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 validate(config, "workflows/schemas/config.schema.yaml")
 
+TRAINING = GRID.training  # method → its training stages (() = zero-shot: no training jobs)
 OUT = config["output_dir"]
-SEEDS = config["seeds"]
 CONFIG_HASH = config_hash(config)
+RUN = RunLayout(OUT)  # every file of the run: the rules' outputs and logs (benchmark/workflow/paths.py)
 
 
 wildcard_constraints:

@@ -1,4 +1,5 @@
-# Helpers shared by the workflow files (how jobs call the CLI, their specs, the conda env, the grid).
+# Helpers shared by the workflow files (how jobs call the CLI, their specs, the conda env, the grid). The paths
+# of every file are RUN's templates (benchmark/workflow/paths.py), the grid is GRID (benchmark/workflow/grid.py).
 
 import json
 import os
@@ -77,7 +78,7 @@ def dataset_settings(dataset):
 
 def build_dir(dataset):
     """Where a generated dataset is built (its adapter may read another folder in place)."""
-    return f"{OUT}/{dataset}/data"
+    return RUN.data_dir.format(dataset=dataset)
 
 
 def data_dir(wildcards):
@@ -102,7 +103,9 @@ def method_tokenizer(method, dataset):
     """The tokenizer `method` reads text with when trained on `dataset`: its pretrained text tower's own, or
     the WordPiece trained on the dataset's captions (its vocabulary is in the weights)."""
     init = text_tokenizer_init(config, method)
-    return f"{OUT}/tokenizers/{tokenizer_slug(init)}.json" if init else f"{OUT}/{dataset}/tokenizer.json"
+    if init:
+        return RUN.pretrained_tokenizer.output.format(tokenizer=tokenizer_slug(init))
+    return RUN.tokenizer.output.format(dataset=dataset)
 
 
 def pretrain_tokenizer(wildcards):
@@ -115,7 +118,7 @@ def tokenizer_file(wildcards):
 
 
 def pretrained_model(wildcards):
-    return f"{OUT}/{pretrained_on(wildcards)}/pretrain/{wildcards.method}/seed{wildcards.seed}/model.safetensors"
+    return RUN.pretrain.model.format(dataset=pretrained_on(wildcards), method=wildcards.method, seed=wildcards.seed)
 
 
 def finetune_init(wildcards):
@@ -128,7 +131,7 @@ def evaluated_model(wildcards):
     if not TRAINING[wildcards.method]:
         return []
     w = wildcards
-    return f"{OUT}/{w.dataset}/finetune/{w.task}/{w.method}/seed{w.seed}/model.safetensors"
+    return RUN.finetune.model.format(dataset=w.dataset, task=w.task, method=w.method, seed=w.seed)
 
 
 def optional_input(flag, name):
@@ -139,16 +142,6 @@ def optional_input(flag, name):
         return f"{flag} {shlex.quote(str(value))}" if value else ""
 
     return fn
-
-
-def local_weight_files(source):
-    """The files of a local weights path (editing one re-runs the jobs built from it); none for a hub name."""
-    path = Path(str(source)).expanduser()
-    if path.is_file():
-        return [str(path)]
-    if path.is_dir():
-        return sorted(str(p) for p in path.rglob("*") if p.is_file())
-    return []
 
 
 def tower_weights(wildcards):
@@ -171,11 +164,6 @@ def sentence_model_files():
     return [f for source in sources for f in local_weight_files(source)]
 
 
-def trained_methods(stage="finetune"):
-    """The run's methods with a `stage` job (pretrain or finetune)."""
-    return [m for m in METHODS if stage in TRAINING[m]]
-
-
 def task_file(wildcards):
     """A plug-in task's file, an input of its jobs like a method's file (built-in code is not tracked)."""
     return plugin_file(TASK_TABLE, wildcards.task)
@@ -183,18 +171,6 @@ def task_file(wildcards):
 
 def plugin_file(table, name):
     return [] if name in table.builtins else [str(table.source(name))]
-
-
-def every_job(pattern, methods=None):
-    """``pattern`` for every (dataset, task, method, seed) of the run; datasets serve only their tasks."""
-    methods = METHODS if methods is None else methods
-    return [
-        pattern.format(dataset=d, task=t, method=m, seed=s) for d, t in DATASET_TASKS for m in methods for s in SEEDS
-    ]
-
-
-def every_dataset_task(pattern):
-    return [pattern.format(dataset=d, task=t) for d, t in DATASET_TASKS]
 
 
 # -- the learning-rate search (workflows/rules/tuning.smk) --
@@ -226,13 +202,13 @@ def tuning_choice(wildcards):
     """The choice.json a tuned method's pretrain or finetune job trains with; none when it is not tuned."""
     if not is_tuned(config, wildcards.method):
         return []
-    return f"{OUT}/{pretrained_on(wildcards)}/tuning/{wildcards.method}/choice.json"
+    return RUN.tuning_choice.output.format(dataset=pretrained_on(wildcards), method=wildcards.method)
 
 
 def trial_results(wildcards):
     """Every trial's fine-tuning result of one (pretraining dataset, method): factors × the dataset's tasks."""
     return [
-        f"{OUT}/{wildcards.dataset}/tuning/{wildcards.method}/lr{factor_label(f)}/finetune/{task}/result.json"
+        RUN.trial_finetune.result.format(dataset=wildcards.dataset, method=wildcards.method, factor=factor_label(f), task=task)
         for f in TUNING_FACTORS
         for task in dataset_tasks(config, wildcards.dataset)
     ]

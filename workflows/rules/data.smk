@@ -6,12 +6,12 @@ rule dataset:
     input:
         dataset_inputs,
     output:
-        result=f"{OUT}/{{dataset}}/data.result.json",
+        result=RUN.data.output,
     params:
         spec=spec_json("data"),
         folder=lambda w: build_dir(w.dataset),
     log:
-        f"{OUT}/logs/{{dataset}}/data.log",
+        RUN.data.log,
     conda:
         CONDA_ENV
     shell:
@@ -22,12 +22,12 @@ rule tokenizer:
     input:
         data=rules.dataset.output.result,
     output:
-        f"{OUT}/{{dataset}}/tokenizer.json",
+        RUN.tokenizer.output,
     params:
         spec=spec_json("tokenizer"),
         data=data_dir,
     log:
-        f"{OUT}/logs/{{dataset}}/tokenizer.log",
+        RUN.tokenizer.log,
     conda:
         CONDA_ENV
     shell:
@@ -38,13 +38,13 @@ rule pretrained_tokenizer:
     input:
         lambda w: local_weight_files(text_tokenizer_init(config, PRETRAINED_TOKENIZERS[w.tokenizer])),
     output:
-        f"{OUT}/tokenizers/{{tokenizer}}.json",
+        RUN.pretrained_tokenizer.output,
     params:
         spec=lambda w: shlex.quote(
             json.dumps(stage_spec(config, "tokenizer", method=PRETRAINED_TOKENIZERS[w.tokenizer]), sort_keys=True)
         ),
     log:
-        f"{OUT}/logs/tokenizers/{{tokenizer}}.log",
+        RUN.pretrained_tokenizer.log,
     conda:
         CONDA_ENV
     shell:

@@ -11,8 +11,8 @@ rule evaluate:
         method=f"{BASELINES}/{{method}}.py",
         weights=published_weight_files,
     output:
-        result=f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.json",
-        records=f"{OUT}/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.items.npz",
+        result=RUN.evaluation.result,
+        records=RUN.evaluation.records,
     params:
         spec=spec_json("evaluate"),
         data=data_dir,
@@ -22,12 +22,11 @@ rule evaluate:
     resources:
         gpu=GPU,
     log:
-        f"{OUT}/logs/{{dataset}}/eval/{{task}}/{{method}}/seed{{seed}}.log",
+        RUN.evaluation.log,
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark -v evaluate --spec {params.spec} --threads {threads} --data {params.data}"
-        " {params.tokenizer} {params.checkpoint} --out {output.result} 2> {log}"
+        evaluation_command("evaluate")
 
 
 rule reference:
@@ -35,12 +34,12 @@ rule reference:
         task_file=task_file,
         data=rules.dataset.output.result,
     output:
-        f"{OUT}/{{dataset}}/eval/{{task}}/references.json",
+        RUN.reference.output,
     params:
         spec=spec_json("reference"),
         data=data_dir,
     log:
-        f"{OUT}/logs/{{dataset}}/eval/{{task}}/references.log",
+        RUN.reference.log,
     conda:
         CONDA_ENV
     shell:
@@ -58,8 +57,8 @@ rule robustness:
         method=f"{BASELINES}/{{method}}.py",
         weights=published_weight_files,
     output:
-        result=f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.json",
-        records=f"{OUT}/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.items.npz",
+        result=RUN.robustness.result,
+        records=RUN.robustness.records,
     params:
         spec=spec_json("robustness"),
         data=data_dir,
@@ -69,9 +68,8 @@ rule robustness:
     resources:
         gpu=GPU,
     log:
-        f"{OUT}/logs/{{dataset}}/robustness/{{task}}/{{method}}/seed{{seed}}.log",
+        RUN.robustness.log,
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark -v robustness --spec {params.spec} --threads {threads} --data {params.data}"
-        " {params.tokenizer} {params.checkpoint} --out {output.result} 2> {log}"
+        evaluation_command("robustness")

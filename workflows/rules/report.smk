@@ -4,46 +4,45 @@
 
 rule aggregate:
     input:
-        evaluations=every_job(rules.evaluate.output.result),
-        references=every_dataset_task(rules.reference.output[0]),
-        robustness=every_job(rules.robustness.output[0]),
-        records=every_job(rules.evaluate.output.records),
-        pretrained=expand(rules.pretrain.output.result, dataset=PRETRAIN_DATASETS, method=trained_methods("pretrain"), seed=SEEDS),
-        finetuned=every_job(rules.finetune.output.result, trained_methods()),
+        evaluations=GRID.every_job(rules.evaluate.output.result),
+        references=GRID.every_dataset_task(rules.reference.output[0]),
+        robustness=GRID.every_job(rules.robustness.output.result),
+        records=GRID.every_job(rules.evaluate.output.records),
+        pretrained=GRID.pretrain_results(RUN),
+        finetuned=GRID.finetune_results(RUN),
     output:
-        csv=report(f"{OUT}/tables/main.csv", caption="../report/main_table.rst", category="Tables", labels={"table": "main (tidy)"}),
-        md=f"{OUT}/tables/main.md",
-        compositional=f"{OUT}/tables/compositional.md",
-        robustness=f"{OUT}/tables/robustness.csv",
+        # one output per table fusebench aggregate writes (benchmark.paths.TABLES; checked below)
+        main_csv=report(RUN.tables.main_csv, caption="../report/main_table.rst", category="Tables", labels={"table": "main (tidy)"}),
+        main_md=RUN.tables.main_md,
+        main_tex=RUN.tables.main_tex,
+        main_stats=report(RUN.tables.main_stats, caption="../report/main_stats.rst", category="Tables", labels={"table": "main statistics"}),
+        comparisons=report(RUN.tables.comparisons, caption="../report/comparisons.rst", category="Tables", labels={"table": "comparisons"}),
+        compositional=RUN.tables.compositional,
+        learning_curves=RUN.tables.learning_curves,
+        selection=RUN.tables.selection,
+        robustness_csv=RUN.tables.robustness_csv,
         robustness_summary=report(
-            f"{OUT}/tables/robustness_summary.csv",
+            RUN.tables.robustness_summary,
             caption="../report/robustness_table.rst",
             category="Tables",
             labels={"table": "robustness summary"},
         ),
-        robustness_drops=f"{OUT}/tables/robustness_drops.csv",
-        robustness_md=f"{OUT}/tables/robustness.md",
-        robustness_tex=f"{OUT}/tables/robustness.tex",
-        stats=report(f"{OUT}/tables/main_stats.csv", caption="../report/main_stats.rst", category="Tables", labels={"table": "main statistics"}),
-        comparisons=report(
-            f"{OUT}/tables/comparisons.csv", caption="../report/comparisons.rst", category="Tables", labels={"table": "comparisons"}
+        robustness_drops=RUN.tables.robustness_drops,
+        robustness_md=RUN.tables.robustness_md,
+        robustness_tex=RUN.tables.robustness_tex,
+        efficiency_csv=report(
+            RUN.tables.efficiency_csv, caption="../report/efficiency_table.rst", category="Tables", labels={"table": "efficiency"}
         ),
-        tex=f"{OUT}/tables/main.tex",
-        efficiency=report(
-            f"{OUT}/tables/efficiency.csv", caption="../report/efficiency_table.rst", category="Tables", labels={"table": "efficiency"}
-        ),
-        efficiency_md=f"{OUT}/tables/efficiency.md",
-        efficiency_tex=f"{OUT}/tables/efficiency.tex",
-        macros=f"{OUT}/tables/macros.tex",
-        provenance=f"{OUT}/tables/provenance.json",
-        learning_curves=f"{OUT}/tables/learning_curves.csv",
-        selection=f"{OUT}/tables/selection.md",
+        efficiency_md=RUN.tables.efficiency_md,
+        efficiency_tex=RUN.tables.efficiency_tex,
+        macros=RUN.tables.macros,
+        provenance=RUN.tables.provenance,
     params:
         config_hash=CONFIG_HASH,
         report=spec_json("report"),
-        folder=lambda w, output: os.path.dirname(output.csv),
+        folder=lambda w, output: os.path.dirname(output.main_csv),
     log:
-        f"{OUT}/logs/aggregate.log",
+        RUN.aggregate_log,
     conda:
         CONDA_ENV
     shell:
@@ -52,22 +51,26 @@ rule aggregate:
         " --config-hash {params.config_hash} > {log} 2>&1"
 
 
+if set(rules.aggregate.output.keys()) != set(RUN.tables._fields):
+    raise WorkflowError("the aggregate rule's outputs must be the tables of benchmark.paths.TABLES, one each")
+
+
 rule plots:
     input:
-        robustness=rules.aggregate.output.robustness,
+        robustness=rules.aggregate.output.robustness_csv,
         drops=rules.aggregate.output.robustness_drops,
-        stats=rules.aggregate.output.stats,
-        efficiency=rules.aggregate.output.efficiency,
+        stats=rules.aggregate.output.main_stats,
+        efficiency=rules.aggregate.output.efficiency_csv,
         learning_curves=rules.aggregate.output.learning_curves,
     output:
-        main=report(f"{OUT}/plots/main_metrics.png", caption="../report/main_metrics.rst", category="Plots", labels={"plot": "main metrics"}),
+        main=report(f"{RUN.plots_dir}/main_metrics.png", caption="../report/main_metrics.rst", category="Plots", labels={"plot": "main metrics"}),
         efficiency=report(
-            f"{OUT}/plots/efficiency_accuracy.png", caption="../report/efficiency_accuracy.rst", category="Plots",
+            f"{RUN.plots_dir}/efficiency_accuracy.png", caption="../report/efficiency_accuracy.rst", category="Plots",
             labels={"plot": "efficiency vs accuracy"},
         ),
         curves=[
             report(
-                f"{OUT}/plots/robustness_{task}.png",
+                f"{RUN.plots_dir}/robustness_{task}.png",
                 caption="../report/robustness_curves.rst",
                 category="Robustness",
                 labels={"task": task, "plot": "curves"},
@@ -76,7 +79,7 @@ rule plots:
         ],
         heatmaps=[
             report(
-                f"{OUT}/plots/robustness_drop_{task}.png",
+                f"{RUN.plots_dir}/robustness_drop_{task}.png",
                 caption="../report/robustness_heatmap.rst",
                 category="Robustness",
                 labels={"task": task, "plot": "heatmap"},
@@ -84,11 +87,11 @@ rule plots:
             for task in TASKS
         ],
         learning_curves=report(
-            f"{OUT}/plots/learning_curves.png", caption="../report/learning_curves.rst", category="Plots",
+            f"{RUN.plots_dir}/learning_curves.png", caption="../report/learning_curves.rst", category="Plots",
             labels={"plot": "learning curves"},
         ),
         pdfs=expand(
-            f"{OUT}/plots/{{name}}.pdf",
+            f"{RUN.plots_dir}/{{name}}.pdf",
             name=[
                 "main_metrics", "efficiency_accuracy", "learning_curves",
                 *[f"robustness_{t}" for t in TASKS], *[f"robustness_drop_{t}" for t in TASKS],
@@ -99,7 +102,7 @@ rule plots:
         tables=lambda w, input: os.path.dirname(input.robustness),
         folder=lambda w, output: os.path.dirname(output.main),
     log:
-        f"{OUT}/logs/plots.log",
+        RUN.plots_log,
     conda:
         CONDA_ENV
     shell:
@@ -109,7 +112,7 @@ rule plots:
 rule paper:
     input:
         source=f"{workflow.basedir}/paper/main.tex",
-        tables=rules.aggregate.output.tex,
+        tables=rules.aggregate.output.main_tex,
         robustness=rules.aggregate.output.robustness_tex,
         efficiency=rules.aggregate.output.efficiency_tex,
         macros=rules.aggregate.output.macros,
@@ -120,7 +123,7 @@ rule paper:
         tables=lambda w, input: os.path.dirname(input.macros),
         plots=lambda w, input: os.path.dirname(input.plots[0]),
     log:
-        f"{OUT}/logs/paper.log",
+        RUN.paper_log,
     conda:
         CONDA_ENV
     shell:

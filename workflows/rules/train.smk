@@ -13,8 +13,8 @@ rule pretrain:
         weights=tower_weights,
         tuned=tuning_choice,
     output:
-        model=f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/model.safetensors",
-        result=f"{OUT}/{{dataset}}/pretrain/{{method}}/seed{{seed}}/result.json",
+        model=RUN.pretrain.model,
+        result=RUN.pretrain.result,
     params:
         spec=spec_json("pretrain"),
         data=data_dir,
@@ -25,13 +25,11 @@ rule pretrain:
         gpu=TRAIN_GPU,
         processes=GPUS_PER_JOB,
     log:
-        f"{OUT}/logs/{{dataset}}/pretrain/{{method}}/seed{{seed}}.log",
+        RUN.pretrain.log,
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark -v pretrain --spec {params.spec} --threads {threads} --processes {resources.processes}"
-        " --data {params.data}"
-        " --tokenizer {input.tokenizer} {params.tuned} --out {params.folder} 2> {log}"
+        training_command("pretrain")
 
 
 rule finetune:
@@ -44,8 +42,8 @@ rule finetune:
         weights=published_weight_files,
         tuned=tuning_choice,
     output:
-        model=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/model.safetensors",
-        result=f"{OUT}/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}/result.json",
+        model=RUN.finetune.model,
+        result=RUN.finetune.result,
     params:
         spec=spec_json("finetune"),
         data=data_dir,
@@ -57,10 +55,8 @@ rule finetune:
         gpu=TRAIN_GPU,
         processes=GPUS_PER_JOB,
     log:
-        f"{OUT}/logs/{{dataset}}/finetune/{{task}}/{{method}}/seed{{seed}}.log",
+        RUN.finetune.log,
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark -v finetune --spec {params.spec} --threads {threads} --processes {resources.processes}"
-        " --data {params.data}"
-        " --tokenizer {input.tokenizer} {params.init} {params.tuned} --out {params.folder} 2> {log}"
+        training_command("finetune")

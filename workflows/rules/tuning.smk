@@ -10,8 +10,8 @@ rule tune_pretrain:
         method=f"{BASELINES}/{{method}}.py",
         weights=tower_weights,
     output:
-        model=f"{OUT}/{{dataset}}/tuning/{{method}}/lr{{factor}}/pretrain/model.safetensors",
-        result=f"{OUT}/{{dataset}}/tuning/{{method}}/lr{{factor}}/pretrain/result.json",
+        model=RUN.trial_pretrain.model,
+        result=RUN.trial_pretrain.result,
     params:
         spec=trial_json("pretrain"),
         data=data_dir,
@@ -21,13 +21,11 @@ rule tune_pretrain:
         gpu=TRAIN_GPU,
         processes=GPUS_PER_JOB,
     log:
-        f"{OUT}/logs/{{dataset}}/tuning/{{method}}/lr{{factor}}/pretrain.log",
+        RUN.trial_pretrain.log,
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark -v pretrain --spec {params.spec} --threads {threads} --processes {resources.processes}"
-        " --data {params.data}"
-        " --tokenizer {input.tokenizer} --out {params.folder} 2> {log}"
+        training_command("pretrain", trial=True)
 
 
 rule tune_finetune:
@@ -38,8 +36,8 @@ rule tune_finetune:
         init=rules.tune_pretrain.output.model,
         method=f"{BASELINES}/{{method}}.py",
     output:
-        model=f"{OUT}/{{dataset}}/tuning/{{method}}/lr{{factor}}/finetune/{{task}}/model.safetensors",
-        result=f"{OUT}/{{dataset}}/tuning/{{method}}/lr{{factor}}/finetune/{{task}}/result.json",
+        model=RUN.trial_finetune.model,
+        result=RUN.trial_finetune.result,
     params:
         spec=trial_json("finetune"),
         data=data_dir,
@@ -49,22 +47,20 @@ rule tune_finetune:
         gpu=TRAIN_GPU,
         processes=GPUS_PER_JOB,
     log:
-        f"{OUT}/logs/{{dataset}}/tuning/{{method}}/lr{{factor}}/finetune_{{task}}.log",
+        RUN.trial_finetune.log,
     conda:
         CONDA_ENV
     shell:
-        "python -m benchmark -v finetune --spec {params.spec} --threads {threads} --processes {resources.processes}"
-        " --data {params.data}"
-        " --tokenizer {input.tokenizer} --init {input.init} --out {params.folder} 2> {log}"
+        training_command("finetune", trial=True)
 
 
 rule tune_select:
     input:
         trials=trial_results,
     output:
-        f"{OUT}/{{dataset}}/tuning/{{method}}/choice.json",
+        RUN.tuning_choice.output,
     log:
-        f"{OUT}/logs/{{dataset}}/tuning/{{method}}/select.log",
+        RUN.tuning_choice.log,
     conda:
         CONDA_ENV
     shell:
