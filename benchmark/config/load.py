@@ -97,6 +97,23 @@ def with_data_root(config: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def with_adapter_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with every dataset block completed by its adapter's defaults (:meth:`DatasetAdapter.settings`),
+    so that a default enters the data job's spec as a task's defaults enter its blocks; blocks of an unknown kind
+    are left for validation to name."""
+    merged = copy.deepcopy(dict(config))
+    blocks = merged.get("datasets")
+    if not isinstance(blocks, dict):
+        return merged
+    from benchmark.datasets import dataset_kinds, get_adapter
+
+    kinds = dataset_kinds()
+    for name, block in blocks.items():
+        if isinstance(block, dict) and block.get("kind") in kinds:
+            blocks[name] = get_adapter(block["kind"]).settings(block)
+    return merged
+
+
 def completed(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What every entry point does before validating: plug-in task defaults, then ``data_root``."""
-    return with_data_root(with_task_defaults(config))
+    """What every entry point does before validating: plug-in task defaults, ``data_root``, adapter defaults."""
+    return with_adapter_defaults(with_data_root(with_task_defaults(config)))

@@ -19,7 +19,9 @@ Declarations (class attributes):
 * ``tasks`` — optionally, the tasks it is meant for (each must be servable, else an error);
   None = every task whose parts it provides;
 * ``config_schema`` — JSON schema of ``datasets.<name>`` (``kind`` included);
-* ``generates`` — builds into the run (True) or reads in place (False).
+* ``generates`` — builds into the run (True) or reads in place (False);
+* ``defaults`` — the defaults of its keys (:meth:`DatasetAdapter.settings` fills them in), which enter the
+  configuration, hence the data job's spec, when it is completed.
 
 Methods: ``check(spec)`` (problems a schema cannot express, as ``(key, message)``), ``inputs(spec)`` (user files whose
 change must re-run the dataset's jobs), ``data_dir(spec, build_dir)`` (where the standard form is
@@ -46,6 +48,16 @@ class DatasetAdapter:
     tasks: ClassVar[tuple[str, ...] | None] = None
     config_schema: ClassVar[dict[str, Any]] = {}
     generates: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {}
+    """The adapter's defaults of its keys, one place: filled into ``datasets.<name>`` when the configuration is
+    completed (:func:`benchmark.config.load.completed`), so they are part of the data job's spec and a changed
+    default re-runs exactly the jobs of the datasets it applies to, as a task's or a method's defaults do."""
+
+    def settings(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``spec`` with every default filled in (the configuration is completed with this)."""
+        import copy
+
+        return {**copy.deepcopy(self.defaults), **spec}
 
     def check(self, spec: dict[str, Any]) -> list[tuple[str, str]]:
         """Problems with ``spec`` that the JSON schema cannot express, as (key within the block, message)."""

@@ -179,7 +179,8 @@ class OfficialAdapter(DatasetAdapter):
 
     generates = True
     defaults: ClassVar[dict[str, Any]] = {}
-    """Per-adapter defaults of its keys (on top of :data:`COMMON_DEFAULTS`); one place, applied by :meth:`settings`."""
+    """Per-adapter defaults of its keys (on top of :data:`COMMON_DEFAULTS`); one place, applied by :meth:`settings`
+    when the configuration is completed, so they are in every data job's spec."""
 
     def settings(self, spec: dict[str, Any]) -> dict[str, Any]:
         """``spec`` with every default filled in."""
