@@ -4,7 +4,7 @@
 #   make test    check lint (ruff, snakemake --lint), then run the test suite
 #
 # More: make paper (paper/main.pdf after `make run`), make report (report.html),
-#       make leaderboard (refresh results/reference and the README from results/), make lint.
+#       make leaderboard (refresh results/reference and docs/results.md from results/), make lint.
 # Options: make run PROFILE=smoke|paper   CORES=2   SNAKEMAKE_ARGS="--keep-going"
 #                   WORKDIR=/scratch/run1 (Snakemake's --directory: results/ and .snakemake/ go there)
 #          make test PYTEST_ARGS="-k metrics"
@@ -29,7 +29,7 @@ TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recom
 
 setup: $(STAMP)
 
-# pip takes torch 2.14.1 / torchvision 0.29.1 from the local wheel cache; see README.
+# pip takes torch 2.14.1 / torchvision 0.29.1 from the local wheel cache; see README (Quick start).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"

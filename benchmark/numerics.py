@@ -20,7 +20,7 @@ bits into different numbers. ``numerics: native`` (torch's choices) is fastest o
 * a fixed thread count (the job's ``--threads``, 1 when not given): ATen and MKL split reductions
   by thread.
 
-What one machine can show is in ``tests/test_numerics.py`` and the README's reproducibility section.
+What one machine can show is in ``tests/test_numerics.py`` and docs/reproducibility.md.
 A CPU without AVX2 cannot run the pinned path: a portable job there stops with a configuration error.
 """
 

@@ -39,6 +39,7 @@ def _tiny_config(smoke_config: dict[str, Any]) -> dict[str, Any]:
     }
     return {
         **smoke_config,
+        "tasks": list(TASKS),  # every task, the opt-in ones included: each method meets each task
         "pretrain": optim,
         "finetune": {task: optim for task in TASKS},
         "evaluate": {

@@ -485,8 +485,9 @@ def test_robustness_plot_has_one_panel_per_measured_corruption(monkeypatch: pyte
 
 
 def test_readme_leaderboard_is_generated_from_the_reference_run() -> None:
-    from benchmark.report.leaderboard import update_readme
+    from benchmark.report.leaderboard import RESULTS_PAGE, update_readme
 
     reference = REPO / "results" / "reference"
     assert (reference / "provenance.json").is_file(), "results/reference is committed with the repository"
-    assert not update_readme(REPO / "README.md", reference, check=True), "README out of date: run `make leaderboard`"
+    page = REPO / RESULTS_PAGE
+    assert not update_readme(page, reference, check=True), f"{page} out of date: run `make leaderboard`"

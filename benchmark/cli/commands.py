@@ -145,7 +145,7 @@ def cmd_perf(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from benchmark.report.leaderboard import copy_reference, update_readme
+    from benchmark.report.leaderboard import RESULTS_PAGE, copy_reference, update_readme
 
     if args.reference and args.readme:
         reference, readme = Path(args.reference), Path(args.readme)
@@ -154,7 +154,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
         root = current_checkout("leaderboard")
         reference = Path(args.reference) if args.reference else root / "results" / "reference"
-        readme = Path(args.readme) if args.readme else root / "README.md"
+        readme = Path(args.readme) if args.readme else root / RESULTS_PAGE
     if args.source:
         copy_reference(Path(args.source), reference)
         print(f"copied the run under {args.source} to {reference}")

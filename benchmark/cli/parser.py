@@ -174,11 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/perf", help="folder for the JSON, table and plot (default: %(default)s)")
     p.set_defaults(func=cmd_perf)
 
-    p = sub.add_parser("leaderboard", help="regenerate the README's results section from the reference run")
+    p = sub.add_parser("leaderboard", help="regenerate the results page (docs/results.md) from the reference run")
     p.add_argument("--from", dest="source", help="first copy this finished run (e.g. results) into the reference")
     p.add_argument("--reference", help="reference folder (default: results/reference of this checkout)")
-    p.add_argument("--readme", help="README to update (default: README.md of this checkout)")
-    p.add_argument("--check", action="store_true", help="fail (exit 1) if the README is out of date; change nothing")
+    p.add_argument("--readme", help="page to update (default: docs/results.md of this checkout)")
+    p.add_argument("--check", action="store_true", help="fail (exit 1) if the page is out of date; change nothing")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser(

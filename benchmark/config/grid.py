@@ -45,7 +45,7 @@ def resolve_methods(config: Mapping[str, Any], available: Iterable[str]) -> list
         raise ConfigError(
             f"'methods' names published model(s) {without} without weights: set "
             + ", ".join(f"'method_overrides.{m}.pretrained'" for m in without)
-            + " to a local directory (or a hub name when online); see README, 'Published models'"
+            + " to a local directory (or a hub name when online); see docs/models.md"
         )
     return list(wanted)
 

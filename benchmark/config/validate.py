@@ -139,7 +139,8 @@ def _dataset_problems(config: Mapping[str, Any]) -> list[str]:
         if "root" not in block and "root" in adapter.config_schema.get("required", []):
             block_problems = [
                 f"'datasets.{name}' ({block['kind']}) reads official files but has no 'root': set 'data_root' to "
-                f"the folder in the layout of README, 'Real datasets' (snakemake --config data_root=/path/to/data; "
+                f"the folder in the layout of docs/datasets.md, 'Real datasets' "
+                f"(snakemake --config data_root=/path/to/data; "
                 f"fusebench --set data_root=/path/to/data), or 'datasets.{name}.root'"
             ]
         if not block_problems:

@@ -192,7 +192,7 @@ class OfficialAdapter(DatasetAdapter):
         raise NotImplementedError
 
     def layout(self, spec: dict[str, Any]) -> str:
-        """The expected layout under ``root``, for error messages and the README."""
+        """The expected layout under ``root``, for error messages and docs/datasets.md."""
         raise NotImplementedError
 
     def expected_counts(self, spec: dict[str, Any]) -> dict[str, dict[str, int]]:

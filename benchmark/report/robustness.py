@@ -506,7 +506,7 @@ def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_met
         "",
         f"Scores on the first {subset} test images, mean ± sample std over seeds. "
         + _caption(reference_method)
-        + "Formulas: README, *Robustness*. "
+        + "Formulas: docs/protocols.md, *Robustness*. "
         "Image noise, text noise and missing modality are reported separately, never averaged together. "
         "MMI (MultiModal Impact, Qiu et al. 2022) is the mean over the family's corruptions and severities "
         "of (clean − corrupted) / clean" + _mmi_notes(scores) + ".",
