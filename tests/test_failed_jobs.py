@@ -107,7 +107,6 @@ def test_partial_aggregation_marks_missing_results_and_counts_seeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Hand-made result files and logs → main.csv rows 'failed: <error> (log: …)', seeds '2/3', a marked mean."""
-    from benchmark.report import aggregate
 
     expected = hand_made_run(tmp_path)
     results, robustness, training, missing = read_expected(expected)
@@ -120,7 +119,7 @@ def test_partial_aggregation_marks_missing_results_and_counts_seeds(
     assert f"1 job failed:\n  pretrain d m1 seed 2: {DIVERGED} (log: {log})" in summary
     assert "1 job did not run" in summary and str(tmp_path / "tables" / "main.md") in summary
 
-    monkeypatch.setattr(aggregate, "git_state", lambda: {"commit": "0" * 40, "dirty": False})
+    monkeypatch.setattr("benchmark.report.aggregate.run.git_state", lambda: {"commit": "0" * 40, "dirty": False})
     report = {"reference_method": "m2", "summary_metric": {"retrieval": "mean_R"}, "max_images": 12}
     run_aggregate(results, tmp_path / "tables", "hash", robustness, report, training, missing)
 

@@ -376,7 +376,8 @@ def test_aggregate_reports_mean_and_sample_std_of_the_per_seed_result_files(
     files.append(tmp_path / "results" / "chance.json")
     write_json(files[-1], {"spec": reference_spec, "rows": metric_rows(reference_spec, "chance", chance)})
 
-    monkeypatch.setattr(aggregate, "git_state", lambda: {"commit": "0" * 40, "dirty": False})  # no git call
+    no_git = {"commit": "0" * 40, "dirty": False}  # no git call
+    monkeypatch.setattr("benchmark.report.aggregate.run.git_state", lambda: no_git)
     aggregate.run_aggregate(files, tmp_path / "tables", "hash")
 
     table = markdown_rows((tmp_path / "tables" / "main.md").read_text(), "## d — retrieval")
