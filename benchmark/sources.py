@@ -122,7 +122,8 @@ def cached_snapshot(repo: str) -> Path:
 def folder_files(folder: Path, hidden_files: bool = False) -> list[Path]:
     """The regular files under ``folder`` (recursively, links followed), sorted, outside hidden folders
     (``.git``, a download tool's ``.cache``); hidden files themselves (``.gitattributes``) only with
-    ``hidden_files``."""
+    ``hidden_files``. The workflow's inputs of a weights folder are these files with ``hidden_files``
+    (:func:`benchmark.workflow.inputs.local_weight_files`): every file any job's digests include."""
     files = []
     for path in sorted(folder.rglob("*")):
         parts = path.relative_to(folder).parts

@@ -18,12 +18,12 @@ from benchmark.paths import DATA_RECORD_FILE, TABLES, data_record_path
 from benchmark.results import items_path
 from benchmark.sources import folder_files
 from benchmark.workflow import locks
-from benchmark.workflow.commands import evaluation_command, training_command
+from benchmark.workflow.commands import evaluation_command, quoted_json, training_command
 from benchmark.workflow.expected import expected_results, job_entry
 from benchmark.workflow.grid import RunGrid, run_grid
 from benchmark.workflow.inputs import local_weight_files
 from benchmark.workflow.partial import OUTDATED, date_outdated, partial_message, run_fusebench
-from benchmark.workflow.paths import RunLayout, items_template
+from benchmark.workflow.paths import RunLayout, factor_label, items_template
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = RunLayout("results/smoke")
@@ -256,7 +256,8 @@ def test_the_expected_results_name_every_cell_and_its_chain(smoke: dict) -> None
 def test_partial_outputs_are_dated_1970_and_missing_ones_skipped(tmp_path: Path) -> None:
     table = tmp_path / "main.csv"
     table.write_text("x")
-    assert date_outdated([table, tmp_path / "missing.csv"]) == [str(table)]
+    dated = date_outdated([table, tmp_path / "missing.csv"])
+    assert dated == [table] and dated[0] is table  # the objects given: Snakemake's calls need its own
     assert table.stat().st_mtime == OUTDATED
 
 
@@ -389,3 +390,8 @@ def test_the_workflow_package_imports_no_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_specs_are_canonical_shell_quoted_json_and_factors_short() -> None:
+    assert quoted_json({"b": [1, "it's"], "a": None}) == """'{"a": null, "b": [1, "it'"'"'s"]}'"""
+    assert [factor_label(f) for f in (0.5, 1.0, 2.0, 1e-05)] == ["0.5", "1", "2", "1e-05"]

@@ -10,6 +10,7 @@ from typing import Any
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
 from benchmark.io import write_json
+from benchmark.paths import CHECKPOINT_FILE, TRAINING_RECORD_FILE
 from benchmark.stages.records import result_record, weights_protocol
 from benchmark.stages.session import Session
 from benchmark.tasks import get_task, task_names
@@ -68,10 +69,10 @@ def train_stage(
     meta = {**checkpoint_meta, "spec_hash": config_hash(spec), "stage": spec["stage"]}
     if report.validation is not None:
         meta["selected_step"] = report.validation["selected_step"]
-    save_checkpoint(out_dir / "model.safetensors", model, meta)
+    save_checkpoint(out_dir / CHECKPOINT_FILE, model, meta)
     efficiency = efficiency_profile(model, profile_batch) if profile_batch else {"parameters": parameter_count(model)}
     write_json(
-        out_dir / "result.json",
+        out_dir / TRAINING_RECORD_FILE,
         result_record(
             spec,
             started,
@@ -230,11 +231,12 @@ def not_applicable_checkpoint(
 
     meta = {**meta, "spec_hash": config_hash(spec), "stage": spec["stage"], "not_applicable": reason}
     if model is None:
-        save_not_applicable(out_dir / "model.safetensors", {**meta, "without_weights": True})
+        save_not_applicable(out_dir / CHECKPOINT_FILE, {**meta, "without_weights": True})
     else:
-        save_checkpoint(out_dir / "model.safetensors", model, meta)
+        save_checkpoint(out_dir / CHECKPOINT_FILE, model, meta)
     described = model.describe() if model is not None else {"name": spec["method"]}
     write_json(
-        out_dir / "result.json", result_record(spec, started, status="not applicable", reason=reason, method=described)
+        out_dir / TRAINING_RECORD_FILE,
+        result_record(spec, started, status="not applicable", reason=reason, method=described),
     )
     log.info("%s %s: not applicable (%s)", spec.get("task", spec["stage"]), spec["method"], reason)

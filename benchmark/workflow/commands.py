@@ -9,6 +9,10 @@ commands the rules have always had (``tests/test_workflow_package.py`` pins them
 
 from __future__ import annotations
 
+import json
+import shlex
+from typing import Any
+
 FUSEBENCH = "python -m benchmark -v"
 """The CLI as a job calls it: the checkout's package (``PYTHONPATH``, set by the workflow's shell prefix)."""
 
@@ -52,6 +56,12 @@ def evaluation_command(stage: str) -> str:
         "{params.tokenizer} {params.checkpoint}",
         "--out {output.result}",
     )
+
+
+def quoted_json(spec: dict[str, Any]) -> str:
+    """A stage spec as a job takes it (``--spec``): canonical JSON (sorted keys), shell-quoted. Its text is the
+    job's ``params.spec``: Snakemake re-runs a job whose spec text changes."""
+    return shlex.quote(json.dumps(spec, sort_keys=True))
 
 
 def _command(stage: str, *parts: str | None) -> str:

@@ -14,6 +14,9 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeVar
+
+PathT = TypeVar("PathT", str, Path)
 
 OUTDATED = 1
 """The time a partial output is dated to: 1 s after the epoch (Snakemake reads a time of 0 as none)."""
@@ -34,11 +37,11 @@ def run_fusebench(args: Iterable[str], log: str | Path, checkout: str | Path) ->
     return result.stdout if result.returncode == 0 else None
 
 
-def date_outdated(files: Iterable[str | Path]) -> list[str]:
+def date_outdated(files: Iterable[PathT]) -> list[PathT]:
     """Date each of ``files`` that exists to 1970 (:data:`OUTDATED`), so the next run rebuilds it; the files
-    dated."""
+    dated, the same objects as given (Snakemake's own calls take its file objects, not their names)."""
     dated = []
-    for path in map(str, files):
+    for path in files:
         if os.path.exists(path):
             os.utime(path, (OUTDATED, OUTDATED))
             dated.append(path)

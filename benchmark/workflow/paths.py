@@ -36,6 +36,11 @@ RESULT_SUFFIX = ".json"
 """An evaluation, robustness or reference job's result file ends so (its per-item records replace it)."""
 
 
+def factor_label(factor: float) -> str:
+    """A learning-rate factor as it appears in a trial's paths (``lr{factor}``): 0.5 → 0.5, 1.0 → 1, 2.0 → 2."""
+    return f"{factor:g}"
+
+
 def items_template(result: str) -> str:
     """The per-item records beside a result template: ``…/seed{seed}.json`` → ``…/seed{seed}.items.npz``
     (:func:`benchmark.results.items_path` on a path; kept a string so the template is not normalised)."""

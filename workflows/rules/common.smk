@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from benchmark.numerics import PORTABLE_ENV, with_numerics
+from benchmark.workflow.commands import quoted_json
+from benchmark.workflow.paths import factor_label
 
 
 def _uses_conda():
@@ -37,11 +39,6 @@ BASELINES = str(baselines_dir())
 
 CONDA_ENV = "../../environment.yml"
 """Every rule runs in the same pinned environment (paths are relative to this file)."""
-
-
-def quoted_json(spec):
-    """A spec as the jobs take it: canonical JSON, shell-quoted."""
-    return shlex.quote(json.dumps(spec, sort_keys=True))
 
 
 def spec_json(stage, **wildcards):
@@ -176,11 +173,6 @@ def plugin_file(table, name):
 # -- the learning-rate search (workflows/rules/tuning.smk) --
 
 TUNING_FACTORS = tuning_factors(config)
-
-
-def factor_label(factor):
-    """A factor as it appears in paths: 0.5 → 0.5, 1.0 → 1, 2.0 → 2."""
-    return f"{factor:g}"
 
 
 def trial_factor(wildcards):

@@ -40,9 +40,7 @@ rule pretrained_tokenizer:
     output:
         RUN.pretrained_tokenizer.output,
     params:
-        spec=lambda w: shlex.quote(
-            json.dumps(stage_spec(config, "tokenizer", method=PRETRAINED_TOKENIZERS[w.tokenizer]), sort_keys=True)
-        ),
+        spec=lambda w: quoted_json(stage_spec(config, "tokenizer", method=PRETRAINED_TOKENIZERS[w.tokenizer])),
     log:
         RUN.pretrained_tokenizer.log,
     conda:
