@@ -199,7 +199,7 @@ def test_word_delete_keeps_a_word() -> None:
 @pytest.mark.parametrize("corruption", ["missing_image", "missing_text"])
 def test_missing_modality_withholds_a_fraction_severity_over_five(corruption: str) -> None:
     """README: the modality is withheld for a seeded fraction severity/5 of the test examples."""
-    from benchmark.tasks.robustness import missing_mask
+    from benchmark.corruptions.families import missing_mask
 
     ids = list(range(3000))
     for severity in range(1, 6):

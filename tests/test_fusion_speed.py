@@ -23,8 +23,8 @@ from benchmark.evaluation.retrieval import EncodingCache, input_digest, retrieva
 from benchmark.models.method import BuildContext
 from benchmark.objectives import itm_loss, mask_tokens, mlm_loss
 from benchmark.registry import load_method
+from benchmark.robustness.grid import evaluate_robustness
 from benchmark.tasks import get_task
-from benchmark.tasks.robustness import evaluate_robustness
 
 CPU = torch.device("cpu")
 RETRIEVAL = {"ks": [1, 5], "max_images": None, "exhaustive_max_images": 100, "shortlist_k": 3}

@@ -28,8 +28,8 @@ from benchmark.metrics.bootstrap import (
 )
 from benchmark.report.robustness import load_cell_items, robustness_latex, robustness_markdown, summary_scores
 from benchmark.results import items_path, read_cell_items, write_cell_items
+from benchmark.robustness.grid import evaluate_robustness
 from benchmark.tasks import get_task
-from benchmark.tasks.robustness import evaluate_robustness
 
 METRICS = {"retrieval": "mean_R"}
 CELLS = [("none", 0), ("gaussian_noise", 1), ("gaussian_noise", 2), ("char_swap", 1), ("char_swap", 2)]

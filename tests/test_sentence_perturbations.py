@@ -27,7 +27,7 @@ from benchmark.corruptions.text import (
 )
 from benchmark.data.dataset import SceneSplit
 from benchmark.errors import ConfigError
-from benchmark.tasks.robustness import (
+from benchmark.robustness.grid import (
     corrupt_split,
     evaluate_robustness,
     family,

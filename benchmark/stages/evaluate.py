@@ -113,7 +113,7 @@ def run_robustness(
     """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
     from benchmark.corruptions.image import table_for
     from benchmark.device import describe
-    from benchmark.tasks.robustness import evaluate_robustness, grid, load_sentence_models, sentence_model_protocol
+    from benchmark.robustness.grid import evaluate_robustness, grid, load_sentence_models, sentence_model_protocol
 
     started = time.perf_counter()
     task = get_task(spec["task"])

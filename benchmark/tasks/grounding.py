@@ -124,7 +124,7 @@ class Grounding(Task):
         return rows, protocol
 
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
-        from benchmark.tasks.robustness import missing_mask
+        from benchmark.corruptions.families import missing_mask
 
         absent = missing_mask([r["ref_id"] for r in subset.refs], corruption, severity)
         return {"image_missing" if corruption == "missing_image" else "text_missing": absent}

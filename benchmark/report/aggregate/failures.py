@@ -105,7 +105,7 @@ def _blame(chain: list[dict[str, Any]], missing: MissingResults) -> str:
 def read_expected(path: Path) -> tuple[list[Path], list[Path], list[Path], MissingResults]:
     """(evaluation and reference result files, robustness files, training files that exist, what is missing)
     from an expected-results file (its format: :mod:`benchmark.workflow.expected`)."""
-    from benchmark.tasks.robustness import grid
+    from benchmark.robustness.grid import grid
 
     expected = read_json(path, what="expected-results file")
     results: list[Path] = []

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.corruptions.families import family
 from benchmark.metrics.bootstrap import (
     LEVEL,
     RESAMPLES,
@@ -25,7 +26,6 @@ from benchmark.metrics.bootstrap import (
 from benchmark.metrics.robustness import multimodal_impact, relative_drop, summarize_family
 from benchmark.results import Cell
 from benchmark.tasks import get_task
-from benchmark.tasks.robustness import family
 
 SCORES = (
     "mean_corrupted",

@@ -26,13 +26,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-import torch
-
-from benchmark.corruptions.image import IMAGE_CORRUPTIONS, corrupt_images
+from benchmark.corruptions.families import family
+from benchmark.corruptions.image import corrupt_images
 from benchmark.corruptions.text import (
     SCENE_LEXICON,
     SENTENCE_PERTURBATIONS,
-    TEXT_CORRUPTIONS,
     Lexicon,
     ModelRequiredError,
     SentenceRewriter,
@@ -46,21 +44,7 @@ from benchmark.data.dataset import SceneSplit
 from benchmark.data.images import as_tensor
 from benchmark.errors import ConfigError, MissingModalityError
 from benchmark.results import Cell
-from benchmark.seeding import derive_seed
 from benchmark.tasks.base import Task
-
-MISSING = ("missing_image", "missing_text")
-
-
-def family(corruption: str) -> str:
-    """image / text / missing, from the corruption's name."""
-    if corruption in IMAGE_CORRUPTIONS:
-        return "image"
-    if corruption in TEXT_CORRUPTIONS or corruption in SENTENCE_PERTURBATIONS:
-        return "text"
-    if corruption in MISSING:
-        return "missing"
-    raise ValueError(f"unknown corruption {corruption!r}")
 
 
 def grid(settings: dict[str, Any]) -> Iterator[tuple[str, int]]:
@@ -133,12 +117,6 @@ def robustness_lexicon(settings: dict[str, Any]) -> Lexicon | None:
     """The built-in scene lexicon extended by the file ``robustness.lexicon`` names, or None (built-in only)."""
     path = settings.get("lexicon")
     return {**SCENE_LEXICON, **load_lexicon(path)} if path else None
-
-
-def missing_mask(ids: list[int], corruption: str, severity: int) -> torch.Tensor:
-    """Which examples lose the modality: a seeded fraction severity/5, decided per example."""
-    fraction = severity / 5
-    return torch.tensor([(derive_seed("missing", i, corruption, severity) % 10_000) / 10_000 < fraction for i in ids])
 
 
 def evaluate_robustness(
