@@ -66,6 +66,22 @@ def pretrain(capsys: pytest.CaptureFixture[str], data: Path, tokenizer: Path, ou
     )
 
 
+def evaluate_published(
+    capsys: pytest.CaptureFixture[str], method: str, weights: Path, data: Path, out: Path
+) -> tuple[int, str]:
+    """``fusebench evaluate`` of a zero-shot published ``method`` reading ``weights``, on retrieval."""
+    return run(
+        capsys,
+        "evaluate",
+        "--config",
+        str(SMOKE),
+        "--set",
+        f"method_overrides.{method}.pretrained={weights}",
+        *("--dataset", "scenes", "--method", method, "--task", "retrieval", "--seed", "0"),
+        *("--data", str(data), "--out", str(out)),
+    )
+
+
 def tiny_vit(**overrides: Any) -> torch.nn.Module:
     import timm
 
@@ -123,26 +139,7 @@ def test_a_corrupted_published_checkpoint_folder_is_named(
 
     folder = build_clip(tmp_path / "clip")
     damage(folder / "model.safetensors")
-    code, err = run(
-        capsys,
-        "evaluate",
-        "--config",
-        str(SMOKE),
-        "--set",
-        f"method_overrides.published_dual_encoder.pretrained={folder}",
-        "--dataset",
-        "scenes",
-        "--method",
-        "published_dual_encoder",
-        "--task",
-        "retrieval",
-        "--seed",
-        "0",
-        "--data",
-        str(tiny_dataset),
-        "--out",
-        str(tmp_path / "out"),
-    )
+    code, err = evaluate_published(capsys, "published_dual_encoder", folder, tiny_dataset, tmp_path / "out")
     key = "method_overrides.published_dual_encoder.pretrained"
     assert_one_line_error(code, err, 3, "input error", key, str(folder / "model.safetensors"))
 
@@ -223,25 +220,7 @@ def test_blip_default_text_length_beyond_the_checkpoint_says_how_to_set_it(
     from tests.published_fixtures import build_blip
 
     folder = build_blip(tmp_path / "blip", positions=32)
-    common = [
-        "--config",
-        str(SMOKE),
-        "--set",
-        f"method_overrides.published_matcher.pretrained={folder}",
-        "--dataset",
-        "scenes",
-        "--method",
-        "published_matcher",
-        "--task",
-        "retrieval",
-        "--seed",
-        "0",
-        "--data",
-        str(tiny_dataset),
-        "--out",
-        str(tmp_path / "out"),
-    ]
-    code, err = run(capsys, "evaluate", *common)
+    code, err = evaluate_published(capsys, "published_matcher", folder, tiny_dataset, tmp_path / "out")
     last = assert_one_line_error(
         code, err, 2, "configuration error", "default text length 35", "32 text positions", str(folder)
     )
