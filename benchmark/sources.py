@@ -138,26 +138,31 @@ def file_digests(paths: Iterable[Path], root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(paths)}
 
 
-def check_weight_files(paths: Iterable[Path], key: str) -> None:
+def check_weight_files(paths: Iterable[Path], key: str) -> dict[Path, dict[str, tuple[int, ...]]]:
     """Read the header of every ``.safetensors`` file among ``paths`` (no tensor data: cheap for any size).
 
     safetensors checks that the header is valid JSON and that its tensors cover the file exactly, so a
     truncated download or a garbage header is found here, named with ``key`` and the file, instead of as
     a library traceback when the model is built. Pickled ``.bin`` / ``.pth`` files have no header to
     check; :func:`load_failure` names them if they fail to load.
+
+    Returns each safetensors file's tensor name → shape, so a caller that checks shapes next
+    (a timm folder's weights against the model) does not open the header a second time.
     """
     from safetensors import SafetensorError, safe_open
 
+    headers: dict[Path, dict[str, tuple[int, ...]]] = {}
     for path in paths:
         if not path.name.lower().endswith(".safetensors"):
             continue
         try:
             with safe_open(str(path), framework="pt") as handle:
-                handle.keys()
+                headers[path] = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
         except (SafetensorError, OSError) as exc:
             raise DataFileError(
                 f"{key}: weight file {path} is unreadable ({one_line(exc)}); replace it with a complete copy"
             ) from None
+    return headers
 
 
 def weight_load_errors() -> tuple[type[BaseException], ...]:

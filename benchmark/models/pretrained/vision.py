@@ -109,10 +109,15 @@ def _meta_timm(name: str, **kwargs: Any) -> nn.Module:
         raise ConfigError(f"'model.vision': timm cannot build {name!r}: {exc}") from None
 
 
-def file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor name → shape of a weight file (safetensors: header only), keys cleaned as timm does."""
+def file_shapes(path: Path, header: dict[str, tuple[int, ...]] | None = None) -> dict[str, tuple[int, ...]]:
+    """Tensor name → shape of a weight file (safetensors: header only), keys cleaned as timm does.
+
+    ``header``: the safetensors shapes :func:`~benchmark.sources.check_weight_files` already read.
+    """
     from timm.models import clean_state_dict, load_state_dict
 
+    if header is not None:
+        return clean_state_dict(header)
     try:
         if path.name.lower().endswith(".safetensors"):
             from safetensors import safe_open
@@ -219,10 +224,10 @@ TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 def _check_folder_fits(folder: Path, model: nn.Module) -> None:
     """Every safetensors file of a timm Hub-layout folder is readable, and its weights fit ``model`` (the same
     one-line check as a single file, before timm's loader would stop with a multi-line state-dict error)."""
-    check_weight_files(folder_files(folder), "'model.vision.init'")
+    headers = check_weight_files(folder_files(folder), "'model.vision.init'")
     weights = next((folder / name for name in TIMM_WEIGHT_FILES if (folder / name).is_file()), None)
     if weights is not None:
-        check_fits(weights, model, file_shapes(weights), complete=False)
+        check_fits(weights, model, file_shapes(weights, headers.get(weights)), complete=False)
 
 
 def _file_arch_kwargs(vision: dict[str, Any], path: Path) -> dict[str, Any]:
