@@ -98,11 +98,11 @@ def test_the_trend_is_the_least_squares_rise_over_the_last_points() -> None:
     assert not still_improving(curve, StoppingRule((("m", True),), patience=3, min_delta=0.3))  # not *more*
     noisy_flat = [{"step": s, "m": v} for s, v in [(10, 0.5), (20, 0.52), (30, 0.49), (40, 0.51)]]
     assert not still_improving(noisy_flat, rule)
-    loss = [{"step": s, "loss": v, "m": 0.5} for s, v in [(0, 3.0), (10, 2.0)]]
+    loss = [{"step": s, "loss": v, "m": 0.5} for s, v in [(0, 3.0), (10, 2.0), (20, 1.0)]]
     two = StoppingRule((("loss", False), ("m", True)), patience=3)
-    assert trend_rise(loss, two) == pytest.approx({"loss": 1.0, "m": 0.0})  # a falling loss improves
+    assert trend_rise(loss, two) == pytest.approx({"loss": 2.0, "m": 0.0})  # a falling loss improves
     assert still_improving(loss, two)  # one watched curve improving is enough
-    assert still_improving([{"step": 0, "m": 0.1}], rule) is None  # one point: no trend
+    assert still_improving(loss[:2], two) is None  # the untrained model and the last step: no trend (smoke runs)
 
 
 def test_a_flattening_curve_stops_within_patience_points_and_a_rising_one_runs_to_the_cap(
@@ -212,7 +212,7 @@ def test_the_stage_records_steps_used_and_why_it_stopped_and_the_tables_mark_a_c
     rows = capped_rows([capped, finetuned])
     assert rows.methods("scenes", "retrieval") == {"contrastive_clip"}
     assert "contrastive_clip seed 0 pretraining" in rows.note("scenes", "retrieval")
-    assert "2 points (min_delta 10)" in rows.note("scenes", "retrieval")
+    assert "3 points (min_delta 10)" in rows.note("scenes", "retrieval")
     assert not capped_rows([record, finetuned]).methods("scenes", "retrieval")  # converged: no mark
 
 

@@ -17,9 +17,10 @@ curve alone and travels in the training state (:meth:`EarlyStopping.state`), so 
 same step as an unbroken one.
 
 **Still improving at the cap** (:func:`still_improving`): for some watched metric, the least-squares line
-through its last ``patience + 1`` points (:data:`TREND_POINTS_OFF` without early stopping) — the window early
-stopping judges — rises, in the better direction, by more than ``min_delta`` over their span. Such a run
-would not have been judged converged; the tables mark its rows.
+through its last ``patience + 1`` points (at least :data:`MIN_TREND_POINTS`; :data:`TREND_POINTS_OFF`
+without early stopping) — the window early stopping judges — rises, in the better direction, by more than
+``min_delta`` over their span. Such a run would not have been judged converged; the tables mark its rows.
+A curve measured only before the first step and at the last says nothing about convergence (unknown, None).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from typing import Any
 
 TREND_POINTS_OFF = 4
 """Points the still-improving trend is fitted on when early stopping is off (``patience=None``)."""
+
+MIN_TREND_POINTS = 3
+"""Fewest points a trend is fitted on: two, the untrained model and the last step, would always rise."""
 
 CONVERGED, CAP = "converged", "cap"
 """Why a job stopped: no improvement for ``patience`` points, or its step cap."""
@@ -47,7 +51,7 @@ class StoppingRule:
     @property
     def trend_points(self) -> int:
         """Points the still-improving trend is fitted on: the window early stopping judges."""
-        return self.patience + 1 if self.patience else TREND_POINTS_OFF
+        return max(self.patience + 1, MIN_TREND_POINTS) if self.patience else TREND_POINTS_OFF
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -94,14 +98,15 @@ class EarlyStopping:
 
 def trend_rise(curve: list[dict[str, float]], rule: StoppingRule) -> dict[str, float | None]:
     """Per watched metric, how much the least-squares line through its last ``rule.trend_points`` finite points
-    rises over their span, in the better direction (positive: improving); None with fewer than two points."""
+    rises over their span, in the better direction (positive: improving); None with fewer than
+    :data:`MIN_TREND_POINTS`."""
     return {name: _rise(curve, name, higher, rule.trend_points) for name, higher in rule.metrics}
 
 
 def _rise(curve: list[dict[str, float]], name: str, higher_is_better: bool, count: int) -> float | None:
     points = [(float(p["step"]), float(p[name])) for p in curve if name in p and math.isfinite(float(p[name]))]
     points = points[-count:]
-    if len(points) < 2:
+    if len(points) < MIN_TREND_POINTS:
         return None
     mean_x = sum(x for x, _ in points) / len(points)
     mean_y = sum(y for _, y in points) / len(points)
