@@ -202,7 +202,7 @@ def test_the_stage_records_steps_used_and_why_it_stopped_and_the_tables_mark_a_c
     assert frame.loc[0, "steps_used_pretrain"] == 5
     assert frame.loc[0, "flops_used_pretrain"] == pytest.approx(5 * per_step)
     assert list(compute_table(frame).columns) == ["method", "pretrain\nsteps", "pretrain\nTFLOPs"]
-    assert len(efficiency_tables(frame)[0].columns) == 5  # the cost table keeps its width
+    assert not any("used" in c or "steps" in c for c in efficiency_tables(frame)[0].columns)  # cost keeps its width
 
     capped = {**record, "train": {**train_record, "stop_reason": "cap", "still_improving": True}}
     finetuned = {
