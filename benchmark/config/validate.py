@@ -243,12 +243,6 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     tuning = config.get("tuning", {})
     if tuning.get("lr_factors") and not config.get("validation", {}).get("every"):
         problems.append("'tuning.lr_factors' chooses on val: it needs 'validation.every' (null turns validation off)")
-    validation = config.get("validation", {})
-    if validation.get("patience") and not validation.get("every"):
-        problems.append(
-            f"'validation.patience' ({validation['patience']}) stops early on val: it needs 'validation.every' "
-            "(null turns validation off; set 'validation.patience: null' to train to the cap)"
-        )
     budget = config.get("budget", {})
     if (budget.get("unit") == "steps") != (budget.get("amount") is None):
         problems.append(
