@@ -255,3 +255,24 @@ def test_main_tables_mark_the_capped_row_with_a_footnote() -> None:
     latex = main_latex(stats, {"config hash": "x"}, capped=capped)
     assert r"b \textsuperscript{\ddag}" in latex and "still improving" in latex
     assert CAPPED_MARK not in main_markdown(stats, {"config hash": "x"})
+
+
+def test_captions_and_selection_say_where_each_job_stopped() -> None:
+    from benchmark.report.curves import budget_text, selection_markdown
+
+    def job(stage: str, reason: str, used: int, improving: bool | None, **spec: Any) -> dict[str, Any]:
+        validation = {"curve": [], "selected_step": used, "metric": "val_mean_R", "selected_value": 0.5}
+        return {
+            "spec": {"stage": stage, "dataset": "scenes", "method": "m", "seed": 0, **spec},
+            "budget": {"unit": "flops", "amount": 1e12, "steps": 900, "samples": 900},
+            "train": {"steps": 900, "steps_used": used, "stop_reason": reason, "still_improving": improving}
+            | {"validation": validation},
+        }
+
+    converged = job("pretrain", "converged", 400, False)
+    assert budget_text([converged]).endswith(
+        "These are caps: early stopping ended jobs sooner (compute used: efficiency.md)."
+    )
+    assert "caps" not in budget_text([job("pretrain", "cap", 900, True)])
+    markdown = selection_markdown([converged, job("finetune", "cap", 900, True, task="retrieval")], "footer")
+    assert "| scenes    | m        | converged at 400     |" in markdown and "cap at 900 ↑" in markdown

@@ -74,11 +74,21 @@ def budget_text(records: list[dict[str, Any]]) -> str:
         steps = sorted({b["steps"] for b in budgets.values()})
         samples = sorted({b["samples"] for b in budgets.values()})
         shown = f"{', '.join(map(str, steps))} steps, {', '.join(map(str, samples))} samples"
-        return f"Pretraining budget: equal steps ({shown} per method)."
+        return f"Pretraining budget: equal steps ({shown} per method)." + _stopped_early(records)
     amounts = sorted({b.get("amount") for b in budgets.values()})
     per_method = ", ".join(f"{m} {b['steps']} steps" for m, b in sorted(budgets.items()))
     shown = ", ".join(f"{a:.3g}" for a in amounts)
-    return f"Pretraining budget: equal {'/'.join(sorted(units))} ({shown} per method; {per_method})."
+    text = f"Pretraining budget: equal {'/'.join(sorted(units))} ({shown} per method; {per_method})."
+    return text + _stopped_early(records)
+
+
+def _stopped_early(records: list[dict[str, Any]]) -> str:
+    """A sentence when early stopping ended a pretraining job before its budget: the budget was then a cap."""
+    early = any(
+        r.get("spec", {}).get("stage") == "pretrain" and (r.get("train") or {}).get("stop_reason") == "converged"
+        for r in records
+    )
+    return " These are caps: early stopping ended jobs sooner (compute used: efficiency.md)." if early else ""
 
 
 def stop_text(record: dict[str, Any]) -> str:
