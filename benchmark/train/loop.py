@@ -381,7 +381,7 @@ def train(
             read = _read_window(distributed.mean_over_ranks(window), window_start, description)  # the only sync
         if validate:
             selection.measure(model, done)
-            if selection.converged and done < settings.steps:
+            if distributed.rank_zero_says(selection.converged) and done < settings.steps:
                 stop_reason = CONVERGED
         if history_point or stop_reason == CONVERGED:
             point = {"step": done, **{k: sum(v) / len(v) for k, v in read.items()}}
