@@ -83,8 +83,8 @@ def test_cross_key_constraints() -> None:
         load_config(overrides=["datasets.scenes.objects_per_scene.min=5"])
     with pytest.raises(ConfigError, match="must be a multiple of 'model.vision.patch_size'"):
         load_config(overrides=["datasets.scenes.image_size=60"])
-    with pytest.raises(ConfigError, match="warmup_steps' \\(1500\\) exceeds 'pretrain.steps'"):
-        load_config(overrides=["pretrain.warmup_steps=1500"])
+    with pytest.raises(ConfigError, match="warmup_steps' \\(5000\\) exceeds 'pretrain.steps'"):
+        load_config(overrides=["pretrain.warmup_steps=5000"])
 
 
 def test_missing_or_broken_config_file_is_named(tmp_path) -> None:

@@ -204,7 +204,7 @@ def _pretrain_spec(smoke_config: dict[str, Any]) -> dict[str, Any]:
     config = {
         **smoke_config,
         "pretrain": {**smoke_config["pretrain"], **optim},
-        "validation": {**smoke_config["validation"], "every": 1},
+        "validation": {**smoke_config["validation"], "every": 1, "patience": None},  # all 12 steps, no early stop
     }
     return stage_spec(config, "pretrain", dataset="scenes", method="contrastive_clip", seed=0)
 

@@ -29,8 +29,10 @@ ONE_METHOD = {
     "methods": ["contrastive_clip"],
     "tasks": ["retrieval"],
     "pretrain": {"steps": 300, "checkpoint_every": 10},
+    "validation": {"patience": None},  # every step runs: the kill must find a training state at step 290
 }
-"""The smoke profile cut to one pretraining job, long enough to be killed after its first training state."""
+"""The smoke profile cut to one pretraining job, long enough to be killed after its first training state
+(early stopping off, so that it runs to its last training state; tests/test_early_stopping.py resumes with it on)."""
 PRETRAIN = Path("results/smoke/scenes/pretrain/contrastive_clip/seed0")
 STATE = PRETRAIN / "training_state.partial.safetensors"
 

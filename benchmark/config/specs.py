@@ -108,7 +108,8 @@ def validation_spec(config: Config, task: str | None = None) -> dict[str, Any]:
 
     Pretraining is validated by its own objectives and by the run's tasks that validate pretraining
     (``Task.validates_pretraining``), each keyed by its name with the main table's ``evaluate.<task>`` settings;
-    fine-tuning by the task's metrics, selected on its summary metric.
+    fine-tuning by the task's metrics, selected on its summary metric. Early stopping's ``patience`` and
+    ``min_delta`` join the spec only when ``patience`` is set, so that leaving it off re-runs nothing.
     """
     from benchmark.tasks import get_task  # the task table: imported when a training spec is cut, not with config
 
@@ -116,6 +117,8 @@ def validation_spec(config: Config, task: str | None = None) -> dict[str, Any]:
     if not settings["every"]:
         return {}
     spec = {k: settings[k] for k in ("every", "max_images")}
+    if settings.get("patience"):
+        spec.update({k: settings[k] for k in ("patience", "min_delta")})
     if task is None:
         spec["batches"] = settings["batches"]
         for task_name in run_tasks(config):

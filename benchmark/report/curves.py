@@ -74,19 +74,41 @@ def budget_text(records: list[dict[str, Any]]) -> str:
         steps = sorted({b["steps"] for b in budgets.values()})
         samples = sorted({b["samples"] for b in budgets.values()})
         shown = f"{', '.join(map(str, steps))} steps, {', '.join(map(str, samples))} samples"
-        return f"Pretraining budget: equal steps ({shown} per method)."
+        return f"Pretraining budget: equal steps ({shown} per method)." + _stopped_early(records)
     amounts = sorted({b.get("amount") for b in budgets.values()})
     per_method = ", ".join(f"{m} {b['steps']} steps" for m, b in sorted(budgets.items()))
     shown = ", ".join(f"{a:.3g}" for a in amounts)
-    return f"Pretraining budget: equal {'/'.join(sorted(units))} ({shown} per method; {per_method})."
+    text = f"Pretraining budget: equal {'/'.join(sorted(units))} ({shown} per method; {per_method})."
+    return text + _stopped_early(records)
+
+
+def _stopped_early(records: list[dict[str, Any]]) -> str:
+    """A sentence when early stopping ended a pretraining job before its budget: the budget was then a cap."""
+    early = any(
+        r.get("spec", {}).get("stage") == "pretrain" and (r.get("train") or {}).get("stop_reason") == "converged"
+        for r in records
+    )
+    return " These are caps: early stopping ended jobs sooner (compute used: efficiency.md)." if early else ""
+
+
+def stop_text(record: dict[str, Any]) -> str:
+    """Where and why a training job stopped: ``converged at 400``, ``cap at 1000 ↑`` (still improving)."""
+    train = record.get("train") or {}
+    steps = train.get("steps_used", train.get("steps"))
+    reason = train.get("stop_reason", "cap")
+    return f"{reason} at {steps}" + (" ↑" if train.get("still_improving") else "")
 
 
 def selection_markdown(training: list[dict[str, Any]], provenance_footer: str) -> str:
-    """selection.md: the budget, and per fine-tuning job the step kept and its val summary metric."""
+    """selection.md: the budget; per pretraining job where and why it stopped; per fine-tuning job the same,
+    the step kept and its val summary metric."""
     rows = []
+    stops = []
     for record in training:
         spec = record.get("spec", {})
         validation = (record.get("train") or {}).get("validation")
+        if spec.get("stage") == "pretrain" and validation:
+            stops.append({"dataset": spec["dataset"], "method": spec["method"], "stopped": stop_text(record)})
         if spec.get("stage") != "finetune" or not validation:
             continue
         rows.append(
@@ -96,6 +118,7 @@ def selection_markdown(training: list[dict[str, Any]], provenance_footer: str) -
                 "method": spec["method"],
                 "seed": spec["seed"],
                 "steps": record["train"]["steps"],
+                "stopped": stop_text(record),
                 "kept": validation["selected_step"],
                 "metric": validation.get("metric", ""),
                 "value": validation.get("selected_value"),
@@ -104,6 +127,22 @@ def selection_markdown(training: list[dict[str, Any]], provenance_footer: str) -
     parts = ["# FuseBench: model selection on the validation split", ""]
     if budget := budget_text(training):
         parts += [budget, ""]
+    if stops:
+        parts += [
+            "Each job stops when its watched val metric has not improved by `validation.min_delta` for "
+            "`validation.patience` points (converged), or at its step cap; ↑ marks a job stopped by its cap while "
+            "still improving (docs/protocols.md, Convergence).",
+            "",
+            "## Pretraining",
+            "",
+            pd.DataFrame(stops)
+            .groupby(["dataset", "method"], sort=True)
+            .agg(stopped=("stopped", ", ".join))
+            .reset_index()
+            .rename(columns={"stopped": "stopped (per seed)"})
+            .to_markdown(index=False),
+            "",
+        ]
     if not rows:
         parts += ["No fine-tuning job recorded validation (validation.every is null).", ""]
     else:
@@ -120,12 +159,20 @@ def selection_markdown(training: list[dict[str, Any]], provenance_footer: str) -
                 .groupby("method", sort=True)
                 .agg(
                     steps=("steps", "first"),
+                    stopped=("stopped", ", ".join),
                     kept=("kept", lambda s: ", ".join(str(int(v)) for v in s)),
                     metric=("metric", "first"),
                     value=("value", lambda s: f"{s.mean():.3f}" if s.notna().any() else "n/a"),
                 )
                 .reset_index()
-                .rename(columns={"kept": "step kept (per seed)", "value": "val value there (mean)"})
+                .rename(
+                    columns={
+                        "steps": "cap",
+                        "stopped": "stopped (per seed)",
+                        "kept": "step kept (per seed)",
+                        "value": "val value there (mean)",
+                    }
+                )
             )
             parts += [f"## {dataset} — {task}", "", table.to_markdown(index=False), ""]
     parts += ["---", provenance_footer]

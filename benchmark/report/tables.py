@@ -45,6 +45,7 @@ LATEX_SPECIAL = {
     "^": r"\textasciicircum{}",
     "\\": r"\textbackslash{}",
     "†": r"\textsuperscript{\dag}",  # a mean over fewer seeds than configured
+    "‡": r"\textsuperscript{\ddag}",  # stopped at its step cap while still improving on val
 }
 
 

@@ -81,6 +81,7 @@ def train_stage(
             objectives=weights or "task losses, weight 1 each",
             train=asdict(report),
             budget=budget,
+            compute_used=compute_used(report.steps_used, settings.batch_size, flops_per_step),
             parameters=efficiency["parameters"],
             efficiency={**efficiency, "flops_train_per_step": flops_per_step},
             **weights_protocol(checkpoint_meta),
@@ -89,8 +90,11 @@ def train_stage(
     state_path.unlink(missing_ok=True)
     best_weights_path(state_path).unlink(missing_ok=True)
     log.info(
-        "%s done: final loss %.4f in %.1fs%s",
+        "%s done (%s at step %d of %d): final loss %.4f in %.1fs%s",
         description,
+        report.stop_reason,
+        report.steps_used,
+        report.steps,
         report.final_losses.get("loss", float("nan")),
         report.wall_time_s,
         f"; kept step {report.validation['selected_step']} ({report.validation['rule']})" if report.validation else "",
@@ -128,6 +132,15 @@ def budgeted_settings(spec: dict[str, Any], flops_per_step: float | None) -> tup
     return OptimSettings(**optim), record
 
 
+def compute_used(steps_used: int, batch_size: int, flops_per_step: float | None) -> dict[str, Any]:
+    """What a job actually spent — its steps, samples and training FLOPs — which early stopping can make
+    less than its budget (the cap)."""
+    used: dict[str, Any] = {"steps": steps_used, "samples": steps_used * batch_size}
+    if flops_per_step:
+        used["flops"] = steps_used * flops_per_step
+    return used
+
+
 def validation_for(
     spec: dict[str, Any], session: Session, model: Any, run_seed: int, flops_per_step: float | None
 ) -> Any:
@@ -140,6 +153,9 @@ def validation_for(
     Fine-tuning is measured by the task's metrics on the val subset, and with ``select`` keeps the step
     with the best summary metric. Validation evaluates in batches of the training batch size, so that a
     change of ``evaluate.batch_size`` (speed only) does not re-run training.
+
+    Both watch one val metric (:func:`stopping_rule`): with ``patience`` in the spec they stop early on it,
+    and either way it decides whether a job that ran to its cap was still improving.
     """
     from benchmark.data.standard_form import read_manifest
     from benchmark.train.loop import Validation
@@ -148,17 +164,47 @@ def validation_for(
     if not settings or "val" not in read_manifest(session.data_dir)["splits"]:
         return None
     val = session.split("val").head(settings["max_images"]).untagged()
+    rule = stopping_rule(spec, model)
     if spec["stage"] == "pretrain":
         return Validation(
-            settings["every"], pretrain_measure(spec, session, model, val, run_seed), None, flops_per_step
+            settings["every"], pretrain_measure(spec, session, model, val, run_seed), None, flops_per_step, rule
         )
 
     def measure(trained: Any) -> dict[str, float]:
         return val_metrics(spec["task"], settings["task_settings"], trained, val, session, spec["optim"]["batch_size"])
 
     return Validation(
-        settings["every"], measure, f"val_{settings['metric']}" if settings["select"] else None, flops_per_step
+        settings["every"], measure, rule.metrics[0][0] if settings["select"] else None, flops_per_step, rule
     )
+
+
+def stopping_rule(spec: dict[str, Any], model: Any) -> Any:
+    """The val metric a training job watches (:class:`~benchmark.train.stopping.StoppingRule`), with the
+    spec's ``validation.patience`` and ``min_delta`` (absent: early stopping off).
+
+    Fine-tuning watches the task's summary metric (``robustness.summary_metric``, the one ``select`` keeps
+    the best step of). Pretraining watches its val objective ``val_loss`` (lower is better) and the first
+    headline metric of each task that validates it and can measure the method (val retrieval's ``mean_R``:
+    the curves the learning-curve figure draws); it has converged when none of them improves.
+    """
+    from benchmark.train.stopping import StoppingRule
+
+    settings = spec["validation"]
+    stopping = {"patience": settings.get("patience"), "min_delta": float(settings.get("min_delta", 0.0))}
+    if spec["stage"] != "pretrain":
+        return StoppingRule(((f"val_{settings['metric']}", True),), **stopping)
+    tasks = [(f"val_{get_task(name).headline_metrics[0]}", True) for name in _pretraining_tasks(spec, model)]
+    return StoppingRule((("val_loss", False), *tasks), **stopping)
+
+
+def _pretraining_tasks(spec: dict[str, Any], model: Any) -> list[str]:
+    """The tasks whose val metrics a pretraining job of ``model`` records (``spec["validation"][<task>]``)."""
+    settings = spec["validation"]
+    return [
+        name
+        for name in task_names()
+        if name in settings and get_task(name).validates_pretraining and get_task(name).measures_pretraining(model)
+    ]
 
 
 def val_metrics(
@@ -186,11 +232,7 @@ def pretrain_measure(spec: dict[str, Any], session: Session, model: Any, val: An
     data = ImageTextData.from_split(val, session.tokenizer, session.device, model.ctx.concepts)
     batch_size = min(spec["optim"]["batch_size"], len(data))
     weights = model.objective_weights
-    measured = {
-        name: settings[name]
-        for name in task_names()
-        if name in settings and get_task(name).validates_pretraining and get_task(name).measures_pretraining(model)
-    }
+    measured = {name: settings[name] for name in _pretraining_tasks(spec, model)}
     seed = derive_seed(run_seed, "validation")
 
     def measure(trained: Any) -> dict[str, float]:

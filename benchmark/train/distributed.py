@@ -244,3 +244,14 @@ def sum_over_ranks(value: float | None) -> float | None:
     total = torch.tensor(float(value), dtype=torch.float64, device=_collective_device())
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return float(total)
+
+
+def rank_zero_says(flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (e.g. early stopping's decision: every rank measures val and would
+    decide alike, but a decision that differed by a rounding would leave one rank waiting in a collective
+    forever; rank 0's also matches the state it alone saves). One process: ``flag`` as it was."""
+    if _group_size() == 1:
+        return flag
+    decided = torch.tensor(int(flag), dtype=torch.int32, device=_collective_device())
+    dist.broadcast(decided, src=0)
+    return bool(decided)

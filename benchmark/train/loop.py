@@ -9,7 +9,11 @@ The step loop never waits for the device: losses stay on it and are read (and ch
 finiteness) every :data:`HISTORY_EVERY` steps, at a checkpoint and at a validation point. A
 :class:`Validation` measures the model on the validation split every ``every`` steps (and before
 the first step), which gives the learning curve; with ``select`` the weights of the best point are
-kept and restored at the end, so a number is never chosen on test.
+kept and restored at the end, so a number is never chosen on test. With a :class:`StoppingRule` of
+some ``patience`` the loop stops once the watched val metric has stopped improving
+(:mod:`benchmark.train.stopping`); ``steps`` is then a cap. The warm-up + cosine schedule always spans
+the cap, so a job that stops early stops at a learning rate above zero, and stopping early changes no
+step before it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from benchmark.train.checkpoint import (
     save_checkpoint,
     save_training_state,
 )
+from benchmark.train.stopping import CAP, CONVERGED, EarlyStopping, StoppingRule, still_improving, trend_rise
 
 LossFn = Callable[[int], dict[str, torch.Tensor]]
 HISTORY_EVERY = 10  # steps averaged into one loss-history point (and how often the loop reads losses)
@@ -48,13 +53,21 @@ class Validation:
     eval mode and back); it must not draw from the global RNG without seeding it, so that the
     training trajectory is the same with and without validation. ``select`` names the metric to
     maximise (ties: the earliest point); None keeps the last step's weights. ``flops_per_step``
-    (training FLOPs of one optimiser step) adds a FLOPs axis to the curve.
+    (training FLOPs of one optimiser step) adds a FLOPs axis to the curve. ``stopping`` names the metrics
+    watched for early stopping and for the still-improving flag (:mod:`benchmark.train.stopping`); None
+    watches ``select`` (higher is better) without stopping early.
     """
 
     every: int
     measure: Callable[[nn.Module], dict[str, float]]
     select: str | None = None
     flops_per_step: float | None = None
+    stopping: StoppingRule | None = None
+
+    @property
+    def rule(self) -> StoppingRule | None:
+        """The stopping rule in force: ``stopping``, else ``select`` watched without stopping early."""
+        return self.stopping or (StoppingRule(((self.select, True),)) if self.select else None)
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,12 @@ class OptimSettings:
 
 @dataclass
 class TrainReport:
-    """What a training run measured; goes into the result file."""
+    """What a training run measured; goes into the result file.
+
+    ``steps`` is the cap, ``steps_used`` the steps run; ``stop_reason`` is ``converged`` (early stopping),
+    ``cap`` or ``no objectives``; ``still_improving`` says whether a job stopped by its cap was still
+    improving on val (:func:`benchmark.train.stopping.still_improving`; None without a watched val curve).
+    """
 
     steps: int
     resumed_from: int
@@ -82,6 +100,9 @@ class TrainReport:
     final_losses: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     validation: dict[str, Any] | None = None
+    steps_used: int = 0
+    stop_reason: str = CAP
+    still_improving: bool | None = None
 
 
 def lr_factor(step: int, settings: OptimSettings) -> float:
@@ -182,11 +203,20 @@ class _Selection:
     before they are restored.
     """
 
-    def __init__(self, validation: Validation, curve: list[dict[str, float]], path: Path, batch_size: int) -> None:
+    def __init__(
+        self,
+        validation: Validation,
+        curve: list[dict[str, float]],
+        path: Path,
+        batch_size: int,
+        stopping: dict[str, Any] | None = None,
+    ) -> None:
         self.validation = validation
         self.curve = curve
         self.path = path
         self.batch_size = batch_size
+        rule = validation.rule
+        self.stopping = EarlyStopping(rule, stopping) if rule is not None else None
 
     def best(self) -> dict[str, float] | None:
         metric = self.validation.select
@@ -205,6 +235,8 @@ class _Selection:
         point.update({k: float(v) for k, v in metrics.items() if v is not None})
         previous = self.best()
         self.curve.append(point)
+        if self.stopping is not None:
+            self.stopping.update(point)
         metric = self.validation.select
         if metric is not None:
             if metric not in point:
@@ -213,9 +245,27 @@ class _Selection:
             if improved and distributed.is_main():  # rank 0 alone keeps the best weights
                 save_checkpoint(self.path, model, {"step": step, metric: point[metric]})
 
+    @property
+    def converged(self) -> bool:
+        """Whether early stopping ends the job at the point just measured."""
+        return self.stopping is not None and self.stopping.converged
+
+    def still_improving(self, stop_reason: str) -> bool | None:
+        """At the cap, whether the watched curve was still improving; False when converged."""
+        if self.stopping is None:
+            return None
+        return False if stop_reason == CONVERGED else still_improving(self.curve, self.stopping.rule)
+
     def restore(self, model: nn.Module, last_step: int) -> dict[str, Any]:
         """Load the selected weights into ``model`` (unless they are the last step's); the selection record."""
         record: dict[str, Any] = {"every": self.validation.every, "curve": self.curve}
+        if self.stopping is not None:
+            rule = self.stopping.rule
+            record["stopping"] = {
+                **rule.describe(),
+                **self.stopping.state(),
+                "trend_rise": trend_rise(self.curve, rule),
+            }
         best = self.best()
         if best is None:
             return {**record, "selected_step": last_step, "rule": "last step (no selection)"}
@@ -255,6 +305,9 @@ def train(
     Under ``torchrun`` (:mod:`benchmark.train.distributed`) ``loss_fn`` computes this rank's slice of
     the global batch: the step runs through DDP, the losses read are the ranks' means, and only rank 0
     writes files.
+
+    With ``validation.stopping`` of some patience the loop ends at the validation point where the rule
+    says converged (:mod:`benchmark.train.stopping`); ``settings.steps`` is then the cap.
     """
     state_path = Path(state_path)
     if weights is not None and not weights:  # the method declares no objective for this stage
@@ -266,6 +319,7 @@ def train(
             samples_per_s=float("nan"),
             peak_memory_mb=_peak_memory_mb(device),
             final_losses={},
+            stop_reason="no objectives",
         )
     model.to(device).train()
     optimizer = build_optimizer(model, settings)
@@ -276,7 +330,11 @@ def train(
     selection = None
     if validation is not None:
         selection = _Selection(
-            validation, progress_state.get("curve", []), best_weights_path(state_path), settings.batch_size
+            validation,
+            progress_state.get("curve", []),
+            best_weights_path(state_path),
+            settings.batch_size,
+            progress_state.get("stopping"),
         )
         if start == 0:
             selection.measure(model, 0)
@@ -295,6 +353,8 @@ def train(
         disable=not distributed.is_main(),
     )
     read: dict[str, list[float]] = {}  # the window's losses read back from the device, once per sync
+    done = start
+    stop_reason = CAP
     for step in progress:
         torch.manual_seed(derive_seed(run_seed, "step", step))
         set_lr(optimizer, settings.lr * lr_factor(step, settings))
@@ -319,33 +379,42 @@ def train(
         validate = selection is not None and (done % selection.validation.every == 0 or done == settings.steps)
         if history_point or checkpoint or validate:
             read = _read_window(distributed.mean_over_ranks(window), window_start, description)  # the only sync
-        if history_point:
+        if validate:
+            selection.measure(model, done)
+            if distributed.rank_zero_says(selection.converged) and done < settings.steps:
+                stop_reason = CONVERGED
+        if history_point or stop_reason == CONVERGED:
             point = {"step": done, **{k: sum(v) / len(v) for k, v in read.items()}}
             history.append(point)
             progress.set_postfix(loss=f"{point['loss']:.4f}", refresh=False)
             window, window_start, read = {}, done, {}
-        if validate:
-            selection.measure(model, done)
+        if stop_reason == CONVERGED:
+            break
         if checkpoint and distributed.is_main():
             progress_state = {"history": history, "window": read, "window_start": window_start}
             if selection is not None:
                 progress_state["curve"] = selection.curve
+                if selection.stopping is not None:
+                    progress_state["stopping"] = selection.stopping.state()
             save_training_state(state_path, model, optimizer, done, spec_hash, progress_state)
     progress.close()
     elapsed = time.perf_counter() - began
-    done = settings.steps - start
+    ran = done - start
     # only rank 0 keeps the best weights (and deletes them once its checkpoint is written): only it restores them
-    record = selection.restore(model, settings.steps) if selection is not None and distributed.is_main() else None
+    record = selection.restore(model, done) if selection is not None and distributed.is_main() else None
     model.eval()
     return TrainReport(
         steps=settings.steps,
         resumed_from=start,
         wall_time_s=elapsed,
-        samples_per_s=done * settings.batch_size / elapsed if elapsed > 0 and done else float("nan"),
+        samples_per_s=ran * settings.batch_size / elapsed if elapsed > 0 and ran else float("nan"),
         peak_memory_mb=_peak_memory_mb(device),
         final_losses={k: v for k, v in (history[-1] if history else {}).items() if k != "step"},
         history=history,
         validation=record,
+        steps_used=done,
+        stop_reason=stop_reason,
+        still_improving=selection.still_improving(stop_reason) if selection is not None else None,
     )
 
 

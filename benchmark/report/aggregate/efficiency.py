@@ -16,7 +16,9 @@ from benchmark.tasks import get_task
 
 
 def efficiency_frame(training: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> pd.DataFrame:
-    """Per method (mean over seeds): model size, FLOPs, throughput, memory, wall time per stage."""
+    """Per method (mean over seeds): model size, FLOPs, throughput, memory, wall time per stage, and the
+    compute each training stage actually used (steps run and, for pretraining, training FLOPs: early stopping
+    can end a job before its budget, which is only the cap)."""
     rows: dict[str, dict[str, list[float]]] = {}
 
     def add(method: str, key: str, value: Any) -> None:
@@ -34,6 +36,12 @@ def efficiency_frame(training: list[dict[str, Any]], evaluations: list[dict[str,
             train = record.get("train", {})
             add(method, "train_samples_per_s", train.get("samples_per_s"))
             add(method, "peak_memory_mb", train.get("peak_memory_mb"))
+        if stage in ("pretrain", "finetune") and record.get("status") != "not applicable":
+            used = _compute_used(record)
+            suffix = "pretrain" if stage == "pretrain" else f"finetune_{spec.get('task')}"
+            add(method, f"steps_used_{suffix}", used.get("steps"))
+            if stage == "pretrain":
+                add(method, "flops_used_pretrain", used.get("flops"))
         if record.get("status") != "not applicable":
             add(
                 method,
@@ -52,6 +60,18 @@ def efficiency_frame(training: list[dict[str, Any]], evaluations: list[dict[str,
         [{"method": m, **{k: float(np.mean(v)) for k, v in values.items()}} for m, values in sorted(rows.items())]
     )
     return frame
+
+
+def _compute_used(record: dict[str, Any]) -> dict[str, Any]:
+    """Steps (and FLOPs) a training job ran: its ``compute_used``; before early stopping, its budget or steps."""
+    if record.get("compute_used"):
+        return record["compute_used"]
+    train = record.get("train") or {}
+    used = {"steps": train.get("steps_used", train.get("steps"))}
+    per_step = (record.get("efficiency") or {}).get("flops_train_per_step")
+    if per_step and used["steps"] is not None:
+        used["flops"] = used["steps"] * per_step
+    return used
 
 
 def efficiency_columns() -> dict[str, tuple[str, float, int]]:
@@ -96,6 +116,24 @@ def efficiency_tables(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return cost, time
 
 
+def compute_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The compute each training stage actually ran (means over seeds): pretraining steps and training TFLOPs,
+    fine-tuning steps per task. Its own table: the cost table is already as wide as a page allows. Empty for
+    results written before early stopping recorded it."""
+    keys = [k for k in ("steps_used_pretrain", "flops_used_pretrain") if k in frame]
+    keys += sorted(k for k in frame.columns if k.startswith("steps_used_finetune_"))
+    if frame.empty or not keys:
+        return pd.DataFrame()
+    table = pd.DataFrame({"method": frame["method"]})
+    for key in keys:
+        if key == "flops_used_pretrain":
+            table["pretrain\nTFLOPs"] = [number(v, 1e-12, 3) for v in frame[key]]
+        else:
+            stage = key.removeprefix("steps_used_").replace("_", " ")
+            table[f"{stage}\nsteps"] = [number(v, 1.0, 0) for v in frame[key]]
+    return table
+
+
 def _one_line(table: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns=lambda c: c.replace("\n", " "))
 
@@ -116,10 +154,14 @@ EFFICIENCY_CAPTIONS = (
     "Cost per method (means over seeds): parameters, forward FLOPs per example (a multiply–add = 2 FLOPs), "
     "training throughput and peak memory (process RSS on CPU, allocated GPU memory on CUDA).",
     "Wall time per stage and task in seconds (means over seeds).",
+    "Compute each training stage actually ran (means over seeds): steps, and pretraining FLOPs (forward and "
+    "backward). Early stopping ends a job before its budget, which is then only its cap.",
 )
 
 
-def efficiency_markdown(cost: pd.DataFrame, time: pd.DataFrame, provenance: dict[str, Any]) -> str:
+def efficiency_markdown(
+    cost: pd.DataFrame, time: pd.DataFrame, provenance: dict[str, Any], compute: pd.DataFrame | None = None
+) -> str:
     parts = [
         "# FuseBench efficiency",
         "",
@@ -131,14 +173,21 @@ def efficiency_markdown(cost: pd.DataFrame, time: pd.DataFrame, provenance: dict
         parts += ["## Cost", "", _one_line(cost).to_markdown(index=False), ""]
     if len(time.columns) > 1:
         parts += ["## Wall time per stage (s)", "", _one_line(time).to_markdown(index=False), ""]
+    if compute is not None and not compute.empty:
+        parts += ["## Compute used", "", EFFICIENCY_CAPTIONS[2], "", _one_line(compute).to_markdown(index=False), ""]
     return "\n".join(parts) + f"\n---\n{footer_text(provenance)}\n"
 
 
-def efficiency_latex(cost: pd.DataFrame, time: pd.DataFrame, provenance: dict[str, Any]) -> str:
-    """``tab:efficiency`` (cost) and ``tab:efficiency-time`` (wall time per stage)."""
+def efficiency_latex(
+    cost: pd.DataFrame, time: pd.DataFrame, provenance: dict[str, Any], compute: pd.DataFrame | None = None
+) -> str:
+    """``tab:efficiency`` (cost), ``tab:efficiency-time`` (wall time per stage) and, where the results record
+    it, ``tab:efficiency-compute`` (compute used)."""
     if cost.empty:
         return ""
     tables = [latex_table(_two_lines(cost), EFFICIENCY_CAPTIONS[0], "tab:efficiency", provenance)]
     if len(time.columns) > 1:
         tables.append(latex_table(time, EFFICIENCY_CAPTIONS[1], "tab:efficiency-time", provenance))
+    if compute is not None and not compute.empty:
+        tables.append(latex_table(compute, EFFICIENCY_CAPTIONS[2], "tab:efficiency-compute", provenance))
     return "\n".join(tables)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics.bootstrap import RESAMPLES
+from benchmark.report.aggregate.convergence import CAPPED_MARK, Capped
 from benchmark.report.aggregate.failures import FAILED, MISSING, NOT_RUN, PARTIAL_CELL, PARTIAL_NOTE
 from benchmark.report.tables import (
     footer_text,
@@ -68,9 +69,14 @@ def _seeds_cell(rows: pd.DataFrame, zero_shot: bool = False) -> str:
 
 
 def _task_tables(
-    stats: pd.DataFrame, dataset: str, task: str, zero_shot: frozenset[str] = frozenset()
+    stats: pd.DataFrame,
+    dataset: str,
+    task: str,
+    zero_shot: frozenset[str] = frozenset(),
+    capped: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
-    """(cells, best mask, not-worse mask, CI cells, n/a notes) for one (dataset, task).
+    """(cells, best mask, not-worse mask, CI cells, n/a notes) for one (dataset, task); a ``capped``
+    method's name carries :data:`~benchmark.report.aggregate.convergence.CAPPED_MARK`.
 
     Failed and not-run results are not n/a: :func:`failure_notes` lists them."""
     block = stats[(stats["dataset"] == dataset) & (stats["task"] == task)]
@@ -81,7 +87,7 @@ def _task_tables(
         rows = block[block["method"] == method].set_index("metric")
         cells.append(
             [
-                method,
+                f"{method} {CAPPED_MARK}" if method in capped else method,
                 _seeds_cell(rows, method in zero_shot),
                 *[_cell(rows.loc[m], scale) if m in rows.index else "" for m in metrics],
             ]
@@ -167,12 +173,15 @@ def main_markdown(
     failures: dict[tuple[str, str], list[str]] | None = None,
     zero_shot: frozenset[str] = frozenset(),
     captions: dict[tuple[str, str], str] | None = None,
+    capped: Capped | None = None,
 ) -> str:
     """main.md: one table per (dataset, task); ``failures`` (:func:`failure_notes`) lists missing results;
     ``zero_shot`` methods (published models evaluated without training) are marked in the seeds column;
-    ``captions`` (what a table is computed on, how it was trained) are added to its caption."""
+    ``captions`` (what a table is computed on, how it was trained) are added to its caption; ``capped`` rows
+    (stopped at their step cap while still improving) are marked, with a footnote."""
     failures = failures or {}
     captions = captions or {}
+    capped = capped or Capped()
     parts = ["# FuseBench results", ""]
     if failures:
         parts += [
@@ -181,7 +190,7 @@ def main_markdown(
             "",
         ]
     for (dataset, task), block in stats.groupby(["dataset", "task"], sort=True):
-        cells, best, worse, ci, notes = _task_tables(stats, dataset, task, zero_shot)
+        cells, best, worse, ci, notes = _task_tables(stats, dataset, task, zero_shot, capped.methods(dataset, task))
         learned = block[~block["reference"]]
         configured = learned["n_configured"] if "n_configured" in learned else learned["n"]
         seed_counts = sorted({int(n) for n in configured if n > 0})
@@ -207,6 +216,8 @@ def main_markdown(
         ]
         if _has_partial_cells(cells):
             parts += [PARTIAL_NOTE, ""]
+        if note := capped.note(dataset, task):
+            parts += [note, ""]
         if notes:
             parts += ["n/a:", *notes, ""]
         if failures.get((dataset, task)):
@@ -223,11 +234,13 @@ def main_latex(
     provenance: dict[str, Any],
     zero_shot: frozenset[str] = frozenset(),
     captions: dict[tuple[str, str], str] | None = None,
+    capped: Capped | None = None,
 ) -> str:
     captions = captions or {}
+    capped = capped or Capped()
     tables = []
     for (dataset, task), _ in stats.groupby(["dataset", "task"], sort=True):
-        cells, best, worse, _, _ = _task_tables(stats, dataset, task, zero_shot)
+        cells, best, worse, _, _ = _task_tables(stats, dataset, task, zero_shot, capped.methods(dataset, task))
         caption = (
             f"{task.capitalize()} on {dataset}: mean $\\pm$ sample std over seeds"
             + (" (%)" if get_task(task).percent else "")
@@ -235,6 +248,7 @@ def main_latex(
             + significance_note(task, "underlined")
             + (" " + captions[(dataset, task)] if (dataset, task) in captions else "")
             + (" " + PARTIAL_NOTE.split(";")[0] + "." if _has_partial_cells(cells) else "")
+            + (" " + capped.note(dataset, task) if capped.methods(dataset, task) else "")
         )
         tables.append(latex_table(cells, caption, f"tab:{dataset}-{task}", provenance, best, worse))
     return "\n".join(tables)

@@ -12,7 +12,9 @@ from benchmark.errors import ConfigError, DataFileError
 from benchmark.io import read_json, write_json, write_text
 from benchmark.paths import TABLES
 from benchmark.provenance import git_state
+from benchmark.report.aggregate.convergence import capped_rows
 from benchmark.report.aggregate.efficiency import (
+    compute_table,
     efficiency_frame,
     efficiency_latex,
     efficiency_markdown,
@@ -100,10 +102,13 @@ def run_aggregate(
     write_text(out_dir / TABLES.main_stats, csv_with_footer(stats, provenance))
     write_text(out_dir / TABLES.comparisons, csv_with_footer(comparisons, provenance))
     captions = {key: f"{text} {training_note(training, *key)}" for key, text in evaluation_counts(results).items()}
-    write_text(out_dir / TABLES.main_md, main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions))
+    capped = capped_rows(training)
+    write_text(
+        out_dir / TABLES.main_md, main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions, capped)
+    )
     composition = labelled_zero_shot(compositional_table(frame), zero_shot)
     write_text(out_dir / TABLES.compositional, compositional_markdown(composition, provenance))
-    write_text(out_dir / TABLES.main_tex, main_latex(stats, provenance, zero_shot, captions))
+    write_text(out_dir / TABLES.main_tex, main_latex(stats, provenance, zero_shot, captions, capped))
     write_text(out_dir / TABLES.learning_curves, csv_with_footer(learning_curves(training), provenance))
     write_text(out_dir / TABLES.selection, selection_markdown(training, footer_text(provenance)))
     scores = None
@@ -114,8 +119,9 @@ def run_aggregate(
         scores = write_robustness(robustness_frame, out_dir, report, provenance, zero_shot, cell_items)
     write_text(out_dir / TABLES.efficiency_csv, csv_with_footer(efficiency, provenance))
     cost, time = efficiency_tables(efficiency)
-    write_text(out_dir / TABLES.efficiency_md, efficiency_markdown(cost, time, provenance))
-    write_text(out_dir / TABLES.efficiency_tex, efficiency_latex(cost, time, provenance))
+    compute = compute_table(efficiency)
+    write_text(out_dir / TABLES.efficiency_md, efficiency_markdown(cost, time, provenance, compute))
+    write_text(out_dir / TABLES.efficiency_tex, efficiency_latex(cost, time, provenance, compute))
     write_text(out_dir / TABLES.macros, macros_file(macro_definitions(stats, scores, efficiency), provenance))
     write_json(out_dir / TABLES.provenance, provenance)
     return frame
