@@ -33,6 +33,7 @@ from benchmark.config import (
     tokenizer_slug,
     trial_spec,
     tuning_factors,
+    tuning_measures,
     validate_config,
 )
 from benchmark.datasets import ADAPTER_TABLE, get_adapter
@@ -40,7 +41,7 @@ from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
 from benchmark.registry import baselines_dir
 from benchmark.tasks import TASK_TABLE
-from benchmark.workflow.commands import evaluation_command, training_command
+from benchmark.workflow.commands import evaluation_command, training_command, tune_select_command
 from benchmark.workflow.grid import run_grid
 from benchmark.workflow.inputs import local_weight_files
 from benchmark.workflow.paths import RunLayout

@@ -1,8 +1,16 @@
 """Seeds: every random draw is derived from named parts, never from a global counter.
 
-``derive_seed("pretrain", dataset, method, seed)`` gives the same 63-bit integer on every
-machine and Python version (sha256 of the parts), so two jobs never share a stream by accident
-and a job's stream does not depend on which other jobs ran before it.
+``derive_seed("pretrain", dataset, seed)`` gives the same 63-bit integer on every machine and
+Python version (sha256 of the parts), so a job's stream does not depend on which other jobs ran
+before it.
+
+Common random numbers (``docs/reproducibility.md``): the parts name what a draw is *for*, and
+leave the method out wherever the operation is shared, so that seed k of every method sees the
+same data order, the same masks and negatives (:func:`shared_stream`) and the same initial
+weights of a tower of the same architecture (:func:`module_init`). Pairing two methods by seed
+then pairs their random numbers, and a paired difference measures the methods, not their draws.
+A method-specific draw (its heads, its fusion layers) comes from the job's own stream, which
+does include the method.
 """
 
 from __future__ import annotations
@@ -10,6 +18,9 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -41,3 +52,56 @@ def torch_generator(*parts: object):
     generator = torch.Generator()
     generator.manual_seed(derive_seed(*parts))
     return generator
+
+
+def method_seed(run_seed: int, implementation: type) -> int:
+    """The seed of a method's own draws (its heads, its fusion layers: nothing another method shares), from the
+    job's shared ``run_seed`` and the method's implementation (its class): a variant of a method (the same
+    class, other hyperparameters) draws the same heads as the method where their shapes agree."""
+    return derive_seed(run_seed, "method", f"{implementation.__module__}.{implementation.__qualname__}")
+
+
+def _forked_devices() -> list[int]:
+    """The CUDA device whose generator :func:`torch.random.fork_rng` saves and restores (none on CPU)."""
+    import torch
+
+    return [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+
+
+@contextmanager
+def shared_stream(name: str) -> Iterator[None]:
+    """Draw from torch's global RNG as stream ``name`` of the current seed, then give the RNG back unchanged.
+
+    The current seed is the one last given to ``torch.manual_seed`` (read back by ``torch.initial_seed()``):
+    the trainer's per-step seed, which holds no method (:mod:`benchmark.train.loop`), or a validation batch's.
+    An operation every method draws the same way — MLM token masks, SimMIM patch masks, ITM negatives — draws
+    inside its own stream, so at a given (seed, step) it draws the same numbers for every method whatever
+    the method drew before it, and the draws after it are as if it had drawn nothing. The same operation
+    called twice in one step draws the same numbers twice (no method does).
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=_forked_devices()):
+        torch.manual_seed(derive_seed(torch.initial_seed(), name))
+        yield
+
+
+@contextmanager
+def module_init(seed: int | None, name: str, architecture: Any) -> Iterator[None]:
+    """Build a shared module (an image or text tower) from a seed of its own, then give the RNG back unchanged.
+
+    The seed is ``derive_seed(seed, name, architecture)``: with ``seed`` the job's initialisation seed, which
+    holds no method (``BuildContext.init_seed``), every method built with a tower of the same architecture
+    (``architecture``: the JSON-able config that decides its parameters' shapes) starts from the same weights
+    of it at seed k. ``seed`` None (a model rebuilt to load a checkpoint) draws from the global RNG as is.
+    """
+    if seed is None:
+        yield
+        return
+    import torch
+
+    from benchmark.hashing import canonical_json
+
+    with torch.random.fork_rng(devices=_forked_devices()):
+        torch.manual_seed(derive_seed(seed, name, canonical_json(architecture)))
+        yield

@@ -15,8 +15,8 @@ from tests.conftest import REPO
 PROFILES = {
     # profile: the values that define it (README: seeds per profile, the paper profile on a GPU)
     "smoke": {"seeds": [0], "device": "auto", "output_dir": "results/smoke", "image_size": 32},
-    "default": {"seeds": [0, 1, 2], "device": "auto", "output_dir": "results", "image_size": 48},
-    "paper": {"seeds": [0, 1, 2, 3, 4], "device": "cuda", "output_dir": "results/paper", "image_size": 128},
+    "default": {"seeds": [0, 1, 2, 3, 4], "device": "auto", "output_dir": "results", "image_size": 48},
+    "paper": {"seeds": list(range(10)), "device": "cuda", "output_dir": "results/paper", "image_size": 128},
 }
 
 

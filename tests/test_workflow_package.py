@@ -18,7 +18,7 @@ from benchmark.paths import DATA_RECORD_FILE, TABLES, data_record_path
 from benchmark.results import items_path
 from benchmark.sources import folder_files
 from benchmark.workflow import locks
-from benchmark.workflow.commands import evaluation_command, quoted_json, training_command
+from benchmark.workflow.commands import evaluation_command, quoted_json, training_command, tune_select_command
 from benchmark.workflow.expected import expected_results, job_entry
 from benchmark.workflow.grid import RunGrid, run_grid
 from benchmark.workflow.inputs import local_weight_files
@@ -48,10 +48,15 @@ def test_the_layout_of_a_run_is_pinned() -> None:
         "finetune_log": RUN.finetune.log,
         "trial_pretrain_model": RUN.trial_pretrain.model,
         "trial_pretrain_log": RUN.trial_pretrain.log,
+        "trial_probe_result": RUN.trial_pretrain_finetune.result,
+        "trial_probe_log": RUN.trial_pretrain_finetune.log,
+        "pretrain_choice": RUN.pretrain_choice.output,
+        "pretrain_choice_log": RUN.pretrain_choice.log,
+        "pretrain_chosen": RUN.pretrain_chosen,
         "trial_finetune_result": RUN.trial_finetune.result,
         "trial_finetune_log": RUN.trial_finetune.log,
-        "choice": RUN.tuning_choice.output,
-        "choice_log": RUN.tuning_choice.log,
+        "finetune_choice": RUN.finetune_choice.output,
+        "finetune_choice_log": RUN.finetune_choice.log,
         "evaluation": RUN.evaluation.result,
         "evaluation_records": RUN.evaluation.records,
         "evaluation_log": RUN.evaluation.log,
@@ -82,10 +87,15 @@ def test_the_layout_of_a_run_is_pinned() -> None:
         "finetune_log": "results/smoke/logs/{dataset}/finetune/{task}/{method}/seed{seed}.log",
         "trial_pretrain_model": "results/smoke/{dataset}/tuning/{method}/lr{factor}/pretrain/model.safetensors",
         "trial_pretrain_log": "results/smoke/logs/{dataset}/tuning/{method}/lr{factor}/pretrain.log",
-        "trial_finetune_result": "results/smoke/{dataset}/tuning/{method}/lr{factor}/finetune/{task}/result.json",
-        "trial_finetune_log": "results/smoke/logs/{dataset}/tuning/{method}/lr{factor}/finetune_{task}.log",
-        "choice": "results/smoke/{dataset}/tuning/{method}/choice.json",
-        "choice_log": "results/smoke/logs/{dataset}/tuning/{method}/select.log",
+        "trial_probe_result": "results/smoke/{dataset}/tuning/{method}/lr{factor}/finetune/{task}/result.json",
+        "trial_probe_log": "results/smoke/logs/{dataset}/tuning/{method}/lr{factor}/finetune_{task}.log",
+        "pretrain_choice": "results/smoke/{dataset}/tuning/{method}/pretrain_choice.json",
+        "pretrain_choice_log": "results/smoke/logs/{dataset}/tuning/{method}/select_pretrain.log",
+        "pretrain_chosen": "results/smoke/{dataset}/tuning/{method}/pretrain_chosen/model.safetensors",
+        "trial_finetune_result": "results/smoke/{dataset}/tuning/{method}/finetune/{task}/lr{factor}/result.json",
+        "trial_finetune_log": "results/smoke/logs/{dataset}/tuning/{method}/finetune/{task}/lr{factor}.log",
+        "finetune_choice": "results/smoke/{dataset}/tuning/{method}/finetune/{task}/choice.json",
+        "finetune_choice_log": "results/smoke/logs/{dataset}/tuning/{method}/finetune/{task}/select.log",
         "evaluation": "results/smoke/{dataset}/eval/{task}/{method}/seed{seed}.json",
         "evaluation_records": "results/smoke/{dataset}/eval/{task}/{method}/seed{seed}.items.npz",
         "evaluation_log": "results/smoke/logs/{dataset}/eval/{task}/{method}/seed{seed}.log",
@@ -150,6 +160,16 @@ def test_an_evaluation_command_is_the_rules_command(stage: str) -> None:
     assert evaluation_command(stage) == (
         f"python -m benchmark -v {stage} --spec {{params.spec}} --threads {{threads}} --data {{params.data}}"
         " {params.tokenizer} {params.checkpoint} --out {output.result} 2> {log}"
+    )
+
+
+def test_a_tuning_choice_command_copies_the_chosen_pretraining_only_for_pretraining() -> None:
+    assert tune_select_command("pretrain") == (
+        "python -m benchmark -v tune-select {input.trials} --pretrained {input.pretrained}"
+        " --chosen-model {output.model} --out {output.choice} 2> {log}"
+    )
+    assert tune_select_command("finetune") == (
+        "python -m benchmark -v tune-select {input.trials} --out {output.choice} 2> {log}"
     )
 
 

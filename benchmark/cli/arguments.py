@@ -106,7 +106,7 @@ def tuned_spec(args: argparse.Namespace, stage: str) -> dict[str, Any]:
             raise ConfigError(f"fusebench {stage}: --tuned given, but the spec has no 'tuning' (tuning.lr_factors)")
         return apply_choice(spec, Path(args.tuned))
     if "tuning" in spec:
-        raise ConfigError(f"fusebench {stage}: tuning.lr_factors is set; give --tuned (the method's choice.json)")
+        raise ConfigError(f"fusebench {stage}: tuning.lr_factors is set; give --tuned (its choice of this stage)")
     return spec
 
 

@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=help_text).set_defaults(func=func)
 
     data_inputs = {"data": "dataset folder (the standard form)", "tokenizer": "tokenizer.json"}
-    tuned = {"tuned": "the method's tuning choice.json, when tuning.lr_factors is set (tune-select writes it)"}
+    tuned = {
+        "tuned": "the method's tuning choice of this stage (and task), when tuning.lr_factors is set (tune-select "
+        "writes it)"
+    }
     stages = (
         ("data", "build a dataset (or check one read in place)", ("dataset",), {}, "data folder of the run", cmd_data),
         (
@@ -134,8 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
             )
 
     p = sub.add_parser("tune-select", help="choose a method's learning-rate factor from its tuning trials (on val)")
-    p.add_argument("trials", nargs="+", help="the fine-tuning result.json of every trial of one method")
+    p.add_argument(
+        "trials", nargs="+", help="the fine-tuning result.json of every trial of one method's stage (and task)"
+    )
     p.add_argument("--out", required=True, help="choice.json to write")
+    p.add_argument(
+        "--pretrained", nargs="+", help="the pretraining trials' model.safetensors (choosing the pretraining factor)"
+    )
+    p.add_argument("--chosen-model", help="where the chosen pretraining trial's checkpoint is copied")
     p.set_defaults(func=cmd_tune_select)
 
     p = sub.add_parser("aggregate", help="collect result files into results tables")

@@ -34,7 +34,12 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 def cmd_tune_select(args: argparse.Namespace) -> None:
     from benchmark.stages import run_tune_select
 
-    run_tune_select([Path(p) for p in args.trials], Path(args.out))
+    run_tune_select(
+        [Path(p) for p in args.trials],
+        Path(args.out),
+        [Path(p) for p in args.pretrained or []],
+        optional_path(args.chosen_model),
+    )
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:

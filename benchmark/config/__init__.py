@@ -32,6 +32,7 @@ from benchmark.config.grid import (
     text_tokenizer_init,
     tokenizer_slug,
     tuning_factors,
+    tuning_measures,
 )
 from benchmark.config.load import completed, load_config, parse_override, with_data_root, with_task_defaults
 from benchmark.config.merge import deep_merge, load_yaml
@@ -65,6 +66,7 @@ __all__ = [
     "tokenizer_slug",
     "trial_spec",
     "tuning_factors",
+    "tuning_measures",
     "validate_config",
     "validation_spec",
     "with_data_root",

@@ -172,6 +172,18 @@ def tuning_factors(config: Mapping[str, Any]) -> list[float]:
     return [float(f) for f in config["tuning"]["lr_factors"] or []]
 
 
+def tuning_measures(config: Mapping[str, Any], dataset: str) -> list[tuple[str, str]]:
+    """The (fine-tuning dataset, task) pairs whose val summary metric measures a pretraining trial on ``dataset``:
+    every task each run dataset pretrained on ``dataset`` serves (itself, or the datasets whose ``pretrain_from``
+    names it), as the reported seeds are fine-tuned."""
+    return [
+        (tuned, task)
+        for tuned in run_datasets(config)
+        if pretrain_dataset(config, tuned) == dataset
+        for task in dataset_tasks(config, tuned)
+    ]
+
+
 def is_tuned(config: Mapping[str, Any], method: str | None) -> bool:
     """Whether ``method``'s learning rates come from a search: tuning is on and the method is pretrained."""
     return method is not None and bool(tuning_factors(config)) and "pretrain" in method_training(method)

@@ -251,12 +251,25 @@ def stage_spec(
 
 
 def trial_spec(
-    config: Config, stage: str, factor: float, *, dataset: str, method: str, task: str | None = None
+    config: Config,
+    stage: str,
+    factor: float,
+    *,
+    dataset: str,
+    method: str,
+    task: str | None = None,
+    tuned: str = "pretrain",
 ) -> dict[str, Any]:
-    """The spec of one tuning trial's pretraining or fine-tuning job: the method's job at the tuning seed with
-    its learning rate × ``factor`` (:mod:`benchmark.train.tuning`)."""
-    from benchmark.train.tuning import scaled_spec  # the training layer: imported when a trial is cut
+    """The spec of one tuning trial's pretraining or fine-tuning job (:mod:`benchmark.train.tuning`): the
+    method's job at the tuning seed, for the trial of ``tuned``'s learning rate × ``factor``. A pretraining
+    trial pretrains at ``pretrain.lr`` × factor; its fine-tuning (``stage`` finetune, ``tuned`` pretrain)
+    measures it at the configured fine-tuning rate; a fine-tuning trial (``tuned`` finetune) fine-tunes at
+    ``finetune.<task>.lr`` × factor."""
+    from benchmark.train.tuning import scaled_spec, trial_label  # the training layer: imported when a trial is cut
 
+    label = trial_label(tuned, factor)
+    if stage == "pretrain" and tuned != "pretrain":
+        raise ValueError(f"a pretraining job is a trial of the pretraining learning rate, not of {tuned!r}")
     spec = stage_spec(config, stage, dataset=dataset, method=method, seed=config["tuning"]["seed"], task=task)
     spec.pop("tuning", None)
-    return {**scaled_spec(spec, factor), "tuning_trial": factor}
+    return {**(scaled_spec(spec, factor) if stage == tuned else spec), "tuning_trial": label}

@@ -56,7 +56,11 @@ class BuildContext:
     resizes the data's images to it). ``load_pretrained`` says whether pretrained towers read
     their weights (a method built from config) or only rebuild their architecture (a method
     rebuilt from a FuseBench checkpoint, whose weights are loaded next); it is not serialised,
-    so a context read back with :meth:`from_json` never reads external weights.
+    so a context read back with :meth:`from_json` never reads external weights. ``init_seed`` (not
+    serialised either) seeds the initial weights of the shared towers (:class:`benchmark.models.towers.ImageTower`,
+    ``TextTower``) without the method in it, so that methods with towers of the same architecture start
+    from the same tower weights at seed k (:func:`benchmark.seeding.module_init`); None (a model rebuilt to
+    load its checkpoint's weights) builds them from the global RNG.
     """
 
     model: dict[str, Any]  # config["model"]: vision / text tower sizes (or sources), embed_dim
@@ -67,6 +71,7 @@ class BuildContext:
     concepts: tuple[str, ...] = ()  # label space of decision-level fusion (benchmark.data.concepts)
     attributes: dict[str, list[str]] = field(default_factory=dict)  # attribute group → values (grounding)
     load_pretrained: bool = False
+    init_seed: int | None = None
 
     @property
     def grid(self) -> int:
@@ -103,8 +108,9 @@ class BuildContext:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BuildContext:
-        """The context in a checkpoint's metadata; ``load_pretrained`` stays False (weights come from it)."""
-        data = {k: v for k, v in data.items() if k != "load_pretrained"}
+        """The context in a checkpoint's metadata; ``load_pretrained`` stays False and ``init_seed`` None
+        (weights come from it)."""
+        data = {k: v for k, v in data.items() if k not in ("load_pretrained", "init_seed")}
         return cls(
             **{**data, "concepts": tuple(data.get("concepts", ())), "attributes": dict(data.get("attributes", {}))}
         )

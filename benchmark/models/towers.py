@@ -3,7 +3,9 @@
 ``ImageTower`` = timm ViT + SimMIM mask token and pixel decoder; ``TextTower`` = BERT (or a
 pretrained encoder) + MLM head. A baseline composes towers instead of re-implementing them, so
 encoders and objectives are identical across methods and differences in the tables come from the
-fusion strategy.
+fusion strategy. A tower's initial weights are drawn from a seed of its own (the job's initialisation seed
+and the tower's architecture, :func:`benchmark.seeding.module_init`), so methods sharing a tower
+architecture start from the same tower at seed k; the method's own heads draw after, from its own stream.
 
 Sizes (``width``, ``patch_size``, ``num_patches``) are read from the encoder actually built, so
 they hold for a pretrained tower (:mod:`benchmark.models.pretrained`) as for a random one. An
@@ -31,6 +33,24 @@ from benchmark.models.encoders import (
 from benchmark.models.heads import MLMHead, PixelDecoder
 from benchmark.models.pretrained import apply_training_options
 from benchmark.objectives.masking import mask_tokens, mim_loss, mlm_loss, random_patch_mask
+from benchmark.seeding import module_init
+
+
+def image_tower_architecture(ctx: Any) -> dict[str, Any]:
+    """What decides an :class:`ImageTower`'s parameters (its initialisation seed's parts): the vision config
+    and the image size (``mask_ratio`` draws masks, not weights)."""
+    return {"vision": ctx.model["vision"], "image_size": ctx.image_size}
+
+
+def text_tower_architecture(ctx: Any) -> dict[str, Any]:
+    """What decides a :class:`TextTower`'s parameters (its initialisation seed's parts): the text config,
+    vocabulary, length and special tokens (``mlm_probability`` draws masks, not weights)."""
+    return {
+        "text": ctx.model["text"],
+        "vocab_size": ctx.vocab_size,
+        "max_length": ctx.max_length,
+        "special_tokens": ctx.special_tokens,
+    }
 
 
 class ImageTower(nn.Module):
@@ -39,9 +59,14 @@ class ImageTower(nn.Module):
     def __init__(self, ctx: Any, mask_ratio: float = 0.4) -> None:
         super().__init__()
         vision = ctx.model["vision"]
-        self.vit = ctx.vision_encoder()
-        self.width = int(self.vit.embed_dim)
-        self.patch_size = int(self.vit.patch_embed.patch_size[0])
+        # the same initial weights in every method at seed k: seeded by the architecture, not the method
+        with module_init(getattr(ctx, "init_seed", None), "image tower", image_tower_architecture(ctx)):
+            self.vit = ctx.vision_encoder()
+            self.width = int(self.vit.embed_dim)
+            self.patch_size = int(self.vit.patch_embed.patch_size[0])
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, self.width))
+            nn.init.trunc_normal_(self.mask_token, std=0.02)
+            self.pixel_decoder = PixelDecoder(self.width, self.patch_size)
         self.image_size = int(self.vit.patch_embed.img_size[0])
         self.num_patches = int(self.vit.patch_embed.num_patches)
         # a random tower keeps the scalar 0.5 / 0.5; a pretrained one has per-channel statistics
@@ -49,9 +74,6 @@ class ImageTower(nn.Module):
         self.std = vision.get("std", IMAGE_STD)
         self.interpolation = vision.get("interpolation", "bicubic")
         self.mask_ratio = mask_ratio
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, self.width))
-        nn.init.trunc_normal_(self.mask_token, std=0.02)
-        self.pixel_decoder = PixelDecoder(self.width, self.patch_size)
         apply_training_options(self, "vit", vision)
 
     def pixels(self, images: torch.Tensor) -> torch.Tensor:
@@ -106,12 +128,14 @@ class TextTower(nn.Module):
 
     def __init__(self, ctx: Any, mlm_probability: float = 0.15) -> None:
         super().__init__()
-        self.bert = ctx.text_encoder()
-        self.width = int(self.bert.config.hidden_size)
+        # the same initial weights in every method at seed k: seeded by the architecture, not the method
+        with module_init(getattr(ctx, "init_seed", None), "text tower", text_tower_architecture(ctx)):
+            self.bert = ctx.text_encoder()
+            self.width = int(self.bert.config.hidden_size)
+            self.mlm_head = MLMHead(self.width, ctx.vocab_size)
         self.special = ctx.special_tokens
         self.vocab_size = ctx.vocab_size
         self.mlm_probability = mlm_probability
-        self.mlm_head = MLMHead(self.width, ctx.vocab_size)
         apply_training_options(self, "bert", ctx.model["text"])
 
     def tokens(self, text: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from benchmark.seeding import shared_stream
+
 IGNORE = -100
 
 
+@shared_stream("mlm mask")
 def mask_tokens(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
@@ -29,7 +32,8 @@ def mask_tokens(
     """(masked input ids, labels with IGNORE everywhere but the targets).
 
     Every sequence with at least one real token gets at least one target, so no sample is
-    wasted. Uses the global torch RNG (seeded per step by the trainer).
+    wasted. Draws from its own stream of the trainer's per-step seed (:func:`benchmark.seeding.shared_stream`):
+    every method masks the same tokens of the same batch at seed k.
     """
     device = input_ids.device
     special = torch.tensor(sorted(set(special_ids)), device=device)
@@ -55,8 +59,10 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE)
 
 
+@shared_stream("mim mask")
 def random_patch_mask(batch_size: int, patches: int, ratio: float, device: torch.device) -> torch.Tensor:
-    """Exactly ``round(ratio · patches)`` masked patches per image (True = masked)."""
+    """Exactly ``round(ratio · patches)`` masked patches per image (True = masked); from its own stream of the
+    per-step seed, like :func:`mask_tokens`."""
     count = max(1, round(ratio * patches))
     order = torch.rand(batch_size, patches, device=device).argsort(dim=1)
     return order < count

@@ -22,6 +22,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from benchmark.seeding import shared_stream
+
 
 def _negative_weights(sim: torch.Tensor | None, eye: torch.Tensor, hard_fraction: float) -> torch.Tensor:
     """Row-normalised sampling weights over the other items of the batch."""
@@ -32,12 +34,15 @@ def _negative_weights(sim: torch.Tensor | None, eye: torch.Tensor, hard_fraction
     return hard_fraction * hard + (1.0 - hard_fraction) * uniform
 
 
+@shared_stream("itm negatives")
 def sample_negatives(
     batch_size: int, similarity: torch.Tensor | None, hard_fraction: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(negative caption per image, negative image per caption), never the positive itself.
 
-    ``similarity`` is image×text; uses the global torch RNG (seeded per step by the trainer).
+    ``similarity`` is image×text. Draws from its own stream of the trainer's per-step seed
+    (:func:`benchmark.seeding.shared_stream`): methods drawing negatives the same way (the same weights) draw
+    the same negatives at seed k.
     """
     if batch_size < 2:
         raise ValueError("ITM needs a batch of at least 2 pairs to draw negatives")
@@ -78,7 +83,8 @@ def itm_loss_swap(
 ) -> torch.Tensor:
     """BCE over B pairs whose image is swapped for a uniformly drawn other one with prob. 0.5."""
     _neg_text, neg_image = sample_negatives(batch_size, None)
-    swap = torch.rand(batch_size) < swap_probability
+    with shared_stream("itm swap"):
+        swap = torch.rand(batch_size) < swap_probability
     own = torch.arange(batch_size)
     image_index = torch.where(swap, neg_image, own)
     labels = (~swap).float()

@@ -29,7 +29,9 @@ def _evaluation_session(
     from benchmark.seeding import derive_seed, seed_everything
     from benchmark.train.checkpoint import read_metadata
 
-    seed = derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["method"], spec["seed"])
+    # evaluation's draws (corruptions, missing modalities, matching negatives) are seeded by their own parts,
+    # none by the method; the global seed leaves the method out too (common random numbers)
+    seed = derive_seed(spec["stage"], spec["task"], spec["dataset"], spec["seed"])
     if spec.get("zero_shot"):
         seed_everything(seed)
         session = Session(spec, data_dir, None, 0)

@@ -16,21 +16,22 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     """Continue from the pretrained checkpoint on the task's own loss — or, for a method trained only by
     fine-tuning (``training = ("finetune",)``, no ``init``), start from the weights it builds itself
     (a published checkpoint)."""
-    from benchmark.seeding import derive_seed, seed_everything
+    from benchmark.seeding import derive_seed, method_seed, seed_everything
     from benchmark.train.checkpoint import read_metadata
     from benchmark.train.distributed import shard
 
     started = time.perf_counter()
-    run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["method"], spec["seed"])
+    # common random numbers: no method in the run seed (data order, per-step draws, validation), as in pretraining
+    run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["seed"])
     task = spec["task"]
     if init is None:
-        seed_everything(run_seed)
+        seed_everything(method_seed(run_seed, method_class(spec["method"])))
         session = Session(spec, data_dir, tokenizer_file, spec["max_length"])
-        model, meta, reason = _own_weights_model(spec, session, data_dir, tokenizer_file)
+        model, meta, reason = _own_weights_model(spec, session, data_dir, tokenizer_file, run_seed)
     else:
         meta = read_metadata(init)
         check_init(spec, init, meta, data_dir, tokenizer_file)
-        seed_everything(run_seed)
+        seed_everything(method_seed(run_seed, method_class(spec["method"])))
         session = Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
         model, meta, reason = trained_or_reason(init, meta, session.device, task)
         meta = {**meta, **_finetune_job(spec, meta, data_dir, tokenizer_file), "init": str(init)}
@@ -56,12 +57,17 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
 
 
 def _own_weights_model(
-    spec: dict[str, Any], session: Session, data_dir: Path, tokenizer_file: Path
+    spec: dict[str, Any], session: Session, data_dir: Path, tokenizer_file: Path, run_seed: int
 ) -> tuple[Any, dict[str, Any], str | None]:
-    """A method fine-tuned without FuseBench pretraining, built from ``spec`` and its own weights; its
-    checkpoint metadata (as a pretrained checkpoint's plus the fine-tuning job); why ``spec``'s task is n/a."""
+    """A method fine-tuned without FuseBench pretraining, built from ``spec`` and its own weights (towers it
+    initialises drawn from ``run_seed``'s shared initialisation seed); its checkpoint metadata (as a pretrained
+    checkpoint's plus the fine-tuning job); why ``spec``'s task is n/a."""
+    from dataclasses import replace
+
+    from benchmark.seeding import derive_seed
+
     cls = method_class(spec["method"])
-    ctx = build_context(spec, session, session.split("train"))
+    ctx = replace(build_context(spec, session, session.split("train")), init_seed=derive_seed(run_seed, "init"))
     model = cls(ctx, **spec["overrides"]).to(session.device)
     meta = {
         "method": spec["method"],

@@ -38,15 +38,19 @@ class PretrainingJob:
 
 def prepare_pretraining(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path) -> PretrainingJob:
     """Seed the job and build its method from config (pretrained towers from their sources) and its data."""
+    from dataclasses import replace
+
     from benchmark.data.sampling import ImageTextData
-    from benchmark.seeding import derive_seed, seed_everything
+    from benchmark.seeding import derive_seed, method_seed, seed_everything
 
     session = Session(spec, data_dir, tokenizer_file, spec["max_length"])
-    run_seed = derive_seed("pretrain", spec["dataset"], spec["method"], spec["seed"])
-    seed_everything(run_seed)
-    train_split = session.split("train")
-    ctx = build_context(spec, session, train_split)
+    # common random numbers: no method in the run seed (data order, per-step masks and negatives, validation
+    # batches) nor in the towers' initialisation seed; only the method's own heads draw from a seed with it
+    run_seed = derive_seed("pretrain", spec["dataset"], spec["seed"])
     cls = method_class(spec["method"])
+    seed_everything(method_seed(run_seed, cls))
+    train_split = session.split("train")
+    ctx = replace(build_context(spec, session, train_split), init_seed=derive_seed(run_seed, "init"))
     job = PretrainingJob(spec, session, run_seed, ctx, cls, cls.data_reason(ctx))
     if job.reason is None:
         job.model = cls(ctx, **spec["overrides"]).to(session.device)

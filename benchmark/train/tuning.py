@@ -1,13 +1,22 @@
 """Equal tuning budget: the same small learning-rate search for every trained method, decided on val.
 
 A method compared at one hand-picked learning rate may lose for want of tuning, not of design. With
-``tuning.lr_factors`` set (e.g. ``[0.5, 1.0, 2.0]``; off by default, on in the paper profile) every
-method that is pretrained gets one *trial* per factor, the same number for every method: its
-pretraining and fine-tuning learning rates × the factor, trained with the tuning seed on the pretraining
-dataset, each task fine-tuned and measured on val (the fine-tuning validation of
-:mod:`benchmark.train.loop`). The factor with the best mean over tasks of the val summary metric (at
-each trial's selected checkpoint) is the method's choice (:func:`choose`, written as ``choice.json``),
-and every reported seed of that method trains with it (:func:`apply_choice`). Test data is never read.
+``tuning.lr_factors`` set (e.g. ``[0.5, 1.0, 2.0]``; on in the default and paper profiles) every method
+that is pretrained gets the same trials, at the tuning seed, in two steps that choose the pretraining and
+the fine-tuning learning rate separately (a method whose fine-tuning never beats its start, say, needs
+another fine-tuning rate, not another pretraining one):
+
+1. **Pretraining**: one pretraining trial per factor (``pretrain.lr`` × factor) on the pretraining dataset,
+   each fine-tuned on every task that dataset serves at the configured fine-tuning rate and measured on val
+   (the fine-tuning validation of :mod:`benchmark.train.loop`). The factor with the best mean over tasks of
+   the val summary metric (at each fine-tuning's selected checkpoint) is the pretraining choice
+   (:func:`choose`), and its trial's checkpoint is kept beside it.
+2. **Fine-tuning**, per task (and fine-tuning dataset): one fine-tuning trial per factor
+   (``finetune.<task>.lr`` × factor) from that chosen pretrained checkpoint; the factor with the best val
+   summary metric is the task's fine-tuning choice.
+
+Every reported seed of the method pretrains with its pretraining choice and fine-tunes each task with that
+task's choice (:func:`apply_choice`). Test data is never read.
 """
 
 from __future__ import annotations
@@ -60,13 +69,30 @@ def choose(trials: dict[float, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+TUNED_STAGES = ("pretrain", "finetune")
+
+
+def trial_label(stage: str, factor: float) -> dict[str, Any]:
+    """What a trial's spec records (``tuning_trial``): the stage whose learning rate it tries, and the factor."""
+    if stage not in TUNED_STAGES:
+        raise ValueError(f"a tuning trial tries the learning rate of {' or '.join(TUNED_STAGES)}, not {stage!r}")
+    return {"stage": stage, "lr_factor": factor}
+
+
 def apply_choice(spec: dict[str, Any], choice_file: Path) -> dict[str, Any]:
-    """The job's spec trained with the chosen factor, recording the choice (factor, file sha256)."""
+    """The job's spec trained with the chosen factor, recording the choice (factor, file sha256): a pretraining
+    job takes its method's pretraining choice, a fine-tuning job the choice of its task."""
     choice = read_json(Path(choice_file), what="tuning choice")
     if "lr_factor" not in choice:
         raise DataFileError(f"tuning choice {choice_file} has no 'lr_factor'; rerun the tune_select job")
     if choice.get("method") not in (None, spec["method"]):
         raise DataFileError(f"tuning choice {choice_file} is for {choice['method']!r}, not {spec['method']!r}")
+    if choice.get("stage") != spec["stage"]:
+        raise DataFileError(
+            f"tuning choice {choice_file} chooses the {choice.get('stage')!r} learning rate, not {spec['stage']!r}'s"
+        )
+    if spec["stage"] == "finetune" and choice.get("task") != spec["task"]:
+        raise DataFileError(f"tuning choice {choice_file} is for task {choice.get('task')!r}, not {spec['task']!r}")
     tuned = scaled_spec(spec, float(choice["lr_factor"]))
     tuned["tuned"] = {"lr_factor": choice["lr_factor"], "choice_sha256": sha256_file(Path(choice_file))}
     return tuned

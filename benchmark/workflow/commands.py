@@ -42,6 +42,16 @@ def training_command(stage: str, *, trial: bool = False) -> str:
     )
 
 
+def tune_select_command(stage: str) -> str:
+    """The command of a ``tune_select_pretrain`` or ``tune_select_finetune`` job: the choice from the trials'
+    fine-tuning results (``{input.trials}``); the pretraining choice also copies the chosen trial's checkpoint
+    (``{input.pretrained}`` → ``{output.model}``)."""
+    if stage not in TRAINING_STAGES:
+        raise ValueError(f"not a training stage: {stage!r} (one of {', '.join(TRAINING_STAGES)})")
+    chosen = "--pretrained {input.pretrained} --chosen-model {output.model}" if stage == "pretrain" else None
+    return _command("tune-select", "{input.trials}", chosen, "--out {output.choice}")
+
+
 EVALUATION_STAGES = ("evaluate", "robustness")
 
 

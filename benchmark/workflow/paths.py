@@ -12,7 +12,9 @@ Layout of ``output_dir``::
     <dataset>/tokenizer.json, tokenizers/<slug>.json
     <dataset>/pretrain/<method>/seed<seed>/          model.safetensors, result.json
     <dataset>/finetune/<task>/<method>/seed<seed>/   model.safetensors, result.json
-    <dataset>/tuning/<method>/lr<factor>/pretrain/, …/finetune/<task>/, <dataset>/tuning/<method>/choice.json
+    <dataset>/tuning/<method>/lr<factor>/pretrain/, …/finetune/<task>/   a pretraining trial, fine-tuned per task
+    <dataset>/tuning/<method>/pretrain_choice.json, pretrain_chosen/model.safetensors
+    <dataset>/tuning/<method>/finetune/<task>/lr<factor>/, …/choice.json   the fine-tuning trials of a task
     <dataset>/eval/<task>/<method>/seed<seed>.json   and .items.npz; references.json beside
     <dataset>/robustness/<task>/<method>/seed<seed>.json and .items.npz
     tables/, plots/
@@ -130,24 +132,46 @@ class RunLayout:
         path = "{dataset}/finetune/{task}/{method}/seed{seed}"
         return TrainingFiles(self._at(path), self._log(path))
 
-    # -- the learning-rate search --
+    # -- the learning-rate search: the pretraining factor, then each task's fine-tuning factor --
     @property
     def trial_pretrain(self) -> TrainingFiles:
+        """A pretraining trial (``pretrain.lr`` × factor)."""
         path = "{dataset}/tuning/{method}/lr{factor}/pretrain"
         return TrainingFiles(self._at(path), self._log(path))
 
     @property
-    def trial_finetune(self) -> TrainingFiles:
+    def trial_pretrain_finetune(self) -> TrainingFiles:
+        """A pretraining trial fine-tuned on a task at the configured rate: what measures the trial on val."""
         return TrainingFiles(
             self._at("{dataset}/tuning/{method}/lr{factor}/finetune/{task}"),
             self._log("{dataset}/tuning/{method}/lr{factor}/finetune_{task}"),
         )
 
     @property
-    def tuning_choice(self) -> FileAndLog:
-        """A tuned method's choice.json, from its trials' fine-tuning results."""
+    def pretrain_choice(self) -> FileAndLog:
+        """A tuned method's pretraining choice, from its pretraining trials' fine-tuning results."""
         return FileAndLog(
-            self._at("{dataset}/tuning/{method}/choice.json"), self._log("{dataset}/tuning/{method}/select")
+            self._at("{dataset}/tuning/{method}/pretrain_choice.json"),
+            self._log("{dataset}/tuning/{method}/select_pretrain"),
+        )
+
+    @property
+    def pretrain_chosen(self) -> str:
+        """The chosen pretraining trial's checkpoint (a copy), which the fine-tuning trials start from."""
+        return self._at(f"{{dataset}}/tuning/{{method}}/pretrain_chosen/{CHECKPOINT_FILE}")
+
+    @property
+    def trial_finetune(self) -> TrainingFiles:
+        """A fine-tuning trial of a task (``finetune.<task>.lr`` × factor) from :attr:`pretrain_chosen`."""
+        path = "{dataset}/tuning/{method}/finetune/{task}/lr{factor}"
+        return TrainingFiles(self._at(path), self._log(path))
+
+    @property
+    def finetune_choice(self) -> FileAndLog:
+        """A tuned method's fine-tuning choice for a task (on the fine-tuning dataset), from its trials."""
+        return FileAndLog(
+            self._at("{dataset}/tuning/{method}/finetune/{task}/choice.json"),
+            self._log("{dataset}/tuning/{method}/finetune/{task}/select"),
         )
 
     # -- evaluation --

@@ -179,28 +179,64 @@ def trial_factor(wildcards):
     return next(f for f in TUNING_FACTORS if factor_label(f) == wildcards.factor)
 
 
-def trial_json(stage):
-    """A params function: the JSON spec of one trial job, shell-quoted."""
+def trial_json(stage, tuned):
+    """A params function: the JSON spec of one trial job (of the `tuned` stage's learning rate), shell-quoted."""
 
     def fn(w):
         task = getattr(w, "task", None)
-        spec = trial_spec(config, stage, trial_factor(w), dataset=w.dataset, method=w.method, task=task)
+        spec = trial_spec(config, stage, trial_factor(w), dataset=w.dataset, method=w.method, task=task, tuned=tuned)
         return quoted_json(with_numerics(spec, config))
 
     return fn
 
 
-def tuning_choice(wildcards):
-    """The choice.json a tuned method's pretrain or finetune job trains with; none when it is not tuned."""
+def pretrain_tuning_choice(wildcards):
+    """The pretraining choice a tuned method's pretrain job trains with; none when it is not tuned."""
     if not is_tuned(config, wildcards.method):
         return []
-    return RUN.tuning_choice.output.format(dataset=pretrained_on(wildcards), method=wildcards.method)
+    return RUN.pretrain_choice.output.format(dataset=wildcards.dataset, method=wildcards.method)
 
 
-def trial_results(wildcards):
-    """Every trial's fine-tuning result of one (pretraining dataset, method): factors × the dataset's tasks."""
+def finetune_tuning_choice(wildcards):
+    """The fine-tuning choice of its task a tuned method's finetune job trains with; none when it is not tuned."""
+    if not is_tuned(config, wildcards.method):
+        return []
+    w = wildcards
+    return RUN.finetune_choice.output.format(dataset=w.dataset, method=w.method, task=w.task)
+
+
+def pretrain_trial_results(wildcards):
+    """Every pretraining trial's fine-tuning results of one (pretraining dataset, method): factors × the (dataset,
+    task) pairs fine-tuned from that pretraining (tuning_measures)."""
+    w = wildcards
     return [
-        RUN.trial_finetune.result.format(dataset=wildcards.dataset, method=wildcards.method, factor=factor_label(f), task=task)
+        RUN.trial_pretrain_finetune.result.format(dataset=tuned, method=w.method, factor=factor_label(f), task=task)
         for f in TUNING_FACTORS
-        for task in dataset_tasks(config, wildcards.dataset)
+        for tuned, task in tuning_measures(config, w.dataset)
+    ]
+
+
+def pretrain_trial_model(wildcards):
+    """The pretraining trial a (fine-tuning dataset, task) fine-tunes to measure it."""
+    w = wildcards
+    return RUN.trial_pretrain.model.format(dataset=pretrained_on(w), method=w.method, factor=w.factor)
+
+
+def pretrain_trial_models(wildcards):
+    """Every pretraining trial's checkpoint of one (pretraining dataset, method)."""
+    w = wildcards
+    return [RUN.trial_pretrain.model.format(dataset=w.dataset, method=w.method, factor=factor_label(f)) for f in TUNING_FACTORS]
+
+
+def chosen_pretrain_trial(wildcards):
+    """The chosen pretraining trial's checkpoint the fine-tuning trials of a (dataset, task) start from."""
+    return RUN.pretrain_chosen.format(dataset=pretrained_on(wildcards), method=wildcards.method)
+
+
+def finetune_trial_results(wildcards):
+    """Every fine-tuning trial's result of one (fine-tuning dataset, method, task): one per factor."""
+    w = wildcards
+    return [
+        RUN.trial_finetune.result.format(dataset=w.dataset, method=w.method, task=w.task, factor=factor_label(f))
+        for f in TUNING_FACTORS
     ]

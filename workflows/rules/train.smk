@@ -2,7 +2,8 @@
 # checkpoint of the dataset named by 'pretrain_from'; or from a published model's own weights when the
 # method is trained only by fine-tuning). Zero-shot methods have no training job.
 # A method's own file is an input, so editing baselines/<method>.py re-runs only its jobs. Under a learning-rate
-# search (workflows/rules/tuning.smk) a method's jobs also take its choice.json.
+# search (workflows/rules/tuning.smk) a method's pretrain job also takes its pretraining choice, a finetune job its
+# task's fine-tuning choice.
 
 
 rule pretrain:
@@ -11,7 +12,7 @@ rule pretrain:
         tokenizer=pretrain_tokenizer,
         method=f"{BASELINES}/{{method}}.py",
         weights=tower_weights,
-        tuned=tuning_choice,
+        tuned=pretrain_tuning_choice,
     output:
         model=RUN.pretrain.model,
         result=RUN.pretrain.result,
@@ -40,7 +41,7 @@ rule finetune:
         init=finetune_init,
         method=f"{BASELINES}/{{method}}.py",
         weights=published_weight_files,
-        tuned=tuning_choice,
+        tuned=finetune_tuning_choice,
     output:
         model=RUN.finetune.model,
         result=RUN.finetune.result,
