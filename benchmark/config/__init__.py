@@ -15,6 +15,8 @@ Snakefile, the CLI and the stages use, so ``from benchmark.config import stage_s
 
 from benchmark.config.grid import (
     IMAGE_SET_IRRELEVANT_KEYS,
+    base_method,
+    control_pairs,
     dataset_tasks,
     is_tuned,
     leakage_exclusions,
@@ -32,6 +34,8 @@ from benchmark.config.grid import (
     text_tokenizer_init,
     tokenizer_slug,
     tuning_factors,
+    variant_lr_factor,
+    variants,
 )
 from benchmark.config.load import completed, load_config, parse_override, with_data_root, with_task_defaults
 from benchmark.config.merge import deep_merge, load_yaml
@@ -41,7 +45,9 @@ from benchmark.config.validate import validate_config
 __all__ = [
     "IMAGE_SET_IRRELEVANT_KEYS",
     "STAGE_SPECS",
+    "base_method",
     "completed",
+    "control_pairs",
     "dataset_tasks",
     "deep_merge",
     "is_tuned",
@@ -67,6 +73,8 @@ __all__ = [
     "tuning_factors",
     "validate_config",
     "validation_spec",
+    "variant_lr_factor",
+    "variants",
     "with_data_root",
     "with_task_defaults",
 ]

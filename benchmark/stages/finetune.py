@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.registry import built_from
 from benchmark.stages.inputs import check_init, input_hashes
 from benchmark.stages.session import Session, build_context, method_class, trained_or_reason
 from benchmark.stages.training import check_batch_fits, not_applicable_checkpoint, train_stage
@@ -21,7 +22,7 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     from benchmark.train.distributed import shard
 
     started = time.perf_counter()
-    run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["method"], spec["seed"])
+    run_seed = derive_seed("finetune", spec["task"], spec["dataset"], built_from(spec), spec["seed"])
     task = spec["task"]
     if init is None:
         seed_everything(run_seed)
@@ -60,11 +61,12 @@ def _own_weights_model(
 ) -> tuple[Any, dict[str, Any], str | None]:
     """A method fine-tuned without FuseBench pretraining, built from ``spec`` and its own weights; its
     checkpoint metadata (as a pretrained checkpoint's plus the fine-tuning job); why ``spec``'s task is n/a."""
-    cls = method_class(spec["method"])
+    cls = method_class(built_from(spec))
     ctx = build_context(spec, session, session.split("train"))
     model = cls(ctx, **spec["overrides"]).to(session.device)
     meta = {
         "method": spec["method"],
+        **({"base_method": spec["base_method"]} if "base_method" in spec else {}),
         "context": ctx.to_json(),
         "overrides": spec["overrides"],
         **_finetune_job(spec, {}, data_dir, tokenizer_file),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.registry import built_from
 from benchmark.stages.inputs import input_hashes
 from benchmark.stages.records import dataset_note
 from benchmark.stages.session import Session, build_context, method_class
@@ -42,11 +43,11 @@ def prepare_pretraining(spec: dict[str, Any], data_dir: Path, tokenizer_file: Pa
     from benchmark.seeding import derive_seed, seed_everything
 
     session = Session(spec, data_dir, tokenizer_file, spec["max_length"])
-    run_seed = derive_seed("pretrain", spec["dataset"], spec["method"], spec["seed"])
+    run_seed = derive_seed("pretrain", spec["dataset"], built_from(spec), spec["seed"])
     seed_everything(run_seed)
     train_split = session.split("train")
     ctx = build_context(spec, session, train_split)
-    cls = method_class(spec["method"])
+    cls = method_class(built_from(spec))
     job = PretrainingJob(spec, session, run_seed, ctx, cls, cls.data_reason(ctx))
     if job.reason is None:
         job.model = cls(ctx, **spec["overrides"]).to(session.device)
@@ -62,6 +63,7 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     job = prepare_pretraining(spec, data_dir, tokenizer_file)
     meta = {
         "method": spec["method"],
+        **({"base_method": spec["base_method"]} if "base_method" in spec else {}),
         "seed": spec["seed"],
         "dataset": spec["dataset"],
         **input_hashes(data_dir, tokenizer_file),

@@ -7,7 +7,7 @@ rule tune_pretrain:
     input:
         data=rules.dataset.output.result,
         tokenizer=pretrain_tokenizer,
-        method=f"{BASELINES}/{{method}}.py",
+        method=method_file,
         weights=tower_weights,
     output:
         model=RUN.trial_pretrain.model,
@@ -34,7 +34,7 @@ rule tune_finetune:
         data=rules.dataset.output.result,
         tokenizer=pretrain_tokenizer,
         init=rules.tune_pretrain.output.model,
-        method=f"{BASELINES}/{{method}}.py",
+        method=method_file,
     output:
         model=RUN.trial_finetune.model,
         result=RUN.trial_finetune.result,
