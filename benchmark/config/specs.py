@@ -15,6 +15,7 @@ from typing import Any, NotRequired, TypedDict
 
 from benchmark.config.grid import (
     base_method,
+    control_pairs,
     is_tuned,
     leakage_exclusions,
     method_hparams,
@@ -218,6 +219,7 @@ def report_spec(config: Config, **_: Any) -> dict[str, Any]:
         "reference_method": robustness["reference_method"],
         "summary_metric": {t: robustness["summary_metric"][t] for t in served_tasks(config)},
         "max_images": robustness["max_images"],
+        **({"control_pairs": control_pairs(config)} if control_pairs(config) else {}),
     }
 
 
