@@ -21,6 +21,7 @@ min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)  # needs only benchmark.config, benchmark.workflow, the plug-in tables (no torch)
 from benchmark.config import (
+    base_method,
     completed,
     dataset_tasks,
     is_tuned,

@@ -60,6 +60,8 @@ class TableFiles(NamedTuple):
     efficiency_csv: str = "efficiency.csv"
     efficiency_md: str = "efficiency.md"
     efficiency_tex: str = "efficiency.tex"
+    controls_md: str = "controls.md"
+    controls_tex: str = "controls.tex"
     macros: str = "macros.tex"
     provenance: str = "provenance.json"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,15 @@ from benchmark.plugins import NAME_PATTERN, file_names, folder_from_env, import_
 if TYPE_CHECKING:
     from benchmark.models.method import FusionMethod
 
-__all__ = ["NAME_PATTERN", "MethodSchedule", "baselines_dir", "load_method", "method_names", "method_schedule"]
+__all__ = [
+    "NAME_PATTERN",
+    "MethodSchedule",
+    "baselines_dir",
+    "built_from",
+    "load_method",
+    "method_names",
+    "method_schedule",
+]
 
 TRAINING_CHOICES = (("pretrain", "finetune"), ("finetune",), ())
 """What ``FusionMethod.training_stages`` may be: trained from scratch, fine-tuned from its own weights, zero-shot."""
@@ -38,6 +47,13 @@ def baselines_dir() -> Path:
 def method_names(directory: Path | None = None) -> list[str]:
     """Names of the method files, sorted."""
     return file_names(directory or baselines_dir())
+
+
+def built_from(record: Mapping[str, Any]) -> str:
+    """The method file a job spec or checkpoint metadata is built from: a variant's ``base_method``, else its
+    ``method`` (:func:`benchmark.config.grid.base_method`). Its random streams are named by this too, so a
+    variant without overrides trains bit for bit as its base."""
+    return str(record.get("base_method") or record["method"])
 
 
 def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:

@@ -97,14 +97,15 @@ def test_missing_or_broken_config_file_is_named(tmp_path) -> None:
 
 
 def test_unknown_method_is_named_with_available_ones() -> None:
-    config = load_config(overrides=["methods=[contrastive_clip, magic_fusion]"])
+    bare = {"method_overrides": {}, "variants": None}  # the default's name cross_attention, absent from this list
+    config = {**load_config(overrides=["methods=[contrastive_clip, magic_fusion]"]), **bare}
     with pytest.raises(
         ConfigError,
         match="unknown method\\(s\\) \\['magic_fusion'\\]; available in baselines/: contrastive_clip, late_fusion",
     ):
         resolve_methods(config, ["contrastive_clip", "late_fusion"])
     with pytest.raises(ConfigError, match="'robustness.reference_method' = 'late_fusion' is not a method"):
-        resolve_methods(load_config(), ["contrastive_clip"])
+        resolve_methods({**load_config(), **bare}, ["contrastive_clip"])
 
 
 def test_stage_spec_is_minimal_and_stable() -> None:

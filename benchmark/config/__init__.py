@@ -15,6 +15,8 @@ Snakefile, the CLI and the stages use, so ``from benchmark.config import stage_s
 
 from benchmark.config.grid import (
     IMAGE_SET_IRRELEVANT_KEYS,
+    base_method,
+    control_pairs,
     dataset_tasks,
     is_tuned,
     leakage_exclusions,
@@ -33,6 +35,8 @@ from benchmark.config.grid import (
     tokenizer_slug,
     tuning_factors,
     tuning_measures,
+    variant_lr_factor,
+    variants,
 )
 from benchmark.config.load import completed, load_config, parse_override, with_data_root, with_task_defaults
 from benchmark.config.merge import deep_merge, load_yaml
@@ -42,7 +46,9 @@ from benchmark.config.validate import validate_config
 __all__ = [
     "IMAGE_SET_IRRELEVANT_KEYS",
     "STAGE_SPECS",
+    "base_method",
     "completed",
+    "control_pairs",
     "dataset_tasks",
     "deep_merge",
     "is_tuned",
@@ -69,6 +75,8 @@ __all__ = [
     "tuning_measures",
     "validate_config",
     "validation_spec",
+    "variant_lr_factor",
+    "variants",
     "with_data_root",
     "with_task_defaults",
 ]

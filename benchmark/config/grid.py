@@ -17,28 +17,43 @@ from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
 
 
+def variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``variants``: named rows, each a base method (a file in ``baselines/``) plus overrides; {} when none."""
+    return dict(config.get("variants") or {})
+
+
+def base_method(config: Mapping[str, Any], method: str) -> str:
+    """The file in ``baselines/`` that the row ``method`` is built from: a variant's ``base``, else itself."""
+    variant = variants(config).get(method)
+    return str(variant["base"]) if isinstance(variant, Mapping) and "base" in variant else method
+
+
 def resolve_methods(config: Mapping[str, Any], available: Iterable[str]) -> list[str]:
-    """The methods a run covers, checked against the files in ``baselines/``."""
+    """The rows a run covers — methods, checked against the files in ``baselines/``, and variants (``variants``)
+    of them; ``methods: all`` is every method file and every variant."""
     available = sorted(available)
+    rows = [*available, *sorted(variants(config))]
     overrides = set(config.get("method_overrides", {})) - set(available)
     if overrides:
+        in_variants = sorted(overrides & set(variants(config)))
         raise ConfigError(
             f"'method_overrides' names unknown method(s) {sorted(overrides)}; "
             f"available in baselines/: {', '.join(available)}"
+            + (f" (a variant's overrides go in 'variants.<name>.overrides': {in_variants})" if in_variants else "")
         )
     reference = config.get("robustness", {}).get("reference_method")
-    if reference is not None and reference not in available:
+    if reference is not None and reference not in rows:
         raise ConfigError(
-            f"'robustness.reference_method' = {reference!r} is not a method; "
-            f"available in baselines/: {', '.join(available)}"
+            f"'robustness.reference_method' = {reference!r} is not a method or variant; available: {', '.join(rows)}"
         )
     wanted = config["methods"]
-    if wanted == "all":  # every method, except published models whose weights nobody named
-        return [m for m in available if published_weights(config, m) is not False]
-    unknown = [m for m in wanted if m not in available]
+    if wanted == "all":  # every method and variant, except published models whose weights nobody named
+        return [m for m in rows if published_weights(config, m) is not False]
+    unknown = [m for m in wanted if m not in rows]
     if unknown:
         raise ConfigError(
             f"'methods' names unknown method(s) {unknown}; available in baselines/: {', '.join(available)}"
+            + (f"; variants: {', '.join(sorted(variants(config)))}" if variants(config) else "")
         )
     without = [m for m in wanted if published_weights(config, m) is False]
     if without:
@@ -55,33 +70,56 @@ def published_weights(config: Mapping[str, Any], method: str) -> str | bool | No
     None for a method trained from scratch."""
     from benchmark.registry import method_schedule
 
-    schedule = method_schedule(method)
+    schedule = method_schedule(base_method(config, method))
     if not schedule.published:
         return None
-    value = config.get("method_overrides", {}).get(method, {}).get("pretrained", schedule.pretrained)
+    value = method_hparams(config, method).get("pretrained", schedule.pretrained)
     return value if value else False
 
 
-def method_training(method: str) -> tuple[str, ...]:
-    """The stages ``method`` is trained in (() = zero-shot), read from its file without importing it.
+def method_training(method: str, config: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """The stages ``method`` is trained in (() = zero-shot), read from its file without importing it; with
+    ``config``, a variant's are its base's.
 
     A method without a file is trained like the built-ins here; loading it names the missing file."""
     from benchmark.registry import baselines_dir, method_schedule
 
+    if config is not None:
+        method = base_method(config, method)
     if not (baselines_dir() / f"{method}.py").is_file():
         return ("pretrain", "finetune")
     return method_schedule(method).training_stages
 
 
 def method_hparams(config: Mapping[str, Any], method: str) -> dict[str, Any]:
-    """``method_overrides.<method>`` without its ``model`` key: the method's hyperparameter overrides."""
-    overrides = config.get("method_overrides", {}).get(method, {})
-    return {k: copy.deepcopy(v) for k, v in overrides.items() if k != "model"}
+    """The row's hyperparameter overrides: ``method_overrides.<method>`` without its ``model`` key; for a variant,
+    its base's, updated key by key (an objective weight at a time) by ``variants.<method>.overrides``."""
+    base = base_method(config, method)
+    overrides = config.get("method_overrides", {}).get(base, {})
+    hparams = {k: copy.deepcopy(v) for k, v in overrides.items() if k != "model"}
+    if base != method:
+        hparams = deep_merge(hparams, variants(config)[method].get("overrides") or {})
+    return hparams
 
 
 def method_model(config: Mapping[str, Any], method: str) -> dict[str, Any]:
-    """The model block ``method`` is built from: ``model`` updated key by key by ``method_overrides.<method>.model``."""
-    return deep_merge(config["model"], config.get("method_overrides", {}).get(method, {}).get("model", {}))
+    """The model block ``method`` is built from: ``model`` updated key by key by ``method_overrides.<base>.model``
+    and, for a variant, by ``variants.<method>.model``."""
+    base = base_method(config, method)
+    model = deep_merge(config["model"], config.get("method_overrides", {}).get(base, {}).get("model", {}))
+    return deep_merge(model, variants(config)[method].get("model") or {}) if base != method else model
+
+
+def variant_lr_factor(config: Mapping[str, Any], method: str) -> float:
+    """The row's learning rates relative to the configured ones: a variant's ``lr_factor`` (1 for a method)."""
+    if base_method(config, method) == method:
+        return 1.0
+    return float(variants(config)[method].get("lr_factor", 1.0))
+
+
+def control_pairs(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """``control_pairs``: each ``{a, b, differ}`` (two rows and what they should differ in); [] when none."""
+    return [dict(pair) for pair in config.get("control_pairs") or []]
 
 
 def text_tokenizer_init(config: Mapping[str, Any], method: str) -> str | None:
@@ -186,4 +224,4 @@ def tuning_measures(config: Mapping[str, Any], dataset: str) -> list[tuple[str, 
 
 def is_tuned(config: Mapping[str, Any], method: str | None) -> bool:
     """Whether ``method``'s learning rates come from a search: tuning is on and the method is pretrained."""
-    return method is not None and bool(tuning_factors(config)) and "pretrain" in method_training(method)
+    return method is not None and bool(tuning_factors(config)) and "pretrain" in method_training(method, config)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, NotRequired, TypedDict
 
 from benchmark.config.grid import (
+    base_method,
+    control_pairs,
     is_tuned,
     leakage_exclusions,
     method_hparams,
@@ -23,6 +25,7 @@ from benchmark.config.grid import (
     run_tasks,
     served_tasks,
     text_tokenizer_init,
+    variant_lr_factor,
 )
 from benchmark.errors import ConfigError
 
@@ -38,6 +41,7 @@ class JobSpec(TypedDict):
     seed: int | None
     device: str
     task: NotRequired[str]
+    base_method: NotRequired[str]  # a variant: the file in baselines/ it is built from (its overrides in the spec)
 
 
 class TrainingSpec(JobSpec):
@@ -70,7 +74,19 @@ def _job(
     job: JobSpec = {"stage": stage, "dataset": dataset, "method": method, "seed": seed, "device": config["device"]}
     if task is not None:
         job["task"] = task
+    if method is not None and (base := base_method(config, method)) != method:
+        job["base_method"] = base
     return job
+
+
+def _optim(config: Config, block: Mapping[str, Any], method: str | None) -> dict[str, Any]:
+    """A training job's optimiser block: the configured one, its learning rate × a variant's ``lr_factor``
+    (unchanged, so that no key moves, for a method or a factor of 1)."""
+    optim = copy.deepcopy(dict(block))
+    factor = variant_lr_factor(config, method) if method is not None else 1.0
+    if factor != 1.0:
+        optim["lr"] = optim["lr"] * factor
+    return optim
 
 
 def _build(config: Config, method: str | None) -> dict[str, Any]:
@@ -82,8 +98,8 @@ def _build(config: Config, method: str | None) -> dict[str, Any]:
     }
 
 
-def _training(method: str | None) -> tuple[str, ...]:
-    return method_training(method) if method is not None else ("pretrain", "finetune")
+def _training(config: Config, method: str | None) -> tuple[str, ...]:
+    return method_training(method, config) if method is not None else ("pretrain", "finetune")
 
 
 def _options(config: Config, method: str | None) -> dict[str, Any]:
@@ -97,7 +113,7 @@ def _options(config: Config, method: str | None) -> dict[str, Any]:
 
 def _evaluated(config: Config, job: JobSpec, method: str | None) -> dict[str, Any]:
     """An evaluation or robustness job: a zero-shot method is built from its own weights (its overrides name them)."""
-    if _training(method):
+    if _training(config, method):
         return dict(job)
     return {**job, "zero_shot": True, "overrides": method_hparams(config, method)}
 
@@ -153,7 +169,7 @@ def pretrain_spec(
     return {  # type: ignore[typeddict-item]
         **job,
         **_build(config, method),
-        "optim": copy.deepcopy(config["pretrain"]),
+        "optim": _optim(config, config["pretrain"], method),
         **budget,
         **validation_spec(config),
         **_options(config, method),
@@ -166,11 +182,11 @@ def finetune_spec(
     """From the run's pretrained checkpoint, or (a method not pretrained here) from its own published weights."""
     job = _job(config, "finetune", dataset, method, seed, task)
     finetuning = {
-        "optim": copy.deepcopy(config["finetune"][task]),
+        "optim": _optim(config, config["finetune"][task], method),
         **validation_spec(config, task),
         **_options(config, method),
     }
-    if "pretrain" not in _training(method):
+    if "pretrain" not in _training(config, method):
         return {**job, **_build(config, method), **finetuning}  # type: ignore[typeddict-item]
     return {**job, "pretrained_on": pretrain_dataset(config, dataset), **finetuning}  # type: ignore[typeddict-item]
 
@@ -206,6 +222,7 @@ def report_spec(config: Config, **_: Any) -> dict[str, Any]:
         "reference_method": robustness["reference_method"],
         "summary_metric": {t: robustness["summary_metric"][t] for t in served_tasks(config)},
         "max_images": robustness["max_images"],
+        **({"control_pairs": control_pairs(config)} if control_pairs(config) else {}),
     }
 
 

@@ -12,7 +12,18 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from benchmark.config.grid import dataset_tasks, needed_datasets, pretrain_dataset, run_datasets, run_tasks
+from benchmark.config.grid import (
+    control_pairs,
+    dataset_tasks,
+    method_hparams,
+    method_model,
+    method_training,
+    needed_datasets,
+    pretrain_dataset,
+    run_datasets,
+    run_tasks,
+    variants,
+)
 from benchmark.config.merge import deep_merge, load_yaml
 from benchmark.errors import ConfigError
 from benchmark.paths import SCHEMA_PATH
@@ -227,6 +238,7 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
                 f"'model.{tower}.width' ({spec['width']}) must be divisible by 'model.{tower}.heads' ({spec['heads']})"
             )
     problems += _method_model_problems(config)
+    problems += _variant_problems(config)
     problems += _sentence_model_problems(config)
     stages = {"pretrain": config.get("pretrain", {})}
     stages.update({f"finetune.{t}": s for t, s in config.get("finetune", {}).items()})
@@ -276,6 +288,72 @@ def _method_model_problems(config: Mapping[str, Any]) -> list[str]:
         for error in validator.iter_errors(merged):
             for line in _describe(error):
                 problems.append(line.replace("'", f"'method_overrides.{method}.model.", 1))
+    return problems
+
+
+def _variant_problems(config: Mapping[str, Any]) -> list[str]:
+    """Each variant names a method file, overrides only its hyperparameters, builds a valid model block and
+    keeps a pretraining objective; each control pair names two of the run's possible rows."""
+    from jsonschema import Draft202012Validator
+
+    from benchmark.registry import NOT_LITERAL, baselines_dir, declared_attributes, method_names
+
+    available = method_names()
+    found = variants(config)
+    schema = _schema()
+    validator = Draft202012Validator({**schema["properties"]["model"], "$defs": schema["$defs"]})
+    problems = []
+    for name, variant in found.items():
+        where = f"'variants.{name}"
+        if name in available:
+            problems.append(f"{where}' is the name of a method file (baselines/{name}.py); give the variant its own")
+            continue
+        base = variant["base"]
+        if base not in available:
+            problems.append(
+                f"{where}.base' = {base!r} is not a method in baselines/; available: {', '.join(available)}"
+            )
+            continue
+        defaults = declared_attributes(baselines_dir() / f"{base}.py").get("defaults")
+        overrides = variant.get("overrides") or {}
+        if isinstance(defaults, dict):
+            problems += _override_problems(f"variants.{name}.overrides", base, defaults, overrides)
+            weights = method_hparams(config, name).get("objectives", {})
+            objectives = deep_merge(defaults.get("objectives") or {}, weights)
+            trained = "pretrain" in method_training(name, config)
+            if trained and objectives and not any(v for v in objectives.values() if v != NOT_LITERAL):
+                problems.append(f"{where}.overrides.objectives' sets every objective of {base} to 0; keep one")
+        for error in validator.iter_errors(method_model(config, name)):
+            problems += [line.replace("'", f"{where}.model.", 1) for line in _describe(error)]
+    rows = set(available) | set(found)
+    for index, pair in enumerate(control_pairs(config)):
+        for side in ("a", "b"):
+            if pair[side] not in rows:
+                problems.append(
+                    f"'control_pairs[{index}].{side}' = {pair[side]!r} is neither a method nor a variant; "
+                    f"available: {', '.join(sorted(rows))}"
+                )
+        if pair["a"] == pair["b"]:
+            problems.append(f"'control_pairs[{index}]' compares {pair['a']!r} with itself")
+    return problems
+
+
+def _override_problems(where: str, base: str, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> list[str]:
+    """Each key of ``overrides`` is one of the base's ``defaults`` (a dict value's keys too, e.g. objective names),
+    as :func:`benchmark.models.method.merge_hparams` will require when the method is built."""
+    problems = []
+    for key, value in overrides.items():
+        if key not in defaults:
+            problems.append(
+                f"'{where}.{key}' is not a hyperparameter of {base}; allowed: {', '.join(sorted(map(str, defaults)))}"
+            )
+        elif isinstance(defaults[key], dict) and isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(defaults[key]))
+            if unknown:
+                problems.append(
+                    f"'{where}.{key}' has unknown key(s) {unknown} for {base}; "
+                    f"allowed: {', '.join(sorted(defaults[key]))}"
+                )
     return problems
 
 

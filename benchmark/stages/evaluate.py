@@ -9,6 +9,7 @@ from typing import Any
 
 from benchmark.errors import DataFileError
 from benchmark.io import write_json
+from benchmark.registry import built_from
 from benchmark.results import items_path, metric_rows, not_applicable_rows, write_cell_items, write_items
 from benchmark.stages.inputs import check_finetuned
 from benchmark.stages.records import data_protocol, result_record, weights_protocol
@@ -35,7 +36,7 @@ def _evaluation_session(
     if spec.get("zero_shot"):
         seed_everything(seed)
         session = Session(spec, data_dir, None, 0)
-        cls = method_class(spec["method"])
+        cls = method_class(built_from(spec))
         ctx = zero_shot_context(spec, session)
         # n/a (the task, or labels this dataset lacks) is known before its weights are read
         if reason := cls.data_reason(ctx) or get_task(spec["task"]).not_applicable_reason(cls):

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.registry import built_from
 from benchmark.stages.inputs import check_init, input_hashes
 from benchmark.stages.session import Session, build_context, method_class, trained_or_reason
 from benchmark.stages.training import check_batch_fits, not_applicable_checkpoint, train_stage
@@ -25,13 +26,13 @@ def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, ini
     run_seed = derive_seed("finetune", spec["task"], spec["dataset"], spec["seed"])
     task = spec["task"]
     if init is None:
-        seed_everything(method_seed(run_seed, method_class(spec["method"])))
+        seed_everything(method_seed(run_seed, method_class(built_from(spec))))
         session = Session(spec, data_dir, tokenizer_file, spec["max_length"])
         model, meta, reason = _own_weights_model(spec, session, data_dir, tokenizer_file, run_seed)
     else:
         meta = read_metadata(init)
         check_init(spec, init, meta, data_dir, tokenizer_file)
-        seed_everything(method_seed(run_seed, method_class(spec["method"])))
+        seed_everything(method_seed(run_seed, method_class(built_from(spec))))
         session = Session(spec, data_dir, tokenizer_file, meta["context"]["max_length"])
         model, meta, reason = trained_or_reason(init, meta, session.device, task)
         meta = {**meta, **_finetune_job(spec, meta, data_dir, tokenizer_file), "init": str(init)}
@@ -66,11 +67,12 @@ def _own_weights_model(
 
     from benchmark.seeding import derive_seed
 
-    cls = method_class(spec["method"])
+    cls = method_class(built_from(spec))
     ctx = replace(build_context(spec, session, session.split("train")), init_seed=derive_seed(run_seed, "init"))
     model = cls(ctx, **spec["overrides"]).to(session.device)
     meta = {
         "method": spec["method"],
+        **({"base_method": spec["base_method"]} if "base_method" in spec else {}),
         "context": ctx.to_json(),
         "overrides": spec["overrides"],
         **_finetune_job(spec, {}, data_dir, tokenizer_file),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.registry import built_from
 from benchmark.stages.inputs import input_hashes
 from benchmark.stages.records import dataset_note
 from benchmark.stages.session import Session, build_context, method_class
@@ -47,7 +48,7 @@ def prepare_pretraining(spec: dict[str, Any], data_dir: Path, tokenizer_file: Pa
     # common random numbers: no method in the run seed (data order, per-step masks and negatives, validation
     # batches) nor in the towers' initialisation seed; only the method's own heads draw from a seed with it
     run_seed = derive_seed("pretrain", spec["dataset"], spec["seed"])
-    cls = method_class(spec["method"])
+    cls = method_class(built_from(spec))
     seed_everything(method_seed(run_seed, cls))
     train_split = session.split("train")
     ctx = replace(build_context(spec, session, train_split), init_seed=derive_seed(run_seed, "init"))
@@ -66,6 +67,7 @@ def run_pretrain(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, out
     job = prepare_pretraining(spec, data_dir, tokenizer_file)
     meta = {
         "method": spec["method"],
+        **({"base_method": spec["base_method"]} if "base_method" in spec else {}),
         "seed": spec["seed"],
         "dataset": spec["dataset"],
         **input_hashes(data_dir, tokenizer_file),

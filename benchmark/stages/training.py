@@ -35,7 +35,7 @@ def train_stage(
     from benchmark.device import describe
     from benchmark.train import distributed
     from benchmark.train.checkpoint import JOB_KEYS, save_checkpoint
-    from benchmark.train.efficiency import efficiency_profile, parameter_count, training_step_flops
+    from benchmark.train.efficiency import efficiency_profile, parameter_profile, training_step_flops
     from benchmark.train.loop import best_weights_path, train
 
     # under torchrun each rank counts its slice of the global batch
@@ -70,7 +70,7 @@ def train_stage(
     if report.validation is not None:
         meta["selected_step"] = report.validation["selected_step"]
     save_checkpoint(out_dir / CHECKPOINT_FILE, model, meta)
-    efficiency = efficiency_profile(model, profile_batch) if profile_batch else {"parameters": parameter_count(model)}
+    efficiency = efficiency_profile(model, profile_batch) if profile_batch else parameter_profile(model)
     write_json(
         out_dir / TRAINING_RECORD_FILE,
         result_record(

@@ -170,12 +170,12 @@ def load_trained(checkpoint: Path, device: Any, meta: dict[str, Any] | None = No
     """Rebuild a method from a checkpoint's metadata (method name, build context, overrides) and load its weights;
     ``meta`` is the metadata when the caller has already read it."""
     from benchmark.models.method import BuildContext
-    from benchmark.registry import load_method
+    from benchmark.registry import built_from, load_method
 
     meta = read_metadata(checkpoint) if meta is None else meta
     try:
         ctx = BuildContext.from_json(meta["context"])
-        cls = load_method(meta["method"])
+        cls = load_method(built_from(meta))
     except (KeyError, TypeError) as exc:
         raise DataFileError(f"checkpoint {checkpoint} has incomplete metadata: {exc!r}") from None
     model = cls(ctx, **meta.get("overrides", {}))

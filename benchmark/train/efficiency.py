@@ -73,12 +73,22 @@ def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def trainable_parameter_count(model: torch.nn.Module) -> int:
+    """Parameters the optimiser updates (a frozen pretrained tower's are left out): what matched capacity compares."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def parameter_profile(model: torch.nn.Module) -> dict[str, int]:
+    """``parameters`` and ``trainable_parameters`` of ``model``, as the training result records them."""
+    return {"parameters": parameter_count(model), "trainable_parameters": trainable_parameter_count(model)}
+
+
 def efficiency_profile(model: Any, batch: dict[str, Any]) -> dict[str, Any]:
     """Parameters, FLOPs per pretraining sample, and per task the FLOPs of one example (``Task.efficiency``)."""
     size = batch["image"].shape[0]
     was_training = model.training
     model.eval()
-    profile: dict[str, Any] = {"parameters": parameter_count(model)}
+    profile: dict[str, Any] = dict(parameter_profile(model))
     if model.objective_weights:
         profile["flops_pretrain_forward_per_sample"] = forward_flops(lambda: model.pretrain_losses(batch)) / size
     one = {"image": batch["image"][:1], "text": {k: v[:1] for k, v in batch["text"].items()}}

@@ -68,6 +68,6 @@ def run_grid(config: dict[str, Any]) -> RunGrid:
         dataset_tasks=[(dataset, task) for dataset in datasets for task in dataset_tasks(config, dataset)],
         methods=methods,
         seeds=config["seeds"],
-        training={method: method_training(method) for method in methods},  # () = zero-shot: no training jobs
+        training={method: method_training(method, config) for method in methods},  # () = zero-shot: no training jobs
         pretrain_datasets=sorted({pretrain_dataset(config, dataset) for dataset in datasets}),
     )

@@ -37,6 +37,11 @@ shell.prefix(
 BASELINES = str(baselines_dir())
 """Method files (baselines/, or $FUSEBENCH_BASELINES); each is an input of its method's jobs."""
 
+
+def method_file(wildcards):
+    """The file a row is built from: ``baselines/<method>.py``, or a variant's base method's file."""
+    return f"{BASELINES}/{base_method(config, wildcards.method)}.py"
+
 CONDA_ENV = "../../environment.yml"
 """Every rule runs in the same pinned environment (paths are relative to this file)."""
 

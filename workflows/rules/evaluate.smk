@@ -8,7 +8,7 @@ rule evaluate:
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
         checkpoint=evaluated_model,
-        method=f"{BASELINES}/{{method}}.py",
+        method=method_file,
         weights=published_weight_files,
     output:
         result=RUN.evaluation.result,
@@ -54,7 +54,7 @@ rule robustness:
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
         checkpoint=evaluated_model,
-        method=f"{BASELINES}/{{method}}.py",
+        method=method_file,
         weights=published_weight_files,
     output:
         result=RUN.robustness.result,

@@ -35,6 +35,8 @@ rule aggregate:
         ),
         efficiency_md=RUN.tables.efficiency_md,
         efficiency_tex=RUN.tables.efficiency_tex,
+        controls_md=RUN.tables.controls_md,
+        controls_tex=RUN.tables.controls_tex,
         macros=RUN.tables.macros,
         provenance=RUN.tables.provenance,
     params:

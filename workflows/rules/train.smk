@@ -10,7 +10,7 @@ rule pretrain:
     input:
         data=rules.dataset.output.result,
         tokenizer=pretrain_tokenizer,
-        method=f"{BASELINES}/{{method}}.py",
+        method=method_file,
         weights=tower_weights,
         tuned=pretrain_tuning_choice,
     output:
@@ -39,7 +39,7 @@ rule finetune:
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
         init=finetune_init,
-        method=f"{BASELINES}/{{method}}.py",
+        method=method_file,
         weights=published_weight_files,
         tuned=finetune_tuning_choice,
     output:

@@ -11,7 +11,7 @@ rule tune_pretrain:
     input:
         data=rules.dataset.output.result,
         tokenizer=pretrain_tokenizer,
-        method=f"{BASELINES}/{{method}}.py",
+        method=method_file,
         weights=tower_weights,
     output:
         model=RUN.trial_pretrain.model,
@@ -38,7 +38,7 @@ rule tune_pretrain_finetune:
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
         init=pretrain_trial_model,
-        method=f"{BASELINES}/{{method}}.py",
+        method=method_file,
     output:
         model=RUN.trial_pretrain_finetune.model,
         result=RUN.trial_pretrain_finetune.result,
@@ -79,7 +79,7 @@ rule tune_finetune:
         data=rules.dataset.output.result,
         tokenizer=tokenizer_file,
         init=chosen_pretrain_trial,
-        method=f"{BASELINES}/{{method}}.py",
+        method=method_file,
     output:
         model=RUN.trial_finetune.model,
         result=RUN.trial_finetune.result,

@@ -13,6 +13,9 @@ Outputs under ``tables/`` (each with its provenance: config hash, git commit, da
 * ``robustness.*`` — see :mod:`benchmark.report.robustness`;
 * ``efficiency.*`` — two tables: cost (parameters, FLOPs per example, training throughput, peak
   memory) and wall time per stage (means over seeds);
+* ``controls.md`` / ``.tex`` — each configured control pair: what differs between its rows and its paired
+  differences (:mod:`benchmark.report.aggregate.controls`); the main tables' ``params (M)`` column and capacity
+  sentence come from :mod:`benchmark.report.aggregate.capacity`;
 * ``macros.tex`` — one ``\\newcommand`` per reported number; ``provenance.json``.
 
 After a failed run the workflow still writes these tables, from every result that exists

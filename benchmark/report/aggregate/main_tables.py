@@ -68,15 +68,21 @@ def _seeds_cell(rows: pd.DataFrame, zero_shot: bool = False) -> str:
     return str(succeeded) if succeeded == configured else f"{succeeded}/{configured}"
 
 
+PARAMETERS_COLUMN = "params (M)"
+"""The main tables' last column: each row's trainable parameters (:mod:`benchmark.report.aggregate.capacity`)."""
+
+
 def _task_tables(
     stats: pd.DataFrame,
     dataset: str,
     task: str,
     zero_shot: frozenset[str] = frozenset(),
     capped: set[str] | frozenset[str] = frozenset(),
+    parameters: dict[str, tuple[int, str]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
     """(cells, best mask, not-worse mask, CI cells, n/a notes) for one (dataset, task); a ``capped``
-    method's name carries :data:`~benchmark.report.aggregate.convergence.CAPPED_MARK`.
+    method's name carries :data:`~benchmark.report.aggregate.convergence.CAPPED_MARK`; with ``parameters``
+    (row → trainable parameters, family) a last column gives each row's (— where not trained here).
 
     Failed and not-run results are not n/a: :func:`failure_notes` lists them."""
     block = stats[(stats["dataset"] == dataset) & (stats["task"] == task)]
@@ -117,11 +123,16 @@ def _task_tables(
                     ],
                 ]
             )
+        if parameters is not None:
+            count = parameters.get(method, (None, ""))[0]
+            cells[-1].append(number(count, 1e-6, 2) if count is not None else "—")
+            best[-1].append(False)
+            worse[-1].append(False)
         shown = rows[rows.index.isin(metrics)]
         notes.extend(
             f"- {method}: {s}" for s in sorted({s for s in shown["status"] if s != "ok" and not s.startswith(MISSING)})
         )
-    header = ["method", "seeds", *metrics]
+    header = ["method", "seeds", *metrics, *([PARAMETERS_COLUMN] if parameters is not None else [])]
     return (
         pd.DataFrame(cells, columns=header),
         pd.DataFrame(best, columns=header),
@@ -174,11 +185,13 @@ def main_markdown(
     zero_shot: frozenset[str] = frozenset(),
     captions: dict[tuple[str, str], str] | None = None,
     capped: Capped | None = None,
+    parameters: dict[tuple[str, str], dict[str, tuple[int, str]]] | None = None,
 ) -> str:
     """main.md: one table per (dataset, task); ``failures`` (:func:`failure_notes`) lists missing results;
     ``zero_shot`` methods (published models evaluated without training) are marked in the seeds column;
     ``captions`` (what a table is computed on, how it was trained) are added to its caption; ``capped`` rows
-    (stopped at their step cap while still improving) are marked, with a footnote."""
+    (stopped at their step cap while still improving) are marked, with a footnote; ``parameters`` (per table,
+    :func:`~benchmark.report.aggregate.capacity.row_parameters`) adds a trainable-parameters column."""
     failures = failures or {}
     captions = captions or {}
     capped = capped or Capped()
@@ -190,7 +203,14 @@ def main_markdown(
             "",
         ]
     for (dataset, task), block in stats.groupby(["dataset", "task"], sort=True):
-        cells, best, worse, ci, notes = _task_tables(stats, dataset, task, zero_shot, capped.methods(dataset, task))
+        cells, best, worse, ci, notes = _task_tables(
+            stats,
+            dataset,
+            task,
+            zero_shot,
+            capped.methods(dataset, task),
+            None if parameters is None else parameters.get((dataset, task), {}),
+        )
         learned = block[~block["reference"]]
         configured = learned["n_configured"] if "n_configured" in learned else learned["n"]
         seed_counts = sorted({int(n) for n in configured if n > 0})
@@ -235,12 +255,20 @@ def main_latex(
     zero_shot: frozenset[str] = frozenset(),
     captions: dict[tuple[str, str], str] | None = None,
     capped: Capped | None = None,
+    parameters: dict[tuple[str, str], dict[str, tuple[int, str]]] | None = None,
 ) -> str:
     captions = captions or {}
     capped = capped or Capped()
     tables = []
     for (dataset, task), _ in stats.groupby(["dataset", "task"], sort=True):
-        cells, best, worse, _, _ = _task_tables(stats, dataset, task, zero_shot, capped.methods(dataset, task))
+        cells, best, worse, _, _ = _task_tables(
+            stats,
+            dataset,
+            task,
+            zero_shot,
+            capped.methods(dataset, task),
+            None if parameters is None else parameters.get((dataset, task), {}),
+        )
         caption = (
             f"{task.capitalize()} on {dataset}: mean $\\pm$ sample std over seeds"
             + (" (%)" if get_task(task).percent else "")

@@ -12,6 +12,8 @@ from benchmark.errors import ConfigError, DataFileError
 from benchmark.io import read_json, write_json, write_text
 from benchmark.paths import TABLES
 from benchmark.provenance import git_state
+from benchmark.report.aggregate.capacity import capacity_note, row_parameters
+from benchmark.report.aggregate.controls import control_rows, controls_latex, controls_markdown
 from benchmark.report.aggregate.convergence import capped_rows
 from benchmark.report.aggregate.efficiency import (
     compute_table,
@@ -103,12 +105,21 @@ def run_aggregate(
     write_text(out_dir / TABLES.comparisons, csv_with_footer(comparisons, provenance))
     captions = {key: f"{text} {training_note(training, *key)}" for key, text in evaluation_counts(results).items()}
     capped = capped_rows(training)
+    tables = stats.groupby(["dataset", "task"]).groups if not stats.empty else {}
+    parameters = {key: row_parameters(training, *key) for key in tables}
+    for key, rows in parameters.items():  # the capacity sentence: matched or not (docs/protocols.md)
+        if note := capacity_note(rows):
+            captions[key] = f"{captions[key]} {note}" if key in captions else note
     write_text(
-        out_dir / TABLES.main_md, main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions, capped)
+        out_dir / TABLES.main_md,
+        main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions, capped, parameters),
     )
     composition = labelled_zero_shot(compositional_table(frame), zero_shot)
     write_text(out_dir / TABLES.compositional, compositional_markdown(composition, provenance))
-    write_text(out_dir / TABLES.main_tex, main_latex(stats, provenance, zero_shot, captions, capped))
+    write_text(out_dir / TABLES.main_tex, main_latex(stats, provenance, zero_shot, captions, capped, parameters))
+    controls = control_rows(report.get("control_pairs") or [], frame, comparisons, training)
+    write_text(out_dir / TABLES.controls_md, controls_markdown(controls, provenance))
+    write_text(out_dir / TABLES.controls_tex, controls_latex(controls, provenance))
     write_text(out_dir / TABLES.learning_curves, csv_with_footer(learning_curves(training), provenance))
     write_text(out_dir / TABLES.selection, selection_markdown(training, footer_text(provenance)))
     scores = None
