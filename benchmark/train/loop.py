@@ -82,6 +82,7 @@ class TrainReport:
     final_losses: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     validation: dict[str, Any] | None = None
+    validation_s: float = 0.0  # seconds this process spent on validation points, the one before step 1 included
 
 
 def lr_factor(step: int, settings: OptimSettings) -> float:
@@ -187,6 +188,7 @@ class _Selection:
         self.curve = curve
         self.path = path
         self.batch_size = batch_size
+        self.seconds = 0.0  # spent measuring points in this process (the floor report's validation time)
 
     def best(self) -> dict[str, float] | None:
         metric = self.validation.select
@@ -194,6 +196,7 @@ class _Selection:
         return max(points, key=lambda p: (p[metric], -p["step"])) if points else None
 
     def measure(self, model: nn.Module, step: int) -> None:
+        began = time.perf_counter()
         was_training = model.training
         model.eval()
         with torch.no_grad():
@@ -212,6 +215,7 @@ class _Selection:
             improved = math.isfinite(point[metric]) and (previous is None or point[metric] > previous[metric])
             if improved and distributed.is_main():  # rank 0 alone keeps the best weights
                 save_checkpoint(self.path, model, {"step": step, metric: point[metric]})
+        self.seconds += time.perf_counter() - began
 
     def restore(self, model: nn.Module, last_step: int) -> dict[str, Any]:
         """Load the selected weights into ``model`` (unless they are the last step's); the selection record."""
@@ -346,6 +350,7 @@ def train(
         final_losses={k: v for k, v in (history[-1] if history else {}).items() if k != "step"},
         history=history,
         validation=record,
+        validation_s=selection.seconds if selection is not None else 0.0,
     )
 
 
