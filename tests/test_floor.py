@@ -20,7 +20,7 @@ from benchmark.report.floor import (
 from benchmark.stages.records import job_timing
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
-THROUGHPUT = {"threads": 1, "flops_per_s": 1e9, "shapes": []}  # 1 GFLOP/s per core, fixed for the arithmetic
+THROUGHPUT = {"threads": 1, "flops_per_s": 1e9, "flops_per_core_s": 1e9, "shapes": []}  # fixed for the arithmetic
 
 
 def _record(stage: str, ended: float, wall: float, timing: dict | None, **fields) -> dict:
@@ -95,10 +95,10 @@ def test_breakdown_sums_to_the_wall_and_the_floor_is_flops_over_throughput_times
     assert set(parts) == set(CATEGORIES)
 
 
-def test_a_given_wall_time_and_threads_per_job_scale_the_floor(tmp_path: Path) -> None:
+def test_a_given_wall_time_and_the_cores_scale_the_floor(tmp_path: Path) -> None:
     jobs, _ = read_records(write_run(tmp_path))
-    floor = compute_floor(jobs, {**THROUGHPUT, "threads": 2, "flops_per_s": 3e9}, cores=4, wall_s=100.0)
-    assert floor.floor_s == pytest.approx(4e9 / (3e9 / 2 * 4))  # throughput at 2 threads → per core, × 4 cores
+    floor = compute_floor(jobs, {**THROUGHPUT, "threads": 2, "flops_per_core_s": 1.5e9}, cores=4, wall_s=100.0)
+    assert floor.floor_s == pytest.approx(4e9 / (1.5e9 * 4))  # per core-second of CPU, × 4 cores
     assert floor.wall_s == 100.0
     assert sum(v for v in floor.breakdown.values() if v is not None) == pytest.approx(100.0)
 

@@ -3,8 +3,9 @@
 The floor is the time the run's counted FLOPs need at the machine's own fp32 matmul throughput on all
 its cores: ``floor = FLOPs / (throughput per core × cores)``. The throughput is measured here, by
 timing ``torch.matmul`` on the run's own matmul shapes (each tower's attention projections and MLP at
-each training batch size) with the job's thread count, so the floor is what this machine could do on
-this model, not a datasheet number.
+each training batch size) with the job's thread count, per second of CPU time (other processes on a
+shared machine lower the wall-clock figure, not this one), so the floor is what this machine's cores
+could do on this model, not a datasheet number.
 
 FLOPs are the ones the run counted (``torch.utils.flop_counter``, a multiply-add = 2 FLOPs):
 training, each training job's ``budget.flops`` (steps × FLOPs of one forward+backward step). The
@@ -214,29 +215,41 @@ def matmul_shapes(specs: list[dict[str, Any]]) -> list[tuple[int, int, int]]:
 
 
 def matmul_throughput(shapes: list[tuple[int, int, int]], threads: int, seconds: float = 0.2) -> dict[str, Any]:
-    """fp32 ``torch.matmul`` FLOP/s over ``shapes`` with ``threads`` torch threads: each shape repeated for about
-    ``seconds`` after a warm-up; total FLOPs ÷ total time, so the mix is the model's own."""
+    """fp32 ``torch.matmul`` throughput over ``shapes`` with ``threads`` torch threads: each shape repeated for
+    about ``seconds`` after a warm-up; total FLOPs ÷ total time, so the mix is the model's own.
+
+    ``flops_per_core_s`` divides by the process's CPU time (all its threads), ``flops_per_s`` by the wall
+    time. The floor uses the first: what a core does while it computes, which other processes sharing the
+    machine do not lower (they lower the wall-clock figure, and show in the run's wall instead)."""
     import torch
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    total_flops, total_time, per_shape = 0.0, 0.0, []
+    total_flops, total_wall, total_cpu, per_shape = 0.0, 0.0, 0.0, []
     try:
         generator = torch.Generator().manual_seed(0)
         for m, k, n in shapes:
             a, b = torch.randn(m, k, generator=generator), torch.randn(k, n, generator=generator)
             for _ in range(3):
                 torch.matmul(a, b)
-            repeats, began = 0, time.perf_counter()
+            repeats, began, cpu_began = 0, time.perf_counter(), time.process_time()
             while (elapsed := time.perf_counter() - began) < seconds or repeats < 3:
                 torch.matmul(a, b)
                 repeats += 1
+            cpu = time.process_time() - cpu_began
             flops = 2.0 * m * k * n * repeats
-            total_flops, total_time = total_flops + flops, total_time + elapsed
-            per_shape.append({"shape": [m, k, n], "gflops_per_s": flops / elapsed / 1e9})
+            total_flops, total_wall, total_cpu = total_flops + flops, total_wall + elapsed, total_cpu + cpu
+            per_shape.append(
+                {"shape": [m, k, n], "gflops_per_s": flops / elapsed / 1e9, "gflops_per_core_s": flops / cpu / 1e9}
+            )
     finally:
         torch.set_num_threads(previous)
-    return {"threads": threads, "flops_per_s": total_flops / total_time if total_time else None, "shapes": per_shape}
+    return {
+        "threads": threads,
+        "flops_per_s": total_flops / total_wall if total_wall else None,
+        "flops_per_core_s": total_flops / total_cpu if total_cpu else None,
+        "shapes": per_shape,
+    }
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -261,8 +274,8 @@ class Floor:
 
     @property
     def floor_s(self) -> float | None:
-        per_core = self.throughput.get("flops_per_s")
-        return self.flops / (per_core / self.throughput["threads"] * self.cores) if per_core else None
+        per_core = self.throughput.get("flops_per_core_s")
+        return self.flops / (per_core * self.cores) if per_core else None
 
 
 def run_wall(jobs: list[Job]) -> float | None:
@@ -308,16 +321,16 @@ def _seconds(value: float | None) -> str:
 
 def floor_text(floor: Floor, source: str) -> str:
     """The report as printed."""
-    tput = floor.throughput.get("flops_per_s")
+    tput, wall_tput = floor.throughput.get("flops_per_core_s"), floor.throughput.get("flops_per_s")
     floor_s, wall = floor.floor_s, floor.wall_s
     lines = [
         f"Compute floor of {source}: {floor.jobs} jobs, {floor.threads} thread(s) per job, {floor.cores} cores",
         f"  training FLOPs      {floor.flops_training:.4g}",
         "  evaluation FLOPs    "
         + (f"{floor.flops_evaluation:.4g}" if floor.flops_evaluation is not None else "not recorded (not counted)"),
-        f"  fp32 matmul         {tput / 1e9:.2f} GFLOP/s at {floor.threads} thread(s) on the run's "
-        f"{len(floor.throughput['shapes'])} matmul shapes"
-        if tput
+        f"  fp32 matmul         {tput / 1e9:.2f} GFLOP/s per core-second of CPU time ({wall_tput / 1e9:.2f} per "
+        f"wall second) at {floor.threads} thread(s), the run's {len(floor.throughput['shapes'])} matmul shapes"
+        if tput and wall_tput
         else "  fp32 matmul         not measured (no model shapes)",
         f"  floor               {_seconds(floor_s)} = FLOPs / (throughput per core × {floor.cores} cores)",
         f"  wall                {_seconds(wall)}"
