@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The checks of one GPU session, in one script with a time budget (a session's GPU time is short):
 #
-#   1. smoke   the smoke profile end to end on CUDA (bf16 autocast), as Snakemake runs it
+#   1. smoke   the smoke profile end to end on CUDA (bf16 autocast), as Snakemake runs it, then
+#              `fusebench floor` on it (its FLOPs against this machine's matmul throughput and its wall)
 #   2. perf    `fusebench perf --device cuda` on the paper profile's models: the training loop against
 #              a naive loop, FLOPs, and the fraction of a bf16 matmul peak measured in the same run
 #   3. paper   the paper profile for whatever time is left (stopped by a timeout; finished jobs kept)
+#
+# Nothing here counts seeds, methods or jobs: each workflow step first writes Snakemake's dry-run plan of
+# its profile (<step>-plan.txt, the jobs per rule as the profile defines them: seeds, tuning, controls,
+# robustness grid), and its summary line reads how many of those jobs finished from Snakemake's own log.
 #
 # Everything worth reading lands in one folder: $OUT if set (the device runner brings it back), else
 # results/gpu-check/. Bulky outputs (datasets, checkpoints) stay in $WORK_DIR; their result JSONs,
@@ -65,6 +70,21 @@ collect() {
 # the workflow on CUDA: every core, GPU_SLOTS jobs sharing the GPU, the rest of the grid after a failure
 SNAKEMAKE=("$PYTHON" -m snakemake --cores all --resources "gpu=$GPU_SLOTS" --keep-going)
 
+# workflow NAME TIMEOUT_S PROFILE: the profile's run on CUDA in WORK_DIR/NAME: its plan (the jobs per rule the
+# profile defines), the run, and how many of the planned jobs finished (Snakemake's last "N of M steps" line)
+workflow() {
+    local name=$1 limit=$2 profile=$3 status
+    local args=(--configfile "workflows/config/$profile.yaml" --config device=cuda output_dir="$WORK_DIR/$name")
+    "${SNAKEMAKE[@]}" "${args[@]}" --dry-run --quiet rules >"$OUT_DIR/$name-plan.txt" 2>&1 ||
+        note "$name: the dry run failed (see $name-plan.txt)"
+    step "$name" "$limit" "${SNAKEMAKE[@]}" "${args[@]}"
+    status=$?
+    note "$name: $(grep -Eo '[0-9]+ of [0-9]+ steps \([0-9]+%\) done' "$OUT_DIR/$name.log" | tail -n 1 || true)" \
+        "(planned jobs per rule: $name-plan.txt)"
+    collect "$name"
+    return $status
+}
+
 # --- what ran, and on what -------------------------------------------------------------------------------
 {
     echo "git HEAD: $(git rev-parse HEAD 2>/dev/null || echo unknown)"
@@ -87,9 +107,11 @@ failed=0
 for name in $STEPS; do
     case $name in
         smoke)
-            step smoke "$SMOKE_TIMEOUT_S" "${SNAKEMAKE[@]}" --configfile workflows/config/smoke.yaml \
-                --config device=cuda output_dir="$WORK_DIR/smoke" || failed=1
-            collect smoke
+            workflow smoke "$SMOKE_TIMEOUT_S" smoke || failed=1
+            # the floor report of the run just made: FLOPs, matmul throughput, wall and where it went
+            "$PYTHON" -m benchmark floor "$WORK_DIR/smoke" --config workflows/config/smoke.yaml \
+                --json "$OUT_DIR/smoke-floor.json" >"$OUT_DIR/smoke-floor.txt" 2>&1 ||
+                note "smoke: the floor report failed (see smoke-floor.txt)"
             ;;
         perf)
             step perf "$PERF_TIMEOUT_S" "$PYTHON" -m benchmark perf --config workflows/config/paper.yaml \
@@ -100,11 +122,7 @@ for name in $STEPS; do
             if ((left < 60)); then
                 note "paper: skipped, ${left} s left of BUDGET_S=${BUDGET_S}"
             else
-                step paper "$left" "${SNAKEMAKE[@]}" --configfile workflows/config/paper.yaml \
-                    --config device=cuda output_dir="$WORK_DIR/paper"  # a timeout is expected here
-                note "paper: $(find "$WORK_DIR/paper" -name result.json 2>/dev/null | wc -l) training results," \
-                    "$(find "$WORK_DIR/paper" -path '*/eval/*.json' 2>/dev/null | wc -l) evaluation results finished"
-                collect paper
+                workflow paper "$left" paper  # a timeout is expected here
             fi
             ;;
         *) note "unknown step '$name' (steps: smoke perf paper)"; failed=1 ;;

@@ -185,6 +185,10 @@ def test_pretrain_stage_is_bitwise_reproducible_and_reloads(
         assert key in result["provenance"], key
     assert result["provenance"]["packages"]["torch"].split("+")[0] == pinned_version("torch")
     assert result["train"]["steps"] == 12 and len(result["train"]["history"]) == 2
+    timing = result["timing"]  # where the job's time went (fusebench floor): its phases fit in its wall time
+    assert set(timing) == {"startup_s", "setup_s", "training_s", "validation_s"}
+    assert timing["validation_s"] == round(result["train"]["validation_s"], 3) > 0
+    assert sum(timing[k] for k in ("setup_s", "training_s", "validation_s")) <= result["provenance"]["wall_time_s"]
     assert not (tmp_path / "a" / "training_state.partial.safetensors").exists()
     model, meta = load_trained(tmp_path / "a" / "model.safetensors", CPU)
     assert meta["method"] == "contrastive_clip" and meta["spec_hash"] == config_hash(spec)

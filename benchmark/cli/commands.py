@@ -144,6 +144,17 @@ def cmd_perf(args: argparse.Namespace) -> None:
     run_perf(config, options, Path(args.out))
 
 
+def cmd_floor(args: argparse.Namespace) -> None:
+    from benchmark.io import write_json
+    from benchmark.report.floor import run_floor
+
+    config = load_config(args.config, args.set)
+    text, record = run_floor(Path(args.run), config, args.cores, args.wall_s, args.seconds)
+    print(text, end="")
+    if args.json:
+        write_json(Path(args.json), record)
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.report.leaderboard import RESULTS_PAGE, copy_reference, update_readme
 

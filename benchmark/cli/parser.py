@@ -8,6 +8,7 @@ from benchmark.cli.arguments import config_args, stage_parser
 from benchmark.cli.commands import (
     cmd_aggregate,
     cmd_compare,
+    cmd_floor,
     cmd_leaderboard,
     cmd_list_datasets,
     cmd_list_methods,
@@ -182,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", default="results/perf", help="folder for the JSON, table and plot (default: %(default)s)")
     p.set_defaults(func=cmd_perf)
+
+    p = sub.add_parser(
+        "floor",
+        help="compute floor of a finished run (its FLOPs at this machine's matmul throughput) against its wall time",
+    )
+    p.add_argument("run", help="the run's output folder (e.g. results) or a folder of its tables (results/reference)")
+    config_args(p)  # the matmul shapes and job threads where the folder holds tables only
+    p.add_argument("--cores", type=int, help="cores the run had (default: the records' host, else this machine's)")
+    p.add_argument("--wall-s", type=float, help="the run's wall time in seconds (default: the records' span)")
+    p.add_argument("--seconds", type=float, default=0.2, help="timing per matmul shape (default: %(default)s)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.set_defaults(func=cmd_floor)
 
     p = sub.add_parser("leaderboard", help="regenerate the results page (docs/results.md) from the reference run")
     p.add_argument("--from", dest="source", help="first copy this finished run (e.g. results) into the reference")

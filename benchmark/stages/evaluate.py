@@ -90,14 +90,22 @@ def run_evaluate(
         log.info("%s %s: not applicable (%s) → %s", spec["task"], spec["method"], reason, out_file)
         return
     test = session.split("test")
+    evaluation_started = time.perf_counter()
     metrics, protocol, items = task.evaluate(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
+    phases = {"setup_s": evaluation_started - started, "evaluation_s": time.perf_counter() - evaluation_started}
     rows = metric_rows(spec, spec["method"], metrics)
     protocol = {**protocol, **data_protocol(data_dir, meta), **weights_protocol(meta)}
     write_items(items_path(out_file), items)
     write_json(
         out_file,
         result_record(
-            spec, started, describe(session.device), protocol=protocol, rows=rows, items=items_path(out_file).name
+            spec,
+            started,
+            describe(session.device),
+            phases,
+            protocol=protocol,
+            rows=rows,
+            items=items_path(out_file).name,
         ),
     )
     log.info(
@@ -139,7 +147,9 @@ def run_robustness(
 
     sentence_models = load_sentence_models(settings, session.device)  # generative text perturbations, if any
     cell_items: dict[Any, dict[str, Any]] = {}  # (corruption, severity) → per-item records
+    evaluation_started = time.perf_counter()
     results = evaluate_robustness(test, task, settings, evaluate, sentence_models, items=cell_items)
+    phases = {"setup_s": evaluation_started - started, "evaluation_s": time.perf_counter() - evaluation_started}
     for corruption, severity, metrics, status in results:
         if metrics is None:
             rows.extend(not_applicable_rows(spec, spec["method"], names, status, corruption, severity))
@@ -152,6 +162,7 @@ def run_robustness(
             spec,
             started,
             describe(session.device),
+            phases,
             rows=rows,
             items=items_path(out_file).name,
             protocol={

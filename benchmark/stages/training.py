@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,16 @@ def train_stage(
     # a partial training state resumes only with the same spec, tokenizer, data build and init
     inputs = {key: checkpoint_meta.get(key) for key in (*JOB_KEYS, "init_spec_hash")}
     resume_key = config_hash({"spec": spec, "inputs": inputs})
+    loop_started = time.perf_counter()
     report = train(
         model, losses, weights, settings, session.device, run_seed, state_path, resume_key, description, validation
     )
+    loop_s = time.perf_counter() - loop_started
+    phases = {
+        "setup_s": loop_started - started,  # data, tokenizer, model, FLOP count, validation data
+        "training_s": loop_s - report.validation_s,
+        "validation_s": report.validation_s,
+    }
     if not distributed.is_main():  # rank 0 writes the checkpoint and the result
         return
     meta = {**checkpoint_meta, "spec_hash": config_hash(spec), "stage": spec["stage"]}
@@ -77,6 +85,7 @@ def train_stage(
             spec,
             started,
             describe(session.device),
+            phases,
             method=model.describe(),
             objectives=weights or "task losses, weight 1 each",
             train=asdict(report),

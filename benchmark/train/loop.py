@@ -103,6 +103,7 @@ class TrainReport:
     steps_used: int = 0
     stop_reason: str = CAP
     still_improving: bool | None = None
+    validation_s: float = 0.0  # seconds this process spent on validation points, the one before step 1 included
 
 
 def lr_factor(step: int, settings: OptimSettings) -> float:
@@ -217,6 +218,7 @@ class _Selection:
         self.batch_size = batch_size
         rule = validation.rule
         self.stopping = EarlyStopping(rule, stopping) if rule is not None else None
+        self.seconds = 0.0  # spent measuring points in this process (the floor report's validation time)
 
     def best(self) -> dict[str, float] | None:
         metric = self.validation.select
@@ -224,6 +226,7 @@ class _Selection:
         return max(points, key=lambda p: (p[metric], -p["step"])) if points else None
 
     def measure(self, model: nn.Module, step: int) -> None:
+        began = time.perf_counter()
         was_training = model.training
         model.eval()
         with torch.no_grad():
@@ -244,6 +247,7 @@ class _Selection:
             improved = math.isfinite(point[metric]) and (previous is None or point[metric] > previous[metric])
             if improved and distributed.is_main():  # rank 0 alone keeps the best weights
                 save_checkpoint(self.path, model, {"step": step, metric: point[metric]})
+        self.seconds += time.perf_counter() - began
 
     @property
     def converged(self) -> bool:
@@ -415,6 +419,7 @@ def train(
         steps_used=done,
         stop_reason=stop_reason,
         still_improving=selection.still_improving(stop_reason) if selection is not None else None,
+        validation_s=selection.seconds if selection is not None else 0.0,
     )
 
 
