@@ -117,7 +117,9 @@ def run_robustness(
 
     started = time.perf_counter()
     task = get_task(spec["task"])
-    names = task.metric_names(spec["task_settings"])
+    names = task.metric_names(
+        task.robustness_settings(spec["task_settings"], 0)
+    )  # the test size: no name depends on it
     session, model, meta, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     settings = spec["robustness"]
     rows: list[dict[str, Any]] = []
@@ -127,7 +129,8 @@ def run_robustness(
         _write_not_applicable(spec, started, session, reason, rows, out_file, write_cell_items)
         return
     test = session.split("test")
-    task_settings = task.subset_settings(spec["task_settings"], len(test))
+    # the dataset names the retrieval candidate sets' draw (benchmark.evaluation.candidates), as in evaluation
+    task_settings = {**task.robustness_settings(spec["task_settings"], len(test)), "dataset": spec["dataset"]}
 
     def evaluate(split: Any, **missing: Any) -> Any:
         return task.evaluate(
@@ -152,7 +155,7 @@ def run_robustness(
             rows=rows,
             items=items_path(out_file).name,
             protocol={
-                "subset_images": settings["max_images"],
+                "subset_images": settings["max_images"],  # null: the whole test split
                 "severities": settings["severities"],
                 "image_corruption_table": table_for(test.image_size),
                 "subset_settings": task_settings,  # the main table's protocol on the subset
