@@ -43,13 +43,7 @@ from benchmark.data.tokenizer import encode
 from benchmark.device import autocast
 from benchmark.evaluation.candidates import CandidateSets, candidate_ranks, draw_candidate_sets
 from benchmark.metrics.compositional import retrieval_subset_metrics
-from benchmark.metrics.retrieval import (
-    best_positive_rank,
-    chance_hits,
-    hits_at_k,
-    mean_recall,
-    retrieval_metrics,
-)
+from benchmark.metrics.retrieval import best_positive_rank, per_query_chance, per_query_recall, retrieval_metrics
 from benchmark.models.method import FusionMethod
 
 Prepared = dict[str, torch.Tensor]
@@ -350,21 +344,9 @@ def evaluate_candidates(
         "i2t_gallery": i2t.size,
         "ks": np.asarray(ks),
     }
-    metrics = candidate_metrics(items["t2i_rank"], t2i.size, items["i2t_rank"], i2t.size, ks)
-    chance = {f"t2i_R@{k}": float(np.mean(chance_hits(t2i.positives, t2i.size, k))) for k in ks}
-    chance |= {f"i2t_R@{k}": float(np.mean(chance_hits(i2t.positives, i2t.size, k))) for k in ks}
-    chance["mean_R"] = mean_recall(chance, ks)
+    metrics = per_query_recall(items["t2i_rank"], t2i.size, items["i2t_rank"], i2t.size, ks)
+    chance = per_query_chance(t2i.positives, t2i.size, i2t.positives, i2t.size, ks)
     return dict(metrics), {**protocol, "chance": chance}, items
-
-
-def candidate_metrics(
-    t2i_rank: np.ndarray, t2i_gallery: np.ndarray, i2t_rank: np.ndarray, i2t_gallery: np.ndarray, ks: Sequence[int]
-) -> dict[str, float]:
-    """Recall@K per direction and ``mean_R`` from per-query ranks within per-query candidate sets."""
-    metrics = {f"t2i_R@{k}": float(hits_at_k(t2i_rank, k, t2i_gallery).mean()) for k in ks}
-    metrics |= {f"i2t_R@{k}": float(hits_at_k(i2t_rank, k, i2t_gallery).mean()) for k in ks}
-    metrics["mean_R"] = mean_recall(metrics, ks)
-    return metrics
 
 
 PROTOCOLS = ("all_pairs", "candidates")

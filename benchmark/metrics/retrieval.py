@@ -115,6 +115,36 @@ def retrieval_metrics(
     return metrics
 
 
+def per_query_recall(
+    t2i_rank: np.ndarray,
+    t2i_gallery: np.ndarray | int,
+    i2t_rank: np.ndarray,
+    i2t_gallery: np.ndarray | int,
+    ks: Sequence[int],
+) -> dict[str, float]:
+    """Recall@K per direction and ``mean_R`` from each query's best-positive rank within its own gallery
+    (a candidate set per query: :mod:`benchmark.evaluation.candidates`)."""
+    metrics = {f"t2i_R@{k}": float(hits_at_k(t2i_rank, k, t2i_gallery).mean()) for k in ks}
+    metrics |= {f"i2t_R@{k}": float(hits_at_k(i2t_rank, k, i2t_gallery).mean()) for k in ks}
+    metrics["mean_R"] = mean_recall(metrics, ks)
+    return metrics
+
+
+def per_query_chance(
+    t2i_positives: np.ndarray,
+    t2i_gallery: np.ndarray | int,
+    i2t_positives: np.ndarray,
+    i2t_gallery: np.ndarray | int,
+    ks: Sequence[int],
+) -> dict[str, float]:
+    """The chance level of every metric when each query ranks its own gallery (:func:`chance_hits`, averaged
+    over the queries as recall is)."""
+    chance = {f"t2i_R@{k}": float(np.mean(chance_hits(t2i_positives, t2i_gallery, k))) for k in ks}
+    chance |= {f"i2t_R@{k}": float(np.mean(chance_hits(i2t_positives, i2t_gallery, k))) for k in ks}
+    chance["mean_R"] = mean_recall(chance, ks)
+    return chance
+
+
 def chance_retrieval_metrics(text_owner: Sequence[int], n_images: int, ks: Sequence[int]) -> dict[str, float]:
     """Expected recall of a scorer that ranks uniformly at random (exact, not sampled).
 

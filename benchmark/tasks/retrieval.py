@@ -64,16 +64,13 @@ def candidate_chance(owners: list[int], n_images: int, settings: dict[str, Any])
     among c + K (fewer when the split has fewer others)."""
     import numpy as np
 
-    from benchmark.metrics.retrieval import chance_hits, mean_recall
+    from benchmark.metrics.retrieval import per_query_chance
 
     captions = np.bincount(np.asarray(owners, dtype=np.int64), minlength=n_images)
     distractors = int(settings["candidates"])
-    t2i_size = 1 + min(distractors, n_images - 1)
+    t2i_size = np.full(len(owners), 1 + min(distractors, n_images - 1))
     i2t_size = captions + np.minimum(distractors, len(owners) - captions)
-    chance = {f"t2i_R@{k}": float(chance_hits(np.ones(1), t2i_size, k)[0]) for k in settings["ks"]}
-    chance |= {f"i2t_R@{k}": float(np.mean(chance_hits(captions, i2t_size, k))) for k in settings["ks"]}
-    chance["mean_R"] = mean_recall(chance, settings["ks"])
-    return chance
+    return per_query_chance(np.ones(len(owners)), t2i_size, captions, i2t_size, settings["ks"])
 
 
 class Retrieval(Task):
