@@ -89,7 +89,9 @@ def run_evaluate(
     test = session.split("test")
     metrics, protocol, items = task.evaluate(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
     rows = metric_rows(spec, spec["method"], metrics)
-    protocol = {**protocol, **data_protocol(data_dir, meta), **weights_protocol(meta)}
+    chance = task.chance(items)  # metric → chance level (retrieval: of the whole gallery, of each candidate set)
+    protocol = {**protocol, **({"chance": chance} if chance else {}), **data_protocol(data_dir, meta)}
+    protocol |= weights_protocol(meta)
     write_items(items_path(out_file), items)
     write_json(
         out_file,
@@ -158,7 +160,9 @@ def run_robustness(
                 "subset_images": settings["max_images"],  # null: the whole test split
                 "severities": settings["severities"],
                 "image_corruption_table": table_for(test.image_size),
-                "subset_settings": task_settings,  # the main table's protocol on the subset
+                "subset_settings": task_settings,  # the grid's protocol on the subset
+                # metric → chance level of the clean cell, the same in every cell (Task.chance; none: {})
+                "chance": task.chance(cell_items[("none", 0)]) if ("none", 0) in cell_items else {},
                 **sentence_model_protocol(sentence_models),
                 **data_protocol(data_dir, meta),
                 **weights_protocol(meta),

@@ -46,6 +46,7 @@ Methods (override the ones marked *required*):
   ``(metrics, protocol record, per-item records)``, the ``subset_metrics`` rows included when
   the split is tagged (``split.tagged``);
 * ``items(arrays)`` *required* — per-item records as bootstrap :class:`~benchmark.metrics.bootstrap.ItemScores`;
+  ``chance(arrays)`` — each metric's chance level from those records (default: none);
 * ``reference_rows(data_dir, settings)`` — ``({row name: metrics}, protocol)``;
 * ``robustness_subset(split, max_images)`` — the test subset the robustness grid measures, and
   ``subset_settings(settings, test_size)`` — the evaluation settings used on it (the main table's protocol; also
@@ -150,6 +151,11 @@ class Task:
 
     def items(self, arrays: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+    def chance(self, arrays: dict[str, Any]) -> dict[str, float]:
+        """metric → its chance level in the evaluation whose per-item records are ``arrays``, for the metrics that
+        have one (recorded as ``protocol.chance`` of evaluation and robustness results); none by default."""
+        return {}
 
     def reference_rows(
         self, data_dir: Path, settings: dict[str, Any]
