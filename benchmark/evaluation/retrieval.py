@@ -10,6 +10,12 @@
   ``shortlist_k`` candidates by embedding similarity are re-scored by the fusion head; the
   rest keep their similarity order below every shortlisted candidate.
 
+These rank each query against the whole gallery (the ``all_pairs`` protocol of the settings). The
+``candidates`` protocol (:func:`evaluate_candidates`) ranks each query against a fixed candidate set — its
+positives plus K distractors drawn once per query from named parts (:mod:`benchmark.evaluation.candidates`),
+the same for every method: a method with embeddings takes the candidates' dot products, a fusion head scores
+only the candidate pairs, O(queries × (K + positives)). :func:`evaluate_protocols` runs the configured ones.
+
 Only the first ``max_images`` test images (and their captions) are used when it is set, the
 same subset for every method.
 
@@ -35,8 +41,9 @@ from benchmark.data.images import Images, take_head
 from benchmark.data.sampling import trim_padding
 from benchmark.data.tokenizer import encode
 from benchmark.device import autocast
+from benchmark.evaluation.candidates import CandidateSets, candidate_ranks, draw_candidate_sets
 from benchmark.metrics.compositional import retrieval_subset_metrics
-from benchmark.metrics.retrieval import best_positive_rank, retrieval_metrics
+from benchmark.metrics.retrieval import best_positive_rank, per_query_chance, per_query_recall, retrieval_metrics
 from benchmark.models.method import FusionMethod
 
 Prepared = dict[str, torch.Tensor]
@@ -141,6 +148,63 @@ def test_subset(split: SceneSplit, max_images: int | None) -> tuple[Images, list
     return take_head(split.images, count), texts, owners
 
 
+class _Encoded:
+    """The evaluated images and captions on the device, and their per-item encodings (each computed once per
+    call, or taken from the active :class:`EncodingCache`)."""
+
+    def __init__(
+        self, model: FusionMethod, split: SceneSplit, tokenizer: Any, device: torch.device, batch_size: int, count: Any
+    ) -> None:
+        image_pixels, texts, self.owners = test_subset(split, count)
+        self.model, self.device, self.batch_size = model, device, batch_size
+        self.images = image_pixels.to(device)
+        self.tokens = {k: v.to(device) for k, v in trim_padding(encode(tokenizer, texts)).items()}
+        self.n_images, self.n_texts = len(self.images), len(texts)
+        self.cache = _ACTIVE_CACHE.get()
+        self.image_key = input_digest({"images": self.images}) if self.cache is not None else ""
+        self.text_key = input_digest(self.tokens) if self.cache is not None else ""
+
+    def _encoded(self, name: str, key: str, encode_chunk: Callable[[int, int], Any], count: int) -> Any:
+        """Encoding ``name`` of every item, in chunks; from the active cache when there is one."""
+
+        def compute() -> Any:
+            return _batched(encode_chunk, count, self.batch_size, self.device)
+
+        return compute() if self.cache is None else self.cache.get(self.model, name, key, self.batch_size, compute)
+
+    def _texts(self, a: int, b: int) -> dict[str, torch.Tensor]:
+        return {k: v[a:b] for k, v in self.tokens.items()}
+
+    def similarity(self) -> torch.Tensor:
+        """texts × images dot products of the embeddings."""
+        model, images = self.model, self.images
+        image_emb = self._encoded(
+            "embed_image", self.image_key, lambda a, b: model.embed_image(images[a:b]).float(), self.n_images
+        )
+        text_emb = self._encoded(
+            "embed_text", self.text_key, lambda a, b: model.embed_text(self._texts(a, b)).float(), self.n_texts
+        )
+        return text_emb @ image_emb.t()
+
+    def prepared(self) -> tuple[Prepared, Prepared]:
+        """The fusion head's per-item encodings of the images and of the captions."""
+        model, images = self.model, self.images
+        prepared_images = self._encoded(
+            "prepare_images", self.image_key, lambda a, b: model.prepare_images(images[a:b]), self.n_images
+        )
+        prepared_texts = self._encoded(
+            "prepare_texts", self.text_key, lambda a, b: model.prepare_texts(self._texts(a, b)), self.n_texts
+        )
+        return prepared_images, prepared_texts
+
+    def score_pairs(self, image_index: torch.Tensor, text_index: torch.Tensor) -> torch.Tensor:
+        """The fusion head's scores of the (image_index[k], text_index[k]) pairs."""
+        prepared_images, prepared_texts = self.prepared()
+        return _score_pairs(
+            self.model, prepared_images, prepared_texts, image_index, text_index, self.batch_size, self.device
+        )
+
+
 @torch.no_grad()
 def retrieval_scores(
     model: FusionMethod,
@@ -152,30 +216,10 @@ def retrieval_scores(
 ) -> tuple[np.ndarray, np.ndarray, list[int], dict[str, Any]]:
     """(t2i scores, i2t scores) as texts × images matrices, caption owners, protocol record."""
     model.eval()
-    image_pixels, texts, owners = test_subset(split, settings.get("max_images"))
-    images = image_pixels.to(device)
-    tokens = {k: v.to(device) for k, v in trim_padding(encode(tokenizer, texts)).items()}
-    n_images, n_texts = len(images), len(texts)
+    inputs = _Encoded(model, split, tokenizer, device, batch_size, settings.get("max_images"))
+    n_images, n_texts, owners = inputs.n_images, inputs.n_texts, inputs.owners
     record: dict[str, Any] = {"texts": n_texts, "images": n_images}
-    cache = _ACTIVE_CACHE.get()
-    image_key = input_digest({"images": images}) if cache is not None else ""
-    text_key = input_digest(tokens) if cache is not None else ""
-
-    def encoded(name: str, key: str, encode_chunk: Callable[[int, int], Any], count: int) -> Any:
-        """Encoding ``name`` of every item, in chunks; from the active cache when there is one."""
-
-        def compute() -> Any:
-            return _batched(encode_chunk, count, batch_size, device)
-
-        return compute() if cache is None else cache.get(model, name, key, batch_size, compute)
-
-    def texts_of(a: int, b: int) -> dict[str, torch.Tensor]:
-        return {k: v[a:b] for k, v in tokens.items()}
-
-    def embeddings() -> torch.Tensor:
-        image_emb = encoded("embed_image", image_key, lambda a, b: model.embed_image(images[a:b]).float(), n_images)
-        text_emb = encoded("embed_text", text_key, lambda a, b: model.embed_text(texts_of(a, b)).float(), n_texts)
-        return text_emb @ image_emb.t()
+    embeddings = inputs.similarity
 
     if not model.has_pair_scorer:
         if not model.has_embeddings:
@@ -184,13 +228,11 @@ def retrieval_scores(
         record["protocol"] = "embedding"
         return scores.cpu().double().numpy(), scores.cpu().double().numpy(), owners, record
 
-    prepared_images = encoded("prepare_images", image_key, lambda a, b: model.prepare_images(images[a:b]), n_images)
-    prepared_texts = encoded("prepare_texts", text_key, lambda a, b: model.prepare_texts(texts_of(a, b)), n_texts)
     shortlist = model.has_embeddings and n_images > settings["exhaustive_max_images"]
     if not shortlist:
         image_index = torch.arange(n_images, device=device).repeat_interleave(n_texts)
         text_index = torch.arange(n_texts, device=device).repeat(n_images)
-        scores = _score_pairs(model, prepared_images, prepared_texts, image_index, text_index, batch_size, device)
+        scores = inputs.score_pairs(image_index, text_index)
         matrix = scores.reshape(n_images, n_texts).t().cpu().double().numpy()
         record["protocol"] = "exhaustive" if model.has_embeddings else "exhaustive (no embeddings to shortlist with)"
         record["pairs_scored"] = n_images * n_texts
@@ -203,9 +245,7 @@ def retrieval_scores(
     # a pair on both shortlists (most of them: an image's top captions rank it high) is scored once
     pairs = torch.cat([t2i_images, i2t_images]) * n_texts + torch.cat([t2i_texts, i2t_texts])
     unique, inverse = torch.unique(pairs, return_inverse=True)
-    scored = _score_pairs(
-        model, prepared_images, prepared_texts, unique // n_texts, unique % n_texts, batch_size, device
-    )
+    scored = inputs.score_pairs(unique // n_texts, unique % n_texts)
     fused = scored[inverse]
     t2i = _rerank(similarity, t2i_texts, t2i_images, fused[: len(t2i_texts)])
     i2t = _rerank(similarity.t(), i2t_images, i2t_texts, fused[len(t2i_texts) :]).T
@@ -227,6 +267,115 @@ def _rerank(sim: torch.Tensor, queries: torch.Tensor, candidates: torch.Tensor, 
     result = sim + offset
     result[queries, candidates] = fused
     return result.cpu().double().numpy()
+
+
+@torch.no_grad()
+def candidate_scores(
+    model: FusionMethod,
+    split: SceneSplit,
+    tokenizer: Any,
+    device: torch.device,
+    batch_size: int,
+    settings: dict[str, Any],
+) -> tuple[np.ndarray, CandidateSets, np.ndarray, CandidateSets, list[int], dict[str, Any]]:
+    """Scores of each query's fixed candidate set (:mod:`benchmark.evaluation.candidates`): text→image
+    (captions × width) and image→text (images × width), their sets, caption owners and the protocol record.
+
+    ``settings["candidates"]`` distractors per query, drawn from ``settings["dataset"]``, the split's name and
+    each query's id. A method with embeddings but no pair scorer takes the candidates' dot products from the
+    same similarity matrix as the all-pairs protocol; a fusion head scores only the candidate pairs (a pair in
+    both directions' sets once)."""
+    model.eval()
+    if "dataset" not in settings:
+        raise ValueError("the candidate protocol draws its sets from named parts: settings need 'dataset'")
+    count = settings.get("max_images")
+    inputs = _Encoded(model, split, tokenizer, device, batch_size, count)
+    n_images, n_texts, owners = inputs.n_images, inputs.n_texts, inputs.owners
+    distractors = int(settings["candidates"])
+    owner = np.asarray(owners, dtype=np.int64)
+    caption_ids = [cid for ids in split.caption_ids()[:n_images] for cid in ids]
+    parts = (settings["dataset"], split.name)
+    t2i = draw_candidate_sets([[o] for o in owner], n_images, distractors, caption_ids, *parts, "t2i")
+    texts_of = [np.flatnonzero(owner == i) for i in range(n_images)]
+    i2t = draw_candidate_sets(texts_of, n_texts, distractors, split.image_ids[:n_images], *parts, "i2t")
+    # (image, text) of every candidate slot, padding at (0, 0): scored or gathered, then ignored
+    t2i_images, t2i_texts = np.maximum(t2i.index, 0), np.broadcast_to(np.arange(n_texts)[:, None], t2i.index.shape)
+    i2t_images, i2t_texts = np.broadcast_to(np.arange(n_images)[:, None], i2t.index.shape), np.maximum(i2t.index, 0)
+    record: dict[str, Any] = {"texts": n_texts, "images": n_images, "distractors": distractors}
+    if not model.has_pair_scorer:
+        if not model.has_embeddings:
+            raise NotImplementedError(f"{model.name} has neither embeddings nor a pair scorer")
+        similarity = inputs.similarity().cpu().double().numpy()  # texts × images
+        record["protocol"] = "embedding"
+        return similarity[t2i_texts, t2i_images], t2i, similarity[i2t_texts, i2t_images], i2t, owners, record
+    keys = np.concatenate(
+        [(t2i_images * n_texts + t2i_texts)[t2i.valid], (i2t_images * n_texts + i2t_texts)[i2t.valid]]
+    )
+    unique, inverse = np.unique(keys, return_inverse=True)  # ascending: the exhaustive protocol's pair order
+    pairs = torch.as_tensor(unique, device=device)
+    scored = inputs.score_pairs(pairs // n_texts, pairs % n_texts).cpu().double().numpy()[inverse.reshape(-1)]
+    t2i_scores, i2t_scores = np.zeros(t2i.index.shape), np.zeros(i2t.index.shape)
+    t2i_scores[t2i.valid] = scored[: int(t2i.valid.sum())]
+    i2t_scores[i2t.valid] = scored[int(t2i.valid.sum()) :]
+    record.update({"protocol": "candidates", "pairs_scored": len(unique)})
+    return t2i_scores, t2i, i2t_scores, i2t, owners, record
+
+
+def evaluate_candidates(
+    model: FusionMethod,
+    split: SceneSplit,
+    tokenizer: Any,
+    device: torch.device,
+    batch_size: int,
+    settings: dict[str, Any],
+) -> tuple[dict[str, float | None], dict[str, Any], dict[str, np.ndarray]]:
+    """Recall@K in both directions and their mean over each query's fixed candidate set, the protocol record
+    (its ``chance``: the exact expectation of a uniformly random ranking of every set), and per-query ranks
+    with each query's set size (``t2i_gallery``, ``i2t_gallery``) for the bootstrap."""
+    t2i_scores, t2i, i2t_scores, i2t, owners, protocol = candidate_scores(
+        model, split, tokenizer, device, batch_size, settings
+    )
+    ks = [int(k) for k in settings["ks"]]
+    items = {
+        "t2i_rank": candidate_ranks(t2i_scores, t2i),
+        "text_owner": np.asarray(owners),
+        "i2t_rank": candidate_ranks(i2t_scores, i2t),
+        "t2i_gallery": t2i.size,
+        "i2t_gallery": i2t.size,
+        "ks": np.asarray(ks),
+    }
+    metrics = per_query_recall(items["t2i_rank"], t2i.size, items["i2t_rank"], i2t.size, ks)
+    chance = per_query_chance(t2i.positives, t2i.size, i2t.positives, i2t.size, ks)
+    return dict(metrics), {**protocol, "chance": chance}, items
+
+
+PROTOCOLS = ("all_pairs", "candidates")
+
+
+def evaluate_protocols(
+    model: FusionMethod,
+    split: SceneSplit,
+    tokenizer: Any,
+    device: torch.device,
+    batch_size: int,
+    settings: dict[str, Any],
+    protocols: Sequence[str],
+    subset_metrics: Sequence[str] = (),
+) -> dict[str, tuple[dict[str, float | None], dict[str, Any], dict[str, np.ndarray]]]:
+    """protocol → (metrics, protocol record, per-item records) for each of ``protocols`` (``all_pairs``:
+    :func:`evaluate_retrieval`, ``candidates``: :func:`evaluate_candidates`), the per-item encodings computed
+    once for all of them (the active :class:`EncodingCache`, or one for this call)."""
+    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown retrieval protocol(s) {unknown}; known: {', '.join(PROTOCOLS)}")
+    out = {}
+    with reusing_encodings(_ACTIVE_CACHE.get() or EncodingCache()):
+        for name in protocols:
+            if name == "all_pairs":
+                out[name] = evaluate_retrieval(model, split, tokenizer, device, batch_size, settings, subset_metrics)
+            else:
+                out[name] = evaluate_candidates(model, split, tokenizer, device, batch_size, settings)
+    return out
 
 
 def evaluate_retrieval(

@@ -54,7 +54,7 @@ from typing import Protocol
 
 import numpy as np
 
-from benchmark.metrics.retrieval import DIRECTIONS, hits_at_k
+from benchmark.metrics.retrieval import DIRECTIONS, chance_hits, hits_at_k
 
 RESAMPLES = 1000
 LEVEL = 0.95
@@ -88,33 +88,102 @@ def _first_row(batch: dict[str, np.ndarray]) -> dict[str, float]:
 @dataclass
 class RetrievalItems:
     """Per-query best ranks; ranks are 0-based positions of the best positive (the gallery size when
-    a query has none: never a hit, :func:`benchmark.metrics.retrieval.hits_at_k`)."""
+    a query has none: never a hit, :func:`benchmark.metrics.retrieval.hits_at_k`).
+
+    ``t2i_gallery`` / ``i2t_gallery``: each query's gallery size when it ranks its own candidate set
+    (:mod:`benchmark.evaluation.candidates`); None: every query ranks the whole gallery (all images, all
+    captions). ``prefix`` starts every metric name (``cand_`` for the candidate protocol)."""
 
     t2i_rank: np.ndarray  # per caption
     text_owner: np.ndarray  # per caption: its image (the resampling unit)
     i2t_rank: np.ndarray  # per image
     ks: tuple[int, ...]
+    t2i_gallery: np.ndarray | None = None  # per caption
+    i2t_gallery: np.ndarray | None = None  # per image
+    prefix: str = ""
 
     @property
     def units(self) -> int:
         return len(self.i2t_rank)
+
+    def _galleries(self) -> tuple[np.ndarray | int, np.ndarray | int]:
+        images, texts = len(self.i2t_rank), len(self.t2i_rank)  # the whole t2i and i2t galleries
+        t2i = images if self.t2i_gallery is None else np.asarray(self.t2i_gallery)
+        i2t = texts if self.i2t_gallery is None else np.asarray(self.i2t_gallery)
+        return t2i, i2t
 
     def metrics(self, weights: np.ndarray) -> dict[str, float]:
         return _first_row(self.metrics_batch(np.asarray(weights)[None]))
 
     def metrics_batch(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """Every metric for each row of ``weights`` (B × units): recall@K is the weighted share of hits."""
+        t2i, i2t = self._galleries()
+        hits = {f"t2i_R@{k}": hits_at_k(self.t2i_rank, k, t2i) for k in self.ks}
+        hits |= {f"i2t_R@{k}": hits_at_k(self.i2t_rank, k, i2t) for k in self.ks}
+        return self._weighted(weights, hits)
+
+    def chance(self, weights: np.ndarray | None = None) -> dict[str, float]:
+        """The chance level of every metric (the exact expectation of a uniformly random ranking of each query's
+        gallery), on the test set or when unit u counts ``weights[u]`` times."""
+        weights = np.ones(self.units) if weights is None else np.asarray(weights)
+        return _first_row(self.chance_batch(weights[None]))
+
+    def chance_batch(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`chance` of each row of ``weights`` (B × units): the weighted mean of each query's chance, as
+        recall is the weighted mean of its hits, so (R − chance) / (1 − chance) can be resampled with R."""
+        t2i, i2t = self._galleries()
+        captions = np.bincount(self.text_owner, minlength=self.units)  # an image query's positives
+        per_query = {f"t2i_R@{k}": chance_hits(np.ones(len(self.t2i_rank)), t2i, k) for k in self.ks}
+        per_query |= {f"i2t_R@{k}": chance_hits(captions, i2t, k) for k in self.ks}
+        return self._weighted(weights, per_query)
+
+    def _weighted(self, weights: np.ndarray, per_query: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per-query values → their weighted means per row of ``weights``, ``mean_R`` too, names prefixed."""
         weights = np.asarray(weights, dtype=float)
         text_weights = weights[:, self.text_owner]  # B × captions
-        images, texts = len(self.i2t_rank), len(self.t2i_rank)  # the t2i and the i2t gallery
         out = {}
-        for k in self.ks:
-            out[f"t2i_R@{k}"] = text_weights @ hits_at_k(self.t2i_rank, k, images) / text_weights.sum(1)
-        for k in self.ks:
-            out[f"i2t_R@{k}"] = weights @ hits_at_k(self.i2t_rank, k, texts) / weights.sum(1)
+        for name, values in per_query.items():
+            row_weights = text_weights if name.startswith("t2i") else weights
+            out[name] = row_weights @ np.asarray(values, dtype=float) / row_weights.sum(1)
         # mean_R (benchmark.metrics.retrieval.mean_recall) of each row
         out["mean_R"] = np.mean([out[f"{d}_R@{k}"] for d in DIRECTIONS for k in self.ks], axis=0)
-        return out
+        return {f"{self.prefix}{name}": values for name, values in out.items()}
+
+
+@dataclass
+class MergedItems:
+    """Several protocols' records of the same test units (e.g. all-pairs and candidate-set retrieval) as one
+    :class:`ItemScores`: the union of their metrics, every part resampled with the same weights."""
+
+    parts: list[ItemScores]
+
+    def __post_init__(self) -> None:
+        units = {part.units for part in self.parts}
+        if len(units) != 1:
+            raise ValueError(f"merged item records have different test units ({sorted(units)})")
+
+    @property
+    def units(self) -> int:
+        return self.parts[0].units
+
+    def metrics(self, weights: np.ndarray) -> dict[str, float]:
+        return _first_row(self.metrics_batch(np.asarray(weights)[None]))
+
+    def metrics_batch(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: values for part in self.parts for name, values in batch_metrics(part, weights).items()}
+
+    def chance_batch(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """The parts' chance levels (those that have them)."""
+        return {
+            name: values
+            for part in self.parts
+            if hasattr(part, "chance_batch")
+            for name, values in part.chance_batch(weights).items()
+        }
+
+    def chance(self, weights: np.ndarray | None = None) -> dict[str, float]:
+        weights = np.ones(self.units) if weights is None else np.asarray(weights)
+        return _first_row(self.chance_batch(weights[None]))
 
 
 @dataclass

@@ -58,11 +58,25 @@ def best_positive_rank(scores: np.ndarray, positives: np.ndarray) -> np.ndarray:
     return np.where(positives, ranks, n_gallery).min(axis=1)
 
 
-def hits_at_k(best_rank: np.ndarray, k: int, gallery: int) -> np.ndarray:
+def hits_at_k(best_rank: np.ndarray, k: int, gallery: int | np.ndarray) -> np.ndarray:
     """Per query: a positive ranks within the top K. ``best_rank`` is :func:`best_positive_rank`'s (the
     gallery size for a query without positive), so ``rank < min(K, gallery)`` keeps such a query a miss
-    when K ≥ the gallery size."""
-    return np.asarray(best_rank) < min(int(k), int(gallery))
+    when K ≥ the gallery size. ``gallery`` is one size, or one per query (a candidate set per query,
+    :mod:`benchmark.evaluation.candidates`)."""
+    return np.asarray(best_rank) < np.minimum(int(k), np.asarray(gallery))
+
+
+def chance_hits(positives: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:
+    """Per query: the probability that a uniformly random ranking of its ``gallery`` items puts one of its
+    ``positives`` within the top K — 1 − C(G−p, K)/C(G, K), computed as 1 − Π_{j<p} (G−K−j)/(G−j); 0 for a
+    query without positive. Exact, not sampled."""
+    positives = np.asarray(positives, dtype=np.int64)
+    gallery = np.broadcast_to(np.asarray(gallery, dtype=float), positives.shape)
+    miss = np.ones(positives.shape)
+    for j in range(int(positives.max(initial=0))):
+        factor = np.maximum(0.0, gallery - k - j) / np.maximum(gallery - j, 1.0)
+        miss = np.where(j < positives, miss * factor, miss)
+    return 1.0 - miss
 
 
 def recall_at_k(scores: np.ndarray, positives: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
@@ -101,6 +115,36 @@ def retrieval_metrics(
     return metrics
 
 
+def per_query_recall(
+    t2i_rank: np.ndarray,
+    t2i_gallery: np.ndarray | int,
+    i2t_rank: np.ndarray,
+    i2t_gallery: np.ndarray | int,
+    ks: Sequence[int],
+) -> dict[str, float]:
+    """Recall@K per direction and ``mean_R`` from each query's best-positive rank within its own gallery
+    (a candidate set per query: :mod:`benchmark.evaluation.candidates`)."""
+    metrics = {f"t2i_R@{k}": float(hits_at_k(t2i_rank, k, t2i_gallery).mean()) for k in ks}
+    metrics |= {f"i2t_R@{k}": float(hits_at_k(i2t_rank, k, i2t_gallery).mean()) for k in ks}
+    metrics["mean_R"] = mean_recall(metrics, ks)
+    return metrics
+
+
+def per_query_chance(
+    t2i_positives: np.ndarray,
+    t2i_gallery: np.ndarray | int,
+    i2t_positives: np.ndarray,
+    i2t_gallery: np.ndarray | int,
+    ks: Sequence[int],
+) -> dict[str, float]:
+    """The chance level of every metric when each query ranks its own gallery (:func:`chance_hits`, averaged
+    over the queries as recall is)."""
+    chance = {f"t2i_R@{k}": float(np.mean(chance_hits(t2i_positives, t2i_gallery, k))) for k in ks}
+    chance |= {f"i2t_R@{k}": float(np.mean(chance_hits(i2t_positives, i2t_gallery, k))) for k in ks}
+    chance["mean_R"] = mean_recall(chance, ks)
+    return chance
+
+
 def chance_retrieval_metrics(text_owner: Sequence[int], n_images: int, ks: Sequence[int]) -> dict[str, float]:
     """Expected recall of a scorer that ranks uniformly at random (exact, not sampled).
 
@@ -109,18 +153,11 @@ def chance_retrieval_metrics(text_owner: Sequence[int], n_images: int, ks: Seque
     computed as 1 − Π_{j<c} (T−K−j)/(T−j); averaged over images.
     """
     owner = np.asarray(text_owner)
-    n_texts = len(owner)
     counts = np.bincount(owner, minlength=n_images)
     metrics: dict[str, float] = {}
     for k in ks:
         metrics[f"t2i_R@{k}"] = min(k, n_images) / n_images
     for k in ks:
-        hits = []
-        for c in counts:
-            miss = 1.0
-            for j in range(int(c)):
-                miss *= max(0, n_texts - k - j) / (n_texts - j)
-            hits.append(1.0 - miss)
-        metrics[f"i2t_R@{k}"] = float(np.mean(hits))
+        metrics[f"i2t_R@{k}"] = float(np.mean(chance_hits(counts, np.full(n_images, len(owner)), k)))
     metrics["mean_R"] = mean_recall(metrics, ks)
     return metrics

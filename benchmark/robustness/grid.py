@@ -1,6 +1,6 @@
 """Robustness evaluation: every task metric re-measured under corruption, per (corruption, severity).
 
-The test subset is the first ``robustness.max_images`` test images with their captions and
+The test subset is the first ``robustness.max_images`` test images (null: all) with their captions and
 referring expressions — the same subset for every method and for the clean reference
 (``corruption = none, severity = 0``) that the summaries divide by. Families:
 

@@ -94,7 +94,9 @@ def run_evaluate(
     metrics, protocol, items = task.evaluate(model, test, session.tokenizer, session.device, spec["batch_size"], spec)
     phases = {"setup_s": evaluation_started - started, "evaluation_s": time.perf_counter() - evaluation_started}
     rows = metric_rows(spec, spec["method"], metrics)
-    protocol = {**protocol, **data_protocol(data_dir, meta), **weights_protocol(meta)}
+    chance = task.chance(items)  # metric → chance level (retrieval: of the whole gallery, of each candidate set)
+    protocol = {**protocol, **({"chance": chance} if chance else {}), **data_protocol(data_dir, meta)}
+    protocol |= weights_protocol(meta)
     write_items(items_path(out_file), items)
     write_json(
         out_file,
@@ -128,7 +130,9 @@ def run_robustness(
 
     started = time.perf_counter()
     task = get_task(spec["task"])
-    names = task.metric_names(spec["task_settings"])
+    names = task.metric_names(
+        task.robustness_settings(spec["task_settings"], 0)
+    )  # the test size: no name depends on it
     session, model, meta, reason = _evaluation_session(spec, data_dir, tokenizer_file, checkpoint)
     settings = spec["robustness"]
     rows: list[dict[str, Any]] = []
@@ -138,7 +142,8 @@ def run_robustness(
         _write_not_applicable(spec, started, session, reason, rows, out_file, write_cell_items)
         return
     test = session.split("test")
-    task_settings = task.subset_settings(spec["task_settings"], len(test))
+    # the dataset names the retrieval candidate sets' draw (benchmark.evaluation.candidates), as in evaluation
+    task_settings = {**task.robustness_settings(spec["task_settings"], len(test)), "dataset": spec["dataset"]}
 
     def evaluate(split: Any, **missing: Any) -> Any:
         return task.evaluate(
@@ -166,10 +171,12 @@ def run_robustness(
             rows=rows,
             items=items_path(out_file).name,
             protocol={
-                "subset_images": settings["max_images"],
+                "subset_images": settings["max_images"],  # null: the whole test split
                 "severities": settings["severities"],
                 "image_corruption_table": table_for(test.image_size),
-                "subset_settings": task_settings,  # the main table's protocol on the subset
+                "subset_settings": task_settings,  # the grid's protocol on the subset
+                # metric → chance level of the clean cell, the same in every cell (Task.chance; none: {})
+                "chance": task.chance(cell_items[("none", 0)]) if ("none", 0) in cell_items else {},
                 **sentence_model_protocol(sentence_models),
                 **data_protocol(data_dir, meta),
                 **weights_protocol(meta),

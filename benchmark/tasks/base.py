@@ -46,9 +46,12 @@ Methods (override the ones marked *required*):
   ``(metrics, protocol record, per-item records)``, the ``subset_metrics`` rows included when
   the split is tagged (``split.tagged``);
 * ``items(arrays)`` *required* — per-item records as bootstrap :class:`~benchmark.metrics.bootstrap.ItemScores`;
+  ``chance(arrays)`` — each metric's chance level from those records (default: none);
 * ``reference_rows(data_dir, settings)`` — ``({row name: metrics}, protocol)``;
 * ``robustness_subset(split, max_images)`` — the test subset the robustness grid measures, and
-  ``subset_settings(settings, test_size)`` — the evaluation settings used on it (the main table's protocol);
+  ``subset_settings(settings, test_size)`` — the evaluation settings used on it (the main table's protocol; also
+  validation's), ``robustness_settings(settings, test_size)`` — the grid's (default: ``subset_settings``), and
+  ``robustness_metric(summary, measured)`` — the name the grid measured the summary metric under;
 * ``missing_modality(subset, corruption, severity)`` — keyword arguments of ``evaluate`` that
   withhold a modality, or a string saying why the task cannot be measured so;
 * ``robustness_groups(metric_names, summary)`` — MMI column suffix → the metrics averaged into it (default:
@@ -149,6 +152,11 @@ class Task:
     def items(self, arrays: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    def chance(self, arrays: dict[str, Any]) -> dict[str, float]:
+        """metric → its chance level in the evaluation whose per-item records are ``arrays``, for the metrics that
+        have one (recorded as ``protocol.chance`` of evaluation and robustness results); none by default."""
+        return {}
+
     def reference_rows(
         self, data_dir: Path, settings: dict[str, Any]
     ) -> tuple[dict[str, dict[str, float | None]], dict[str, Any]]:
@@ -165,6 +173,16 @@ class Task:
         """Evaluation settings on the robustness subset, given the main table's test split of ``test_size``
         items: the same protocol as the main table (a task that cuts its test set itself undoes that here)."""
         return settings
+
+    def robustness_settings(self, settings: dict[str, Any], test_size: int) -> dict[str, Any]:
+        """Evaluation settings of the robustness grid (default: :meth:`subset_settings`); a task whose grid
+        measures another protocol than validation (retrieval: fixed candidate sets) says so here."""
+        return self.subset_settings(settings, test_size)
+
+    def robustness_metric(self, summary: str, measured: Any) -> str:
+        """The name under which the grid measured the summary metric ``summary``, given the metric names it
+        ``measured`` (default: the same name)."""
+        return summary
 
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         """``evaluate`` keyword arguments withholding the modality, or why the task cannot be measured so."""

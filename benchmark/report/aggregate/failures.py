@@ -124,7 +124,7 @@ def read_expected(path: Path) -> tuple[list[Path], list[Path], list[Path], Missi
                 if key == "evaluate":
                     missing.rows += [result_row(spec, spec["method"], m, None, status) for m in task.metric_names(spec)]
                 else:
-                    names = task.metric_names(spec["task_settings"])
+                    names = task.metric_names(task.robustness_settings(spec["task_settings"], 0))  # size: not named
                     missing.robustness_rows += [
                         result_row(spec, spec["method"], m, None, status, corruption, severity)
                         for corruption, severity in [("none", 0), *grid(spec["robustness"])]

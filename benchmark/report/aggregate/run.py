@@ -33,7 +33,7 @@ from benchmark.report.tables import (
     macros_file,
 )
 from benchmark.results import items_path
-from benchmark.tasks import reference_rows_of_all_tasks
+from benchmark.tasks import get_task, reference_rows_of_all_tasks
 
 
 def run_aggregate(
@@ -153,7 +153,13 @@ def write_robustness(
     missing = [k for k in ("reference_method", "summary_metric") if k not in report]
     if missing:
         raise ConfigError(f"robustness tables need the report settings {missing} (stage spec 'report', --report)")
-    reference, metrics = report["reference_method"], report["summary_metric"]
+    reference = report["reference_method"]
+    measured = frame.groupby("task")["metric"].unique() if not frame.empty else {}
+    # the summary metric as the grid measured it (retrieval's candidate protocol: cand_mean_R)
+    metrics = {
+        task: get_task(task).robustness_metric(metric, measured[task]) if task in measured else metric
+        for task, metric in report["summary_metric"].items()
+    }
     scores, drops = summary_scores(frame, reference, metrics, cell_items)
     write_text(out_dir / TABLES.robustness_csv, csv_with_footer(frame, provenance))
     write_text(out_dir / TABLES.robustness_summary, csv_with_footer(scores, provenance))
