@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The checks of one GPU session, in one script with a time budget (a session's GPU time is short):
 #
-#   1. smoke   the smoke profile end to end on CUDA (bf16 autocast), as Snakemake runs it, then
-#              `fusebench floor` on it (its FLOPs against this machine's matmul throughput and its wall)
+#   1. smoke   the smoke profile end to end on CUDA (bf16 autocast), as Snakemake runs it
 #   2. perf    `fusebench perf --device cuda` on the paper profile's models: the training loop against
 #              a naive loop, FLOPs, and the fraction of a bf16 matmul peak measured in the same run
 #   3. paper   the paper profile for whatever time is left (stopped by a timeout; finished jobs kept)
@@ -108,10 +107,6 @@ for name in $STEPS; do
     case $name in
         smoke)
             workflow smoke "$SMOKE_TIMEOUT_S" smoke || failed=1
-            # the floor report of the run just made: FLOPs, matmul throughput, wall and where it went
-            "$PYTHON" -m benchmark floor "$WORK_DIR/smoke" --config workflows/config/smoke.yaml \
-                --json "$OUT_DIR/smoke-floor.json" >"$OUT_DIR/smoke-floor.txt" 2>&1 ||
-                note "smoke: the floor report failed (see smoke-floor.txt)"
             ;;
         perf)
             step perf "$PERF_TIMEOUT_S" "$PYTHON" -m benchmark perf --config workflows/config/paper.yaml \
