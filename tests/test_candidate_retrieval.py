@@ -218,3 +218,8 @@ def test_robustness_cells_use_the_candidate_protocol_with_item_records(
         "t2i": ["cand_t2i_R@1", "cand_t2i_R@5"],
         "i2t": ["cand_i2t_R@1", "cand_i2t_R@5"],
     }
+
+
+def test_tasks_without_a_chance_level_record_none() -> None:
+    """``protocol.chance`` of a grounding result is empty: only tasks that define a chance level fill it."""
+    assert get_task("grounding").chance({}) == {}
