@@ -138,11 +138,19 @@ def test_a_variant_without_overrides_trains_bit_for_bit_as_its_base(
     import torch
     from safetensors.torch import load_file
 
-    from benchmark.stages import run_pretrain
+    from benchmark.stages import run_evaluate, run_finetune, run_pretrain
     from benchmark.train.checkpoint import load_trained
 
     config = _with(
-        {**smoke_config, "pretrain": {**smoke_config["pretrain"], "steps": 6, "batch_size": 16}},
+        {
+            **smoke_config,
+            "pretrain": {**smoke_config["pretrain"], "steps": 6, "batch_size": 16},
+            "finetune": {
+                **smoke_config["finetune"],
+                "retrieval": {**smoke_config["finetune"]["retrieval"], "steps": 4, "batch_size": 16},
+            },
+            "validation": {**smoke_config["validation"], "every": None},
+        },
         variants={
             "same": {"base": "cross_attention"},
             "no_itm": {"base": "cross_attention", "overrides": {"objectives": {"itm": 0.0}}},
@@ -162,6 +170,28 @@ def test_a_variant_without_overrides_trains_bit_for_bit_as_its_base(
 
     assert same("same", "cross_attention") and curves["same"] == curves["cross_attention"]
     assert not same("no_itm", "cross_attention")
+    metrics = {}
+    for name in ("cross_attention", "same"):  # fine-tuning and evaluation draw the base's streams too
+        job = {"dataset": "scenes", "method": name, "seed": 0, "task": "retrieval"}
+        run_finetune(
+            stage_spec(config, "finetune", **job),
+            tiny_dataset,
+            tiny_tokenizer_file,
+            tmp_path / name / "model.safetensors",
+            tmp_path / name / "retrieval",
+        )
+        weights[f"{name}/retrieval"] = load_file(tmp_path / name / "retrieval" / "model.safetensors")
+        evaluated = tmp_path / name / "retrieval.json"
+        run_evaluate(
+            stage_spec(config, "evaluate", **job),
+            tiny_dataset,
+            tiny_tokenizer_file,
+            tmp_path / name / "retrieval" / "model.safetensors",
+            evaluated,
+        )
+        metrics[name] = {r["metric"]: r["value"] for r in json.loads(evaluated.read_text())["rows"]}
+    assert same("same/retrieval", "cross_attention/retrieval")
+    assert metrics["same"] == metrics["cross_attention"] and metrics["same"]["mean_R"] is not None
     model, meta = load_trained(tmp_path / "no_itm" / "model.safetensors", "cpu")
     assert meta["method"] == "no_itm" and meta["base_method"] == "cross_attention"
     assert model.objective_weights == {"itc": 1.0, "mlm": 1.0}
