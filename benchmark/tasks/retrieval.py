@@ -123,6 +123,17 @@ class Retrieval(Task):
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         return "retrieval ranks one modality against the other; an absent item cannot be ranked"
 
+    def chance_level(self, metric: str, items: Any | None) -> float | None:
+        """The exact expectation of a uniformly random ranking of the evaluation's galleries
+        (:func:`~benchmark.metrics.retrieval.chance_retrieval_metrics`): K / images for t2i R@K, from each
+        image's caption count for i2t; unknown without the per-item records (the gallery sizes)."""
+        from benchmark.metrics.retrieval import chance_retrieval_metrics
+
+        if items is None:
+            return None
+        chance = chance_retrieval_metrics(items.text_owner, len(items.i2t_rank), items.ks)
+        return chance.get(metric)
+
     def robustness_groups(self, metric_names: list[str], summary: str) -> dict[str, list[str]]:
         """One MMI column per direction (Qiu et al. report MMI per retrieval direction), on that direction's R@K;
         the summary metric alone when the rows have no per-direction recall."""

@@ -121,6 +121,21 @@ def run_aggregate(
     return frame
 
 
+def method_modalities(methods: set[str]) -> dict[str, tuple[str, ...]]:
+    """method → the modalities it reads (``FusionMethod.modalities``), for the methods with a method file; a row
+    without one (a reference row) reads both."""
+    from benchmark.errors import MethodError
+    from benchmark.registry import load_method
+
+    out = {}
+    for name in sorted(methods):
+        try:
+            out[name] = tuple(load_method(name).modalities)
+        except MethodError:
+            continue
+    return out
+
+
 def write_robustness(
     frame: pd.DataFrame,
     out_dir: Path,
@@ -131,16 +146,20 @@ def write_robustness(
 ) -> pd.DataFrame:
     """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md/.tex; the
     Markdown and LaTeX tables mark zero-shot methods."""
-    from benchmark.report.robustness import robustness_latex, robustness_markdown, summary_scores
+    from benchmark.report.robustness import robustness_latex, robustness_markdown, robustness_scores
 
     missing = [k for k in ("reference_method", "summary_metric") if k not in report]
     if missing:
         raise ConfigError(f"robustness tables need the report settings {missing} (stage spec 'report', --report)")
     reference, metrics = report["reference_method"], report["summary_metric"]
-    scores, drops = summary_scores(frame, reference, metrics, cell_items)
+    result = robustness_scores(
+        frame, reference, metrics, cell_items, modalities=method_modalities(set(frame["method"]))
+    )
+    scores, drops = result.scores, result.drops
     write_text(out_dir / TABLES.robustness_csv, csv_with_footer(frame, provenance))
     write_text(out_dir / TABLES.robustness_summary, csv_with_footer(scores, provenance))
     write_text(out_dir / TABLES.robustness_drops, csv_with_footer(drops, provenance))
+    write_text(out_dir / TABLES.robustness_cells, csv_with_footer(result.cells, provenance))
     failed = [f"- {d} — {t}: {line[2:]}" for (d, t), lines in failure_notes(frame).items() for line in lines]
     if scores.empty:  # every robustness result failed: nothing to score
         markdown = "# FuseBench robustness\n\nNo scores: no robustness result was computed.\n"
