@@ -101,7 +101,7 @@ def run_aggregate(
     write_text(out_dir / TABLES.comparisons, csv_with_footer(comparisons, provenance))
     captions = {key: f"{text} {training_note(training, *key)}" for key, text in evaluation_counts(results).items()}
     write_text(out_dir / TABLES.main_md, main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions))
-    composition = labelled_zero_shot(compositional_table(frame), zero_shot)
+    composition = labelled_zero_shot(compositional_table(frame, image_control(set(frame["method"]))), zero_shot)
     write_text(out_dir / TABLES.compositional, compositional_markdown(composition, provenance))
     write_text(out_dir / TABLES.main_tex, main_latex(stats, provenance, zero_shot, captions))
     write_text(out_dir / TABLES.learning_curves, csv_with_footer(learning_curves(training), provenance))
@@ -134,6 +134,12 @@ def method_modalities(methods: set[str]) -> dict[str, tuple[str, ...]]:
         except MethodError:
             continue
     return out
+
+
+def image_control(methods: set[str]) -> str | None:
+    """The compositional gap's control: the method that reads only the image (the first by name), if one ran."""
+    readers = sorted(name for name, reads in method_modalities(methods).items() if tuple(reads) == ("image",))
+    return readers[0] if readers else None
 
 
 def write_robustness(
