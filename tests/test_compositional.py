@@ -447,3 +447,26 @@ def test_net_gap_is_the_difference_in_differences_with_an_interval_over_seeds() 
     # the same seed draws give the same interval; no gap on either side gives NaN
     assert gap_difference([0.3, 0.35, 0.25], [0.2] * 3, 400, 7) == gap_difference([0.3, 0.35, 0.25], [0.2] * 3, 400, 7)
     assert np.isnan(gap_difference([], [0.2], 10, 0)["net_gap"])
+
+
+def test_the_control_keeps_the_tagged_test_split_and_trains_on_the_held_out_combinations(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """``held_out_in_train: true`` (the gap's upper bound): train and val are the scenes built without the split
+    (so they hold the held-out combinations), test and its seen / held-out tags are the split's, byte for byte;
+    ``false`` is the same dataset as no key."""
+    spec = {k: v for k, v in tiny_data_spec(splits=SPLITS).items() if k != "held_out_combinations"}
+    control = build_synthetic_dataset(
+        {**spec, "held_out_combinations": COMBINATIONS, "held_out_in_train": True}, tmp_path / "c"
+    )
+    files, on, off = control["files"], read_manifest(built["on"])["files"], read_manifest(built["off"])["files"]
+    for name, digest in files.items():
+        source = on if name.startswith(("images/test", "annotations/compositional")) or "test" in name else off
+        assert source[name] == digest, name
+    assert control["compositional"]["counts"] == read_manifest(built["on"])["compositional"]["counts"]
+    data = _read(tmp_path / "c", "train")
+    assert sum(_held_out(o) for per_image in data["objects"].values() for o in per_image.values()) > 20
+    same = build_synthetic_dataset(
+        {**spec, "held_out_combinations": COMBINATIONS, "held_out_in_train": False}, tmp_path / "f"
+    )
+    assert same["files"] == read_manifest(built["on"])["files"] and same["spec"] == read_manifest(built["on"])["spec"]

@@ -485,6 +485,8 @@ def test_random_corruptions_match_imagecorruptions_mean_change_within_ten_percen
     name: str, scenes: dict[int, tuple[torch.Tensor, list[int]]], imagecorruptions: object
 ) -> None:
     images, ids = scenes[224]
+    if name == "glass_blur":  # imagecorruptions' glass blur is a Python loop over pixels: minutes at 224 px
+        images, ids = images[:2], ids[:2]
     for severity in (1, 3, 5):
         ours = _mean_change(corrupt_images(images, name, severity, ids).permute(0, 2, 3, 1).numpy(), images)
         theirs = _mean_change(_reference(imagecorruptions, images, name, severity), images)

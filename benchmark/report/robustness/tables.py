@@ -106,7 +106,7 @@ def _caption(reference_method: str) -> str:
         f"is at most {NEGLIGIBLE:g} (it improves, stays level or barely degrades), its CE when the reference's "
         f"mean error is at most {NEGLIGIBLE:g}; relative mCE and mCE average the defined corruptions, and "
         "'over' says how many; which corruptions those are is decided once on the measured reference curves and "
-        "kept in every bootstrap replicate. No reference-relative score is defined when the reference's clean score "
+        "kept in every replicate of the interval. No reference-relative score is defined when the reference's clean score "
         f"is not well above chance, (M₀ − chance) / (1 − chance) < {CHANCE_MARGIN:g}; a row with such a clean score, "
         "or one whose method does not read a modality the family's corruptions change, is not scored (n/a). "
         "effective_robustness is Taori et al. 2020's, in the metric's units: mean_corrupted minus what the line "
