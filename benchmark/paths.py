@@ -55,6 +55,7 @@ class TableFiles(NamedTuple):
     robustness_csv: str = "robustness.csv"
     robustness_summary: str = "robustness_summary.csv"
     robustness_drops: str = "robustness_drops.csv"
+    robustness_cells: str = "robustness_cells.csv"
     robustness_md: str = "robustness.md"
     robustness_tex: str = "robustness.tex"
     efficiency_csv: str = "efficiency.csv"

@@ -420,3 +420,53 @@ def test_table_keeps_each_task_to_its_own_metrics_and_counts_seeds() -> None:
     assert table["seeds"].tolist() == [2, 2]
     grounding = table[table["task"] == "grounding"].iloc[0]
     assert grounding["seen"] == pytest.approx(0.55) and grounding["gap"] == pytest.approx(0.35)
+
+
+def test_net_gap_is_the_difference_in_differences_with_an_interval_over_seeds() -> None:
+    """Hand-made: image_only's gaps 0.2, 0.2, 0.2 (seeds 0–2); late_fusion's 0.3, 0.35, 0.25 → net gap
+    0.3 − 0.2 = 0.1; the control's own net gap is 0. The interval comes from resampling the method's three seeds (the
+    control's gaps are equal, so they add nothing): it lies within the range of gap − 0.2 over seeds, [0.05, 0.15],
+    and contains the net gap; a method without the control's metric has none."""
+    from benchmark.metrics.compositional import gap_difference
+    from benchmark.report.compositional import compositional_markdown, compositional_table
+
+    rows = []
+    for method, gaps in (("image_only", (0.2, 0.2, 0.2)), ("late_fusion", (0.3, 0.35, 0.25))):
+        for seed, gap in enumerate(gaps):
+            rows += [_row(method, seed, "mean_R@seen", 0.6), _row(method, seed, "mean_R@held_out", 0.6 - gap)]
+    rows += [_row("late_fusion", 0, "t2i_R@1@seen", 0.5), _row("late_fusion", 0, "t2i_R@1@held_out", 0.4)]
+    table = compositional_table(pd.DataFrame(rows), control="image_only", resamples=400)
+    late = table[(table["method"] == "late_fusion") & (table["metric"] == "mean_R")].iloc[0]
+    assert late["gap"] == pytest.approx(0.3) and late["net_gap"] == pytest.approx(0.1)
+    assert 0.05 - 1e-9 <= late["net_low"] <= 0.1 <= late["net_high"] <= 0.15 + 1e-9
+    assert late["net_low"] < late["net_high"]
+    control = table[(table["method"] == "image_only")].iloc[0]
+    assert control["net_gap"] == pytest.approx(0.0) and control["net_low"] == pytest.approx(0.0)
+    assert np.isnan(table[table["metric"] == "t2i_R@1"].iloc[0]["net_gap"])
+    assert "net gap" in compositional_markdown(table) and "10.0 [" in compositional_markdown(table)
+    # the same seed draws give the same interval; no gap on either side gives NaN
+    assert gap_difference([0.3, 0.35, 0.25], [0.2] * 3, 400, 7) == gap_difference([0.3, 0.35, 0.25], [0.2] * 3, 400, 7)
+    assert np.isnan(gap_difference([], [0.2], 10, 0)["net_gap"])
+
+
+def test_the_control_keeps_the_tagged_test_split_and_trains_on_the_held_out_combinations(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """``held_out_in_train: true`` (the gap's upper bound): train and val are the scenes built without the split
+    (so they hold the held-out combinations), test and its seen / held-out tags are the split's, byte for byte;
+    ``false`` is the same dataset as no key."""
+    spec = {k: v for k, v in tiny_data_spec(splits=SPLITS).items() if k != "held_out_combinations"}
+    control = build_synthetic_dataset(
+        {**spec, "held_out_combinations": COMBINATIONS, "held_out_in_train": True}, tmp_path / "c"
+    )
+    files, on, off = control["files"], read_manifest(built["on"])["files"], read_manifest(built["off"])["files"]
+    for name, digest in files.items():
+        source = on if name.startswith(("images/test", "annotations/compositional")) or "test" in name else off
+        assert source[name] == digest, name
+    assert control["compositional"]["counts"] == read_manifest(built["on"])["compositional"]["counts"]
+    data = _read(tmp_path / "c", "train")
+    assert sum(_held_out(o) for per_image in data["objects"].values() for o in per_image.values()) > 20
+    same = build_synthetic_dataset(
+        {**spec, "held_out_combinations": COMBINATIONS, "held_out_in_train": False}, tmp_path / "f"
+    )
+    assert same["files"] == read_manifest(built["on"])["files"] and same["spec"] == read_manifest(built["on"])["spec"]

@@ -58,8 +58,9 @@ def test_improving_reference_makes_relative_ce_undefined_and_the_row_counts_cove
     assert (relative["defined"], relative["corruptions"]) == (1, 2)
     markdown = robustness_markdown(scores, drops, "r", 30)
     header = next(line for line in markdown.splitlines() if line.startswith("| method"))
-    assert [c.strip() for c in header.strip("|").split("|")][:7] == [
+    assert [c.strip() for c in header.strip("|").split("|")][:8] == [
         "method",
+        "clean",
         "mean_corrupted",
         "relative_drop",
         "mCE",

@@ -23,6 +23,14 @@ def family(corruption: str) -> str:
     raise ValueError(f"unknown corruption {corruption!r}")
 
 
+def modality(corruption: str) -> str:
+    """The modality a corruption changes (image / text): its family's, or the one a missing-modality draw removes.
+    A method that does not read it (``FusionMethod.modalities``) is not scored on it."""
+    if corruption in MISSING:
+        return corruption.removeprefix("missing_")
+    return family(corruption)
+
+
 def missing_mask(ids: list[int], corruption: str, severity: int) -> torch.Tensor:
     """Which examples lose the modality: a seeded fraction severity/5, decided per example."""
     fraction = severity / 5

@@ -50,7 +50,7 @@ snow                (μ, σ, z, t, r, σ_m, b) = (.1,.3,3,.5,10,4,.8) (.2,.3,2,.
                     N(μ, σ²) layer, centre zoom z, zero below t, motion blur (r, σ_m) at an angle
                     in [−135°, −45°]; image b·x + (1−b)·max(x, 1.5·grey + .5), plus the layer
                     and the layer turned 180°
-frost               (a, b) = (1,.4) (.8,.6) (.7,.7) (.65,.7) (.6,.75) — a·x + b·frost texture
+frost               (a, b) = (1,.4) (.8,.6) (.7,.7) (.65,.7) (.6,.75) — a·x + b·frost photograph
 fog                 (a, decay) = (1.5,2) (2,2) (2.5,1.7) (2.5,1.5) (3,1.4) — plasma fractal
                     (diamond-square, wibble ÷ decay per level) p: (x + a·p) · M / (M + a), M the
                     image's maximum
@@ -72,14 +72,14 @@ The other two tables are in ``PARAMETERS``; the operations are the same. ``occlu
 Cutout (DeVries & Taylor 2017), not part of ImageNet-C; ``speckle_noise``, ``gaussian_blur``,
 ``spatter`` and ``saturate`` are ImageNet-C's four held-out extras.
 
+**frost** reads ImageNet-C's six frost photographs from the ``imagecorruptions`` package (Apache-2.0,
+a pinned dependency; their sha256 are recorded in each robustness result, :func:`frost_photo_digests`)
+and crops them as the three sources do: a 224-px crop of the photograph (ImageNet-C), a 64-px crop of it
+scaled by 0.3 (Tiny), a 32-px crop scaled by 0.2 (CIFAR); at other sizes the scale is proportional to the
+side, so a crop covers the same share of a photograph as at the table's size.
+
 Departures from ImageNet-C, where it calls a library we re-implement in torch:
 
-* **frost**: ImageNet-C blends crops of six frost *photographs*, which we cannot ship or
-  download. We generate the texture: a seeded, bluish-white ridged noise (the zero crossings
-  of four octaves of smooth noise, sharpened, over a faint haze), its feature size a fixed
-  fraction of the image side, as the photographs' crops are (ImageNet-C crops 224 px of a
-  photograph, Tiny 64 px of one scaled by 0.3, CIFAR 32 px of one scaled by 0.2). Same
-  parameters (a, b); the texture's look and brightness histogram differ from the photographs.
 * **motion_blur**, snow's motion blur: ImageMagick's ``MotionBlurImage`` (through Wand in
   ImageNet-C) tap for tap, with its default edge virtual pixels; in floating point, rounded to
   8 bits once (ImageMagick: 16-bit quanta, then the 8-bit PNG), so a level may differ by one.
@@ -114,6 +114,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -553,39 +554,90 @@ def snow(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
     return x + layer + layer.flip(-2, -1)
 
 
-def _frost_texture(noise: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """A bluish-white frost-like texture, B×3×H×W in [0, 1], from B × (Σ (2^k+1)², k = 1…5) noise.
+FROST_PHOTOS = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
+"""ImageNet-C's frost photographs, as the ``imagecorruptions`` package ships them (Apache-2.0)."""
 
-    Octave k is (2^k+1)² Gaussian noise upsampled bilinearly to the image: 1 − |noise|, raised to
-    the 6th power, is bright along the noise's zero crossings — a network of thin crystal veins
-    whose size is a fixed fraction of the image. The finest octave is a haze.
-    """
-    b, used = noise.shape[0], 0
-    ridges = torch.zeros(b, 1, h, w, device=noise.device, dtype=noise.dtype)
-    haze = ridges
-    for k in range(1, 6):
-        cells = 2**k + 1
-        grid = noise[:, used : used + cells * cells].view(b, 1, cells, cells)
-        used += cells * cells
-        smooth = F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=True)
-        if k < 5:
-            ridges = ridges + (1 - smooth.abs()).clamp(min=0) ** 6 * 0.8 ** (k - 1)
-        else:
-            haze = smooth
-    ridges = ridges / sum(0.8 ** (k - 1) for k in range(1, 5))
-    texture = (0.25 + 0.1 * haze + 1.6 * ridges).clamp(0, 1)
-    tint = torch.tensor([0.85, 0.93, 1.0], device=noise.device, dtype=noise.dtype)
-    return texture * tint[:, None, None]
+FROST_DRAWN = 5
+"""ImageNet-C draws ``np.random.randint(5)``: the first five photographs; frost6.jpg is never used."""
+
+FROST_SCALE = {"cifar10_c": 0.2, "tiny_imagenet_c": 0.3, "imagenet_c": 1.0}
+"""How much each table's source scales a photograph before cropping its image (``cv2.resize(fx=fy=·)``)."""
 
 
-FROST_NOISE = sum((2**k + 1) ** 2 for k in range(1, 6))
+def frost_photo_paths() -> list[Path]:
+    """The six photographs in the installed ``imagecorruptions`` package (a dependency)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("imagecorruptions")  # located, not imported (its import needs pkg_resources)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("frost needs the imagecorruptions package (pyproject.toml pins it): not installed")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "frost"
+    paths = [folder / name for name in FROST_PHOTOS]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"frost photographs missing from the imagecorruptions package: {missing}")
+    return paths
+
+
+def frost_photo_digests() -> dict[str, str]:
+    """photograph name → sha256 of the file read (for the robustness result's provenance)."""
+    from benchmark.io import sha256_file
+
+    return {path.name: sha256_file(path) for path in frost_photo_paths()}
+
+
+@functools.cache
+def _frost_photo(index: int) -> torch.Tensor:
+    """Photograph ``index`` as 3×H×W floats in [0, 1], RGB (cv2.imread's colour read: alpha dropped)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(frost_photo_paths()[index]) as photo:
+        array = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+@functools.lru_cache(maxsize=32)
+def _scaled_frost_photo(index: int, scale: float) -> torch.Tensor:
+    """The photograph resized by ``scale`` as ``cv2.resize(fx=fy=scale)`` (bilinear, half-pixel centres, output
+    side round(side · scale)), rounded to 8 bits as cv2 returns it; unscaled at 1."""
+    photo = _frost_photo(index)
+    if scale == 1:
+        return photo
+    size = (round(photo.shape[1] * scale), round(photo.shape[2] * scale))
+    resized = F.interpolate(photo[None], size=size, mode="bilinear", align_corners=False)[0]
+    return torch.round(resized.clamp(0, 1) * 255) / 255
+
+
+def _frost_scale(table: str, side: int, h: int, w: int) -> float:
+    """The photograph's scale for an h×w image: the table's own at its size, proportional to the side otherwise
+    (a crop covers the same fraction of a photograph at every size), enlarged if a crop would not fit."""
+    scale = FROST_SCALE[table] * side / TABLE_SIZES[table]
+    if scale == FROST_SCALE[table]:
+        return scale
+    smallest = min(_frost_photo(i).shape[1:] for i in range(FROST_DRAWN))
+    return max(scale, (h + 1) / smallest[0], (w + 1) / smallest[1])
 
 
 def frost(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
-    """a·x + b·frost, with a generated texture in place of ImageNet-C's photographs."""
+    """a·x + b·frost, frost an h×w crop of one of ImageNet-C's photographs (``make_*_c.py``'s ``frost``).
+
+    Per example, seeded: the photograph (one of the first five, ``np.random.randint(5)``) and the crop's
+    top-left corner, uniform over the positions where it fits (``randint(0, H − h)``, ``randint(0, W − w)``), in
+    the photograph scaled as the table's source scales it (:data:`FROST_SCALE`; proportionally at other sizes).
+    """
     image_weight, frost_weight = _params(x, "frost", severity)
-    noise = _per_example(ids, "frost", severity, lambda g: torch.randn(FROST_NOISE, generator=g)).to(x)
-    return image_weight * x + frost_weight * _frost_texture(noise, *x.shape[-2:])
+    h, w = x.shape[-2:]
+    table = table_for(min(h, w))
+    scale = _frost_scale(table, min(h, w), h, w)
+    draws = _per_example(ids, "frost", severity, lambda g: torch.rand(3, generator=g, dtype=torch.float64))
+    crops = []
+    for u in draws.tolist():
+        photo = _scaled_frost_photo(min(int(u[0] * FROST_DRAWN), FROST_DRAWN - 1), scale)
+        top = int(u[1] * (photo.shape[1] - h))
+        left = int(u[2] * (photo.shape[2] - w))
+        crops.append(photo[:, top : top + h, left : left + w])
+    return image_weight * x + frost_weight * torch.stack(crops).to(x)
 
 
 def _plasma_fractal(uniform: torch.Tensor, mapsize: int, decay: float) -> torch.Tensor:

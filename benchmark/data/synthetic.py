@@ -35,6 +35,9 @@ from benchmark.data.standard_form import MANIFEST, SPLITS, captions_path, image_
 from benchmark.hashing import config_hash
 from benchmark.io import sha256_file, write_json
 
+IN_TRAIN_KEY = "held_out_in_train"
+"""The compositional split's control: train and val drawn without excluding the held-out combinations."""
+
 SPLIT_ID_OFFSET = {"train": 1_000_000, "val": 2_000_000, "test": 3_000_000}
 """Image ids are unique across splits and stable when split sizes change."""
 
@@ -47,7 +50,8 @@ def _build_split(
     vocab = {"size": sorted(spec["sizes"]), "color": list(spec["colors"]), "shape": list(spec["shapes"])}
     combinations = combinations_of(spec)
     tagging = bool(combinations) and split in TAGGED_SPLITS
-    excluded = () if tagging else combinations  # test is sampled as without the split, then tagged
+    # test is sampled as without the split, then tagged; the control (held_out_in_train) samples train and val so too
+    excluded = () if tagging or spec.get(IN_TRAIN_KEY) else combinations
     tags: dict[str, Any] = {"combinations": list(combinations), "images": [], "refs": []}
     (root / "images" / split).mkdir(parents=True, exist_ok=True)
     count = spec["splits"][split]
@@ -174,6 +178,8 @@ def build_synthetic_dataset(spec: dict[str, Any], out_dir: str | Path) -> dict[s
     try:
         if COMPOSITIONAL_KEY in spec and not spec[COMPOSITIONAL_KEY]:  # empty: the same dataset as no key
             spec = {k: v for k, v in spec.items() if k != COMPOSITIONAL_KEY}
+        if IN_TRAIN_KEY in spec and not spec[IN_TRAIN_KEY]:  # false: the same dataset as no key
+            spec = {k: v for k, v in spec.items() if k != IN_TRAIN_KEY}
         categories = {shape: i + 1 for i, shape in enumerate(spec["shapes"])}
         built = {split: _build_split(tmp, split, spec, categories) for split in SPLITS}
         splits = {split: counts for split, (counts, _) in built.items()}

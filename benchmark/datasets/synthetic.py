@@ -6,7 +6,8 @@ scene in another). Every key below is documented in ``workflows/config/default.y
 holds the defaults; the optional ``held_out_combinations`` (absent or ``[]``: off) makes a
 compositional split, CLEVR-CoGenT style: partial assignments of ``size`` / ``color`` / ``shape``
 that no train or val object matches, with the test items tagged seen / held-out
-(:mod:`benchmark.data.compositional`).
+(:mod:`benchmark.data.compositional`); ``held_out_in_train: true`` is its control, the same test split with
+train and val drawn as if nothing were held out (the upper bound the compositional gap is read against).
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class Synthetic(DatasetAdapter):
                 ["small", "large"],
                 {k: {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5} for k in ("small", "large")},
             ),
+            "held_out_in_train": {
+                "description": "the upper-bound control of a compositional split: train and val are sampled as "
+                "without held_out_combinations (so they show and name the held-out combinations); test is the "
+                "same split, tagged alike; false or absent: off",
+                "type": "boolean",
+            },
             "held_out_combinations": {
                 "description": "attribute combinations kept out of train and val, e.g. [{color: red, shape: "
                 "triangle}]; [] = off",

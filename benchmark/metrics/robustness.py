@@ -104,30 +104,63 @@ def multimodal_impact(clean: float, perturbed: Sequence[float]) -> float | None:
     return relative_drop(clean, perturbed)
 
 
-def corruption_error(curve: Curve, reference: Curve) -> float | None:
+def _ce_denominator(reference: Curve, severities: list[int]) -> float:
+    return sum(1 - reference[s] for s in severities)
+
+
+def _relce_denominator(reference: Curve, severities: list[int]) -> float:
+    return sum(reference[0] - reference[s] for s in severities)
+
+
+def ce_defined(reference: Curve) -> bool:
+    """Whether CE against this reference curve is defined: Σ_s (1 − M^r_s) > ε · |S|."""
+    severities = _corrupted(reference)
+    return bool(severities) and _ce_denominator(reference, severities) > NEGLIGIBLE * len(severities)
+
+
+def relative_ce_defined(reference: Curve) -> bool:
+    """Whether relative CE against this reference curve is defined: Σ_s (M^r₀ − M^r_s) > ε · |S| · M^r₀."""
+    severities = _corrupted(reference)
+    return bool(severities) and _relce_denominator(reference, severities) > NEGLIGIBLE * len(severities) * reference[0]
+
+
+def corruption_error(curve: Curve, reference: Curve, checked: bool = True) -> float | None:
     """CE_c = Σ_s (1 − M_s) / Σ_s (1 − M^r_s) over the corrupted severities (s > 0).
 
-    Undefined (None) when the reference's error is negligible: Σ_s (1 − M^r_s) ≤ ε · |S|.
+    Undefined (None) when the reference's error is negligible: Σ_s (1 − M^r_s) ≤ ε · |S|. ``checked=False``
+    skips that rule (the caller fixed where CE is defined, :func:`defined_corruptions`): None only for a zero
+    denominator.
     """
     severities = _corrupted(curve)
-    denominator = sum(1 - reference[s] for s in severities)
-    if not severities or denominator <= NEGLIGIBLE * len(severities):
+    if not severities or (checked and not ce_defined(reference)):
         return None
-    return sum(1 - curve[s] for s in severities) / denominator
+    return _ratio(sum(1 - curve[s] for s in severities), _ce_denominator(reference, severities))
 
 
-def relative_corruption_error(curve: Curve, reference: Curve) -> float | None:
+def relative_corruption_error(curve: Curve, reference: Curve, checked: bool = True) -> float | None:
     """relCE_c = Σ_s (M₀ − M_s) / Σ_s (M^r₀ − M^r_s) over the corrupted severities (s > 0).
 
     Undefined (None) when the reference does not degrade by more than a negligible amount:
     Σ_s (M^r₀ − M^r_s) ≤ ε · |S| · M^r₀ — it improves (the ratio would flip sign), stays
-    level, or loses at most ε = 1 % of its clean value per severity on average.
+    level, or loses at most ε = 1 % of its clean value per severity on average. ``checked=False`` as
+    :func:`corruption_error`.
     """
     severities = _corrupted(curve)
-    denominator = sum(reference[0] - reference[s] for s in severities)
-    if not severities or denominator <= NEGLIGIBLE * len(severities) * reference[0]:
+    if not severities or (checked and not relative_ce_defined(reference)):
         return None
-    return sum(curve[0] - curve[s] for s in severities) / denominator
+    return _ratio(sum(curve[0] - curve[s] for s in severities), _relce_denominator(reference, severities))
+
+
+def defined_corruptions(reference: Mapping[str, Curve]) -> dict[str, list[str]]:
+    """``mCE`` / ``relative_mCE`` → the corruptions of ``reference`` on which CE / relative CE is defined.
+
+    Decided once, on the measured reference curves, and passed to :func:`summarize_family` for every bootstrap
+    replicate: the set a score averages over is then the same in the interval as in the point estimate (decided
+    per replicate it changed from one replicate to the next, at the ε knife edge)."""
+    return {
+        "mCE": [name for name, curve in reference.items() if ce_defined(curve)],
+        "relative_mCE": [name for name, curve in reference.items() if relative_ce_defined(curve)],
+    }
 
 
 def area_under_severity(curve: Curve) -> float:
@@ -161,13 +194,19 @@ def _mean_defined(values: Sequence[float | None]) -> FamilyScore:
     return FamilyScore(float(np.mean(defined)) if defined else None, len(defined), len(values))
 
 
-def summarize_family(curves: Mapping[str, Curve], reference: Mapping[str, Curve] | None) -> dict[str, FamilyScore]:
+def summarize_family(
+    curves: Mapping[str, Curve],
+    reference: Mapping[str, Curve] | None,
+    defined: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, FamilyScore]:
     """All summaries over one family's corruptions (each curve includes severity 0).
 
     ``curves`` must be the set of corruptions every compared method ran (the caller restricts
     them, :func:`benchmark.report.robustness.summary_scores`); ``reference`` the reference
     method's curves for the same corruptions, or None (then the reference-relative scores are
-    undefined).
+    undefined). ``defined``: the corruptions mCE and relative mCE average over (:func:`defined_corruptions`
+    of the measured reference; a bootstrap replicate passes the point estimate's); by default decided on
+    ``reference`` itself.
     """
     n = len(curves)
     if not n:
@@ -182,11 +221,77 @@ def summarize_family(curves: Mapping[str, Curve], reference: Mapping[str, Curve]
     if reference is None or any(name not in reference for name in curves):
         undefined = FamilyScore(None, 0, n)
         return {**summary, "mCE": undefined, "relative_mCE": undefined, "effective_robustness_multibench": undefined}
+    if defined is None:
+        defined = defined_corruptions({name: reference[name] for name in curves})
+    ce, relce = set(defined["mCE"]), set(defined["relative_mCE"])
     return {
         **summary,
-        "mCE": _mean_defined([corruption_error(c, reference[name]) for name, c in curves.items()]),
-        "relative_mCE": _mean_defined([relative_corruption_error(c, reference[name]) for name, c in curves.items()]),
+        "mCE": _mean_defined(
+            [corruption_error(c, reference[name], checked=False) if name in ce else None for name, c in curves.items()]
+        ),
+        "relative_mCE": _mean_defined(
+            [
+                relative_corruption_error(c, reference[name], checked=False) if name in relce else None
+                for name, c in curves.items()
+            ]
+        ),
         "effective_robustness_multibench": _mean_defined(
             [effective_robustness(c, reference[name]) for name, c in curves.items()]
         ),
     }
+
+
+# ------------------------------------------------------------------------- scores a failing method cannot win
+
+CHANCE_MARGIN = 0.1
+"""A clean score is *well above chance* when its chance-normalised value (M₀ − chance) / (1 − chance) is at least
+this: a tenth of the way from chance to a perfect score. Below it a row's robustness scores are undefined (a method
+that does not work cannot lose what it never had), and a reference below it defines no relative mCE."""
+
+LOGIT_CLIP = 1e-3
+"""Accuracies are clipped to [ε, 1 − ε] before the logit (Taori et al. fit on probit/logit axes, where 0 and 1 have
+no image)."""
+
+
+def chance_normalised(value: float, chance: float) -> float:
+    """(M − chance) / (1 − chance): 0 at chance, 1 at a perfect score (e.g. retrieval recall against its gallery)."""
+    if not chance < 1:
+        raise ValueError(f"chance level must be below 1, got {chance}")
+    return (value - chance) / (1 - chance)
+
+
+def well_above_chance(clean: float, chance: float | None, margin: float = CHANCE_MARGIN) -> bool:
+    """Whether a clean score is at least ``margin`` of the way from chance to perfect; True when chance is unknown."""
+    return chance is None or chance_normalised(clean, chance) >= margin
+
+
+def logit(p: float | np.ndarray) -> np.ndarray:
+    """log(p / (1 − p)) of p clipped to [ε, 1 − ε] (:data:`LOGIT_CLIP`)."""
+    q = np.clip(np.asarray(p, dtype=float), LOGIT_CLIP, 1 - LOGIT_CLIP)
+    return np.log(q / (1 - q))
+
+
+def logit_baseline(clean: Sequence[float], corrupted: Sequence[float]) -> tuple[float, float] | None:
+    """(slope, intercept) of the least-squares line logit(corrupted) ≈ slope · logit(clean) + intercept.
+
+    Taori et al. 2020 ("Measuring Robustness to Natural Distribution Shifts in Image Classification", NeurIPS)
+    fit this line across a testbed of models, one point per model (in-distribution vs shifted accuracy); FuseBench
+    fits it across the rows of one (dataset, task, family), one point per (method, seed). None with fewer than two
+    points or no spread in clean score (no line)."""
+    x, y = logit(np.asarray(clean, dtype=float)), logit(np.asarray(corrupted, dtype=float))
+    if len(x) < 2 or np.ptp(x) < 1e-9:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(intercept)
+
+
+def effective_robustness_taori(clean: float, corrupted: float, baseline: tuple[float, float] | None) -> float | None:
+    """ER = M_corrupted − σ(slope · logit(M₀) + intercept), in accuracy units (the metric's own, not logits):
+    what a row scores under corruption beyond what the baseline fitted across all rows predicts from its clean
+    score (Taori et al. 2020, their ρ vs τ decomposition: effective robustness is the shifted accuracy above the
+    fitted line, reported in accuracy points). None without a baseline."""
+    if baseline is None:
+        return None
+    slope, intercept = baseline
+    predicted = 1 / (1 + np.exp(-(slope * float(logit(clean)) + intercept)))
+    return float(corrupted - predicted)

@@ -8,7 +8,12 @@ of training; its evaluations add rows ``<metric>@seen`` / ``<metric>@held_out``
 * ``gap`` — the mean over seeds of seen − held-out, over the seeds where both are defined (so
   ``gap`` = ``seen`` − ``held_out`` whenever every seed defines both). A positive gap is what the
   method loses on combinations it never saw;
-* ``seeds`` — how many seeds define both.
+* ``seeds`` — how many seeds define both;
+* with a ``control`` (the method that reads only the image, ``FusionMethod.modalities``): ``net_gap`` = the
+  method's gap − the control's gap (difference in differences: held-out items can be harder for reasons the
+  text plays no part in — the image alone, image_only, already shows a gap), with ``net_low`` / ``net_high``, its
+  95 % interval (:func:`benchmark.metrics.compositional.gap_difference`: the two-level bootstrap's functions on
+  the per-seed gaps; seeds only, see there). The control's own net gap is 0 by definition.
 
 Only clean test rows count (robustness rows carry no subset metrics). A dataset without the
 split has no such rows and the table is empty.
@@ -22,16 +27,19 @@ import numpy as np
 import pandas as pd
 
 from benchmark.data.compositional import SUBSETS
-from benchmark.metrics.compositional import parse_subset_metric
+from benchmark.metrics.bootstrap import LEVEL, RESAMPLES
+from benchmark.metrics.compositional import gap_difference, parse_subset_metric
 from benchmark.report.tables import footer_text, number
 from benchmark.tasks import get_task, task_names
 
 COLUMNS = ("dataset", "task", "method", "metric", "seen", "held_out", "gap", "seeds")
-SUBSET_LABELS = {"seen": "seen", "held_out": "held-out"}
+NET_COLUMNS = ("control", "net_gap", "net_low", "net_high")
+SUBSET_LABELS = {"seen": "seen", "held_out": "held-out", "net_gap": "net gap"}
 
 
-def compositional_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, task, method, metric) with a subset metric: seen, held_out, gap, seeds.
+def compositional_table(frame: pd.DataFrame, control: str | None = None, resamples: int = RESAMPLES) -> pd.DataFrame:
+    """One row per (dataset, task, method, metric) with a subset metric: seen, held_out, gap, seeds; with a
+    ``control`` method present, also its net gap and interval (module docstring; ``resamples`` replicates).
 
     ``frame`` is the tidy results table (:data:`benchmark.results.ROW_COLUMNS`, ``main.csv``)."""
     parsed = frame["metric"].map(parse_subset_metric)
@@ -48,11 +56,13 @@ def compositional_table(frame: pd.DataFrame) -> pd.DataFrame:
         dropna=False,
     ).reindex(columns=list(SUBSETS))
     records = []
+    gaps: dict[tuple[Any, ...], list[float]] = {}
     for (dataset, task, method, metric), block in wide.groupby(level=[0, 1, 2, 3], sort=True):
         seen, held_out = block["seen"].astype(float), block["held_out"].astype(float)
         if seen.isna().all() and held_out.isna().all():
             continue  # a (task, method, metric) the pivot's cross product made up: no such rows
         both = seen.notna() & held_out.notna()
+        gaps[(dataset, task, method, metric)] = (seen - held_out)[both].tolist()  # in seed order
         records.append(
             {
                 "dataset": dataset,
@@ -66,6 +76,8 @@ def compositional_table(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
     table = pd.DataFrame(records, columns=list(COLUMNS))
+    if control is not None:
+        table = _net_of_control(table, gaps, control, resamples)
     order = {(t, m): k for t in table["task"].unique() for k, m in enumerate(get_task(t).subset_metrics)}
     table["_order"] = [order.get((t, m), len(order)) for t, m in zip(table["task"], table["metric"])]
     return (
@@ -73,6 +85,31 @@ def compositional_table(frame: pd.DataFrame) -> pd.DataFrame:
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+
+
+def _net_of_control(
+    table: pd.DataFrame, gaps: dict[tuple[Any, ...], list[float]], control: str, resamples: int
+) -> pd.DataFrame:
+    """``table`` with the net gap of every row whose (dataset, task, metric) the ``control`` also has."""
+    from benchmark.seeding import derive_seed
+
+    net = []
+    for dataset, task, method, metric in zip(table["dataset"], table["task"], table["method"], table["metric"]):
+        reference = gaps.get((dataset, task, control, metric))
+        if reference is None:
+            net.append({c: np.nan for c in NET_COLUMNS} | {"control": ""})
+            continue
+        seed = derive_seed("compositional net gap", dataset, task, metric)
+        result = gap_difference(gaps[(dataset, task, method, metric)], reference, resamples, seed, LEVEL)
+        net.append(
+            {
+                "control": control,
+                "net_gap": result["net_gap"],
+                "net_low": result["ci_low"],
+                "net_high": result["ci_high"],
+            }
+        )
+    return pd.concat([table, pd.DataFrame(net, index=table.index, columns=list(NET_COLUMNS))], axis=1)
 
 
 def subset_notes() -> str:
@@ -94,6 +131,15 @@ def compositional_markdown(table: pd.DataFrame, provenance: dict[str, Any] | Non
         + "Values in %.",
         "",
     ]
+    if "net_gap" in table and table["net_gap"].notna().any():
+        control = next(c for c in table["control"] if c)
+        lines += [
+            f"net gap = the method's gap − {control}'s (difference in differences: {control} never reads the text, "
+            "so its gap is how much harder the held-out items are for the image alone), with its "
+            f"{LEVEL:.0%} interval over seeds [low, high] (the two-level bootstrap's seed resampling; the test items "
+            "are not resampled: the per-item records do not say which items are held out).",
+            "",
+        ]
     if table.empty:
         lines += ["No compositional results: no test split tags seen / held-out items.", ""]
     for (dataset, task), block in table.groupby(["dataset", "task"], sort=False):
@@ -104,10 +150,13 @@ def compositional_markdown(table: pd.DataFrame, provenance: dict[str, Any] | Non
             by_metric = rows.set_index("metric")
             row: dict[str, str] = {"method": method, "seeds": str(int(by_metric["seeds"].min()))}
             for metric in metrics:
-                for column in ("seen", "held_out", "gap"):
+                for column in ("seen", "held_out", "gap", *(("net_gap",) if "net_gap" in by_metric else ())):
                     value = by_metric.loc[metric, column] if metric in by_metric.index else np.nan
                     label = SUBSET_LABELS.get(column, column)
                     row[f"{metric} {label}"] = number(value, scale)
+                    if column == "net_gap" and not np.isnan(value):
+                        low, high = by_metric.loc[metric, "net_low"], by_metric.loc[metric, "net_high"]
+                        row[f"{metric} {label}"] += f" [{number(low, scale)}, {number(high, scale)}]"
             cells.append(row)
         lines += [f"## {dataset} — {task}", "", pd.DataFrame(cells).to_markdown(index=False, disable_numparse=True), ""]
     if provenance:

@@ -124,7 +124,7 @@ def run_robustness(
     spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, checkpoint: Path | None, out_file: Path
 ) -> None:
     """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
-    from benchmark.corruptions.image import table_for
+    from benchmark.corruptions.image import frost_photo_digests, table_for
     from benchmark.device import describe
     from benchmark.robustness.grid import evaluate_robustness, grid, load_sentence_models, sentence_model_protocol
 
@@ -177,6 +177,10 @@ def run_robustness(
                 "subset_settings": task_settings,  # the grid's protocol on the subset
                 # metric → chance level of the clean cell, the same in every cell (Task.chance; none: {})
                 "chance": task.chance(cell_items[("none", 0)]) if ("none", 0) in cell_items else {},
+                # ImageNet-C's frost photographs, read from the imagecorruptions package: their sha256
+                **(
+                    {"frost_photographs": frost_photo_digests()} if any(c == "frost" for c, _ in grid(settings)) else {}
+                ),
                 **sentence_model_protocol(sentence_models),
                 **data_protocol(data_dir, meta),
                 **weights_protocol(meta),

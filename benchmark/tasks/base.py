@@ -56,6 +56,9 @@ Methods (override the ones marked *required*):
   withhold a modality, or a string saying why the task cannot be measured so;
 * ``robustness_groups(metric_names, summary)`` — MMI column suffix → the metrics averaged into it (default:
   one column on the summary metric; retrieval: one per direction);
+* ``chance_level(metric, items)`` — the metric's value for a method that does not work (chance), given one
+  evaluation's per-item records (or None when there are none): a row whose clean score is not well above it gets
+  no robustness score (:mod:`benchmark.report.robustness`); None = unknown (default);
 * ``protocol_counts(protocol)`` — what an evaluation's numbers are computed on, phrased from its protocol
   record for the table captions (default: every count in the record);
 * ``not_applicable_reason(method)`` — why a method (class or instance) cannot do the task, or None
@@ -192,6 +195,11 @@ class Task:
         """MMI column suffix → the metrics whose per-cell mean its score is taken on (MultiModal Impact,
         :mod:`benchmark.report.robustness`); '' names the plain ``MMI`` column. Default: the summary metric."""
         return {"": [summary]} if summary in metric_names else {}
+
+    def chance_level(self, metric: str, items: Any | None) -> float | None:
+        """``metric``'s chance level on the test set ``items`` (:meth:`items` records of one evaluation, None when
+        there are none), or None when the task does not know it: then no row is judged near chance."""
+        return None
 
     # -- efficiency -----------------------------------------------------------------------------
     def forward_example(self, model: Any, example: dict[str, Any]) -> Any:

@@ -123,6 +123,12 @@ class Grounding(Task):
         }
         return rows, protocol
 
+    def chance_level(self, metric: str, items: Any | None) -> float | None:
+        """AP, AP50 and AP75 of a method that does not work are ≈ 0 (boxes placed or ranked at random almost never
+        match the referred object, and precision is averaged over recall), taken as 0; the other metrics' chance
+        depends on the images (N-acc, T-acc: on the detector's threshold), so unknown."""
+        return 0.0 if metric in ("AP", "AP50", "AP75") else None
+
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         from benchmark.corruptions.families import missing_mask
 

@@ -264,5 +264,9 @@ class Matching(Task):
         """The robustness subset (or val subset) is already cut: ``max_images`` must not cut it again."""
         return {**settings, "max_images": None}
 
+    def chance_level(self, metric: str, items: Any | None) -> float | None:
+        """½ for both metrics: a scorer that cannot tell a matched pair from its mismatch (the ``chance_pairs`` row)."""
+        return 0.5 if metric in METRICS else None
+
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         return "matching scores an (image, caption) pair; without one of them there is no pair to score"

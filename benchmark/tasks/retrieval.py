@@ -238,6 +238,12 @@ class Retrieval(Task):
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
         return "retrieval ranks one modality against the other; an absent item cannot be ranked"
 
+    def chance_level(self, metric: str, items: Any | None) -> float | None:
+        """The exact expectation of a uniformly random ranking of the evaluation's galleries (each query's
+        candidate set for ``cand_`` metrics), from the per-item records' own ``chance()`` — the same numbers
+        :meth:`chance` records as ``protocol.chance``; unknown without the records (the gallery sizes)."""
+        return None if items is None else items.chance().get(metric)
+
     def robustness_groups(self, metric_names: list[str], summary: str) -> dict[str, list[str]]:
         """One MMI column per direction (Qiu et al. report MMI per retrieval direction), on that direction's R@K;
         the summary metric alone when the rows have no per-direction recall."""

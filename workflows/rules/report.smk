@@ -28,6 +28,7 @@ rule aggregate:
             labels={"table": "robustness summary"},
         ),
         robustness_drops=RUN.tables.robustness_drops,
+        robustness_cells=RUN.tables.robustness_cells,
         robustness_md=RUN.tables.robustness_md,
         robustness_tex=RUN.tables.robustness_tex,
         efficiency_csv=report(

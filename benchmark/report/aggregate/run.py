@@ -114,7 +114,7 @@ def run_aggregate(
         out_dir / TABLES.main_md,
         main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions, capped, parameters),
     )
-    composition = labelled_zero_shot(compositional_table(frame), zero_shot)
+    composition = labelled_zero_shot(compositional_table(frame, image_control(set(frame["method"]))), zero_shot)
     write_text(out_dir / TABLES.compositional, compositional_markdown(composition, provenance))
     write_text(out_dir / TABLES.main_tex, main_latex(stats, provenance, zero_shot, captions, capped, parameters))
     controls = control_rows(report.get("control_pairs") or [], frame, comparisons, training)
@@ -138,6 +138,27 @@ def run_aggregate(
     return frame
 
 
+def method_modalities(methods: set[str]) -> dict[str, tuple[str, ...]]:
+    """method → the modalities it reads (``FusionMethod.modalities``), for the methods with a method file; a row
+    without one (a reference row) reads both."""
+    from benchmark.errors import MethodError
+    from benchmark.registry import load_method
+
+    out = {}
+    for name in sorted(methods):
+        try:
+            out[name] = tuple(load_method(name).modalities)
+        except MethodError:
+            continue
+    return out
+
+
+def image_control(methods: set[str]) -> str | None:
+    """The compositional gap's control: the method that reads only the image (the first by name), if one ran."""
+    readers = sorted(name for name, reads in method_modalities(methods).items() if tuple(reads) == ("image",))
+    return readers[0] if readers else None
+
+
 def write_robustness(
     frame: pd.DataFrame,
     out_dir: Path,
@@ -148,7 +169,7 @@ def write_robustness(
 ) -> pd.DataFrame:
     """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md/.tex; the
     Markdown and LaTeX tables mark zero-shot methods."""
-    from benchmark.report.robustness import robustness_latex, robustness_markdown, summary_scores
+    from benchmark.report.robustness import robustness_latex, robustness_markdown, robustness_scores
 
     missing = [k for k in ("reference_method", "summary_metric") if k not in report]
     if missing:
@@ -160,10 +181,14 @@ def write_robustness(
         task: get_task(task).robustness_metric(metric, measured[task]) if task in measured else metric
         for task, metric in report["summary_metric"].items()
     }
-    scores, drops = summary_scores(frame, reference, metrics, cell_items)
+    result = robustness_scores(
+        frame, reference, metrics, cell_items, modalities=method_modalities(set(frame["method"]))
+    )
+    scores, drops = result.scores, result.drops
     write_text(out_dir / TABLES.robustness_csv, csv_with_footer(frame, provenance))
     write_text(out_dir / TABLES.robustness_summary, csv_with_footer(scores, provenance))
     write_text(out_dir / TABLES.robustness_drops, csv_with_footer(drops, provenance))
+    write_text(out_dir / TABLES.robustness_cells, csv_with_footer(result.cells, provenance))
     failed = [f"- {d} — {t}: {line[2:]}" for (d, t), lines in failure_notes(frame).items() for line in lines]
     if scores.empty:  # every robustness result failed: nothing to score
         markdown = "# FuseBench robustness\n\nNo scores: no robustness result was computed.\n"

@@ -47,14 +47,23 @@ The long score table has, per (dataset, task, method, seed, family, score): ``va
 with records, ``ci_low`` / ``ci_high``.
 """
 
-from benchmark.report.robustness.scores import common_corruptions, load_cell_items, mmi_components, summary_scores
+from benchmark.report.robustness.scores import (
+    RobustnessScores,
+    common_corruptions,
+    load_cell_items,
+    mmi_components,
+    robustness_scores,
+    summary_scores,
+)
 from benchmark.report.robustness.tables import robustness_latex, robustness_markdown
 
 __all__ = [
+    "RobustnessScores",
     "common_corruptions",
     "load_cell_items",
     "mmi_components",
     "robustness_latex",
     "robustness_markdown",
+    "robustness_scores",
     "summary_scores",
 ]

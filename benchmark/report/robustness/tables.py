@@ -10,7 +10,7 @@ import pandas as pd
 from benchmark.metrics.bootstrap import (
     LEVEL,
 )
-from benchmark.metrics.robustness import NEGLIGIBLE
+from benchmark.metrics.robustness import CHANCE_MARGIN, NEGLIGIBLE
 from benchmark.report.robustness.scores import COVERED, FAMILIES, score_columns
 from benchmark.tasks import get_task, task_names
 
@@ -76,6 +76,17 @@ def _family_table(block: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(table, columns=header)
 
 
+def _unscored_note(block: pd.DataFrame) -> str:
+    """'Not scored (n/a): method — why; …' for the rows of one (dataset, task, family) given no robustness score."""
+    if "unscored" not in block:
+        return ""
+    reasons = block[block["unscored"].fillna("").astype(str) != ""].drop_duplicates(["method", "unscored"])
+    if reasons.empty:
+        return ""
+    listed = "; ".join(f"{m} — {r}" for m, r in zip(reasons["method"], reasons["unscored"]))
+    return f"Not scored (n/a; clean and mean_corrupted are kept): {listed}."
+
+
 def _family_set(block: pd.DataFrame) -> str:
     """Which corruptions a family's rows average over, e.g. 'over all 20 corruptions'."""
     first = block.iloc[0]
@@ -94,7 +105,15 @@ def _caption(reference_method: str) -> str:
         "each table). A corruption's relative CE is undefined when the reference's mean relative drop under it "
         f"is at most {NEGLIGIBLE:g} (it improves, stays level or barely degrades), its CE when the reference's "
         f"mean error is at most {NEGLIGIBLE:g}; relative mCE and mCE average the defined corruptions, and "
-        "'over' says how many. effective_robustness_multibench is MultiBench's (Liang et al. 2021): "
+        "'over' says how many; which corruptions those are is decided once on the measured reference curves and "
+        "kept in every replicate of the interval. No reference-relative score is defined when the reference's "
+        f"clean score is not well above chance, (M₀ − chance) / (1 − chance) < {CHANCE_MARGIN:g}; a row with "
+        "such a clean score, or one whose method does not read a modality the family's corruptions change, is "
+        "not scored (n/a). "
+        "effective_robustness is Taori et al. 2020's, in the metric's units: mean_corrupted minus what the line "
+        "fitted through every scored row's (clean, mean_corrupted) on logit axes predicts from the row's clean score. "
+        "*_normalised: (M − chance) / (1 − chance), where the task knows its chance level. "
+        "effective_robustness_multibench is MultiBench's (Liang et al. 2021): "
         "Σ over severity 0 and every corrupted severity s of M_s − (M^ref_s + M₀ − M^ref₀), the reference's "
         "curve shifted additively to the method's clean value; averaged over corruptions, not min–max normalised. "
     )
@@ -151,6 +170,8 @@ def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_met
                 continue
             table = _family_table(rows, columns)
             parts += [f"**{fam}**, {_family_set(rows)}:", "", table.to_markdown(index=False), ""]
+            if note := _unscored_note(rows):
+                parts += [note, ""]
         if not d.empty:
             pivot = d.groupby(["method", "corruption"])["relative_drop"].mean().unstack("corruption")
             parts += [
@@ -170,7 +191,10 @@ def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, p
     for (dataset, task, fam), block in scores.groupby(["dataset", "task", "family"], sort=True):
         frame = _family_table(block, score_columns(block))
         frame.columns = [
-            "effective robustness (MultiBench)" if c == "effective_robustness_multibench" else c.replace("_", " ")
+            {
+                "effective_robustness_multibench": "effective robustness (MultiBench)",
+                "effective_robustness": "effective robustness (Taori)",
+            }.get(c, c.replace("_", " "))
             for c in frame.columns
         ]
         metric = block["metric"].iloc[0]
@@ -182,9 +206,16 @@ def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, p
             f"to the method's clean value, summed over severities) relative to the mean over seeds of "
             f"{reference_method}; a corruption's CE (relative CE) is undefined when the reference's mean error "
             f"(mean relative drop) under it is at most {NEGLIGIBLE:g}, and 'over' counts the corruptions averaged; "
-            f"MMI (Qiu et al. 2022) is the mean relative drop, {_mmi_note(task, f'on {metric}')}."
+            f"MMI (Qiu et al. 2022) is the mean relative drop, {_mmi_note(task, f'on {metric}')}; effective "
+            "robustness (Taori) is Taori et al. 2020's, in the metric's units: mean corrupted minus the prediction of "
+            "the line fitted on logit axes through every scored row's (clean, mean corrupted); rows whose clean "
+            f"score is not well above chance ((M₀ − chance)/(1 − chance) < {CHANCE_MARGIN:g}) or whose method does "
+            "not read the corrupted modality are not scored (n/a), and a reference below that rule defines no "
+            "reference-relative score."
         )
         if note := _interval_note(block):
+            caption += " " + note
+        if note := _unscored_note(block):
             caption += " " + note
         tables.append(latex_table(frame, caption, f"tab:robustness-{dataset}-{task}-{fam}", provenance))
     return "\n".join(tables)
