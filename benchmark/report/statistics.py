@@ -26,6 +26,7 @@ The bootstrap probabilities are proportions of replicates, not p-values of a tes
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,13 @@ from benchmark.metrics.bootstrap import (
     ALPHA,
     RESAMPLES,
     ItemScores,
-    holm,
-    paired_difference,
+    difference_replicates,
+    difference_summary,
+    marks_against_the_best,
     per_seed_distribution,
     percentile_interval,
-    resample_seeds,
-    two_level,
+    probability_of_improvement,
+    seed_t_replicates,
 )
 from benchmark.results import NOT_APPLICABLE, UNDEFINED, read_items
 from benchmark.seeding import derive_seed
@@ -58,22 +60,49 @@ Distributions = dict[str, dict[str, np.ndarray]]
 """method → metric → B bootstrap replicates of the seed-mean."""
 
 
+PerSeed = dict[str, dict[str, np.ndarray]]
+"""method → metric → S × B: each seed's metric on the same B item resamples."""
+
+
 def bootstrap_distributions(
     items_by_method: dict[str, list[ItemScores]], resamples: int, seed: int
-) -> tuple[Distributions, Distributions]:
-    """(two-level: seeds and items resampled, items only: seeds fixed), on the same item resamples.
+) -> tuple[PerSeed, Distributions, Distributions]:
+    """(per seed, seed-mean with seed variance, seed-mean with the seeds fixed), on the same item resamples.
 
-    Each method's list of items is ordered by seed number, so methods with as many seeds are
-    resampled in pairs (:func:`benchmark.metrics.bootstrap.resample_seeds`)."""
+    The second is :func:`benchmark.metrics.bootstrap.seed_t_replicates`: the item bootstrap of the
+    seed-mean plus the seeds' spread on a t with S − 1 degrees of freedom. Each method's list of items
+    is ordered by seed number, so methods with as many seeds are paired seed k with seed k."""
     if not items_by_method:
-        return {}, {}
+        return {}, {}, {}
     per_seed = per_seed_distribution(items_by_method, resamples, seed)
     both, items_only = {}, {}
     for method, metrics in per_seed.items():
-        draws = resample_seeds(len(items_by_method[method]), resamples, seed)
-        both[method] = {name: two_level(values, draws) for name, values in metrics.items()}
+        both[method] = {name: seed_t_replicates(values, seed) for name, values in metrics.items()}
         items_only[method] = {name: values.mean(axis=0) for name, values in metrics.items()}
-    return both, items_only
+    return per_seed, both, items_only
+
+
+def unimodal_methods(methods: Iterable[str]) -> frozenset[str]:
+    """The methods that read one modality (``modalities`` of their file, read without importing it):
+    references for the fusion methods, never a column's best. A name without a method file is not."""
+    from benchmark.registry import baselines_dir, declared_attributes
+
+    out = set()
+    for method in methods:
+        path = baselines_dir() / f"{method}.py"
+        if path.is_file():
+            modalities = declared_attributes(path).get("modalities")
+            if isinstance(modalities, (tuple, list)) and len(modalities) == 1:
+                out.add(method)
+    return frozenset(out)
+
+
+def _seed_values(rows: pd.DataFrame) -> str:
+    """Each seed's value, in seed order, space-separated (``repr`` of the float: the CSV keeps every bit)."""
+    rows = rows.dropna(subset=["value"])
+    if "seed" in rows and rows["seed"].notna().all():
+        rows = rows.sort_values("seed")
+    return " ".join(repr(float(v)) for v in rows["value"])
 
 
 def _record(
@@ -90,48 +119,69 @@ def _record(
         "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
         "n": len(values),
         "n_configured": int(expected["seed"].nunique()),  # references have no seed: 0
+        "seed_values": _seed_values(rows),
         "ci_low": float("nan"),
         "ci_high": float("nan"),
         "ci_items_low": float("nan"),
         "ci_items_high": float("nan"),
         "status": next((s for s in rows["status"] if s != "ok"), "ok"),
         "reference": method in references,
+        "eligible": False,
         "boot_prob_vs_best": float("nan"),
         "holm_boot_prob_vs_best": float("nan"),
     }
 
 
-def _mark_best(records: list[dict[str, Any]], learned: list[str], distributions: Distributions) -> dict[str, str]:
-    """Set best / not-worse / bootstrap probabilities on one (dataset, task)'s records; metric → best."""
+def _eligible(records: list[dict[str, Any]], learned: list[str], task: str, unimodal: frozenset[str]) -> set[str]:
+    """The learned multimodal methods that predict: a row whose ``prediction_metric`` is 0 never predicts
+    (grounding: T-acc 0, no box above the threshold) and cannot be best on any metric of the task."""
+    metric = get_task(task).prediction_metric
+    never = {r["method"] for r in records if metric and r["metric"] == metric and r["mean"] == 0}
+    return {m for m in learned if m not in unimodal and m not in never}
+
+
+def _pair_key(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+def _mark_best(
+    records: list[dict[str, Any]], eligible: set[str], per_seed: PerSeed, seed: int
+) -> tuple[dict[str, str], dict[tuple[str, str, str], float]]:
+    """Set best / not-worse / bootstrap probabilities on one (dataset, task)'s records.
+
+    Returns (metric → best, (metric, a, b) → Holm-adjusted two-sided probability of the sorted pair)."""
     bests: dict[str, str] = {}
+    adjusted_all: dict[tuple[str, str, str], float] = {}
     for metric in sorted({r["metric"] for r in records}):
         column = [r for r in records if r["metric"] == metric]
-        candidates = [r for r in column if r["method"] in learned and not r["reference"] and not np.isnan(r["mean"])]
+        candidates = {
+            r["method"]: r["mean"]
+            for r in column
+            if r["method"] in eligible and not r["reference"] and not np.isnan(r["mean"])
+        }
+        for record in column:
+            record["eligible"] = record["method"] in candidates
         if not candidates:
             continue
-        best = max(candidates, key=lambda r: r["mean"])["method"]  # first of tied means, by method name
-        bests[metric] = best
-        bootstrapped = metric in distributions.get(best, {})
-        family = {
-            r["method"]: paired_difference(distributions[best][metric], distributions[r["method"]][metric])[
+        bootstrapped = sorted(m for m in candidates if metric in per_seed.get(m, {}))
+        two_sided = {
+            (a, b): difference_summary(difference_replicates(per_seed[a][metric], per_seed[b][metric], seed))[
                 "boot_prob_two_sided"
             ]
-            for r in column
-            if bootstrapped
-            and r["method"] in learned
-            and r["method"] != best
-            and metric in distributions.get(r["method"], {})
+            for a, b in itertools.combinations(bootstrapped, 2)
         }
-        adjusted = holm(family)
+        best, marks, adjusted = marks_against_the_best(candidates, two_sided, ALPHA)
+        bests[metric] = best  # type: ignore[assignment]
+        adjusted_all.update({(metric, a, b): p for (a, b), p in adjusted.items()})
         for record in column:
-            record["best"] = record["method"] == best
-            if record["method"] in adjusted:
-                record["boot_prob_vs_best"] = family[record["method"]]
-                record["holm_boot_prob_vs_best"] = adjusted[record["method"]]
-                record["not_worse_than_best"] = bool(adjusted[record["method"]] > ALPHA)
-            elif record["best"] and bootstrapped:
-                record["not_worse_than_best"] = True
-    return bests
+            method = record["method"]
+            record["best"] = method == best
+            if method in bootstrapped and best in bootstrapped:
+                record["not_worse_than_best"] = marks[method]
+                if method != best:
+                    record["boot_prob_vs_best"] = two_sided[_pair_key(method, best)]
+                    record["holm_boot_prob_vs_best"] = adjusted[_pair_key(method, best)]
+    return bests, adjusted_all
 
 
 def method_statistics(
@@ -139,11 +189,14 @@ def method_statistics(
     items: dict[tuple[str, str, str], list[Any]],
     references: tuple[str, ...],
     resamples: int = RESAMPLES,
+    unimodal: frozenset[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-method statistics, pairwise comparisons) for the clean test set.
 
-    ``items`` maps (dataset, task, method) to the per-item records of its seeds, ordered by seed."""
+    ``items`` maps (dataset, task, method) to the per-item records of its seeds, ordered by seed;
+    ``unimodal`` (default: :func:`unimodal_methods` of the frame's methods) are never a column's best."""
     clean = frame[frame["corruption"] == "none"]
+    unimodal = unimodal_methods(set(clean["method"])) if unimodal is None else unimodal
     stats, comparisons = [], []
     for (dataset, task), block in clean.groupby(["dataset", "task"], sort=True):
         learned = sorted(
@@ -153,8 +206,9 @@ def method_statistics(
             and (dataset, task, m) in items
             and all(i is not None for i in items[(dataset, task, m)])
         )
-        distributions, items_only = bootstrap_distributions(
-            {m: items[(dataset, task, m)] for m in learned}, resamples, derive_seed("bootstrap", dataset, task)
+        seed = derive_seed("bootstrap", dataset, task)
+        per_seed, distributions, items_only = bootstrap_distributions(
+            {m: items[(dataset, task, m)] for m in learned}, resamples, seed
         )
         records = []
         for (method, metric), rows in block.groupby(["method", "metric"], sort=True):
@@ -163,17 +217,15 @@ def method_statistics(
                 record["ci_low"], record["ci_high"] = percentile_interval(distributions[method][metric])
                 record["ci_items_low"], record["ci_items_high"] = percentile_interval(items_only[method][metric])
             records.append(record)
-        bests = _mark_best(records, learned, distributions)
+        eligible = _eligible(records, learned, task, unimodal)
+        _, adjusted = _mark_best(records, eligible, per_seed, seed)
         stats.extend(records)
+        means = {(r["method"], r["metric"]): r["mean"] for r in records}
         for a, b in itertools.permutations(learned, 2):
             for metric in get_task(task).headline_metrics:
-                if metric not in distributions.get(a, {}):
+                if metric not in per_seed.get(a, {}) or metric not in per_seed.get(b, {}):
                     continue
-                diff = paired_difference(distributions[a][metric], distributions[b][metric])
-                holm_prob = next(
-                    (r["holm_boot_prob_vs_best"] for r in records if r["method"] == b and r["metric"] == metric),
-                    float("nan"),
-                )
+                diff = difference_summary(difference_replicates(per_seed[a][metric], per_seed[b][metric], seed))
                 comparisons.append(
                     {
                         "dataset": dataset,
@@ -181,17 +233,28 @@ def method_statistics(
                         "metric": metric,
                         "a": a,
                         "b": b,
-                        **diff,
-                        "holm_boot_prob": holm_prob if bests.get(metric) == a else float("nan"),
+                        "delta_observed": means.get((a, metric), np.nan) - means.get((b, metric), np.nan),
+                        "delta_boot_mean": diff["delta"],
+                        **{k: v for k, v in diff.items() if k != "delta"},
+                        "holm_boot_prob": adjusted.get((metric, *_pair_key(a, b)), float("nan")),
+                        "prob_improvement": probability_of_improvement(
+                            _values(block, a, metric), _values(block, b, metric)
+                        ),
                         **_seed_wins(block, a, b, metric),
                     }
                 )
     statistics = pd.DataFrame(stats)
-    for column in ("best", "not_worse_than_best"):
+    for column in ("best", "not_worse_than_best", "eligible"):
         if column not in statistics:
             statistics[column] = False
         statistics[column] = statistics[column].fillna(False).astype(bool)
     return statistics, pd.DataFrame(comparisons)
+
+
+def _values(block: pd.DataFrame, method: str, metric: str) -> np.ndarray:
+    """A method's per-seed values of one metric (the table's inputs)."""
+    rows = block[(block["method"] == method) & (block["metric"] == metric)]
+    return rows["value"].dropna().to_numpy(dtype=float)
 
 
 def _seed_wins(block: pd.DataFrame, a: str, b: str, metric: str) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class Grounding(Task):
     }
     reference_settings = ("score_threshold", "acc_iou")
     bootstrap_unit = "an image with all its referring expressions"
+    prediction_metric = "T-acc"  # 0: no box ever scores above the threshold (never eligible for best)
     training_unit = "expressions"  # a fine-tuning batch draws (image, expression) pairs
     efficiency = ("flops_ground_pair", "MFLOPs / pair (grounding)")
     subset_note = "scores the subset's expressions (COCOeval on those pairs alone)"
