@@ -83,18 +83,15 @@ def bootstrap_distributions(
 
 
 def unimodal_methods(methods: Iterable[str]) -> frozenset[str]:
-    """The methods that read one modality (``modalities`` of their file, read without importing it):
-    references for the fusion methods, never a column's best. A name without a method file is not."""
-    from benchmark.registry import baselines_dir, declared_attributes
+    """The methods whose class reads one modality (``FusionMethod.modalities``): references for the fusion
+    methods, never a column's best. A name without a method file (a reference row) is not one."""
+    from benchmark.registry import baselines_dir, load_method
 
-    out = set()
-    for method in methods:
-        path = baselines_dir() / f"{method}.py"
-        if path.is_file():
-            modalities = declared_attributes(path).get("modalities")
-            if isinstance(modalities, (tuple, list)) and len(modalities) == 1:
-                out.add(method)
-    return frozenset(out)
+    return frozenset(
+        method
+        for method in methods
+        if (baselines_dir() / f"{method}.py").is_file() and len(load_method(method).modalities) == 1
+    )
 
 
 def _seed_values(rows: pd.DataFrame) -> str:
