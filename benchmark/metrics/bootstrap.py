@@ -208,6 +208,7 @@ class GroundingItems:
         out["Acc@0.5"] = weighted(self.acc_hit.astype(float), single)
         out["N-acc"] = weighted((~self.detected).astype(float), none)
         out["T-acc"] = weighted(self.detected.astype(float), with_target)
+        out["no_target_balanced_acc"] = (out["N-acc"] + out["T-acc"]) / 2  # NaN where either is
         return out
 
 
