@@ -1,26 +1,30 @@
-"""Statistics behind every table: mean ± sample std over seeds, two-level bootstrap CIs, significance.
+"""Statistics behind every table: mean ± sample std over seeds, intervals honest at S seeds, marks, comparisons.
 
 For each (dataset, task, metric) and learned method:
 
 * the mean and sample standard deviation over seeds with their count ``n``, beside
   ``n_configured``, the seeds that should have given a value (every seed but the not-applicable
-  and undefined ones: ``n < n_configured`` means some failed or did not run);
-* ``ci_low`` / ``ci_high``: the 95 % percentile interval of the seed-mean from the two-level
-  bootstrap of :mod:`benchmark.metrics.bootstrap` — seeds resampled, then test units (the same
-  units for every drawn seed and method); 1,000 replicates, seeded from (dataset, task) — so it
-  includes seed-to-seed variance; ``ci_items_low`` / ``ci_items_high``: the same with the seeds
+  and undefined ones: ``n < n_configured`` means some failed or did not run), and ``seed_values``,
+  each seed's value in seed order;
+* ``ci_low`` / ``ci_high``: the 95 % percentile interval of the seed-mean from
+  :func:`benchmark.metrics.bootstrap.seed_t_replicates` — test units resampled (the same units for
+  every seed and method; 1,000 replicates, seeded from (dataset, task)) plus the seeds' spread on a
+  t with S − 1 degrees of freedom; ``ci_items_low`` / ``ci_items_high``: the same with the seeds
   fixed (test-item variance only), to show how much of the width each source explains;
-* ``best``: the learned method with the highest mean in the column; ``boot_prob_vs_best``: the
-  two-sided bootstrap probability 2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0)) of Δ = best − method on the
-  same two-level replicates; ``holm_boot_prob_vs_best``: that probability Holm–Bonferroni-adjusted
-  over the column's best-vs-rest comparisons; ``not_worse_than_best``: the best, or a method whose
-  adjusted probability exceeds α = 0.05 (italics in main.md, underlined in main.tex).
+* ``eligible``: a learned method that reads both modalities and predicts (not a unimodal reference,
+  :func:`unimodal_methods`; not a row whose task's ``prediction_metric`` is 0); ``best``: the
+  eligible method with the highest mean in the column; ``not_worse_than_best``: no eligible method
+  with a higher mean is significantly above it, Holm over every pair of the column
+  (:func:`benchmark.metrics.bootstrap.marks_against_the_best`; italics in main.md, underlined in
+  main.tex); ``boot_prob_vs_best`` / ``holm_boot_prob_vs_best``: the (best, method) pair's two-sided
+  bootstrap probability and its adjusted value.
 
-Pairwise comparisons (``comparisons.csv``, headline metrics) give Δ = A − B with its two-level
-paired-bootstrap interval, the bootstrap probabilities ``boot_prob_not_better`` = P*(Δ ≤ 0) and
-``boot_prob_two_sided``, ``holm_boot_prob`` on the rows whose A is the column's best (the value
-the marks use), and the fraction of seeds in which A beats B (seeds paired by number).
-The bootstrap probabilities are proportions of replicates, not p-values of a test.
+Pairwise comparisons (``comparisons.csv``, headline metrics) give the observed difference
+``delta_observed`` = mean A − mean B beside the bootstrap mean ``delta_boot_mean``, the paired
+interval, the bootstrap probabilities ``boot_prob_not_better`` = P*(Δ ≤ 0) and
+``boot_prob_two_sided``, ``holm_boot_prob`` (the pair's value in the all-pairs family of the marks),
+``prob_improvement`` (rliable's P(A > B) over seed pairs) and the fraction of seeds in which A beats
+B (seeds paired by number). Bootstrap probabilities are proportions of replicates, not p-values.
 """
 
 from __future__ import annotations
