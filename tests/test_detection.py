@@ -123,6 +123,19 @@ def test_t_acc_counts_targeted_pairs_that_get_a_confident_box() -> None:
     assert no_targets["T-acc"] is None and no_targets["N-acc"] == 1.0
 
 
+def test_no_target_balanced_accuracy_reads_n_acc_and_t_acc_together() -> None:
+    """(N-acc + T-acc)/2: threshold 0.5 → (0 + 1)/2, 0.85 → (1 + ½)/2; a detector that never fires (threshold
+    above every score) gets N-acc 1 and T-acc 0, so ½, as one that always fires; undefined without a kind of pair."""
+    targets, predictions = _case()
+    assert grounding_metrics(targets, predictions, [SIZE] * 3, score_threshold=0.5)["no_target_balanced_acc"] == 0.5
+    strict = grounding_metrics(targets, predictions, [SIZE] * 3, score_threshold=0.85)
+    assert strict["no_target_balanced_acc"] == pytest.approx(0.75)
+    silent = grounding_metrics(targets, predictions, [SIZE] * 3, score_threshold=0.99)
+    assert (silent["N-acc"], silent["T-acc"], silent["no_target_balanced_acc"]) == (1.0, 0.0, 0.5)
+    no_targets = grounding_metrics([np.zeros((0, 4))], [(np.zeros((0, 4)), np.zeros(0))], [SIZE])
+    assert no_targets["no_target_balanced_acc"] is None
+
+
 def test_giou_form_of_acc_differs_from_iou_by_hand() -> None:
     """MDETR's Acc@0.5 uses GIoU = IoU − (C − U)/C, never above IoU: here IoU ≥ 0.5 > GIoU."""
     target = np.array([[0.0, 0.0, 10.0, 10.0]])
@@ -150,8 +163,8 @@ def test_acc_iou_forms_are_the_task_setting() -> None:
     assert Grounding.settings_schema["properties"]["acc_iou"]["enum"] == list(ACC_IOU_FORMS)
     assert "acc_iou" in Grounding.settings_schema["required"]
     names = Grounding().metric_names({})
-    assert names[-4:] == ["mIoU", "Acc@0.5", "N-acc", "T-acc"]
-    assert Grounding.table_metrics[-2:] == ("N-acc", "T-acc")
+    assert names[-5:] == ["mIoU", "Acc@0.5", "N-acc", "T-acc", "no_target_balanced_acc"]
+    assert Grounding.table_metrics[-3:] == ("N-acc", "T-acc", "no_target_balanced_acc")
     with pytest.raises(ValueError, match="acc_iou must be one of iou, giou"):
         grounding_metrics(*_case(), [SIZE] * 3, acc_iou="diou")
     with pytest.raises(ValueError, match="unknown overlap"):

@@ -23,7 +23,7 @@ from benchmark.hf_metrics import module_path
 from benchmark.metrics.detection import COCO_STATS, grounding_metrics
 from benchmark.metrics.retrieval import retrieval_metrics
 
-GROUNDING_KEYS = [*COCO_STATS, "mIoU", "Acc@0.5", "N-acc", "T-acc"]
+GROUNDING_KEYS = [*COCO_STATS, "mIoU", "Acc@0.5", "N-acc", "T-acc", "no_target_balanced_acc"]
 
 
 @pytest.fixture

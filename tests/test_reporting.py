@@ -166,7 +166,7 @@ def grounding_pairs(
     return targets, predictions, [(48, 48)] * pairs
 
 
-GROUNDING_METRICS = ("AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc", "T-acc")
+GROUNDING_METRICS = ("AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc", "T-acc", "no_target_balanced_acc")
 
 
 def test_grounding_items_reproduce_pycocotools_on_the_identity_resample_with_score_ties() -> None:

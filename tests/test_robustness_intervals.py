@@ -23,7 +23,9 @@ from benchmark.metrics.bootstrap import (
     RetrievalItems,
     _thresholds_up_to,
     batch_metrics,
+    percentile_interval,
     resample_weights,
+    student_t_quantile,
     two_level,
 )
 from benchmark.report.robustness import load_cell_items, robustness_latex, robustness_markdown, summary_scores
@@ -110,8 +112,9 @@ def test_records_no_resample_can_change_give_the_point_as_interval() -> None:
     assert row["value"].tolist() == pytest.approx([0.375] * 2) and row["ci_high"].tolist() == pytest.approx([0.375] * 2)
 
 
-def test_two_seeds_that_differ_only_between_them_give_their_range() -> None:
-    """Seed-mean replicates are a (1/4), (a + b)/2 (1/2) or b (1/4): the 95 % interval is [a, b].
+def test_two_seeds_that_differ_only_between_them_give_the_t_interval() -> None:
+    """Two seeds a, b, constant over the item resamples: the interval is the t interval on 1 degree of freedom,
+    (a + b)/2 ± |a − b|/2 · t₁ (read at the stratified levels (k + ½)/B), far wider than [a, b] (issue 24).
 
     m's text family (char_swap): seed 0 mean_R (1 + 0)/2, (.5 + 0)/2 → mean_corrupted .375; seed 1 .25, 0 → .125."""
     shifted = {**METHOD, ("char_swap", 1): ((1, 0), 0), ("char_swap", 2): ((0, 0), 0)}
@@ -121,7 +124,10 @@ def test_two_seeds_that_differ_only_between_them_give_their_range() -> None:
     scores, _ = summary_scores(frame, "r", METRICS, cell_items, resamples=400)
     row = scores[(scores["method"] == "m") & (scores["family"] == "text") & (scores["score"] == "mean_corrupted")]
     assert sorted(row["value"]) == pytest.approx([0.125, 0.375])
-    assert (row["ci_low"].iloc[0], row["ci_high"].iloc[0]) == pytest.approx((0.125, 0.375))
+    t1 = student_t_quantile((np.arange(400) + 0.5) / 400, 1)
+    expected = percentile_interval(0.25 + 0.125 * t1)
+    assert (row["ci_low"].iloc[0], row["ci_high"].iloc[0]) == pytest.approx(expected, abs=1e-12)
+    assert expected[0] < 0.25 - 0.125 * 12 and expected[1] > 0.25 + 0.125 * 12  # t₁'s 97.5 % point is 12.7
 
 
 def test_without_the_reference_records_only_reference_free_scores_get_intervals() -> None:

@@ -106,10 +106,13 @@ def test_method_statistics_intervals_and_marks_include_seed_variance() -> None:
     """A's seeds score 1, 1 and 0 on every item (seed 3 misses everything); B scores 1 on every seed.
 
     Items only, A's seed-mean is 2/3 on every resample: interval [2/3, 2/3], and B − A = 1/3 always,
-    so A would be significantly worse. Resampling seeds, A's mean is 0 when all three draws are seed 3
-    (1/27 ≈ 3.7 % > 2.5 %) and 1 when none is (8/27 ≈ 30 % > 2.5 %): interval [0, 1]. B − A ≤ 0 on
-    ≈ 8/27 of the replicates: two-sided bootstrap probability ≈ 0.59 > 0.05, so A is not significantly
-    worse. The marks and comparisons.csv use the seed-inclusive replicates."""
+    so A would be significantly worse. With seed variance (t on S − 1 = 2 degrees of freedom), A's
+    seed-mean is 2/3 + s/√3 · t₂ with s = sd(1, 1, 0) = 1/√3, so s/√3 = 1/3: the interval is the t
+    interval 2/3 ± 4.303/3 (read at the stratified levels (k + ½)/B), wider than the seeds' range as
+    three values demand. B − A has per-seed differences 0, 0, 1: the same spread around 1/3, so
+    P*(Δ ≤ 0) = P(t₂ ≤ −1) = 0.211 and the two-sided probability 0.423 > 0.05: A keeps its mark. The
+    marks and comparisons.csv use the seed-inclusive replicates."""
+    from benchmark.metrics.bootstrap import student_t_quantile
     from benchmark.report.statistics import method_statistics
 
     frame = tidy_retrieval_frame({"A": [1.0, 1.0, 0.0], "B": [1.0, 1.0, 1.0]}, {"chance": 0.05})
@@ -117,24 +120,34 @@ def test_method_statistics_intervals_and_marks_include_seed_variance() -> None:
     items = {("d", "retrieval", "A"): [perfect, perfect, none], ("d", "retrieval", "B"): [perfect] * 3}
     stats, comparisons = method_statistics(frame, items, ("chance",))
     stats = stats[stats["metric"] == "mean_R"].set_index("method")
+    t2 = student_t_quantile((np.arange(1000) + 0.5) / 1000, 2)
     assert (stats.loc["A", "ci_items_low"], stats.loc["A", "ci_items_high"]) == pytest.approx((2 / 3, 2 / 3))
-    assert (stats.loc["A", "ci_low"], stats.loc["A", "ci_high"]) == (0.0, 1.0)
-    assert (stats.loc["B", "ci_low"], stats.loc["B", "ci_high"]) == (1.0, 1.0)
+    expected = percentile_interval(2 / 3 + t2 / 3)
+    assert (stats.loc["A", "ci_low"], stats.loc["A", "ci_high"]) == pytest.approx(expected, abs=1e-12)
+    assert expected == pytest.approx((2 / 3 - 4.303 / 3, 2 / 3 + 4.303 / 3), abs=0.02)
+    assert (stats.loc["B", "ci_low"], stats.loc["B", "ci_high"]) == (1.0, 1.0)  # no spread at all
     assert stats.loc["B", "best"] and stats.loc["A", "not_worse_than_best"]
-    assert stats.loc["A", "boot_prob_vs_best"] == pytest.approx(2 * 8 / 27, abs=0.06)
+    assert stats.loc["A", "boot_prob_vs_best"] == pytest.approx(2 * 0.2113, abs=0.002)
     assert stats.loc["A", "holm_boot_prob_vs_best"] == stats.loc["A", "boot_prob_vs_best"]  # a family of one
     assert np.isnan(stats.loc["B", "boot_prob_vs_best"])  # the best is not compared with itself
+    assert stats.loc["A", "seed_values"] == "1.0 1.0 0.0"
 
     pairs = comparisons[comparisons["metric"] == "mean_R"].set_index(["a", "b"])
     assert "p_not_better" not in comparisons and "boot_prob_not_better" in comparisons
-    assert pairs.loc[("B", "A"), "boot_prob_not_better"] == pytest.approx(8 / 27, abs=0.03)
-    assert pairs.loc[("B", "A"), "low"] == 0.0 and pairs.loc[("B", "A"), "high"] == 1.0
-    assert pairs.loc[("B", "A"), "holm_boot_prob"] == stats.loc["A", "holm_boot_prob_vs_best"]  # B is the best
-    assert np.isnan(pairs.loc[("A", "B"), "holm_boot_prob"])  # A is not the column's best
+    assert pairs.loc[("B", "A"), "boot_prob_not_better"] == pytest.approx(0.2113, abs=0.001)
+    assert (pairs.loc[("B", "A"), "low"], pairs.loc[("B", "A"), "high"]) == pytest.approx(
+        percentile_interval(1 / 3 + t2 / 3), abs=1e-12
+    )
+    assert pairs.loc[("B", "A"), "delta_observed"] == pytest.approx(1 / 3)
+    assert pairs.loc[("B", "A"), "holm_boot_prob"] == stats.loc["A", "holm_boot_prob_vs_best"]
+    assert pairs.loc[("A", "B"), "holm_boot_prob"] == pairs.loc[("B", "A"), "holm_boot_prob"]  # one pair, one test
+    # rliable's probability of improvement over the 3 × 3 seed pairs: B > A in 3 (A's 0), ties in 6
+    assert pairs.loc[("B", "A"), "prob_improvement"] == pytest.approx((3 + 0.5 * 6) / 9)
 
 
-def test_best_vs_rest_marks_are_holm_adjusted_over_the_column() -> None:
-    """The not-worse marks follow the Holm-adjusted probabilities of the column's best-vs-rest family."""
+def test_marks_are_holm_adjusted_over_every_pair_of_the_column() -> None:
+    """The not-worse marks follow Holm over all pairs of eligible methods: a method loses its mark when a method
+    with a higher mean is significantly above it."""
     from benchmark.report.statistics import method_statistics
 
     values = {"A": [0.9, 0.9, 0.9], "B": [0.85, 0.8, 0.9], "C": [0.5, 0.5, 0.5], "D": [0.88, 0.9, 0.86]}
@@ -145,12 +158,21 @@ def test_best_vs_rest_marks_are_holm_adjusted_over_the_column() -> None:
         ("d", "retrieval", "C"): [retrieval_items_hitting(30, 1, range(15))] * 3,
         ("d", "retrieval", "D"): [retrieval_items_hitting(30, 1, m) for m in ([3], [], [4])],
     }
-    stats = method_statistics(frame, items, (), resamples=400)[0]
+    stats, comparisons = method_statistics(frame, items, (), resamples=400)
     stats = stats[stats["metric"] == "mean_R"].set_index("method")
-    family = stats.loc[["B", "C", "D"], "boot_prob_vs_best"].to_dict()
-    assert stats.loc[["B", "C", "D"], "holm_boot_prob_vs_best"].to_dict() == pytest.approx(holm(family))
+    pairs = comparisons[comparisons["metric"] == "mean_R"].set_index(["a", "b"])
+    family = {f"{a}{b}": pairs.loc[(a, b), "boot_prob_two_sided"] for a, b in ("AB", "AC", "AD", "BC", "BD", "CD")}
+    adjusted = holm(family)
+    for a, b in ("AB", "AC", "AD", "BC", "BD", "CD"):
+        assert pairs.loc[(a, b), "holm_boot_prob"] == pytest.approx(adjusted[a + b])
     for method in "BCD":
-        assert stats.loc[method, "not_worse_than_best"] == (stats.loc[method, "holm_boot_prob_vs_best"] > 0.05)
+        assert stats.loc[method, "holm_boot_prob_vs_best"] == pytest.approx(adjusted["A" + method])
+    means = stats["mean"].to_dict()
+    for method in "BCD":
+        beaten = any(
+            adjusted["".join(sorted(method + o))] <= 0.05 and means[o] > means[method] for o in "ABCD" if o != method
+        )
+        assert stats.loc[method, "not_worse_than_best"] == (not beaten)
     assert not stats.loc["C", "not_worse_than_best"] and stats.loc["A", "best"]
 
 

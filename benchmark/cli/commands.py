@@ -112,7 +112,9 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     with_robustness = bool(robustness or missing.robustness_rows)
     report = report_settings(args) if args.report or with_robustness else {}
     out_dir = Path(args.out_dir)
-    run_aggregate(files, out_dir, args.config_hash, robustness, report, training, missing)
+    run_aggregate(
+        files, out_dir, args.config_hash, robustness, report, training, missing, getattr(args, "per_seed", False)
+    )
     if args.expected:
         print(missing.summary(out_dir))
     else:

@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--training", nargs="*", default=[], help="pretrain/finetune result.json files (efficiency table)")
     p.add_argument("--report", help="stage spec 'report' as JSON (reference_method, summary_metric, max_images)")
     p.add_argument(
+        "--per-seed",
+        action="store_true",
+        help="main.md also shows each seed's value (main_stats.csv always has them, column seed_values)",
+    )
+    p.add_argument(
         "--expected",
         metavar="JSON",
         help="every result the run should have (what the workflow writes after a failed run): reads those that "

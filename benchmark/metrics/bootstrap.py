@@ -1,29 +1,30 @@
-"""Two-level bootstrap over training seeds and test items: confidence intervals and paired comparisons.
+"""Bootstrap over test items with a small-sample seed part: confidence intervals and paired comparisons.
 
 A number in a table is the mean over S training seeds of a metric on I test units. Both are
 samples: a new seed gives a different model, a new test set different items. The interval of
-the seed-mean must include both sources, so each bootstrap replicate b
+the seed-mean must include both sources. The test units are resampled with replacement
+(multiplicities w_b), the *same* draw for every seed and every method — the test items are the
+same items in every run — and each seed is scored on each resample: m_s(w_b)
+(:func:`per_seed_distribution`, S × B per method and metric). Replicate b of the seed-mean is
 
-1. draws S seeds with replacement (indices J_b into the method's seeds, ordered by seed), and
-2. draws the test units with replacement once (multiplicities w_b), the *same* draw for every
-   drawn seed and every method — the test items are the same items in every run,
+  T_b = ȳ(w_b) + s_b/√S · t_{S−1}(u_b)      (:func:`seed_t_replicates`)
 
-and takes T_b = (1/S) Σ_{j ∈ J_b} m_j(w_b), m_j(w) being seed j's metric on the resampled
-units. Seeds and items are crossed (every seed is scored on every item), so this is Owen's
-pigeonhole bootstrap for crossed random effects (A. B. Owen, "The pigeonhole bootstrap", Ann.
-Appl. Stat. 1(2), 2007): resample the rows (seeds) and the columns (items) independently. For
-y_si = μ + a_s + b_i + e_si its variance is ≈ (S−1)/S · σ_a²/S + σ_b²/I + 3 σ_e²/(SI) against
-the true σ_a²/S + σ_b²/I + σ_e²/(SI): the interaction is over-counted (conservative) and, with
-few seeds, the seed term is under-counted by (S−1)/S, as in any bootstrap of S values (Davison
-& Hinkley, *Bootstrap Methods and their Application*, 1997, §3.8 on resampling hierarchical
-data at both stages). With one seed the interval covers test-item variance only. Accounting
-for seed variance beside test-set variance is what Bouthillier et al. recommend ("Accounting for
-variance in machine learning benchmarks", MLSys 2021).
+with ȳ(w_b) the mean of the S seeds on resample b, s_b their sample standard deviation and
+t_{S−1}(u_b) Student's t quantile on S − 1 degrees of freedom at a stratified level u_b. The seed
+part is the small-sample t interval of a mean of S values (exact for normal seed effects), the item
+part the item bootstrap; the percentile interval of T is their convolution. For y_si = μ + a_s +
+b_i + e_si, s_b² estimates σ_a² + σ_e²/I and the item part σ_b²/I + σ_e²/(SI): the interaction is
+counted about twice (slightly conservative). Bootstrapping the seeds instead (Owen's pigeonhole
+bootstrap, :func:`two_level`, what the tables used before) undercounts the seed term by (S − 1)/S
+and, with 3 seeds, has 10 distinct seed multisets: it covered 80 % where 95 % was claimed
+(docs/statistics.md gives the simulation, ``scripts/interval_simulation.py``). Accounting for seed
+variance beside test-set variance is what Bouthillier et al. recommend ("Accounting for variance in
+machine learning benchmarks", MLSys 2021). With one seed the interval covers test-item variance only.
 
-Methods with the same number of seeds get the same seed draws (seeds paired by number, as the
-seed wins of ``comparisons.csv``), and all methods the same item draws, so a difference
-Δ_b = A_b − B_b is a paired bootstrap. The seed-free distribution (seeds fixed, items resampled,
-the mean over all S seeds) is kept beside it to show how much of the width the items explain.
+Differences (:func:`difference_replicates`) are built the same way from the per-seed differences of
+two methods on the same item resamples, seeds paired by number; with unequal seed counts, Welch's
+variance on the Welch–Satterthwaite degrees of freedom. The seed-free distribution (seeds fixed, items
+resampled, the mean over all S seeds) is kept beside it to show how much of the width the items explain.
 
 The unit resampled is the task's ``bootstrap_unit``: an image with its captions for retrieval
 (galleries stay fixed, so a query's rank is unchanged and recall@K becomes a weighted mean of
@@ -41,14 +42,16 @@ with per-unit counts fixed by the records — the same table of precisions as re
 every detection, at a cost that does not grow with the false positives. The robustness
 summaries (:mod:`benchmark.report.robustness`) bootstrap every (corruption, severity) cell so.
 
-Significance of "best vs rest" (:func:`holm`): the bootstrap probability P*(Δ ≤ 0), the share
-of replicates in which the better method is not ahead, made two-sided (2 · min(P*(Δ ≤ 0),
-P*(Δ ≥ 0))), is Holm–Bonferroni-adjusted over the comparisons of one table column. It is a
-bootstrap probability, not the p-value of a test.
+Marks (:func:`marks_against_the_best`): every pair of eligible methods is tested with its two-sided
+bootstrap probability 2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0)), Holm–Bonferroni-adjusted over all pairs of one
+table column; a method is significantly worse than the best when a method with a higher mean is
+significantly above it. The probability of improvement (:func:`probability_of_improvement`) is
+rliable's. Bootstrap probabilities are not p-values of a test.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,7 +62,7 @@ from benchmark.metrics.retrieval import DIRECTIONS, chance_hits, hits_at_k
 RESAMPLES = 1000
 LEVEL = 0.95
 ALPHA = 1 - LEVEL
-"""Family-wise level of the Holm-corrected "not significantly worse than the best" marks."""
+"""Family-wise level of the Holm-corrected "not significantly worse than the best" marks (every pair)."""
 REC_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1)  # COCOeval's 101 points
 
 
@@ -276,6 +279,7 @@ class GroundingItems:
         out["Acc@0.5"] = weighted(self.acc_hit.astype(float), single)
         out["N-acc"] = weighted((~self.detected).astype(float), none)
         out["T-acc"] = weighted(self.detected.astype(float), with_target)
+        out["no_target_balanced_acc"] = (out["N-acc"] + out["T-acc"]) / 2  # NaN where either is
         return out
 
 
@@ -304,7 +308,9 @@ def _counts_up_to(positions: np.ndarray, units: np.ndarray, columns: np.ndarray,
 def resample_weights(units: int, resamples: int, seed: int) -> np.ndarray:
     """B × units multiplicities of a with-replacement resample of the units."""
     rng = np.random.default_rng(seed)
-    return np.stack([np.bincount(rng.integers(0, units, units), minlength=units) for _ in range(resamples)])
+    draws = rng.integers(0, units, (resamples, units))  # the same stream as one row per call
+    offsets = np.arange(resamples)[:, None] * units
+    return np.bincount((draws + offsets).reshape(-1), minlength=resamples * units).reshape(resamples, units)
 
 
 def resample_seeds(count: int, resamples: int, seed: int) -> np.ndarray:
@@ -331,6 +337,9 @@ def per_seed_distribution(
 def two_level(per_seed: np.ndarray, seed_draws: np.ndarray, skip_undefined: bool = False) -> np.ndarray:
     """T_b = mean over the drawn seeds J_b (row b of ``seed_draws``) of m_j(w_b); ``per_seed`` is S × B.
 
+    Owen's pigeonhole bootstrap (seeds resampled too): no longer behind any interval, kept as the
+    baseline the coverage simulation compares :func:`seed_t_replicates` with (it undercovers at few seeds).
+
     ``skip_undefined``: the mean of the drawn seeds' defined (non-NaN) values, NaN when none is — as a
     table's mean over the seeds whose score is defined (a robustness ratio undefined for one seed)."""
     per_seed = np.asarray(per_seed, dtype=float)
@@ -350,18 +359,17 @@ def seed_mean_distribution(
 ) -> dict[str, dict[str, np.ndarray]]:
     """method → metric → B values of the seed-mean, all methods on the same item resamples.
 
-    ``seeds_resampled`` (default): the two-level bootstrap of the module docstring, seeds
-    resampled too (lists of items ordered by seed); False: seeds fixed, items only."""
+    ``seeds_resampled`` (default): seed variance included, :func:`seed_t_replicates` (the item
+    bootstrap plus the seeds' spread on a t with S − 1 degrees of freedom; lists of items ordered by
+    seed); False: seeds fixed, items only."""
     per_seed = per_seed_distribution(items_by_method, resamples, seed)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for method, metrics in per_seed.items():
-        count = len(items_by_method[method])
-        draws = resample_seeds(count, resamples, seed) if seeds_resampled else None
-        out[method] = {
-            name: two_level(values, draws) if draws is not None else values.mean(axis=0)
+    return {
+        method: {
+            name: seed_t_replicates(values, seed) if seeds_resampled else values.mean(axis=0)
             for name, values in metrics.items()
         }
-    return out
+        for method, metrics in per_seed.items()
+    }
 
 
 def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -375,12 +383,194 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float
     return float(low), float(high)
 
 
+def student_t_quantile(level: np.ndarray | float, df: np.ndarray | int) -> np.ndarray:
+    """The ``level`` quantile of Student's t with integer ``df`` ≥ 1 degrees of freedom (arrays broadcast).
+
+    The distribution function of t on an integer number of degrees of freedom has a closed form
+    (Abramowitz & Stegun 26.7.3–4: with θ = arctan(t/√ν), P(|T| ≤ t) is a finite sum of powers of
+    cos θ), inverted here by bisection to float precision: no dependency for one function."""
+    level, df = np.broadcast_arrays(np.asarray(level, dtype=float), np.asarray(df, dtype=np.int64))
+    if (df < 1).any():
+        raise ValueError(f"Student t needs at least 1 degree of freedom, got {int(df.min())}")
+    if ((level <= 0) | (level >= 1)).any():
+        raise ValueError("Student t quantile levels must lie strictly between 0 and 1")
+    target = np.abs(2 * level - 1)  # P(|T| ≤ q) for q = |quantile|
+    low, high = np.zeros(level.shape), np.full(level.shape, 1.0)
+    while (too_low := _t_central(high, df) < target).any():  # bracket: t quantiles are unbounded on 1 df
+        high = np.where(too_low, high * 2, high)
+    for _ in range(200):
+        middle = (low + high) / 2
+        below = _t_central(middle, df) < target
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+        if (high - low <= 1e-13 * np.maximum(high, 1.0)).all():
+            break
+    return np.sign(level - 0.5) * (low + high) / 2
+
+
+def _t_central(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """P(|T| ≤ t), T ~ t on integer ``df`` (Abramowitz & Stegun 26.7.3 for odd, 26.7.4 for even df)."""
+    theta = np.arctan(t / np.sqrt(df))
+    cos2, sin = np.cos(theta) ** 2, np.sin(theta)
+    odd = df % 2 == 1
+    term = np.where(odd, np.cos(theta), 1.0)  # odd: cos θ, then ·(2k)/(2k+1)·cos²θ; even: 1, then ·(2k−1)/(2k)·cos²θ
+    total = term.copy()
+    for k in range(1, int(df.max()) // 2 + 1):
+        active = np.where(odd, 2 * k + 1 <= df - 2, 2 * k <= df - 2)  # powers of cos θ up to ν − 2
+        ratio = np.where(odd, (2 * k) / (2 * k + 1), (2 * k - 1) / (2 * k))
+        term = np.where(active, term * ratio * cos2, 0.0)
+        total = total + term
+    odd_value = 2 / np.pi * (theta + np.where(df > 1, sin * total, 0.0))
+    return np.where(odd, odd_value, sin * total)
+
+
+def t_levels(resamples: int, seed: int, count: int) -> np.ndarray:
+    """B quantile levels, one per replicate: (k + ½)/B for k = 0 … B − 1, shuffled by ``(seed, count)``.
+
+    Stratified rather than drawn: the tails of a t on 2 degrees of freedom are heavy, and B random
+    draws would move a 2.5 % quantile by about a tenth of its size; the same levels for the same
+    (seed, seed count), so a rerun gives the same bits."""
+    order = np.random.default_rng([seed, count, 1]).permutation(resamples)
+    return (order + 0.5) / resamples
+
+
+@functools.lru_cache(maxsize=256)
+def _stratified_t(resamples: int, df: int) -> np.ndarray:
+    """Student t quantiles at (k + ½)/B, k = 0 … B − 1: every :func:`t_levels` level, computed once."""
+    values = student_t_quantile((np.arange(resamples) + 0.5) / resamples, df)
+    values.setflags(write=False)
+    return values
+
+
+def _t_at(levels: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Student t quantiles at ``levels`` on ``df`` (per element); stratified levels are read from a table."""
+    levels, df = np.broadcast_arrays(np.asarray(levels, float), np.asarray(df, np.int64))
+    resamples = len(levels)
+    index = np.round(levels * resamples - 0.5).astype(np.int64)
+    if resamples and np.array_equal((index + 0.5) / resamples, levels) and (df >= 1).all():
+        out = np.empty(levels.shape)
+        for value in np.unique(df):
+            where = df == value
+            out[where] = _stratified_t(resamples, int(value))[index[where]]
+        return out
+    return student_t_quantile(levels, df)
+
+
+def seed_t_replicates(
+    per_seed: np.ndarray, seed: int, skip_undefined: bool = False, levels: np.ndarray | None = None
+) -> np.ndarray:
+    """B replicates T_b = ȳ(w_b) + s_b/√S_b · t_{S_b−1}(u_b) of the seed-mean (``per_seed``: S × B, m_s(w_b)).
+
+    ȳ(w_b) is the mean over the S seeds on item resample b (the item part: every seed on the same
+    resampled items), s_b the sample standard deviation of the seeds on it, and t_{S−1}(u_b) Student's t
+    quantile at the stratified level u_b (:func:`t_levels`). The percentile interval of T is the
+    item-bootstrap distribution convolved with the small-sample t interval of a mean of S values: with
+    seed variance dominant it is the t interval on S − 1 degrees of freedom (exact for normal seed
+    effects), with item variance dominant the item bootstrap's. One seed has no seed spread to
+    estimate: T_b = m_1(w_b), items only.
+
+    ``skip_undefined``: per replicate, the seeds whose value is defined (non-NaN) only, with their
+    count (a robustness ratio undefined for one seed); NaN when none is. Otherwise a replicate with
+    an undefined seed is NaN."""
+    per_seed = np.atleast_2d(np.asarray(per_seed, dtype=float))
+    seeds, resamples = per_seed.shape
+    defined = ~np.isnan(per_seed)
+    if skip_undefined:
+        count = defined.sum(axis=0)
+        values = np.where(defined, per_seed, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = values.sum(axis=0) / count
+            spread = np.where(defined, per_seed - mean, 0.0)
+            variance = (spread**2).sum(axis=0) / np.maximum(count - 1, 1)
+    else:
+        count = np.full(resamples, seeds)
+        mean = per_seed.mean(axis=0)
+        variance = per_seed.var(axis=0, ddof=1) if seeds > 1 else np.zeros(resamples)
+    levels = t_levels(resamples, seed, seeds) if levels is None else levels
+    several = count > 1
+    t = np.where(several, _t_at(levels, np.maximum(count - 1, 1)), 0.0)
+    with np.errstate(invalid="ignore"):
+        out = mean + np.where(several, np.sqrt(variance / np.maximum(count, 1)) * t, 0.0)
+    return np.where(count > 0, out, np.nan)
+
+
+def difference_replicates(per_seed_a: np.ndarray, per_seed_b: np.ndarray, seed: int) -> np.ndarray:
+    """B replicates of Δ = seed-mean of A − seed-mean of B, both S × B on the same item resamples.
+
+    With as many seeds, seeds are paired by number (as :func:`resample_seeds` pairs them) and Δ is
+    :func:`seed_t_replicates` of the per-seed differences. With different counts the two seed parts
+    are independent: Welch's variance s_A²/S_A + s_B²/S_B on the Welch–Satterthwaite degrees of
+    freedom, rounded down (conservative)."""
+    a, b = np.atleast_2d(np.asarray(per_seed_a, float)), np.atleast_2d(np.asarray(per_seed_b, float))
+    if a.shape == b.shape:
+        return seed_t_replicates(a - b, seed)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"A and B have {a.shape[1]} and {b.shape[1]} bootstrap replicates")
+    resamples = a.shape[1]
+    parts = [x.var(axis=0, ddof=1) / len(x) if len(x) > 1 else np.zeros(resamples) for x in (a, b)]
+    variance = parts[0] + parts[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        welch = variance**2 / sum(p**2 / (len(x) - 1) for p, x in zip(parts, (a, b)) if len(x) > 1)
+    df = np.clip(np.floor(np.nan_to_num(welch, nan=1.0)), 1, None).astype(np.int64)
+    t = _t_at(t_levels(resamples, seed, len(a) * 1000 + len(b)), df)
+    return a.mean(axis=0) - b.mean(axis=0) + np.sqrt(variance) * t
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) + ½ P(X = Y) over every pair of a seed of A (``x``) and a seed of B (``y``).
+
+    The probability of improvement of Agarwal et al., "Deep reinforcement learning at the edge of the
+    statistical precipice" (NeurIPS 2021), as ``rliable.metrics.probability_of_improvement`` computes it
+    on one task: the Mann–Whitney U statistic over N · M run pairs. NaN values are left out."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if not len(x) or not len(y):
+        return float("nan")
+    greater = (x[:, None] > y[None, :]).mean()
+    equal = (x[:, None] == y[None, :]).mean()
+    return float(greater + 0.5 * equal)
+
+
+def marks_against_the_best(
+    means: dict[str, float], two_sided: dict[tuple[str, str], float], alpha: float = ALPHA
+) -> tuple[str | None, dict[str, bool], dict[tuple[str, str], float]]:
+    """(best, method → not significantly worse than the best, pair → Holm-adjusted probability).
+
+    The best is the highest mean (the first by name among ties). Every pair of the eligible methods is a
+    hypothesis of equality, with its two-sided bootstrap probability (``two_sided``, keyed by sorted
+    pair); Holm's step-down adjustment runs over all of them, and a method is significantly worse than
+    the best when some method with a higher mean is significantly above it. Holm controls the
+    family-wise error over every pair, so a method truly equal to the best — which can only lose its
+    mark by a true null rejected — keeps it with probability ≥ 1 − α, whichever method the data
+    make the best (a best-vs-rest family would not: picking the best first makes its K − 1
+    comparisons look further apart than K − 1 tests allow)."""
+    if not means:
+        return None, {}, {}
+    best = max(sorted(means), key=lambda m: means[m])
+    adjusted_by_name = holm({f"{a}\0{b}": p for (a, b), p in two_sided.items()})
+    adjusted = {tuple(name.split("\0")): p for name, p in adjusted_by_name.items()}
+    marks = {}
+    for method in means:
+        beaten = any(
+            p <= alpha and means[other] > means[method]
+            for (a, b), p in adjusted.items()
+            if method in (a, b)
+            for other in ((b,) if a == method else (a,))
+        )
+        marks[method] = method == best or not beaten
+    return best, marks, adjusted  # type: ignore[return-value]
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> dict[str, float]:
-    """Δ = a − b on the same resamples: mean, percentile interval, and the bootstrap probabilities
+    """:func:`difference_summary` of Δ = a − b on the same resamples."""
+    return difference_summary(np.asarray(a, float) - np.asarray(b, float), level)
+
+
+def difference_summary(delta: np.ndarray, level: float = LEVEL) -> dict[str, float]:
+    """Replicates of a difference Δ: mean, percentile interval, and the bootstrap probabilities
     P*(Δ ≤ 0) (``boot_prob_not_better``: the share of replicates in which a is not ahead) and
     2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0)) (``boot_prob_two_sided``, capped at 1: the smallest 1 − level at
     which the percentile interval of Δ reaches 0). Proportions of bootstrap replicates, not p-values."""
-    delta = np.asarray(a, float) - np.asarray(b, float)
+    delta = np.asarray(delta, float)
     delta = delta[~np.isnan(delta)]
     low, high = percentile_interval(delta, level)
     return {

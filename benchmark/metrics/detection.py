@@ -26,7 +26,11 @@ Beside COCO AP:
   scores ≥ its ``thresh_score``, 0.7 there, ``score_threshold`` here) and the GRES paper's
   definitions (Liu et al., CVPR 2023). ReLA's mask evaluator
   (``gres_model/evaluation/refer_evaluation.py``) adds 1 to both denominators and its
-  ``T_acc`` line computes TP / (TP + FP + 1) instead; FuseBench does neither.
+  ``T_acc`` line computes TP / (TP + FP + 1) instead; FuseBench does neither;
+* ``no_target_balanced_acc`` — (N-acc + T-acc) / 2, the balanced accuracy of the no-target
+  decision (Brodersen et al., ICPR 2010): the two accuracies read together, so a method that
+  never predicts a box (N-acc 1, T-acc 0) scores 0.5, as one that always does; undefined
+  without both kinds of pair.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ ACC_IOU_FORMS = ("iou", "giou")
 """The overlaps ``Acc@0.5`` may use (``evaluate.grounding.acc_iou``)."""
 ACC_THRESHOLD = 0.5
 """``Acc@0.5``: the top box is right when its overlap with the target is at least this."""
-PAIR_METRICS = ("mIoU", "Acc@0.5", "N-acc", "T-acc")
+PAIR_METRICS = ("mIoU", "Acc@0.5", "N-acc", "T-acc", "no_target_balanced_acc")
 """The referring-expression metrics reported after the 12 COCO stats, in this order."""
 
 
@@ -193,6 +197,9 @@ def evaluate_pairs(
     metrics["Acc@0.5"] = float(acc_hit[single].mean()) if single.any() else None
     metrics["N-acc"] = float((~detected[none]).mean()) if none.any() else None
     metrics["T-acc"] = float(detected[with_target].mean()) if with_target.any() else None
+    metrics["no_target_balanced_acc"] = (
+        (metrics["N-acc"] + metrics["T-acc"]) / 2 if none.any() and with_target.any() else None  # type: ignore[operator]
+    )
     items = {
         "top_iou": top_iou,
         "acc_hit": acc_hit,

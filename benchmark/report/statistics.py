@@ -1,31 +1,36 @@
-"""Statistics behind every table: mean ± sample std over seeds, two-level bootstrap CIs, significance.
+"""Statistics behind every table: mean ± sample std over seeds, intervals honest at S seeds, marks, comparisons.
 
 For each (dataset, task, metric) and learned method:
 
 * the mean and sample standard deviation over seeds with their count ``n``, beside
   ``n_configured``, the seeds that should have given a value (every seed but the not-applicable
-  and undefined ones: ``n < n_configured`` means some failed or did not run);
-* ``ci_low`` / ``ci_high``: the 95 % percentile interval of the seed-mean from the two-level
-  bootstrap of :mod:`benchmark.metrics.bootstrap` — seeds resampled, then test units (the same
-  units for every drawn seed and method); 1,000 replicates, seeded from (dataset, task) — so it
-  includes seed-to-seed variance; ``ci_items_low`` / ``ci_items_high``: the same with the seeds
+  and undefined ones: ``n < n_configured`` means some failed or did not run), and ``seed_values``,
+  each seed's value in seed order;
+* ``ci_low`` / ``ci_high``: the 95 % percentile interval of the seed-mean from
+  :func:`benchmark.metrics.bootstrap.seed_t_replicates` — test units resampled (the same units for
+  every seed and method; 1,000 replicates, seeded from (dataset, task)) plus the seeds' spread on a
+  t with S − 1 degrees of freedom; ``ci_items_low`` / ``ci_items_high``: the same with the seeds
   fixed (test-item variance only), to show how much of the width each source explains;
-* ``best``: the learned method with the highest mean in the column; ``boot_prob_vs_best``: the
-  two-sided bootstrap probability 2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0)) of Δ = best − method on the
-  same two-level replicates; ``holm_boot_prob_vs_best``: that probability Holm–Bonferroni-adjusted
-  over the column's best-vs-rest comparisons; ``not_worse_than_best``: the best, or a method whose
-  adjusted probability exceeds α = 0.05 (italics in main.md, underlined in main.tex).
+* ``eligible``: a learned method that reads both modalities and predicts (not a unimodal reference,
+  :func:`unimodal_methods`; not a row whose task's ``prediction_metric`` is 0); ``best``: the
+  eligible method with the highest mean in the column; ``not_worse_than_best``: no eligible method
+  with a higher mean is significantly above it, Holm over every pair of the column
+  (:func:`benchmark.metrics.bootstrap.marks_against_the_best`; italics in main.md, underlined in
+  main.tex); ``boot_prob_vs_best`` / ``holm_boot_prob_vs_best``: the (best, method) pair's two-sided
+  bootstrap probability and its adjusted value.
 
-Pairwise comparisons (``comparisons.csv``, headline metrics) give Δ = A − B with its two-level
-paired-bootstrap interval, the bootstrap probabilities ``boot_prob_not_better`` = P*(Δ ≤ 0) and
-``boot_prob_two_sided``, ``holm_boot_prob`` on the rows whose A is the column's best (the value
-the marks use), and the fraction of seeds in which A beats B (seeds paired by number).
-The bootstrap probabilities are proportions of replicates, not p-values of a test.
+Pairwise comparisons (``comparisons.csv``, headline metrics) give the observed difference
+``delta_observed`` = mean A − mean B beside the bootstrap mean ``delta_boot_mean``, the paired
+interval, the bootstrap probabilities ``boot_prob_not_better`` = P*(Δ ≤ 0) and
+``boot_prob_two_sided``, ``holm_boot_prob`` (the pair's value in the all-pairs family of the marks),
+``prob_improvement`` (rliable's P(A > B) over seed pairs) and the fraction of seeds in which A beats
+B (seeds paired by number). Bootstrap probabilities are proportions of replicates, not p-values.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +41,13 @@ from benchmark.metrics.bootstrap import (
     ALPHA,
     RESAMPLES,
     ItemScores,
-    holm,
-    paired_difference,
+    difference_replicates,
+    difference_summary,
+    marks_against_the_best,
     per_seed_distribution,
     percentile_interval,
-    resample_seeds,
-    two_level,
+    probability_of_improvement,
+    seed_t_replicates,
 )
 from benchmark.results import NOT_APPLICABLE, UNDEFINED, read_items
 from benchmark.seeding import derive_seed
@@ -58,22 +64,46 @@ Distributions = dict[str, dict[str, np.ndarray]]
 """method → metric → B bootstrap replicates of the seed-mean."""
 
 
+PerSeed = dict[str, dict[str, np.ndarray]]
+"""method → metric → S × B: each seed's metric on the same B item resamples."""
+
+
 def bootstrap_distributions(
     items_by_method: dict[str, list[ItemScores]], resamples: int, seed: int
-) -> tuple[Distributions, Distributions]:
-    """(two-level: seeds and items resampled, items only: seeds fixed), on the same item resamples.
+) -> tuple[PerSeed, Distributions, Distributions]:
+    """(per seed, seed-mean with seed variance, seed-mean with the seeds fixed), on the same item resamples.
 
-    Each method's list of items is ordered by seed number, so methods with as many seeds are
-    resampled in pairs (:func:`benchmark.metrics.bootstrap.resample_seeds`)."""
+    The second is :func:`benchmark.metrics.bootstrap.seed_t_replicates`: the item bootstrap of the
+    seed-mean plus the seeds' spread on a t with S − 1 degrees of freedom. Each method's list of items
+    is ordered by seed number, so methods with as many seeds are paired seed k with seed k."""
     if not items_by_method:
-        return {}, {}
+        return {}, {}, {}
     per_seed = per_seed_distribution(items_by_method, resamples, seed)
     both, items_only = {}, {}
     for method, metrics in per_seed.items():
-        draws = resample_seeds(len(items_by_method[method]), resamples, seed)
-        both[method] = {name: two_level(values, draws) for name, values in metrics.items()}
+        both[method] = {name: seed_t_replicates(values, seed) for name, values in metrics.items()}
         items_only[method] = {name: values.mean(axis=0) for name, values in metrics.items()}
-    return both, items_only
+    return per_seed, both, items_only
+
+
+def unimodal_methods(methods: Iterable[str]) -> frozenset[str]:
+    """The methods whose class reads one modality (``FusionMethod.modalities``): references for the fusion
+    methods, never a column's best. A name without a method file (a reference row) is not one."""
+    from benchmark.registry import baselines_dir, load_method
+
+    return frozenset(
+        method
+        for method in methods
+        if (baselines_dir() / f"{method}.py").is_file() and len(load_method(method).modalities) == 1
+    )
+
+
+def _seed_values(rows: pd.DataFrame) -> str:
+    """Each seed's value, in seed order, space-separated (``repr`` of the float: the CSV keeps every bit)."""
+    rows = rows.dropna(subset=["value"])
+    if "seed" in rows and rows["seed"].notna().all():
+        rows = rows.sort_values("seed")
+    return " ".join(repr(float(v)) for v in rows["value"])
 
 
 def _record(
@@ -90,48 +120,69 @@ def _record(
         "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
         "n": len(values),
         "n_configured": int(expected["seed"].nunique()),  # references have no seed: 0
+        "seed_values": _seed_values(rows),
         "ci_low": float("nan"),
         "ci_high": float("nan"),
         "ci_items_low": float("nan"),
         "ci_items_high": float("nan"),
         "status": next((s for s in rows["status"] if s != "ok"), "ok"),
         "reference": method in references,
+        "eligible": False,
         "boot_prob_vs_best": float("nan"),
         "holm_boot_prob_vs_best": float("nan"),
     }
 
 
-def _mark_best(records: list[dict[str, Any]], learned: list[str], distributions: Distributions) -> dict[str, str]:
-    """Set best / not-worse / bootstrap probabilities on one (dataset, task)'s records; metric → best."""
+def _eligible(records: list[dict[str, Any]], learned: list[str], task: str, unimodal: frozenset[str]) -> set[str]:
+    """The learned multimodal methods that predict: a row whose ``prediction_metric`` is 0 never predicts
+    (grounding: T-acc 0, no box above the threshold) and cannot be best on any metric of the task."""
+    metric = get_task(task).prediction_metric
+    never = {r["method"] for r in records if metric and r["metric"] == metric and r["mean"] == 0}
+    return {m for m in learned if m not in unimodal and m not in never}
+
+
+def _pair_key(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+def _mark_best(
+    records: list[dict[str, Any]], eligible: set[str], per_seed: PerSeed, seed: int
+) -> tuple[dict[str, str], dict[tuple[str, str, str], float]]:
+    """Set best / not-worse / bootstrap probabilities on one (dataset, task)'s records.
+
+    Returns (metric → best, (metric, a, b) → Holm-adjusted two-sided probability of the sorted pair)."""
     bests: dict[str, str] = {}
+    adjusted_all: dict[tuple[str, str, str], float] = {}
     for metric in sorted({r["metric"] for r in records}):
         column = [r for r in records if r["metric"] == metric]
-        candidates = [r for r in column if r["method"] in learned and not r["reference"] and not np.isnan(r["mean"])]
+        candidates = {
+            r["method"]: r["mean"]
+            for r in column
+            if r["method"] in eligible and not r["reference"] and not np.isnan(r["mean"])
+        }
+        for record in column:
+            record["eligible"] = record["method"] in candidates
         if not candidates:
             continue
-        best = max(candidates, key=lambda r: r["mean"])["method"]  # first of tied means, by method name
-        bests[metric] = best
-        bootstrapped = metric in distributions.get(best, {})
-        family = {
-            r["method"]: paired_difference(distributions[best][metric], distributions[r["method"]][metric])[
+        bootstrapped = sorted(m for m in candidates if metric in per_seed.get(m, {}))
+        two_sided = {
+            (a, b): difference_summary(difference_replicates(per_seed[a][metric], per_seed[b][metric], seed))[
                 "boot_prob_two_sided"
             ]
-            for r in column
-            if bootstrapped
-            and r["method"] in learned
-            and r["method"] != best
-            and metric in distributions.get(r["method"], {})
+            for a, b in itertools.combinations(bootstrapped, 2)
         }
-        adjusted = holm(family)
+        best, marks, adjusted = marks_against_the_best(candidates, two_sided, ALPHA)
+        bests[metric] = best  # type: ignore[assignment]
+        adjusted_all.update({(metric, a, b): p for (a, b), p in adjusted.items()})
         for record in column:
-            record["best"] = record["method"] == best
-            if record["method"] in adjusted:
-                record["boot_prob_vs_best"] = family[record["method"]]
-                record["holm_boot_prob_vs_best"] = adjusted[record["method"]]
-                record["not_worse_than_best"] = bool(adjusted[record["method"]] > ALPHA)
-            elif record["best"] and bootstrapped:
-                record["not_worse_than_best"] = True
-    return bests
+            method = record["method"]
+            record["best"] = method == best
+            if method in bootstrapped and best in bootstrapped:
+                record["not_worse_than_best"] = marks[method]
+                if method != best:
+                    record["boot_prob_vs_best"] = two_sided[_pair_key(method, best)]
+                    record["holm_boot_prob_vs_best"] = adjusted[_pair_key(method, best)]
+    return bests, adjusted_all
 
 
 def method_statistics(
@@ -139,11 +190,14 @@ def method_statistics(
     items: dict[tuple[str, str, str], list[Any]],
     references: tuple[str, ...],
     resamples: int = RESAMPLES,
+    unimodal: frozenset[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-method statistics, pairwise comparisons) for the clean test set.
 
-    ``items`` maps (dataset, task, method) to the per-item records of its seeds, ordered by seed."""
+    ``items`` maps (dataset, task, method) to the per-item records of its seeds, ordered by seed;
+    ``unimodal`` (default: :func:`unimodal_methods` of the frame's methods) are never a column's best."""
     clean = frame[frame["corruption"] == "none"]
+    unimodal = unimodal_methods(set(clean["method"])) if unimodal is None else unimodal
     stats, comparisons = [], []
     for (dataset, task), block in clean.groupby(["dataset", "task"], sort=True):
         learned = sorted(
@@ -153,8 +207,9 @@ def method_statistics(
             and (dataset, task, m) in items
             and all(i is not None for i in items[(dataset, task, m)])
         )
-        distributions, items_only = bootstrap_distributions(
-            {m: items[(dataset, task, m)] for m in learned}, resamples, derive_seed("bootstrap", dataset, task)
+        seed = derive_seed("bootstrap", dataset, task)
+        per_seed, distributions, items_only = bootstrap_distributions(
+            {m: items[(dataset, task, m)] for m in learned}, resamples, seed
         )
         records = []
         for (method, metric), rows in block.groupby(["method", "metric"], sort=True):
@@ -163,17 +218,15 @@ def method_statistics(
                 record["ci_low"], record["ci_high"] = percentile_interval(distributions[method][metric])
                 record["ci_items_low"], record["ci_items_high"] = percentile_interval(items_only[method][metric])
             records.append(record)
-        bests = _mark_best(records, learned, distributions)
+        eligible = _eligible(records, learned, task, unimodal)
+        _, adjusted = _mark_best(records, eligible, per_seed, seed)
         stats.extend(records)
+        means = {(r["method"], r["metric"]): r["mean"] for r in records}
         for a, b in itertools.permutations(learned, 2):
             for metric in get_task(task).headline_metrics:
-                if metric not in distributions.get(a, {}):
+                if metric not in per_seed.get(a, {}) or metric not in per_seed.get(b, {}):
                     continue
-                diff = paired_difference(distributions[a][metric], distributions[b][metric])
-                holm_prob = next(
-                    (r["holm_boot_prob_vs_best"] for r in records if r["method"] == b and r["metric"] == metric),
-                    float("nan"),
-                )
+                diff = difference_summary(difference_replicates(per_seed[a][metric], per_seed[b][metric], seed))
                 comparisons.append(
                     {
                         "dataset": dataset,
@@ -181,17 +234,28 @@ def method_statistics(
                         "metric": metric,
                         "a": a,
                         "b": b,
-                        **diff,
-                        "holm_boot_prob": holm_prob if bests.get(metric) == a else float("nan"),
+                        "delta_observed": means.get((a, metric), np.nan) - means.get((b, metric), np.nan),
+                        "delta_boot_mean": diff["delta"],
+                        **{k: v for k, v in diff.items() if k != "delta"},
+                        "holm_boot_prob": adjusted.get((metric, *_pair_key(a, b)), float("nan")),
+                        "prob_improvement": probability_of_improvement(
+                            _values(block, a, metric), _values(block, b, metric)
+                        ),
                         **_seed_wins(block, a, b, metric),
                     }
                 )
     statistics = pd.DataFrame(stats)
-    for column in ("best", "not_worse_than_best"):
+    for column in ("best", "not_worse_than_best", "eligible"):
         if column not in statistics:
             statistics[column] = False
         statistics[column] = statistics[column].fillna(False).astype(bool)
     return statistics, pd.DataFrame(comparisons)
+
+
+def _values(block: pd.DataFrame, method: str, metric: str) -> np.ndarray:
+    """A method's per-seed values of one metric (the table's inputs)."""
+    rows = block[(block["method"] == method) & (block["metric"] == metric)]
+    return rows["value"].dropna().to_numpy(dtype=float)
 
 
 def _seed_wins(block: pd.DataFrame, a: str, b: str, metric: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ Declarations (class attributes):
 * ``references`` — reference rows (name → what it is); ``reference_settings`` — the
   ``evaluate.<task>`` keys they depend on (their stage spec).
 * ``bootstrap_unit`` — what one resampled test unit is (the item records' unit; documentation).
+* ``prediction_metric`` — a metric that is 0 for a method that never predicts (grounding: ``T-acc``, no box
+  ever scored above the threshold), or None: such a row cannot be a column's best (its N-acc is perfect).
 * ``training_unit`` — what a fine-tuning batch draws, one per row (``images``, or e.g. ``expressions``):
   ``finetune.<task>.batch_size`` may not exceed the training split's count of them. Only ``images`` can be
   checked from the configuration before any job; every unit is checked when the job starts.
@@ -95,6 +97,7 @@ class Task:
     references: ClassVar[dict[str, str]] = {}
     reference_settings: ClassVar[tuple[str, ...]] = ()
     bootstrap_unit: ClassVar[str] = ""
+    prediction_metric: ClassVar[str | None] = None
     training_unit: ClassVar[str] = "images"
     efficiency: ClassVar[tuple[str, str] | None] = None
     settings_schema: ClassVar[dict[str, Any]] = {"type": "object"}

@@ -7,7 +7,8 @@ scores; class-agnostic NMS keeps at most ``max_detections``. Metrics: the 12 COC
 the top box, Acc@0.5 (RefCOCO precision@1 on single-target pairs: top-1 IoU ≥ 0.5, or GIoU ≥ 0.5
 as MDETR computes it, by ``acc_iou``; every result's protocol record says which), and gRefCOCO's
 N-acc on no-target pairs and T-acc on targeted ones (a box scoring ≥ ``score_threshold`` counts
-as predicting a target). On a compositional test split AP, AP50, Acc@0.5 and mIoU are also
+as predicting a target), with their mean, the balanced accuracy of that no-target decision. On
+a compositional test split AP, AP50, Acc@0.5 and mIoU are also
 reported on the seen and on the held-out expressions (``AP@held_out``: COCOeval on those pairs
 alone, :mod:`benchmark.metrics.compositional`).
 
@@ -33,7 +34,7 @@ REFERENCE_DETECTORS = {"ref_whole_image": "whole_image", "ref_all_objects": "all
 class Grounding(Task):
     title = "text-conditioned detection"
     requires = ("images", "instances", "refs")
-    table_metrics = ("AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc", "T-acc")
+    table_metrics = ("AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc", "T-acc", "no_target_balanced_acc")
     headline_metrics = ("AP", "AP50", "Acc@0.5")
     subset_metrics = (*headline_metrics, "mIoU")
     abbreviation = "Det"
@@ -44,6 +45,7 @@ class Grounding(Task):
     }
     reference_settings = ("score_threshold", "acc_iou")
     bootstrap_unit = "an image with all its referring expressions"
+    prediction_metric = "T-acc"  # 0: no box ever scores above the threshold (never eligible for best)
     training_unit = "expressions"  # a fine-tuning batch draws (image, expression) pairs
     efficiency = ("flops_ground_pair", "MFLOPs / pair (grounding)")
     subset_note = "scores the subset's expressions (COCOeval on those pairs alone)"

@@ -48,7 +48,9 @@ AR_medium, AR_large. Pairs with no target contribute only false positives. Besid
   MDETR's RefExpEvaluator; GIoU <= IoU, so never higher);
 * N-acc: gRefCOCO no-target accuracy, over no-target pairs, the fraction with no box scoring >= score_threshold;
 * T-acc: gRefCOCO target accuracy, over pairs with at least one target, the fraction with some box scoring
-  >= score_threshold (GREC's box evaluation: the method does not call a targeted expression no-target).
+  >= score_threshold (GREC's box evaluation: the method does not call a targeted expression no-target);
+* no_target_balanced_acc: (N-acc + T-acc) / 2, the balanced accuracy of the no-target decision (0.5 for a method
+  that never, or always, predicts a box); None without both kinds of pair.
 
 The top-scored box is the first of tied top scores. A value undefined on the given pairs (e.g. Acc@0.5 with no
 single-target pair, AP_small with no small object, T-acc with no targeted pair) is None. Before scoring,
@@ -73,7 +75,7 @@ Args:
 
 Returns:
     dict: AP, AP50, AP75, AP_small, AP_medium, AP_large, AR@1, AR@10, AR@100, AR_small, AR_medium, AR_large, mIoU,
-    Acc@0.5, N-acc, T-acc; each a float in [0, 1] or None when undefined on these pairs.
+    Acc@0.5, N-acc, T-acc, no_target_balanced_acc; each a float in [0, 1] or None when undefined on these pairs.
 
 Example:
     >>> import evaluate

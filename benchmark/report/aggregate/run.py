@@ -44,11 +44,13 @@ def run_aggregate(
     report: dict[str, Any] | None = None,
     training_files: list[Path] | None = None,
     missing: MissingResults | None = None,
+    per_seed: bool = False,
 ) -> pd.DataFrame:
     """Write every table under ``out_dir``; return the tidy frame of clean results.
 
     ``missing`` (:func:`read_expected`, after a failed run) adds the rows of the results that
-    are not there, so the tables show them as failed instead of leaving them out."""
+    are not there, so the tables show them as failed instead of leaving them out. ``per_seed``: main.md
+    also shows each seed's value (main_stats.csv always has them)."""
     from benchmark.report.compositional import compositional_markdown, compositional_table
     from benchmark.report.curves import learning_curves, selection_markdown
     from benchmark.report.statistics import load_items, method_statistics
@@ -112,7 +114,17 @@ def run_aggregate(
             captions[key] = f"{captions[key]} {note}" if key in captions else note
     write_text(
         out_dir / TABLES.main_md,
-        main_markdown(stats, provenance, failure_notes(frame), zero_shot, captions, capped, parameters),
+        main_markdown(
+            stats,
+            provenance,
+            failure_notes(frame),
+            zero_shot,
+            captions,
+            capped=capped,
+            parameters=parameters,
+            comparisons=comparisons,
+            per_seed=per_seed,
+        ),
     )
     composition = labelled_zero_shot(compositional_table(frame, image_control(set(frame["method"]))), zero_shot)
     write_text(out_dir / TABLES.compositional, compositional_markdown(composition, provenance))

@@ -21,7 +21,7 @@ from benchmark.metrics.bootstrap import (
     percentile_interval,
     resample_seeds,
     resample_weights,
-    two_level,
+    seed_t_replicates,
 )
 from benchmark.metrics.robustness import (
     chance_normalised,
@@ -469,12 +469,12 @@ def _intervals(
                     values = per_seed.setdefault((method, fam, score), np.full((len(seeds), resamples), math.nan))
                     values[s, b] = math.nan if value is None else value
     scores = {
-        name: percentile_interval(two_level(values, draws[name[0]], skip_undefined=True), LEVEL)
+        name: percentile_interval(seed_t_replicates(values, seed, skip_undefined=True), LEVEL)
         for name, values in per_seed.items()
     }
     cells = {
         (method, cell): percentile_interval(
-            two_level(np.array([replicated[k].summary[cell] for k in seeds]), draws[method], skip_undefined=True),
+            seed_t_replicates(np.array([replicated[k].summary[cell] for k in seeds]), seed, skip_undefined=True),
             LEVEL,
         )
         for method, seeds in bootstrapped.items()
