@@ -453,7 +453,8 @@ def test_robustness_of_the_oracle_on_retrieval(oracles: Oracles, tmp_path: Path)
     cells: dict[tuple[str, int], dict[str, Any]] = {}
     for row in rows:
         cells.setdefault((row["corruption"], row["severity"]), {})[row["metric"]] = row
-    names = set(get_task("retrieval").metric_names(spec["task_settings"]))
+    task = get_task("retrieval")
+    names = set(task.metric_names(task.robustness_settings(spec["task_settings"], 0)))  # the candidate protocol
     assert set(cells) == {
         ("none", 0),
         ("gaussian_noise", 5),
@@ -467,7 +468,7 @@ def test_robustness_of_the_oracle_on_retrieval(oracles: Oracles, tmp_path: Path)
         assert all(r["value"] is None and r["status"].startswith("not applicable: ") for r in cells[cell].values())
     for cell in (("gaussian_noise", 5), ("word_delete", 5)):
         assert all(r["status"] == "ok" for r in cells[cell].values())
-        assert cells[cell]["t2i_R@1"]["value"] < 1.0 and cells[cell]["mean_R"]["value"] < 1.0, cells[cell]
+        assert cells[cell]["cand_t2i_R@1"]["value"] < 1.0 and cells[cell]["cand_mean_R"]["value"] < 1.0, cells[cell]
 
 
 # -- cross-attention's retrieval score (README) ---------------------------------------------------------------------

@@ -219,8 +219,8 @@ class Retrieval(Task):
         """The robustness subset is already cut, so ``max_images`` must not cut it again; and it is scored by
         the main table's protocol: where the main table re-ranks an ITC shortlist (more than
         ``exhaustive_max_images`` images), so does every cell of the grid, with the same ``shortlist_k``."""
-        main_images = test_size if settings["max_images"] is None else min(settings["max_images"], test_size)
-        shortlist = main_images > settings["exhaustive_max_images"]
+        main_images = test_size if settings.get("max_images") is None else min(settings["max_images"], test_size)
+        shortlist = main_images > settings.get("exhaustive_max_images", main_images)  # absent: names only
         subset = {**settings, "max_images": None, **({"exhaustive_max_images": 0} if shortlist else {})}
         return {**subset, "protocols": ["all_pairs"]}  # validation: the learning curves and selection's mean_R
 
