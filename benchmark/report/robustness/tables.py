@@ -135,12 +135,17 @@ def _mmi_notes(scores: pd.DataFrame) -> str:
     return ": " + "; ".join(notes) if notes else ""
 
 
+def _images(subset: Any) -> str:
+    """What the grid measured on: the whole test split (``robustness.max_images: null``) or its first N images."""
+    return "all test images" if subset is None else f"the first {subset} test images"
+
+
 def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_method: str, subset: Any) -> str:
     """Family summaries per task (methods × family/score), then relative drop per corruption."""
     parts = [
         "# FuseBench robustness",
         "",
-        f"Scores on the first {subset} test images, mean ± sample std over seeds. "
+        f"Scores on {_images(subset)}, mean ± sample std over seeds. "
         + _caption(reference_method)
         + "Formulas: docs/protocols.md, *Robustness*. "
         "Image noise, text noise and missing modality are reported separately, never averaged together. "
@@ -199,8 +204,8 @@ def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, p
         ]
         metric = block["metric"].iloc[0]
         caption = (
-            f"Robustness of {task} ({metric}) to {fam} corruptions on the first {subset} test "
-            f"images of {dataset}, {_family_set(block)}: mean $\\pm$ sample std over seeds; mean corrupted is "
+            f"Robustness of {task} ({metric}) to {fam} corruptions on {_images(subset)} "
+            f"of {dataset}, {_family_set(block)}: mean $\\pm$ sample std over seeds; mean corrupted is "
             f"{metric}'s mean over the corruptions and their corrupted severities; CE, relative CE "
             f"and effective robustness (MultiBench's, Liang et al. 2021: the reference curve shifted additively "
             f"to the method's clean value, summed over severities) relative to the mean over seeds of "
