@@ -250,6 +250,8 @@ def test_records_without_tags_fall_back_to_the_seed_only_interval_with_a_note() 
     table = compositional_table(frame, control="image_only", resamples=RESAMPLES, items=items)
     assert _late(table)["net_interval"] == SEEDS_ONLY
     assert (table[table["method"] == "image_only"]["net_interval"] == BOTH_LEVELS).all()
+    items[("scenes", "retrieval", "image_only")] = dict.fromkeys(range(3))  # no records at all (not applicable)
+    assert _late(compositional_table(frame, "image_only", resamples=10, items=items))["net_interval"] == SEEDS_ONLY
     frame, items = _frame(_item_noise_case())
     assert "†" not in compositional_markdown(compositional_table(frame, "image_only", resamples=10, items=items))
 

@@ -126,6 +126,8 @@ def _item_gaps(items: ItemsBySeed, table: pd.DataFrame, control: str, resamples:
         if not runs.get((dataset, task, control)):
             continue
         units = {r.units for seeds in runs.values() for r in seeds.values() if r is not None}
+        if not units:
+            continue  # no records (not applicable): the seed-only interval
         if len(units) != 1:
             raise ValueError(f"{dataset} / {task}: methods were evaluated on different test sets (units {units})")
         weights = resample_weights(units.pop(), resamples, derive_seed("bootstrap", dataset, task))
