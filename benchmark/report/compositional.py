@@ -41,6 +41,7 @@ from benchmark.metrics.compositional import (
     subset_gap_replicates,
 )
 from benchmark.report.tables import footer_text, number
+from benchmark.seeding import derive_seed
 from benchmark.tasks import get_task, task_names
 
 COLUMNS = ("dataset", "task", "method", "metric", "seen", "held_out", "gap", "seeds")
@@ -117,8 +118,6 @@ def _item_gaps(items: ItemsBySeed, table: pd.DataFrame, control: str, resamples:
     """Each (dataset, task, method)'s per-seed gap replicates on one resample of the test units per (dataset, task)
     (:func:`~benchmark.metrics.bootstrap.resample_weights` seeded as the main statistics', so the same draws),
     for the (dataset, task)s whose control has tagged records; None for a method with an untagged seed."""
-    from benchmark.seeding import derive_seed
-
     out: GapReplicates = {}
     for (dataset, task), block in table.groupby(["dataset", "task"], sort=True):
         keys = [(dataset, task, m) for m in dict.fromkeys(block["method"])]
