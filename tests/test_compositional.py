@@ -330,8 +330,17 @@ def test_evaluations_add_subset_rows_only_on_a_tagged_split(
     }
     for name, task_settings in settings.items():
         task = get_task(name)
-        tagged, tagged_protocol, _ = task.evaluate(model, test, tokenizer, cpu, 64, task_settings)
-        plain, plain_protocol, _ = task.evaluate(model, test.untagged(), tokenizer, cpu, 64, task_settings)
+        tagged, tagged_protocol, tagged_items = task.evaluate(model, test, tokenizer, cpu, 64, task_settings)
+        plain, plain_protocol, plain_items = task.evaluate(model, test.untagged(), tokenizer, cpu, 64, task_settings)
+        # the per-item records carry the tags, and restricted to a subset reproduce its rows (the net gap's bootstrap)
+        tags = {"caption_subset", "image_subset"} if name == "retrieval" else {"pair_subset"}
+        assert set(tagged_items) - set(plain_items) == tags
+        records = task.items(tagged_items)
+        for subset in ("seen", "held_out"):
+            values = records.restricted_to(subset).metrics(np.ones(records.units))
+            for metric in task.subset_metrics:
+                assert values[metric] == pytest.approx(tagged[f"{metric}@{subset}"], abs=1e-12), (metric, subset)
+        assert task.items(plain_items).restricted_to("seen") is None
         assert list(plain) == task.metric_names(task_settings)  # exactly today's rows
         assert set(tagged_protocol) - set(plain_protocol) == {
             "subset_queries" if name == "retrieval" else "subset_pairs"

@@ -121,7 +121,9 @@ def evaluate_grounding(
     pair's ``pair_image`` is its image's index in the split, :class:`benchmark.metrics.bootstrap.GroundingItems`).
 
     On a split tagged seen / held-out, ``subset_metrics`` are also reported on each subset of
-    the pairs (:mod:`benchmark.metrics.compositional`: COCOeval on the subset's pairs alone)."""
+    the pairs (:mod:`benchmark.metrics.compositional`: COCOeval on the subset's pairs alone) and the per-pair
+    records carry each pair's tag (``pair_subset``, for
+    :meth:`~benchmark.metrics.bootstrap.GroundingItems.restricted_to`)."""
     data = GroundingData.from_split(split, tokenizer, device, model.ctx.attributes)
     predictions = predict(model, data, split.image_size, batch_size, device, settings, image_missing, text_missing)
     targets, predictions, sizes = in_original_frame(split, ground_truth(split)[0], predictions)
@@ -134,6 +136,7 @@ def evaluate_grounding(
                 targets, predictions, sizes, subsets, subset_metrics, settings["score_threshold"], settings["acc_iou"]
             )
         )
+        items["pair_subset"] = np.asarray(subsets, dtype=str)  # for the net gap's item bootstrap
     kinds = {k: data.kinds.count(k) for k in ("single", "multi", "none")}
     protocol = {
         "protocol": "dense boxes, NMS, COCOeval per (image, expression)",

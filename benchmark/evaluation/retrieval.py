@@ -390,7 +390,8 @@ def evaluate_retrieval(
     """Recall@K in both directions and their mean, the protocol record, and per-query ranks.
 
     On a split tagged seen / held-out, ``subset_metrics`` are also reported on each subset
-    (:mod:`benchmark.metrics.compositional`: full gallery, the subset's queries)."""
+    (:mod:`benchmark.metrics.compositional`: full gallery, the subset's queries) and the per-query records
+    carry each query's tag (``caption_subset``, ``image_subset``)."""
     t2i, i2t, owners, protocol = retrieval_scores(model, split, tokenizer, device, batch_size, settings)
     owner = np.asarray(owners)
     positives = owner[:, None] == np.arange(t2i.shape[1])[None, :]
@@ -413,4 +414,7 @@ def evaluate_retrieval(
             "t2i": count_tags(caption_subsets),
             "i2t": count_tags(split.image_subsets[:count]),
         }
+        # each query's tag, for the compositional net gap's item bootstrap (RetrievalItems.restricted_to)
+        items["caption_subset"] = np.asarray(caption_subsets, dtype=str)
+        items["image_subset"] = np.asarray(split.image_subsets[:count], dtype=str)
     return metrics, protocol, items

@@ -52,7 +52,7 @@ rliable's. Bootstrap probabilities are not p-values of a test.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -95,7 +95,12 @@ class RetrievalItems:
 
     ``t2i_gallery`` / ``i2t_gallery``: each query's gallery size when it ranks its own candidate set
     (:mod:`benchmark.evaluation.candidates`); None: every query ranks the whole gallery (all images, all
-    captions). ``prefix`` starts every metric name (``cand_`` for the candidate protocol)."""
+    captions). ``prefix`` starts every metric name (``cand_`` for the candidate protocol).
+
+    ``caption_subset`` / ``image_subset``: each query's compositional tag (``seen`` / ``held_out``,
+    :mod:`benchmark.data.compositional`) on a tagged split, None elsewhere and in records written before
+    they were kept; ``t2i_query`` / ``i2t_query``: which queries count (None: all), set by
+    :meth:`restricted_to`."""
 
     t2i_rank: np.ndarray  # per caption
     text_owner: np.ndarray  # per caption: its image (the resampling unit)
@@ -104,6 +109,22 @@ class RetrievalItems:
     t2i_gallery: np.ndarray | None = None  # per caption
     i2t_gallery: np.ndarray | None = None  # per image
     prefix: str = ""
+    caption_subset: np.ndarray | None = None  # per caption
+    image_subset: np.ndarray | None = None  # per image
+    t2i_query: np.ndarray | None = None  # per caption: a query of these metrics
+    i2t_query: np.ndarray | None = None  # per image
+
+    def restricted_to(self, subset: str) -> RetrievalItems | None:
+        """The metrics on the queries tagged ``subset`` alone (t2i: its captions, i2t: its images), every query
+        still ranking the whole gallery, as :func:`benchmark.metrics.compositional.retrieval_subset_metrics`;
+        the units and their weights are unchanged. None without tags."""
+        if self.caption_subset is None or self.image_subset is None:
+            return None
+        return replace(
+            self,
+            t2i_query=np.asarray(self.caption_subset) == subset,
+            i2t_query=np.asarray(self.image_subset) == subset,
+        )
 
     @property
     def units(self) -> int:
@@ -144,10 +165,14 @@ class RetrievalItems:
         """Per-query values → their weighted means per row of ``weights``, ``mean_R`` too, names prefixed."""
         weights = np.asarray(weights, dtype=float)
         text_weights = weights[:, self.text_owner]  # B × captions
+        if self.t2i_query is not None:  # a subset's queries (restricted_to): the others weigh 0
+            text_weights = text_weights * self.t2i_query
+        image_weights = weights if self.i2t_query is None else weights * self.i2t_query
         out = {}
         for name, values in per_query.items():
-            row_weights = text_weights if name.startswith("t2i") else weights
-            out[name] = row_weights @ np.asarray(values, dtype=float) / row_weights.sum(1)
+            row_weights = text_weights if name.startswith("t2i") else image_weights
+            with np.errstate(invalid="ignore"):  # a resample without a query of the subset: NaN (undefined)
+                out[name] = row_weights @ np.asarray(values, dtype=float) / row_weights.sum(1)
         # mean_R (benchmark.metrics.retrieval.mean_recall) of each row
         out["mean_R"] = np.mean([out[f"{d}_R@{k}"] for d in DIRECTIONS for k in self.ks], axis=0)
         return {f"{self.prefix}{name}": values for name, values in out.items()}
@@ -188,6 +213,29 @@ class MergedItems:
         weights = np.ones(self.units) if weights is None else np.asarray(weights)
         return _first_row(self.chance_batch(weights[None]))
 
+    def restricted_to(self, subset: str) -> ItemScores | None:
+        """The parts' restrictions to ``subset`` (those whose records carry the tags); None when none does."""
+        restricted = (getattr(part, "restricted_to", lambda _: None)(subset) for part in self.parts)
+        parts = [part for part in restricted if part is not None]
+        return None if not parts else parts[0] if len(parts) == 1 else MergedItems(parts)
+
+
+@dataclass
+class UnitSubset:
+    """Records of some of the test units (``items``) scored on resamples of all of them: unit k of ``items`` is
+    unit ``unit_index[k]`` of the ``units`` the weights count, so a subset is resampled with the same draws as
+    the whole test set (:meth:`GroundingItems.restricted_to`)."""
+
+    items: ItemScores
+    unit_index: np.ndarray
+    units: int
+
+    def metrics(self, weights: np.ndarray) -> dict[str, float]:
+        return _first_row(self.metrics_batch(np.asarray(weights)[None]))
+
+    def metrics_batch(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        return batch_metrics(self.items, np.atleast_2d(weights)[:, self.unit_index])
+
 
 @dataclass
 class GroundingItems:
@@ -196,7 +244,8 @@ class GroundingItems:
     ``pair_image`` (per pair: its image, written by :func:`benchmark.evaluation.grounding.evaluate_grounding`)
     makes the unit an image with all its expressions; records without it (written before it
     existed, or by :func:`~benchmark.metrics.detection.evaluate_pairs` alone) fall back to one unit
-    per (image, expression) pair. ``weights`` passed to :meth:`metrics` are per unit."""
+    per (image, expression) pair. ``weights`` passed to :meth:`metrics` are per unit. ``pair_subset``: each
+    pair's compositional tag on a tagged split (:meth:`restricted_to`), None elsewhere."""
 
     top_iou: np.ndarray  # per pair: IoU of the top box with its best target (NaN without target)
     acc_hit: np.ndarray  # per pair: the top box meets Acc@0.5 in the evaluation's acc_iou form
@@ -209,6 +258,7 @@ class GroundingItems:
     gt_ignore: np.ndarray
     gt_pair: np.ndarray
     pair_image: np.ndarray | None = None  # per pair: its image's index in the split (the resampling unit)
+    pair_subset: np.ndarray | None = None  # per pair: seen / held_out (a tagged split)
 
     def __post_init__(self) -> None:
         if self.pair_image is None:
@@ -228,6 +278,32 @@ class GroundingItems:
     @property
     def units(self) -> int:
         return int(self._unit.max()) + 1 if len(self._unit) else 0
+
+    def restricted_to(self, subset: str) -> UnitSubset | None:
+        """The metrics on the pairs tagged ``subset`` alone — COCOeval's records of those pairs (each pair is
+        its own COCO image, so its records do not depend on the others; the order, and so the score sort's
+        ties, is kept), as :func:`benchmark.metrics.compositional.grounding_subset_metrics` — resampled with
+        the whole set's unit weights (an image with pairs of both subsets counts in both). None without tags."""
+        if self.pair_subset is None:
+            return None
+        keep = np.asarray(self.pair_subset) == subset
+        renumber = np.cumsum(keep) - 1  # a kept pair's index among the kept ones
+        dt, gt = keep[self.dt_pair], keep[self.gt_pair]
+        part = GroundingItems(
+            top_iou=self.top_iou[keep],
+            acc_hit=self.acc_hit[keep],
+            n_targets=self.n_targets[keep],
+            detected=self.detected[keep],
+            dt_scores=self.dt_scores[dt],
+            dt_matches=self.dt_matches[:, dt],
+            dt_ignore=self.dt_ignore[:, dt],
+            dt_pair=renumber[self.dt_pair[dt]],
+            gt_ignore=self.gt_ignore[gt],
+            gt_pair=renumber[self.gt_pair[gt]],
+            pair_image=None if self.pair_image is None else self.pair_image[keep],
+        )
+        # the part numbers its units by rank, as the whole set does: the kept units in increasing order
+        return UnitSubset(part, np.unique(self._unit[keep]), self.units)
 
     def _average_precision(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """AP, AP50, AP75 and AR@100 of each row of ``weights`` (B × units), as ``COCOeval.accumulate``.

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from benchmark.data.compositional import SUBSETS
+from benchmark.metrics.bootstrap import ItemScores, batch_metrics, percentile_interval, seed_t_replicates
 from benchmark.metrics.detection import grounding_metrics
 from benchmark.metrics.retrieval import DIRECTIONS, recall_at_k
 
@@ -120,8 +121,8 @@ def gap_difference(
     of :mod:`benchmark.metrics.bootstrap` (:func:`~benchmark.metrics.bootstrap.two_level`,
     :func:`~benchmark.metrics.bootstrap.resample_seeds`, paired by seed number as every comparison there) applied
     to each side's per-seed gaps and differenced replicate by replicate; the gaps come from the results' rows, so
-    the item level is fixed (``per_seed`` columns identical: the main evaluation's per-item records carry no
-    seen / held-out tags) and the interval is over seeds only.
+    the item level is fixed (``per_seed`` columns identical) and the interval is over seeds only: the fallback
+    of :func:`item_gap_difference` for per-item records written before they carried the seen / held-out tags.
     """
     from benchmark.metrics.bootstrap import percentile_interval, resample_seeds, two_level
 
@@ -134,4 +135,52 @@ def gap_difference(
         return {"net_gap": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
     net = float(np.mean(method_gaps) - np.mean(control_gaps))
     low, high = percentile_interval(replicates(method_gaps) - replicates(control_gaps), level)
+    return {"net_gap": net, "ci_low": low, "ci_high": high}
+
+
+def subset_gap_replicates(items: ItemScores, weights: np.ndarray) -> dict[str, np.ndarray] | None:
+    """metric → its gap seen − held-out on each row of ``weights`` (B × units, the whole test set's multiplicities),
+    from one evaluation's per-item records; None when the records carry no seen / held-out tags (written
+    before they did, or a plug-in task's records without ``restricted_to``).
+
+    Each subset's metric is the item records' own weighted metric restricted to that subset
+    (``restricted_to``: retrieval keeps the gallery and counts the subset's queries, grounding re-accumulates
+    COCO AP on the subset's pairs), so a row of ones gives the evaluation's ``<metric>@seen`` −
+    ``<metric>@held_out``; a resample with no item of a subset gives NaN."""
+    restrict = getattr(items, "restricted_to", None)
+    if restrict is None:
+        return None
+    seen, held_out = (restrict(subset) for subset in SUBSETS)
+    if seen is None or held_out is None:
+        return None
+    first, second = batch_metrics(seen, weights), batch_metrics(held_out, weights)
+    return {name: first[name] - second[name] for name in first if name in second}
+
+
+def item_gap_difference(
+    method_gaps: Sequence[float],
+    control_gaps: Sequence[float],
+    method_replicates: np.ndarray,
+    control_replicates: np.ndarray,
+    seed: int,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """The net gap (as :func:`gap_difference`) with the benchmark's two-level interval over test units and seeds.
+
+    ``method_replicates`` / ``control_replicates``: S × B, row s the gap of the s-th seed the two sides share
+    (paired by seed number) on item resample b (:func:`subset_gap_replicates`, the same B resamples of the test
+    units for every method and seed). The per-seed difference in differences d_s(w_b) is the per-seed value
+    of :func:`~benchmark.metrics.bootstrap.seed_t_replicates` — the item bootstrap of their mean plus their
+    spread over seeds on a t with S − 1 degrees of freedom, as every interval of the tables — and the interval
+    is its percentile interval. ``net_gap`` is the point estimate from the rows, mean_s g_m(s) − mean_t g_c(t)."""
+    if not len(method_gaps) or not len(control_gaps):
+        return {"net_gap": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
+    method, control = np.atleast_2d(method_replicates), np.atleast_2d(control_replicates)
+    if method.shape != control.shape or not method.size:
+        raise ValueError(
+            f"the method's and the control's gap replicates must be seeds × resamples of the shared seeds, "
+            f"got {method.shape} and {control.shape}"
+        )
+    net = float(np.mean(method_gaps) - np.mean(control_gaps))
+    low, high = percentile_interval(seed_t_replicates(method - control, seed), level)
     return {"net_gap": net, "ci_low": low, "ci_high": high}

@@ -12,8 +12,14 @@ of training; its evaluations add rows ``<metric>@seen`` / ``<metric>@held_out``
 * with a ``control`` (the method that reads only the image, ``FusionMethod.modalities``): ``net_gap`` = the
   method's gap − the control's gap (difference in differences: held-out items can be harder for reasons the
   text plays no part in — the image alone, image_only, already shows a gap), with ``net_low`` / ``net_high``, its
-  95 % interval (:func:`benchmark.metrics.compositional.gap_difference`: the two-level bootstrap's functions on
-  the per-seed gaps; seeds only, see there). The control's own net gap is 0 by definition.
+  95 % interval, and ``net_interval``, what it covers. With the evaluations' per-item records (``items``) tagged
+  seen / held-out, ``seeds and items``: the test units are resampled once per (dataset, task) — the main
+  statistics' draws, shared by every method, seed and metric — each (method, seed)'s gap is re-scored on every
+  resample from its records, and the per-seed differences with the control (seeds paired by number) go
+  through the benchmark's t seed part (:func:`benchmark.metrics.compositional.item_gap_difference`). Without
+  tags on every seed of either side (records written before they were kept), ``seeds only``
+  (:func:`benchmark.metrics.compositional.gap_difference`, the per-seed gaps of the rows). The control's own
+  net gap is 0 by definition.
 
 Only clean test rows count (robustness rows carry no subset metrics). A dataset without the
 split has no such rows and the table is empty.
@@ -27,19 +33,34 @@ import numpy as np
 import pandas as pd
 
 from benchmark.data.compositional import SUBSETS
-from benchmark.metrics.bootstrap import LEVEL, RESAMPLES
-from benchmark.metrics.compositional import gap_difference, parse_subset_metric
+from benchmark.metrics.bootstrap import LEVEL, RESAMPLES, ItemScores, resample_weights
+from benchmark.metrics.compositional import (
+    gap_difference,
+    item_gap_difference,
+    parse_subset_metric,
+    subset_gap_replicates,
+)
 from benchmark.report.tables import footer_text, number
+from benchmark.seeding import derive_seed
 from benchmark.tasks import get_task, task_names
 
 COLUMNS = ("dataset", "task", "method", "metric", "seen", "held_out", "gap", "seeds")
-NET_COLUMNS = ("control", "net_gap", "net_low", "net_high")
+NET_COLUMNS = ("control", "net_gap", "net_low", "net_high", "net_interval")
+BOTH_LEVELS, SEEDS_ONLY = "seeds and items", "seeds only"
+"""``net_interval``: what the net gap's interval resamples."""
+Key = tuple[Any, ...]
+"""(dataset, task, method) or (dataset, task, method, metric)."""
+ItemsBySeed = dict[tuple[str, str, str], dict[int, ItemScores | None]]
+"""(dataset, task, method) → seed → that evaluation's per-item records (None: not applicable)."""
 SUBSET_LABELS = {"seen": "seen", "held_out": "held-out", "net_gap": "net gap"}
 
 
-def compositional_table(frame: pd.DataFrame, control: str | None = None, resamples: int = RESAMPLES) -> pd.DataFrame:
+def compositional_table(
+    frame: pd.DataFrame, control: str | None = None, resamples: int = RESAMPLES, items: ItemsBySeed | None = None
+) -> pd.DataFrame:
     """One row per (dataset, task, method, metric) with a subset metric: seen, held_out, gap, seeds; with a
-    ``control`` method present, also its net gap and interval (module docstring; ``resamples`` replicates).
+    ``control`` method present, also its net gap and interval (module docstring; ``resamples`` replicates; the
+    item level from ``items`` where they carry the seen / held-out tags).
 
     ``frame`` is the tidy results table (:data:`benchmark.results.ROW_COLUMNS`, ``main.csv``)."""
     parsed = frame["metric"].map(parse_subset_metric)
@@ -56,13 +77,14 @@ def compositional_table(frame: pd.DataFrame, control: str | None = None, resampl
         dropna=False,
     ).reindex(columns=list(SUBSETS))
     records = []
-    gaps: dict[tuple[Any, ...], list[float]] = {}
+    gaps: dict[Key, dict[int, float]] = {}
     for (dataset, task, method, metric), block in wide.groupby(level=[0, 1, 2, 3], sort=True):
         seen, held_out = block["seen"].astype(float), block["held_out"].astype(float)
         if seen.isna().all() and held_out.isna().all():
             continue  # a (task, method, metric) the pivot's cross product made up: no such rows
         both = seen.notna() & held_out.notna()
-        gaps[(dataset, task, method, metric)] = (seen - held_out)[both].tolist()  # in seed order
+        seeds = [int(s) if pd.notna(s) else 0 for s in block.index.get_level_values("seed")[both.to_numpy()]]
+        gaps[(dataset, task, method, metric)] = dict(zip(seeds, (seen - held_out)[both].tolist()))  # seed order
         records.append(
             {
                 "dataset": dataset,
@@ -77,7 +99,8 @@ def compositional_table(frame: pd.DataFrame, control: str | None = None, resampl
         )
     table = pd.DataFrame(records, columns=list(COLUMNS))
     if control is not None:
-        table = _net_of_control(table, gaps, control, resamples)
+        replicates = _item_gaps(items or {}, table, control, resamples)
+        table = _net_of_control(table, gaps, control, resamples, replicates)
     order = {(t, m): k for t in table["task"].unique() for k, m in enumerate(get_task(t).subset_metrics)}
     table["_order"] = [order.get((t, m), len(order)) for t, m in zip(table["task"], table["metric"])]
     return (
@@ -87,8 +110,39 @@ def compositional_table(frame: pd.DataFrame, control: str | None = None, resampl
     )
 
 
+GapReplicates = dict[tuple[str, str, str], dict[int, dict[str, np.ndarray]] | None]
+"""(dataset, task, method) → seed → metric → its gap on each item resample (None: some seed's records untagged)."""
+
+
+def _item_gaps(items: ItemsBySeed, table: pd.DataFrame, control: str, resamples: int) -> GapReplicates:
+    """Each (dataset, task, method)'s per-seed gap replicates on one resample of the test units per (dataset, task)
+    (:func:`~benchmark.metrics.bootstrap.resample_weights` seeded as the main statistics', so the same draws),
+    for the (dataset, task)s whose control has tagged records; None for a method with an untagged seed."""
+    out: GapReplicates = {}
+    for (dataset, task), block in table.groupby(["dataset", "task"], sort=True):
+        keys = [(dataset, task, m) for m in dict.fromkeys(block["method"])]
+        runs = {key: items.get(key) or {} for key in keys}
+        if not runs.get((dataset, task, control)):
+            continue
+        units = {r.units for seeds in runs.values() for r in seeds.values() if r is not None}
+        if not units:
+            continue  # no records (not applicable): the seed-only interval
+        if len(units) != 1:
+            raise ValueError(f"{dataset} / {task}: methods were evaluated on different test sets (units {units})")
+        weights = resample_weights(units.pop(), resamples, derive_seed("bootstrap", dataset, task))
+        for key, seeds in runs.items():
+            per_seed = {s: None if r is None else subset_gap_replicates(r, weights) for s, r in seeds.items()}
+            tagged = bool(per_seed) and all(v is not None for v in per_seed.values())
+            out[key] = {s: v for s, v in per_seed.items() if v is not None} if tagged else None
+    return out
+
+
 def _net_of_control(
-    table: pd.DataFrame, gaps: dict[tuple[Any, ...], list[float]], control: str, resamples: int
+    table: pd.DataFrame,
+    gaps: dict[Key, dict[int, float]],
+    control: str,
+    resamples: int,
+    replicates: GapReplicates,
 ) -> pd.DataFrame:
     """``table`` with the net gap of every row whose (dataset, task, metric) the ``control`` also has."""
     from benchmark.seeding import derive_seed
@@ -97,19 +151,60 @@ def _net_of_control(
     for dataset, task, method, metric in zip(table["dataset"], table["task"], table["method"], table["metric"]):
         reference = gaps.get((dataset, task, control, metric))
         if reference is None:
-            net.append({c: np.nan for c in NET_COLUMNS} | {"control": ""})
+            net.append({c: np.nan for c in NET_COLUMNS} | {"control": "", "net_interval": ""})
             continue
         seed = derive_seed("compositional net gap", dataset, task, metric)
-        result = gap_difference(gaps[(dataset, task, method, metric)], reference, resamples, seed, LEVEL)
+        own = gaps[(dataset, task, method, metric)]
+        sides = [list(own.values()), list(reference.values())]
+        keys = (dataset, task, method), (dataset, task, control)
+        paired = _paired_replicates(replicates, *keys, metric, own, reference)
+        if paired is None:
+            result, covers = gap_difference(*sides, resamples, seed, LEVEL), SEEDS_ONLY
+        else:
+            result, covers = item_gap_difference(*sides, *paired, seed, LEVEL), BOTH_LEVELS
         net.append(
             {
                 "control": control,
                 "net_gap": result["net_gap"],
                 "net_low": result["ci_low"],
                 "net_high": result["ci_high"],
+                "net_interval": covers,
             }
         )
     return pd.concat([table, pd.DataFrame(net, index=table.index, columns=list(NET_COLUMNS))], axis=1)
+
+
+def _paired_replicates(
+    replicates: GapReplicates,
+    method: tuple[str, str, str],
+    control: tuple[str, str, str],
+    metric: str,
+    method_gaps: dict[int, float],
+    control_gaps: dict[int, float],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(method, control) S × B gap replicates of ``metric`` on the seeds both define (rows), paired by seed number;
+    None when either side's records carry no tags, miss the metric, or the sides share no seed."""
+    mine, theirs = replicates.get(method), replicates.get(control)
+    shared = sorted(set(method_gaps) & set(control_gaps))
+    if mine is None or theirs is None or not shared:
+        return None
+    if any(s not in mine or metric not in mine[s] or s not in theirs or metric not in theirs[s] for s in shared):
+        return None
+    return np.array([mine[s][metric] for s in shared]), np.array([theirs[s][metric] for s in shared])
+
+
+SEEDS_ONLY_MARK = "†"
+
+
+def _seeds_only_note(table: pd.DataFrame) -> str:
+    """The sentence for net gaps whose interval covers seeds only (records without the seen / held-out tags)."""
+    if "net_interval" not in table or not (table["net_interval"] == SEEDS_ONLY).any():
+        return ""
+    return (
+        f" {SEEDS_ONLY_MARK}: interval over seeds only (the two-level bootstrap's seed resampling, the test images "
+        "fixed): the per-item records were written before they carried the seen / held-out tags, so it is too "
+        "narrow by the item variance."
+    )
 
 
 def subset_notes() -> str:
@@ -136,8 +231,9 @@ def compositional_markdown(table: pd.DataFrame, provenance: dict[str, Any] | Non
         lines += [
             f"net gap = the method's gap − {control}'s (difference in differences: {control} never reads the text, "
             "so its gap is how much harder the held-out items are for the image alone), with its "
-            f"{LEVEL:.0%} interval over seeds [low, high] (the two-level bootstrap's seed resampling; the test items "
-            "are not resampled: the per-item records do not say which items are held out).",
+            f"{LEVEL:.0%} interval [low, high] over test images and seeds (the images resampled, the same draws "
+            f"for every method and seed; the per-seed differences with {control}, seeds paired by number, "
+            "on a t with S − 1 degrees of freedom)." + _seeds_only_note(table),
             "",
         ]
     if table.empty:
@@ -157,6 +253,8 @@ def compositional_markdown(table: pd.DataFrame, provenance: dict[str, Any] | Non
                     if column == "net_gap" and not np.isnan(value):
                         low, high = by_metric.loc[metric, "net_low"], by_metric.loc[metric, "net_high"]
                         row[f"{metric} {label}"] += f" [{number(low, scale)}, {number(high, scale)}]"
+                        if by_metric.get("net_interval", pd.Series(dtype=str)).get(metric) == SEEDS_ONLY:
+                            row[f"{metric} {label}"] += SEEDS_ONLY_MARK
             cells.append(row)
         lines += [f"## {dataset} — {task}", "", pd.DataFrame(cells).to_markdown(index=False, disable_numparse=True), ""]
     if provenance:

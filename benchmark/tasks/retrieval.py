@@ -184,6 +184,8 @@ class Retrieval(Task):
                     arrays.get(f"{prefix}t2i_gallery"),
                     arrays.get(f"{prefix}i2t_gallery"),
                     prefix,
+                    caption_subset=arrays.get(f"{prefix}caption_subset"),  # tagged splits (the net gap's bootstrap)
+                    image_subset=arrays.get(f"{prefix}image_subset"),
                 )
             )
         if not parts:

@@ -126,7 +126,10 @@ def run_aggregate(
             per_seed=per_seed,
         ),
     )
-    composition = labelled_zero_shot(compositional_table(frame, image_control(set(frame["method"]))), zero_shot)
+    runs = {key: dict(seeds) for key, seeds in by_seed.items()}  # seed → records: the net gap's item bootstrap
+    composition = labelled_zero_shot(
+        compositional_table(frame, image_control(set(frame["method"])), items=runs), zero_shot
+    )
     write_text(out_dir / TABLES.compositional, compositional_markdown(composition, provenance))
     write_text(out_dir / TABLES.main_tex, main_latex(stats, provenance, zero_shot, captions, capped, parameters))
     controls = control_rows(report.get("control_pairs") or [], frame, comparisons, training)
