@@ -16,9 +16,16 @@ import pandas as pd
 import pytest
 
 from benchmark.report.aggregate import PARTIAL_NOTE, error_line, read_expected, run_aggregate
-from tests.conftest import REPO
-from tests.test_reporting import AGGREGATE_VALUES, markdown_rows, retrieval_items_hitting, write_evaluation
-from tests.test_workflow import TASKS, planned_jobs, snakemake
+from tests.helpers import (
+    AGGREGATE_VALUES,
+    REPO,
+    TASKS,
+    markdown_rows,
+    planned_jobs,
+    retrieval_items_hitting,
+    snakemake,
+    write_evaluation,
+)
 
 DIVERGED = "training diverged: non-finite loss (nan) at step 3 of m1 seed 2 (objective itc)"
 LOGS = {

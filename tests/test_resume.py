@@ -22,8 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, SMOKE
-from tests.test_workflow import SMOKE_TIMEOUT_S, run, snakemake
+from tests.helpers import REPO, SMOKE, SMOKE_TIMEOUT_S, run, snakemake
 
 ONE_METHOD = {
     "methods": ["contrastive_clip"],

@@ -18,7 +18,7 @@ from benchmark.config import load_config, stage_spec, trial_spec, validate_confi
 from benchmark.errors import ConfigError, DataFileError
 from benchmark.registry import method_names, method_schedule
 from benchmark.train.tuning import apply_choice, choose
-from tests.test_workflow import TASKS, planned_jobs, snakemake
+from tests.helpers import TASKS, planned_jobs, snakemake
 
 FACTORS = [0.5, 1.0, 2.0]
 

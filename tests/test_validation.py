@@ -20,7 +20,7 @@ from benchmark.errors import ConfigError
 from benchmark.stages import budgeted_settings, run_finetune, run_pretrain
 from benchmark.train.checkpoint import read_metadata
 from benchmark.train.loop import Validation, train
-from tests.test_training import CPU, _settings, _setup
+from tests.helpers import CPU, clip_model_and_data, optim_settings
 
 
 def _losses(model: Any, data: Any):
@@ -41,12 +41,12 @@ def _scripted(values: list[float], snapshots: list[dict[str, torch.Tensor]]):
 def test_selection_restores_the_best_validation_point_and_leaves_training_unchanged(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path
 ) -> None:
-    settings = _settings(30)
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    settings = optim_settings(30)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     plain = train(model, _losses(model, data), model.objective_weights, settings, CPU, 0, tmp_path / "a", "s", "plain")
     plain_weights = {k: v.clone() for k, v in model.state_dict().items()}
 
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     snapshots: list[dict[str, torch.Tensor]] = []
     validation = Validation(10, _scripted([0.1, 0.5, 0.9, 0.3], snapshots), "val_score", flops_per_step=1000.0)
     report = train(
@@ -65,9 +65,9 @@ def test_selection_restores_the_best_validation_point_and_leaves_training_unchan
 
 def _validated_run(setup: tuple[Path, Path, dict], state: Path, validation: Validation, steps: int = 20) -> Any:
     """A fresh model trained ``steps`` steps with ``validation``; its report."""
-    model, data = _setup(*setup)
+    model, data = clip_model_and_data(*setup)
     return train(
-        model, _losses(model, data), model.objective_weights, _settings(steps), CPU, 0, state, "s", "t", validation
+        model, _losses(model, data), model.objective_weights, optim_settings(steps), CPU, 0, state, "s", "t", validation
     )
 
 
@@ -85,8 +85,8 @@ def test_a_resumed_job_continues_the_curve_and_selects_the_same_weights(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path
 ) -> None:
     values = [0.1, 0.8, 0.4, 0.6, 0.2]
-    settings = _settings(40)
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    settings = optim_settings(40)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     straight = train(
         model,
         _losses(model, data),
@@ -103,7 +103,7 @@ def test_a_resumed_job_continues_the_curve_and_selects_the_same_weights(
 
     state = tmp_path / "b" / "training_state.partial.safetensors"
     state.parent.mkdir()
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     losses = _losses(model, data)
 
     def crash_at_25(step: int) -> dict[str, torch.Tensor]:
@@ -125,7 +125,7 @@ def test_a_resumed_job_continues_the_curve_and_selects_the_same_weights(
             Validation(10, _scripted(values, []), "val_score"),
         )
     assert state.is_file()
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     resumed_values: list[dict[str, torch.Tensor]] = []
     seen = Validation(10, _scripted(values[3:], resumed_values), "val_score")  # points at 30 and 40 remain
     resumed = train(model, _losses(model, data), model.objective_weights, settings, CPU, 0, state, "s", "t", seen)
