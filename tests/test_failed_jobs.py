@@ -172,7 +172,6 @@ ContrastiveCLIP.pretrain_losses = _broken_pretrain_losses
 '''
 
 
-@pytest.mark.workflow
 def test_a_failing_method_leaves_tables_plots_and_a_summary(tmp_path: Path) -> None:
     """late_fusion (the robustness reference) and a copy of contrastive_clip whose pretraining raises, under
     --keep-going: Snakemake fails, and yet main.csv holds late_fusion's numbers and the broken method's rows

@@ -22,8 +22,6 @@ import yaml
 from tests.helpers import planned_jobs, snakemake
 from tests.pretrained_fixtures import save_bert
 
-pytestmark = pytest.mark.workflow
-
 LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *LETTERS, *(f"##{c}" for c in LETTERS)]
 """Every lower-case word splits into letters: a tiny but complete WordPiece vocabulary."""

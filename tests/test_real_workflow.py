@@ -20,7 +20,6 @@ import pytest
 
 from tests.helpers import REPO, SNAKEMAKE, run
 
-pytestmark = pytest.mark.workflow
 OVERLAY = REPO / "tests" / "fixtures" / "real_profiles.yaml"
 
 

@@ -86,7 +86,6 @@ def main_table(workdir: Path) -> pd.DataFrame:
     return pd.read_csv(workdir / "results" / "smoke" / "tables" / "main.csv", comment="#")  # '#': run date
 
 
-@pytest.mark.workflow
 def test_make_run_after_a_kill_resumes_with_the_numbers_of_an_unbroken_run(tmp_path: Path) -> None:
     needs_make_and_proc()
     unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"

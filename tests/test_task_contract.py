@@ -187,7 +187,6 @@ MATCHING_OVERLAY = {
 """A smoke-sized run of the opt-in task alone: a dual encoder, a fusion-head scorer, a method it cannot measure."""
 
 
-@pytest.mark.workflow
 def test_matching_runs_end_to_end_in_a_dry_run_and_a_smoke_sized_run(tmp_path: Path) -> None:
     import os
     import shutil

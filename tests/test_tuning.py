@@ -75,7 +75,6 @@ def test_tuning_needs_validation() -> None:
         validate_config(load_config(overrides=[f"tuning.lr_factors={FACTORS}", "validation.every=null"]))
 
 
-@pytest.mark.workflow
 def test_every_pretrained_method_gets_the_same_trials_and_trains_with_its_choice(tmp_path: Path) -> None:
     overlay = tmp_path / "tuning.yaml"
     overlay.write_text(yaml.safe_dump({"tuning": {"lr_factors": FACTORS}}))
@@ -89,7 +88,6 @@ def test_every_pretrained_method_gets_the_same_trials_and_trains_with_its_choice
     assert result.stdout.count("--tuned results/smoke/scenes/tuning/") == jobs["pretrain"] + jobs["finetune"]
 
 
-@pytest.mark.workflow
 def test_one_method_tuned_end_to_end(tmp_path: Path) -> None:
     overlay = tmp_path / "one.yaml"
     overlay.write_text(

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 import yaml
 
 from benchmark.registry import method_names, method_schedule
 from tests.helpers import REPO, SMOKE, SNAKEMAKE, TASKS, planned_jobs, run, snakemake
 
-pytestmark = pytest.mark.workflow
 RUN_METHODS = [m for m in method_names() if not method_schedule(m).published]
 """The methods of 'methods: all' in the smoke run: published models run only once given weights."""
 ONE_METHOD_JOBS = {
