@@ -2,8 +2,9 @@
 
 Every test gets one of the markers ``unit``, ``integration`` or ``workflow`` (pyproject.toml), decided from what its
 code reaches — the test function, its fixtures and the test or helper functions they call — so a new test file is
-classified without a table: Snakemake or ``make`` on a command line → ``workflow``; another process (``subprocess``,
-``torchrun``, ``pdflatex``) → ``integration``; otherwise ``unit``. ``make test-fast`` runs ``-m unit``.
+classified without a table: Snakemake or ``make`` on a command line → ``workflow``; another process
+(``subprocess``, ``multiprocessing``, ``torchrun``, ``pdflatex``) → ``integration``; otherwise ``unit``.
+``make test-fast`` runs ``-m unit``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ TESTS = str(Path(__file__).resolve().parent)
 """Functions defined in files under this folder (test modules, helpers, fixtures) are followed."""
 WORKFLOW_WORDS = frozenset({"snakemake", "make"})
 """A string constant naming one of these (a command line) means the test runs the workflow."""
-PROCESS_WORDS = frozenset({"subprocess", "Popen", "torchrun", "pdflatex"})
+PROCESS_WORDS = frozenset(
+    {"subprocess", "Popen", "multiprocessing", "torch.multiprocessing", "start_processes", "torchrun", "pdflatex"}
+)
 """A name or string constant among these means the test starts another process."""
 
 
