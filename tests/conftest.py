@@ -68,6 +68,7 @@ def _reaches(functions: Iterable[object]) -> set[str]:
     return found
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test ``workflow``, ``integration`` or ``unit`` (see the module docstring); tests sharing a fixture
     broader than one test that runs the workflow or another process share a pytest-xdist group (one worker builds it).
