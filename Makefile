@@ -1,13 +1,14 @@
 # FuseBench's two commands. Each sets itself up (a virtual environment in .venv) on first use.
 #
 #   make run     run the workflow on the built-in default config and print where the tables are
-#   make test    check lint (ruff, snakemake --lint), then run the test suite
+#   make test    check lint (ruff, snakemake --lint), then run the test suite (2 pytest-xdist workers)
+#   make test-fast   only the tests marked unit (no Snakemake, no other process): for development
 #
 # More: make paper (paper/main.pdf after `make run`), make report (report.html),
 #       make leaderboard (refresh results/reference and docs/results.md from results/), make lint.
 # Options: make run PROFILE=smoke|paper   CORES=2   SNAKEMAKE_ARGS="--keep-going"
 #                   WORKDIR=/scratch/run1 (Snakemake's --directory: results/ and .snakemake/ go there)
-#          make test PYTEST_ARGS="-k metrics"
+#          make test PYTEST_ARGS="-k metrics"   TEST_WORKERS=2
 # After a kill, the same `make run` continues where the run stopped: profiles/default/profile.yaml
 # reruns incomplete jobs, and the lock a killed run leaves behind is handled by benchmark/workflow/locks.py.
 
@@ -23,9 +24,11 @@ WORKDIR ?=
 RUN_DIR := $(or $(WORKDIR),.)
 DIR_ARGS := $(if $(WORKDIR),--directory $(WORKDIR),)
 UNLOCK := $(strip $(BIN)/snakemake --unlock $(CONFIG_ARGS) $(DIR_ARGS))
+TEST_WORKERS ?= 2
+PYTEST := HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest
 TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern
 
-.PHONY: run test lint setup tex paper report leaderboard
+.PHONY: run test test-fast lint setup tex paper report leaderboard
 
 setup: $(STAMP)
 
@@ -50,8 +53,13 @@ run: $(STAMP)
 	@tables=$$($(BIN)/python -m benchmark where $(CLI_CONFIG)); case $$tables in /*) ;; *) tables=$(RUN_DIR)/$$tables;; esac; \
 	echo "Tables: $${tables#./}/main.md (and main.csv beside it)"
 
+# pytest-xdist: TEST_WORKERS processes; tests sharing a workflow run stay on one worker (--dist loadgroup, the groups
+# are given by tests/conftest.py). test-fast: only the tests marked unit (no Snakemake, no other process).
 test: lint tex
-	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PYTEST) -m unit -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 paper: $(STAMP) tex
 	@$(BIN)/python -m benchmark.workflow.locks $(RUN_DIR) "$(UNLOCK)"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
@@ -63,3 +63,22 @@ def test_a_function_local_upward_import_fails_lint(tmp_path: Path) -> None:
     body = "def _hidden():\n    from benchmark.config import load_config\n\n    return load_config"
     result = lint_copy(tmp_path, ("benchmark/data/tokenizer.py", body))
     assert result.returncode == 1 and "benchmark.data.tokenizer -> benchmark.config" in result.stdout, result.stdout
+
+
+def test_test_modules_share_helpers_and_never_import_each_other() -> None:
+    """Shared test code lives in tests/helpers.py (and the fixture builders beside it): a test module importing
+    another test module, or conftest, would tie their tests together (issue 22, item 8)."""
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "tests" and any(p.startswith("test_") or p == "conftest" for p in parts[1:]):
+                    offenders.append(f"{path.relative_to(REPO)}: imports {name}")
+    assert offenders == []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SMOKE
+from tests.helpers import REPO, config_args, fusebench_process, job_args
 
 CRASHING_METHOD = '''"""Test stub whose pretraining crashes, written by tests/test_cli_errors.py."""
 
@@ -51,32 +51,9 @@ def _pretrain(
     baselines = tmp_path / "baselines"
     baselines.mkdir(exist_ok=True)
     (baselines / f"{METHOD}.py").write_text(source)
-    command = [
-        sys.executable,
-        "-m",
-        "benchmark",
-        *(["-v"] if verbose else []),
-        "pretrain",
-        "--config",
-        str(SMOKE),
-        *extra,
-        "--dataset",
-        "scenes",
-        "--method",
-        METHOD,
-        "--seed",
-        "0",
-        "--threads",
-        "1",
-        "--data",
-        str(data),
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(tmp_path / "out"),
-    ]
-    env = {**os.environ, "FUSEBENCH_BASELINES": str(baselines)}
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    argv = [*(["-v"] if verbose else []), "pretrain", *config_args(), *extra]
+    argv += job_args(METHOD, data, tmp_path / "out", tokenizer)
+    return fusebench_process(*argv, env={**os.environ, "FUSEBENCH_BASELINES": str(baselines)})
 
 
 def test_crash_inside_a_method_exits_1_with_its_traceback(

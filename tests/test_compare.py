@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.report.compare import compare_frames, compare_runs, read_main
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SMOKE_MAIN = REPO / "tests" / "fixtures" / "smoke_main.csv"
 COLUMNS = ["dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status"]

@@ -18,7 +18,7 @@ import pytest
 from benchmark.data.compositional import tags_path
 from benchmark.data.standard_form import captions_path, instances_path, read_manifest, refs_path
 from benchmark.data.synthetic import build_synthetic_dataset
-from tests.conftest import tiny_data_spec
+from tests.helpers import tiny_data_spec
 
 COMBINATIONS = [{"color": "red", "shape": "triangle"}, {"size": "small", "color": "blue"}]
 SPLITS = {"train": 200, "val": 40, "test": 60}

@@ -35,7 +35,7 @@ from benchmark.report.compositional import BOTH_LEVELS, SEEDS_ONLY, compositiona
 from benchmark.results import read_items, row, write_items
 from benchmark.seeding import derive_seed
 from benchmark.tasks import get_task
-from tests.test_reporting import grounding_pairs
+from tests.helpers import grounding_pairs
 
 SUBSETS = ("seen", "held_out")
 RESAMPLES = 400

@@ -10,7 +10,7 @@ import pytest
 from benchmark.config import deep_merge, load_config, resolve_methods, stage_spec
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PROFILES = {
     # profile: the values that define it (README: seeds per profile, the paper profile on a GPU)

@@ -12,7 +12,7 @@ import pytest
 from benchmark.data.dataset import load_split
 from benchmark.data.tokenizer import load_tokenizer
 from benchmark.errors import DataFileError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 @pytest.fixture()

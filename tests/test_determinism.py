@@ -8,13 +8,11 @@ that, so these run each stage in two fresh processes with different hash seeds.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 from benchmark.data.tokenizer import SPECIAL_TOKENS, wordpiece_vocabulary
-from tests.conftest import REPO, SMOKE
+from tests.helpers import config_args, fusebench_process, job_args
 
 TINY = [
     "datasets.scenes.splits={train: 48, val: 8, test: 8}",
@@ -26,10 +24,7 @@ TINY = [
 
 
 def fusebench(*args: str, hash_seed: str) -> None:
-    command = [sys.executable, "-m", "benchmark", *args, "--config", str(SMOKE), *(f"--set={s}" for s in TINY)]
-    result = subprocess.run(
-        command, capture_output=True, text=True, cwd=REPO, timeout=300, env={**os.environ, "PYTHONHASHSEED": hash_seed}
-    )
+    result = fusebench_process(*args, *config_args(*TINY), env={**os.environ, "PYTHONHASHSEED": hash_seed})
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -38,24 +33,7 @@ def build(root: Path, hash_seed: str) -> list[Path]:
     data, tokenizer, model = root / "data", root / "tokenizer.json", root / "pretrain"
     fusebench("data", "--dataset", "scenes", "--out", str(data), hash_seed=hash_seed)
     fusebench("tokenizer", "--dataset", "scenes", "--data", str(data), "--out", str(tokenizer), hash_seed=hash_seed)
-    fusebench(
-        "pretrain",
-        "--dataset",
-        "scenes",
-        "--method",
-        "cross_attention",
-        "--seed",
-        "0",
-        "--threads",
-        "1",
-        "--data",
-        str(data),
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(model),
-        hash_seed=hash_seed,
-    )
+    fusebench("pretrain", *job_args("cross_attention", data, model, tokenizer), hash_seed=hash_seed)
     return [data / "manifest.json", tokenizer, model / "model.safetensors"]
 
 

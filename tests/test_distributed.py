@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from benchmark.config import stage_spec
 from benchmark.objectives.contrastive import ImageTextContrastive, info_nce
 from benchmark.train import distributed
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 WORLD = 2
 RTOL = 1e-4  # losses, 1 vs 2 processes: float rounding of partial sums (measured: ≤ 5e-7 on a loss of 2.77)

@@ -22,8 +22,7 @@ from benchmark.stages.training import compute_used
 from benchmark.train.checkpoint import read_metadata
 from benchmark.train.loop import TrainReport, Validation, train
 from benchmark.train.stopping import EarlyStopping, StoppingRule, still_improving, trend_rise
-from tests.test_training import CPU, _settings, _setup
-from tests.test_validation import _losses, _scripted
+from tests.helpers import CPU, clip_model_and_data, optim_settings, pretrain_loss_fn, scripted_validation
 
 FLAT = [0.1, 0.5, 0.6, 0.603, 0.601, 0.6, 0.58, 0.9, 0.95]
 """A val curve that flattens after step 20 (the later rise must never be reached with patience 3)."""
@@ -39,11 +38,20 @@ def _run(
     min_delta: float = 0.01,
 ) -> tuple[TrainReport, torch.nn.Module]:
     """A fresh model trained with a scripted val curve under ``patience``; its report and the model."""
-    model, data = _setup(*setup)
+    model, data = clip_model_and_data(*setup)
     rule = StoppingRule((("val_score", True),), patience, min_delta)
-    validation = Validation(10, _scripted(values, []), "val_score", stopping=rule)
+    validation = Validation(10, scripted_validation(values, []), "val_score", stopping=rule)
     report = train(
-        model, _losses(model, data), model.objective_weights, _settings(steps), CPU, 0, state, "s", "t", validation
+        model,
+        pretrain_loss_fn(model, data),
+        model.objective_weights,
+        optim_settings(steps),
+        CPU,
+        0,
+        state,
+        "s",
+        "t",
+        validation,
     )
     return report, model
 
@@ -134,8 +142,8 @@ def test_a_resumed_job_stops_at_the_same_step_with_the_same_weights(
 
     state = tmp_path / "b" / "training_state.partial.safetensors"
     state.parent.mkdir()
-    model, data = _setup(*setup)
-    losses = _losses(model, data)
+    model, data = clip_model_and_data(*setup)
+    losses = pretrain_loss_fn(model, data)
 
     def crash_at_45(step: int) -> dict[str, torch.Tensor]:
         if step == 45:  # after the points at 30 and 40, which did not improve on step 20
@@ -148,13 +156,13 @@ def test_a_resumed_job_stops_at_the_same_step_with_the_same_weights(
             model,
             crash_at_45,
             model.objective_weights,
-            _settings(80),
+            optim_settings(80),
             CPU,
             0,
             state,
             "s",
             "t",
-            Validation(10, _scripted(FLAT, []), "val_score", stopping=rule),
+            Validation(10, scripted_validation(FLAT, []), "val_score", stopping=rule),
         )
     saved = read_metadata(state)
     assert saved["step"] == 40 and saved["progress"]["stopping"] == {
@@ -163,9 +171,13 @@ def test_a_resumed_job_stops_at_the_same_step_with_the_same_weights(
         "started": True,
     }
 
-    model, data = _setup(*setup)
-    seen = Validation(10, _scripted(FLAT[5:], []), "val_score", stopping=rule)  # points from step 50 on remain
-    resumed = train(model, _losses(model, data), model.objective_weights, _settings(80), CPU, 0, state, "s", "t", seen)
+    model, data = clip_model_and_data(*setup)
+    seen = Validation(
+        10, scripted_validation(FLAT[5:], []), "val_score", stopping=rule
+    )  # points from step 50 on remain
+    resumed = train(
+        model, pretrain_loss_fn(model, data), model.objective_weights, optim_settings(80), CPU, 0, state, "s", "t", seen
+    )
     assert resumed.resumed_from == 40
     assert (resumed.steps_used, resumed.stop_reason) == (straight.steps_used, straight.stop_reason) == (50, "converged")
     assert resumed.validation == straight.validation and resumed.history == straight.history

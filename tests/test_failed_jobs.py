@@ -16,9 +16,16 @@ import pandas as pd
 import pytest
 
 from benchmark.report.aggregate import PARTIAL_NOTE, error_line, read_expected, run_aggregate
-from tests.conftest import REPO
-from tests.test_reporting import AGGREGATE_VALUES, markdown_rows, retrieval_items_hitting, write_evaluation
-from tests.test_workflow import TASKS, planned_jobs, snakemake
+from tests.helpers import (
+    AGGREGATE_VALUES,
+    REPO,
+    TASKS,
+    markdown_rows,
+    planned_jobs,
+    retrieval_items_hitting,
+    snakemake,
+    write_evaluation,
+)
 
 DIVERGED = "training diverged: non-finite loss (nan) at step 3 of m1 seed 2 (objective itc)"
 LOGS = {
@@ -165,7 +172,6 @@ ContrastiveCLIP.pretrain_losses = _broken_pretrain_losses
 '''
 
 
-@pytest.mark.workflow
 def test_a_failing_method_leaves_tables_plots_and_a_summary(tmp_path: Path) -> None:
     """late_fusion (the robustness reference) and a copy of contrastive_clip whose pretraining raises, under
     --keep-going: Snakemake fails, and yet main.csv holds late_fusion's numbers and the broken method's rows

@@ -31,8 +31,8 @@ from benchmark.datasets.base import check_adapter
 from benchmark.datasets.grefcoco import GRefCoco
 from benchmark.datasets.refer import EXPECTED, Refer
 from benchmark.errors import ConfigError, DataFileError
-from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 from tests.fixtures.official_formats import write_grefcoco, write_mdetr, write_refer
+from tests.helpers import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES, IMAGE_SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE

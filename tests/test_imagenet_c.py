@@ -35,7 +35,7 @@ from benchmark.corruptions.image import (
 )
 from benchmark.data.dataset import load_split
 from benchmark.seeding import torch_generator
-from tests.conftest import build_small_scenes
+from tests.helpers import build_small_scenes
 
 IMAGENET_C = (
     "gaussian_noise",

@@ -17,7 +17,7 @@ import pytest
 
 from benchmark.config import load_config, stage_spec
 from benchmark.paths import PROFILES_DIR
-from tests.conftest import build_small_scenes
+from tests.helpers import build_small_scenes
 
 GUARDED = ("refcoco_testa", "refcoco_testb", "refcocoplus_testa", "refcocoplus_testb", "refcocog_test")
 """refcoco.yaml's datasets, all pretrained from COCO."""

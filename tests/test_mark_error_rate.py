@@ -56,7 +56,7 @@ def test_unimodal_and_never_predicting_rows_are_not_eligible_for_best() -> None:
     """image_only and text_only read one modality (their files' ``modalities``); a grounding row whose T-acc is 0
     never predicts a box, so its N-acc of 100 % is no achievement: neither can be bold or italic."""
     from benchmark.report.statistics import method_statistics, unimodal_methods
-    from tests.test_reporting import retrieval_items_hitting, tidy_retrieval_frame
+    from tests.helpers import retrieval_items_hitting, tidy_retrieval_frame
 
     assert unimodal_methods(["image_only", "text_only", "late_fusion", "no_such_method"]) == {"image_only", "text_only"}
     values = {"text_only": [0.9, 0.9, 0.9], "fusion": [0.5, 0.6, 0.7], "other": [0.4, 0.5, 0.6]}
@@ -84,7 +84,7 @@ def test_main_markdown_prints_comparisons_and_per_seed_values_on_request() -> No
     from benchmark.report.aggregate import main_markdown
     from benchmark.report.aggregate.main_tables import probability_text
     from benchmark.report.statistics import method_statistics
-    from tests.test_reporting import markdown_rows, retrieval_items_hitting, tidy_retrieval_frame
+    from tests.helpers import markdown_rows, retrieval_items_hitting, tidy_retrieval_frame
 
     assert [probability_text(p) for p in (0.0, 0.00099, 0.001, 0.25, float("nan"))] == [
         "< 0.001",

@@ -19,7 +19,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.config import load_config, stage_spec
-from tests.conftest import SMOKE, tiny_data_spec
+from tests.helpers import SMOKE, tiny_data_spec
 
 EXIT_MISMATCH = 4
 METHOD = "contrastive_clip"

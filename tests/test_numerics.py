@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.numerics import PORTABLE_ENV, summary, with_numerics
-from tests.conftest import REPO, SMOKE
+from tests.helpers import config_args, fusebench_process, job_args
 
 OPS = """
 import hashlib, json, os, torch, torch.nn.functional as F
@@ -93,11 +93,7 @@ OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "AVX", "MKL
 
 def fusebench(*args: str, numerics: str, env: dict[str, str] | None = None) -> None:
     clean = {k: v for k, v in os.environ.items() if k not in (*PORTABLE_ENV, *OTHER_CPU)}
-    settings = [*TINY, f"numerics={numerics}"]
-    command = [sys.executable, "-m", "benchmark", *args, "--config", str(SMOKE), *(f"--set={s}" for s in settings)]
-    result = subprocess.run(
-        command, capture_output=True, text=True, cwd=REPO, timeout=300, env={**clean, **(env or {})}
-    )
+    result = fusebench_process(*args, *config_args(*TINY, f"numerics={numerics}"), env={**clean, **(env or {})})
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -112,19 +108,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def pretrain(inputs: tuple[Path, Path], out: Path, numerics: str, env: dict[str, str] | None = None) -> Path:
     data, tokenizer = inputs
-    job = ["--dataset", "scenes", "--method", "cross_attention", "--seed", "0", "--threads", "1"]
-    fusebench(
-        "pretrain",
-        *job,
-        "--data",
-        str(data),
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(out),
-        numerics=numerics,
-        env=env,
-    )
+    fusebench("pretrain", *job_args("cross_attention", data, out, tokenizer), numerics=numerics, env=env)
     return out
 
 

@@ -22,7 +22,6 @@ from PIL import Image
 
 from benchmark.data.standard_form import SPLITS, read_captions, read_refs
 from benchmark.errors import ConfigError
-from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 from tests.fixtures.official_formats import (
     RESTVAL_FRACTION,
     main,
@@ -33,6 +32,7 @@ from tests.fixtures.official_formats import (
     write_refer,
     write_webdataset,
 )
+from tests.helpers import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES, IMAGE_SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE

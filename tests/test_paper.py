@@ -8,7 +8,7 @@ import pytest
 
 from benchmark.errors import ConfigError
 from benchmark.report.paper import build_paper, undefined_macros
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PAPER = REPO / "paper" / "main.tex"
 

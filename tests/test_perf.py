@@ -20,7 +20,7 @@ from benchmark.config import load_config
 from benchmark.perf import build_method, prepare_data, prepare_tokenizer
 from benchmark.seeding import derive_seed
 from benchmark.train.efficiency import forward_flops
-from tests.conftest import SMOKE
+from tests.helpers import SMOKE
 
 METHODS = ("contrastive_clip", "cross_attention")
 """A dual encoder and a co-attention method: fast, and between them every kind of attention the methods use."""

@@ -14,59 +14,9 @@ import pytest
 import yaml
 
 from benchmark.config import load_config, stage_spec
+from benchmark.datasets import dataset_kinds
 from benchmark.errors import ConfigError
-from tests.conftest import REPO, SMOKE
-
-TOY_TASK = (
-    (REPO / "benchmark" / "tasks" / "matching.py")
-    .read_text()
-    .replace("class Matching(Task):", "class CaptionMatch(Task):")
-    .replace('abbreviation = "ITM"', 'abbreviation = "Match"')
-    .replace('"chance_pairs"', '"chance_match"')
-    .replace(
-        "    opt_in = True  # not in ``tasks: all``: the default and smoke runs stay as they were", "    opt_in = False"
-    )
-    .replace(
-        "    settings_schema: ClassVar",
-        "    defaults: ClassVar[dict[str, Any]] = {\n"
-        '        "finetune": {"steps": 2, "batch_size": 8, "lr": 0.001, "weight_decay": 0.0, "warmup_steps": 0,\n'
-        '                     "grad_clip": 1.0, "checkpoint_every": 1},\n'
-        '        "evaluate": {"max_images": None, "negatives_seed": 0},\n'
-        '        "summary_metric": "match_AUROC",\n'
-        "    }\n"
-        "    settings_schema: ClassVar",
-    )
-)
-"""The plug-in test's task: the real second task (``benchmark/tasks/matching.py``, image–text matching) as a user's
-file in ``$FUSEBENCH_TASKS`` — its own name, abbreviation and reference row, its defaults in the file, and in
-``tasks: all`` (the built-in is opt-in)."""
-
-TOY_ADAPTER = '''"""A toy dataset kind for the plug-in tests: the synthetic scenes under another kind name."""
-
-from __future__ import annotations
-
-from typing import Any, ClassVar
-
-from benchmark.datasets.synthetic import Synthetic
-
-
-class ToyScenes(Synthetic):
-    description = "synthetic scenes under another name"
-    config_schema: ClassVar[dict[str, Any]] = {
-        **Synthetic.config_schema,
-        "properties": {**Synthetic.config_schema["properties"], "kind": {"const": "toy_scenes"}},
-    }
-'''
-
-
-def write_plugins(root: Path) -> tuple[Path, Path]:
-    """A toy task and a toy dataset adapter in their own folders (as a user would add them)."""
-    tasks, datasets = root / "tasks", root / "datasets"
-    tasks.mkdir(parents=True)
-    datasets.mkdir(parents=True)
-    (tasks / "caption_match.py").write_text(TOY_TASK)
-    (datasets / "toy_scenes.py").write_text(TOY_ADAPTER)
-    return tasks, datasets
+from tests.helpers import REPO, SMOKE, TOY_ADAPTER, TOY_TASK, fusebench_process, write_plugins
 
 
 @pytest.fixture()
@@ -114,14 +64,7 @@ def test_a_task_and_a_dataset_adapter_are_one_file_each(plugin_env: tuple[Path, 
 
 
 def fusebench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "benchmark", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
+    return fusebench_process(*args, env={**os.environ, **(env or {})})
 
 
 def test_list_datasets_and_tasks_show_the_plugins(tmp_path: Path) -> None:
@@ -308,3 +251,16 @@ def test_a_dataset_serving_none_of_the_run_tasks_is_an_error(
         ConfigError, match=r"'datasets.toy' \(toy_scenes\) serves none of the run's tasks \['grounding'\]"
     ):
         load_config([SMOKE, overlay])
+
+
+@pytest.mark.parametrize("kind", dataset_kinds())
+def test_every_dataset_adapter_meets_the_contract(kind: str) -> None:
+    """Each adapter of the table (discovered, not listed here) loads through the contract check, its schema pins
+    its own kind, and the tasks it serves are known tasks."""
+    from benchmark.datasets import dataset_tasks, get_adapter
+    from benchmark.tasks import task_names
+
+    adapter = get_adapter(kind)
+    assert adapter.kind == kind and adapter.description
+    assert adapter.config_schema["properties"]["kind"] == {"const": kind}, adapter.config_schema
+    assert set(dataset_tasks(kind)) <= set(task_names())

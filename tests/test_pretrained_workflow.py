@@ -19,10 +19,8 @@ import pytest
 import torch
 import yaml
 
+from tests.helpers import planned_jobs, snakemake
 from tests.pretrained_fixtures import save_bert
-from tests.test_workflow import planned_jobs, snakemake
-
-pytestmark = pytest.mark.workflow
 
 LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *LETTERS, *(f"##{c}" for c in LETTERS)]
@@ -146,7 +144,7 @@ def test_a_method_fine_tuned_from_its_own_weights_schedules_no_pretraining(
     pretrained_run: tuple[Path, dict[str, Path]],
 ) -> None:
     """``training_stages = ("finetune",)``: fine-tuning (from the published weights), evaluation and robustness."""
-    from tests.test_published_finetune import PLUGIN
+    from tests.helpers import PLUGIN
 
     workdir, weights = pretrained_run
     plugin = workdir / "baselines" / "finetuned_clip.py"

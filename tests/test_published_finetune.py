@@ -11,42 +11,14 @@ import pytest
 
 from benchmark.config import stage_spec
 from benchmark.stages import run_evaluate, run_finetune
-
-PLUGIN = '''"""CLIP fine-tuned for retrieval from its published weights (a test plug-in).
-
-Follows Radford et al., ICML 2021: symmetric InfoNCE over the batch at a fixed temperature 0.07
-(CLIP learns the temperature; fixed here to keep the plug-in minimal).
-"""
-
-from typing import Any
-
-import torch
-import torch.nn.functional as F
-
-from benchmark.paths import REPO_ROOT
-from benchmark.registry import load_method
-
-Base = load_method("published_dual_encoder", REPO_ROOT / "baselines")
-
-
-class FinetunedCLIP(Base):
-    family = "dual encoder"
-    paper = "Radford et al., Learning Transferable Visual Models From Natural Language Supervision, ICML 2021"
-    training_stages = ("finetune",)
-    defaults = {"objectives": {}, "pretrained": None, "text_padding": None, "max_length": None}
-
-    def retrieval_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        logits = self.embed_image(batch["image"]) @ self.embed_text(batch["text"]).t() / 0.07
-        target = torch.arange(len(logits), device=logits.device)
-        return {"itc": (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2}
-'''
+from tests.helpers import PLUGIN
 
 
 @pytest.fixture()
 def plugin_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import shutil
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     folder = tmp_path / "baselines"
     shutil.copytree(REPO / "baselines", folder)

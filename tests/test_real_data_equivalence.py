@@ -26,7 +26,7 @@ METHOD = "contrastive_clip"
 @pytest.fixture(scope="module")
 def native(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from benchmark.data.synthetic import build_synthetic_dataset
-    from tests.conftest import tiny_data_spec
+    from tests.helpers import tiny_data_spec
 
     folder = tmp_path_factory.mktemp("equivalence") / "native"
     build_synthetic_dataset(tiny_data_spec(), folder)

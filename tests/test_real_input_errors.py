@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from tests.conftest import SMOKE, build_small_scenes
+from tests.helpers import SMOKE, build_small_scenes, config_args, job_args
 from tests.pretrained_fixtures import edit_weights, save_bert
 
 TINY_VIT_ARGS = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
@@ -42,44 +42,15 @@ def assert_one_line_error(code: int, stderr: str, expected_code: int, label: str
 
 
 def pretrain(capsys: pytest.CaptureFixture[str], data: Path, tokenizer: Path, out: Path, *sets: str) -> tuple[int, str]:
-    settings = [part for value in sets for part in ("--set", value)]
-    return run(
-        capsys,
-        "pretrain",
-        "--config",
-        str(SMOKE),
-        *settings,
-        "--dataset",
-        "scenes",
-        "--method",
-        "contrastive_clip",
-        "--seed",
-        "0",
-        "--threads",
-        "1",
-        "--data",
-        str(data),
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(out),
-    )
+    return run(capsys, "pretrain", *config_args(*sets), *job_args("contrastive_clip", data, out, tokenizer))
 
 
 def evaluate_published(
     capsys: pytest.CaptureFixture[str], method: str, weights: Path, data: Path, out: Path
 ) -> tuple[int, str]:
     """``fusebench evaluate`` of a zero-shot published ``method`` reading ``weights``, on retrieval."""
-    return run(
-        capsys,
-        "evaluate",
-        "--config",
-        str(SMOKE),
-        "--set",
-        f"method_overrides.{method}.pretrained={weights}",
-        *("--dataset", "scenes", "--method", method, "--task", "retrieval", "--seed", "0"),
-        *("--data", str(data), "--out", str(out)),
-    )
+    job = job_args(method, data, out, task="retrieval", threads=None)
+    return run(capsys, "evaluate", *config_args(f"method_overrides.{method}.pretrained={weights}"), *job)
 
 
 def tiny_vit(**overrides: Any) -> torch.nn.Module:

@@ -18,9 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.test_workflow import REPO, SNAKEMAKE, run
+from tests.helpers import REPO, SNAKEMAKE, run
 
-pytestmark = pytest.mark.workflow
 OVERLAY = REPO / "tests" / "fixtures" / "real_profiles.yaml"
 
 

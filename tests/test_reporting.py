@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
-import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,34 +19,19 @@ from benchmark.metrics.bootstrap import (
 from benchmark.metrics.detection import evaluate_pairs
 from benchmark.metrics.retrieval import best_positive_rank, recall_at_k, retrieval_metrics
 from benchmark.report.tables import latex_table, macro_name, macros_file
-from tests.conftest import REPO
-
-
-def require_pdflatex() -> None:
-    if shutil.which("pdflatex"):
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI must have pdflatex: `make test` installs it from Debian (make tex)")
-    pytest.skip(
-        "pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended "
-        "texlive-fonts-recommended lmodern); the LaTeX compile tests need it"
-    )
-
-
-def compile_document(body: str, tmp_path: Path, preamble: str = "") -> None:
-    from benchmark.report.paper import compile_latex
-
-    source = tmp_path / "doc.tex"
-    source.write_text(
-        "\\documentclass{article}\\usepackage[utf8]{inputenc}\\usepackage[T1]{fontenc}"
-        "\\usepackage{lmodern}\\usepackage{booktabs}\\usepackage{graphicx}"
-        + preamble
-        + "\\begin{document}"
-        + body
-        + "\\end{document}\n"
-    )
-    compile_latex(source, [tmp_path], tmp_path / "doc.pdf", passes=1)
-    assert (tmp_path / "doc.pdf").stat().st_size > 1000
+from tests.helpers import (
+    AGGREGATE_VALUES,
+    GROUNDING_METRICS,
+    REPO,
+    compile_document,
+    grounding_pairs,
+    markdown_rows,
+    nontrivial_weights,
+    require_pdflatex,
+    retrieval_items_hitting,
+    tidy_retrieval_frame,
+    write_evaluation,
+)
 
 
 def test_bootstrap_interval_covers_the_true_mean_at_about_the_nominal_rate() -> None:
@@ -115,16 +96,6 @@ def physical_retrieval_metrics(
     return out
 
 
-def nontrivial_weights(rng: np.random.Generator, units: int, count: int) -> list[np.ndarray]:
-    """Resample multiplicities with 0s, 1s and 2s (and the odd 3+ from real bootstrap draws)."""
-    crafted = [rng.permutation(np.arange(units) % 3) for _ in range(count)]  # as many 0s, 1s and 2s
-    drawn = list(resample_weights(units, count, seed=int(rng.integers(1 << 30))))
-    for w in crafted + drawn:
-        assert w.sum() > 0 and (w == 0).any() and (w == 1).any(), w
-    assert all((w == 2).any() for w in crafted)
-    return crafted + drawn
-
-
 def test_retrieval_items_match_recall_recomputed_on_physically_resampled_queries() -> None:
     """RetrievalItems.metrics(w) must equal recall@K of the resampled query set, not only for w = 1."""
     rng = np.random.default_rng(2)
@@ -147,26 +118,6 @@ def test_retrieval_items_match_recall_recomputed_on_physically_resampled_queries
         physical = physical_retrieval_metrics(t2i_scores, i2t_scores, owner, weights, ks)
         assert physical != pytest.approx(expected), "resample too close to the test set to tell anything"
         assert items.metrics(weights) == pytest.approx(physical, abs=1e-12), weights
-
-
-def grounding_pairs(
-    rng: np.random.Generator, pairs: int, ties: bool
-) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]], list[tuple[int, int]]]:
-    """(targets, scored predictions, sizes): 0–3 targets per pair, noise boxes plus noisy copies of the targets."""
-    targets, predictions = [], []
-    for k in range(pairs):
-        n = k % 4  # no-target, single-target and multi-target expressions
-        boxes = np.column_stack([rng.uniform(0, 30, (n, 2)), rng.uniform(5, 15, (n, 2))])
-        noise = np.column_stack([rng.uniform(0, 30, (3, 2)), rng.uniform(5, 15, (3, 2))])
-        guess = np.vstack([noise, boxes + rng.normal(0, 1.5, boxes.shape)])
-        scores = rng.uniform(0, 1, len(guess))
-        targets.append(boxes)
-        predictions.append((guess, scores.round(2) if ties else scores))
-    predictions[5] = (np.zeros((0, 4)), np.zeros(0))  # pair 5 has a target and no box: IoU 0
-    return targets, predictions, [(48, 48)] * pairs
-
-
-GROUNDING_METRICS = ("AP", "AP50", "AP75", "AR@100", "mIoU", "Acc@0.5", "N-acc", "T-acc", "no_target_balanced_acc")
 
 
 def test_grounding_items_reproduce_pycocotools_on_the_identity_resample_with_score_ties() -> None:
@@ -199,62 +150,6 @@ def test_grounding_items_match_pycocotools_on_physically_resampled_pairs() -> No
         fast = items.metrics(weights)
         for name in GROUNDING_METRICS:
             assert fast[name] == pytest.approx(physical[name], abs=1e-12), (name, weights)
-
-
-def retrieval_items_hitting(n_images: int, captions: int, missed: Sequence[int]) -> RetrievalItems:
-    """Items whose every query ranks its positive first, except the images in ``missed`` (and their captions)."""
-    owner = np.repeat(np.arange(n_images), captions)
-    i2t = np.zeros(n_images, dtype=int)
-    i2t[list(missed)] = len(owner)  # no positive in the gallery ranking: never a hit
-    return RetrievalItems(np.where(np.isin(owner, list(missed)), n_images, 0), owner, i2t, (1,))
-
-
-def markdown_rows(text: str, heading: str) -> dict[str, list[str]]:
-    """method → cells of the first Markdown table after ``heading``."""
-    lines = text.split(heading, 1)[1].splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    table = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table]
-    header, body = rows[0], rows[2:]  # rows[1] is the |---| rule
-    return {"header": header, **{row[0]: row for row in body}}
-
-
-def tidy_retrieval_frame(
-    values: dict[str, list[float]], references: dict[str, float], metric: str = "mean_R"
-) -> pd.DataFrame:
-    """main.csv-like rows: one per (method, seed) of ``values``, one seedless row per reference."""
-    rows = [
-        {
-            "dataset": "d",
-            "method": method,
-            "seed": seed,
-            "task": "retrieval",
-            "metric": metric,
-            "corruption": "none",
-            "severity": 0,
-            "value": value,
-            "status": "ok",
-        }
-        for method, per_seed in values.items()
-        for seed, value in enumerate(per_seed)
-    ]
-    rows += [
-        {
-            "dataset": "d",
-            "method": method,
-            "seed": None,
-            "task": "retrieval",
-            "metric": metric,
-            "corruption": "none",
-            "severity": 0,
-            "value": value,
-            "status": "ok",
-        }
-        for method, value in references.items()
-    ]
-    frame = pd.DataFrame(rows)
-    frame["seed"] = frame["seed"].astype("Int64")
-    return frame
 
 
 def test_method_statistics_on_known_seeds_and_degenerate_bootstraps() -> None:
@@ -313,48 +208,6 @@ def test_method_statistics_on_known_seeds_and_degenerate_bootstraps() -> None:
     assert table["C"] == ["C", "3", "_75.0 ± 10.0_"]  # not significantly worse: italics
     assert table["B"] == ["B", "3", "40.0 ± 26.5"]  # significantly worse: unmarked
     assert table["chance"] == ["chance", "—", "95.0"]  # a reference: no seeds, no mark
-
-
-AGGREGATE_VALUES = {  # method → metric → per-seed values; mean, median and first seed all differ
-    "m1": {"t2i_R@1": [0.50, 0.62, 0.71], "i2t_R@1": [0.44, 0.58, 0.53], "mean_R": [0.47, 0.60, 0.62]},
-    "m2": {"t2i_R@1": [0.20, 0.35, 0.26], "i2t_R@1": [0.18, 0.23, 0.30], "mean_R": [0.19, 0.29, 0.28]},
-}
-
-
-def write_evaluation(path: Path, method: str, seed: int, metrics: dict[str, float], items: RetrievalItems) -> None:
-    """A result file and its .items.npz as stages.run_evaluate writes them."""
-    from benchmark.io import write_json
-    from benchmark.results import items_path, metric_rows, write_items
-
-    spec = {
-        "stage": "evaluate",
-        "dataset": "d",
-        "task": "retrieval",
-        "method": method,
-        "seed": seed,
-        "device": "cpu",
-        "ks": list(items.ks),
-        "batch_size": 8,
-    }
-    write_items(
-        items_path(path),
-        {
-            "t2i_rank": items.t2i_rank,
-            "text_owner": items.text_owner,
-            "i2t_rank": items.i2t_rank,
-            "ks": np.asarray(items.ks),
-        },
-    )
-    write_json(
-        path,
-        {
-            "spec": spec,
-            "provenance": {"device": {"type": "cpu"}, "wall_time_s": 1.0},
-            "protocol": {},
-            "rows": metric_rows(spec, method, metrics),
-            "items": items_path(path).name,
-        },
-    )
 
 
 def test_aggregate_reports_mean_and_sample_std_of_the_per_seed_result_files(

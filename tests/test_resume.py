@@ -22,8 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, SMOKE
-from tests.test_workflow import SMOKE_TIMEOUT_S, run, snakemake
+from tests.helpers import REPO, SMOKE, SMOKE_TIMEOUT_S, run, snakemake
 
 ONE_METHOD = {
     "methods": ["contrastive_clip"],
@@ -89,7 +88,6 @@ def main_table(workdir: Path) -> pd.DataFrame:
     return pd.read_csv(workdir / "results" / "smoke" / "tables" / "main.csv", comment="#")  # '#': run date
 
 
-@pytest.mark.workflow
 def test_make_run_after_a_kill_resumes_with_the_numbers_of_an_unbroken_run(tmp_path: Path) -> None:
     needs_make_and_proc()
     unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"

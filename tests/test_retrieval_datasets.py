@@ -29,7 +29,7 @@ from benchmark.datasets.hf_retrieval import HfRetrieval
 from benchmark.datasets.karpathy import Karpathy
 from benchmark.datasets.official import SPLITS
 from benchmark.errors import DataFileError
-from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
+from tests.helpers import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 
 SIZES, SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE
 WHOLE = {"subset": dict(SIZES)}  # every image, on purpose: the official sizes are COCO's/Flickr's

@@ -19,7 +19,7 @@ from benchmark.metrics.robustness import (
 )
 from benchmark.report.robustness import robustness_markdown, summary_scores
 from benchmark.tasks import get_task
-from tests.test_robustness_summaries import _frame
+from tests.helpers import grid_frame
 
 METRICS = {"grounding": "AP"}
 ROBUSTNESS = ("relative_drop", "mCE", "relative_mCE", "relative_robustness", "effective_robustness")
@@ -39,7 +39,7 @@ ROWS = {
 
 
 def _scores(rows: dict, modalities: dict | None = MODALITIES) -> pd.DataFrame:
-    return summary_scores(_frame(rows), "late_fusion", METRICS, modalities=modalities)[0]
+    return summary_scores(grid_frame(rows), "late_fusion", METRICS, modalities=modalities)[0]
 
 
 def _values(scores: pd.DataFrame, method: str, score: str) -> pd.Series:
@@ -66,7 +66,7 @@ def test_a_row_with_clean_score_at_chance_gets_undefined_robustness_scores() -> 
 def test_text_only_cannot_be_best_on_effective_robustness() -> None:
     """Unscored, text_only has no effective robustness (either definition) to be best with; without the rules its
     flat curve would top both, which is the failure they prevent."""
-    ungated = summary_scores(_frame(ROWS), "late_fusion", {"matching": "match_AUROC", **METRICS})[0]
+    ungated = summary_scores(grid_frame(ROWS), "late_fusion", {"matching": "match_AUROC", **METRICS})[0]
     multibench = ungated[ungated["score"] == "effective_robustness_multibench"].dropna(subset=["value"])
     assert multibench.groupby("method")["value"].mean().idxmax() != "text_only"  # gated by chance already
     for modalities in (MODALITIES, None):

@@ -8,22 +8,10 @@ import pandas as pd
 import pytest
 
 from benchmark.report.robustness import common_corruptions, robustness_latex, robustness_markdown, summary_scores
+from tests.helpers import grid_frame
 
 NAN = float("nan")
 METRICS = {"grounding": "AP"}
-
-
-def _frame(curves: dict[tuple[str, int], dict[str, object]]) -> pd.DataFrame:
-    """(method, seed) → {"clean": M₀, corruption: [M_1, M_2]} as the tidy grounding rows of the grid."""
-    rows = []
-    for (method, seed), curve in curves.items():
-        key = {"dataset": "d", "task": "grounding", "metric": "AP", "method": method, "seed": seed}
-        rows.append({**key, "corruption": "none", "severity": 0, "value": curve["clean"]})
-        for corruption, values in curve.items():
-            if corruption != "clean":
-                for severity, value in enumerate(values, start=1):  # type: ignore[arg-type]
-                    rows.append({**key, "corruption": corruption, "severity": severity, "value": value})
-    return pd.DataFrame(rows)
 
 
 def _value(scores: pd.DataFrame, method: str, family: str, score: str, seed: int | None = None) -> float:
@@ -51,7 +39,7 @@ def test_improving_reference_makes_relative_ce_undefined_and_the_row_counts_cove
     relative mCE = 0.75 over 1 of 2 corruptions. CE(gn) = (.6 + .7) / (.4 + .6) = 1.3,
     CE(db) = (.5 + .6) / (.25 + .25) = 2.2, mCE = 1.75 over 2 of 2.
     """
-    scores, drops = summary_scores(_frame({**REFERENCE_SEEDS, **METHOD_SEED}), "r", METRICS)
+    scores, drops = summary_scores(grid_frame({**REFERENCE_SEEDS, **METHOD_SEED}), "r", METRICS)
     assert _value(scores, "m", "image", "relative_mCE") == pytest.approx(0.75)
     assert _value(scores, "m", "image", "mCE") == pytest.approx(1.75)
     relative = scores[(scores["method"] == "m") & (scores["score"] == "relative_mCE")].iloc[0]
@@ -77,7 +65,7 @@ def test_improving_reference_makes_relative_ce_undefined_and_the_row_counts_cove
 def test_reference_is_its_mean_curve_over_seeds() -> None:
     """r's own seeds against r's mean: relCE(gn) 1.5 and 0.5, CE(gn) 1.0 / 1.0 (both .4 + .6 error)…,
     mean exactly 1; MultiBench ER per seed −0.075 and +0.075, mean exactly 0."""
-    scores, _ = summary_scores(_frame({**REFERENCE_SEEDS, **METHOD_SEED}), "r", METRICS)
+    scores, _ = summary_scores(grid_frame({**REFERENCE_SEEDS, **METHOD_SEED}), "r", METRICS)
     assert _value(scores, "r", "image", "relative_mCE", seed=0) == pytest.approx(1.5)
     assert _value(scores, "r", "image", "relative_mCE", seed=1) == pytest.approx(0.5)
     assert _value(scores, "r", "image", "relative_mCE") == pytest.approx(1.0)
@@ -89,7 +77,7 @@ def test_reference_is_its_mean_curve_over_seeds() -> None:
 def test_multibench_effective_robustness_in_the_table() -> None:
     """m: shift M₀ − M^r₀ = .5 − .7 = −.2. gaussian_noise: predicted .4, .2 → ER = 0 + 0 + .1 = 0.1;
     defocus_blur: predicted .55, .55 → ER = −.05 − .15 = −0.2; mean over the two = −0.05."""
-    scores, drops = summary_scores(_frame({**REFERENCE_SEEDS, **METHOD_SEED}), "r", METRICS)
+    scores, drops = summary_scores(grid_frame({**REFERENCE_SEEDS, **METHOD_SEED}), "r", METRICS)
     assert _value(scores, "m", "image", "effective_robustness_multibench") == pytest.approx(-0.05)
     assert "effective_robustness_multibench" in robustness_markdown(scores, drops, "r", 30)
     assert "effective robustness (MultiBench)" in robustness_latex(scores, "r", 30, {})
@@ -129,7 +117,7 @@ DIFFERENT_SETS = {
 def test_rows_are_restricted_to_the_corruptions_every_method_ran() -> None:
     """image: only gaussian_noise is common, so a's relative drop is (.2 + .4) / 2 / .8 = 0.375, not
     (.2 + .4 + 0 + 0) / 4 / .8 = 0.1875 over its own set; missing: no common corruption, no summary."""
-    frame = _frame(DIFFERENT_SETS)
+    frame = grid_frame(DIFFERENT_SETS)
     scores, drops = summary_scores(frame, "a", METRICS)
     assert _value(scores, "a", "image", "relative_drop") == pytest.approx(0.375)
     assert _value(scores, "b", "image", "relative_drop") == pytest.approx((0.1 + 0.2) / 2 / 0.6)
@@ -160,7 +148,7 @@ def test_common_corruptions_ignores_unmeasured_keys() -> None:
 
 def test_mmi_follows_the_common_set() -> None:
     """Grounding MMI = relative drop over the same corruptions: a's image MMI = 0.375, not 0.1875."""
-    scores, _ = summary_scores(_frame(DIFFERENT_SETS), "a", METRICS)
+    scores, _ = summary_scores(grid_frame(DIFFERENT_SETS), "a", METRICS)
     assert _value(scores, "a", "image", "MMI") == pytest.approx(0.375)
     mmi = scores[(scores["score"] == "MMI") & (scores["family"] == "image")]
     assert set(mmi["left_out"]) == {"defocus_blur"}

@@ -13,7 +13,7 @@ from benchmark.data.grammar import AttributeFilter, relation_holds
 from benchmark.data.scenes import Scene, SceneObject
 from benchmark.data.standard_form import SPLITS, captions_path, instances_path, load_coco, read_manifest, refs_path
 from benchmark.data.synthetic import build_synthetic_dataset
-from tests.conftest import tiny_data_spec
+from tests.helpers import tiny_data_spec
 
 
 def test_same_seed_gives_identical_files(tmp_path: Path, tiny_dataset: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, SMOKE
+from tests.helpers import REPO, SMOKE
 
 SLURM_COMMANDS = ("sbatch", "srun", "salloc", "squeue", "sacct", "scancel", "sinfo", "scontrol", "sacctmgr", "sshare")
 SUBMITTING = ("sbatch", "srun", "salloc")

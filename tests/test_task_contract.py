@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from benchmark.tasks import get_task, task_names
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 OWN_METRICS = ("tasks", "metrics", "hf_metrics")
 """Folders of ``benchmark/`` that may name tasks and metrics: the tasks themselves and the metric definitions."""
@@ -170,7 +170,7 @@ def test_matching_applies_to_methods_that_score_pairs() -> None:
 def test_matching_is_opt_in() -> None:
     from benchmark.config import load_config
     from benchmark.config.grid import run_tasks
-    from tests.conftest import SMOKE
+    from tests.helpers import SMOKE
 
     assert run_tasks(load_config([SMOKE])) == ["retrieval", "grounding"]  # tasks: all leaves it out
     assert run_tasks(load_config([SMOKE], overrides=["tasks=[matching]"])) == ["matching"]
@@ -187,7 +187,6 @@ MATCHING_OVERLAY = {
 """A smoke-sized run of the opt-in task alone: a dual encoder, a fusion-head scorer, a method it cannot measure."""
 
 
-@pytest.mark.workflow
 def test_matching_runs_end_to_end_in_a_dry_run_and_a_smoke_sized_run(tmp_path: Path) -> None:
     import os
     import shutil
@@ -197,7 +196,7 @@ def test_matching_runs_end_to_end_in_a_dry_run_and_a_smoke_sized_run(tmp_path: P
     import pandas as pd
     import yaml
 
-    from tests.conftest import SMOKE
+    from tests.helpers import SMOKE
 
     overlay = tmp_path / "matching.yaml"
     overlay.write_text(yaml.safe_dump(MATCHING_OVERLAY))

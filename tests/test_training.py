@@ -6,51 +6,25 @@ import json
 import shutil
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
 from benchmark.config import stage_spec
 from benchmark.data.dataset import load_split
-from benchmark.data.sampling import ImageTextData, batch_indices
-from benchmark.data.tokenizer import load_tokenizer, special_token_ids
+from benchmark.data.sampling import batch_indices
 from benchmark.errors import MethodError
 from benchmark.hashing import config_hash
-from benchmark.models.method import BuildContext
-from benchmark.registry import load_method
-from benchmark.seeding import seed_everything
 from benchmark.stages import run_pretrain
 from benchmark.train.checkpoint import load_trained
-from benchmark.train.loop import OptimSettings, lr_factor, train
-from tests.conftest import REPO
-
-CPU = torch.device("cpu")
+from benchmark.train.loop import lr_factor, train
+from tests.helpers import CPU, REPO, clip_model_and_data, optim_settings
 
 
 def pinned_version(package: str) -> str:
     """The exact version pyproject.toml pins (the environment the provenance must describe)."""
     pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     return next(p.split("==")[1] for p in pins if p.split("==")[0] == package)
-
-
-def _setup(tiny_dataset: Path, tokenizer_file: Path, smoke_config: dict[str, Any], **overrides: Any):
-    seed_everything(0)
-    tokenizer = load_tokenizer(tokenizer_file, 24)
-    split = load_split(tiny_dataset, "train")
-    ctx = BuildContext(
-        smoke_config["model"], split.image_size, tokenizer.get_vocab_size(), 24, special_token_ids(tokenizer)
-    )
-    model = load_method("contrastive_clip")(ctx, **overrides)
-    return model, ImageTextData.from_split(split, tokenizer, CPU)
-
-
-def _settings(steps: int, **changes: Any) -> OptimSettings:
-    values = dict(
-        steps=steps, batch_size=16, lr=3e-3, weight_decay=0.0, warmup_steps=2, grad_clip=1.0, checkpoint_every=10
-    )
-    values.update(changes)
-    return OptimSettings(**values)
 
 
 def test_batches_never_repeat_an_image_and_are_stateless() -> None:
@@ -63,7 +37,7 @@ def test_batches_never_repeat_an_image_and_are_stateless() -> None:
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
-    s = _settings(100, warmup_steps=10)
+    s = optim_settings(100, warmup_steps=10)
     assert lr_factor(0, s) == pytest.approx(0.1)
     assert lr_factor(9, s) == pytest.approx(1.0)
     assert lr_factor(10, s) == pytest.approx(1.0)
@@ -72,14 +46,14 @@ def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
 
 
 def test_itc_loss_falls(tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path) -> None:
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     # ITC leaves chance after ~40 steps on the tiny set: 60 steps were too few once the compositional
     # split kept red triangles and small blue objects out of its training scenes
     report = train(
         model,
         lambda step: model.pretrain_losses(data.batch(step, 16, 1)),
         model.objective_weights,
-        _settings(100),
+        optim_settings(100),
         CPU,
         1,
         tmp_path / "state.safetensors",
@@ -94,10 +68,10 @@ def test_itc_loss_falls(tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_con
 def test_resume_after_crash_gives_identical_weights(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path
 ) -> None:
-    settings = _settings(25, checkpoint_every=10)
+    settings = optim_settings(25, checkpoint_every=10)
 
     def run(state: Path, crash_at: int | None):
-        model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+        model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
 
         def losses(step: int):
             if step == crash_at:
@@ -121,7 +95,7 @@ def test_stale_training_state_is_not_resumed(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path
 ) -> None:
     """A state file written under another spec is ignored; under the same spec it is resumed (the control)."""
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     state = tmp_path / "s.safetensors"
     with pytest.raises(RuntimeError):
         train(
@@ -130,7 +104,7 @@ def test_stale_training_state_is_not_resumed(
                 (_ for _ in ()).throw(RuntimeError("x")) if s == 12 else model.pretrain_losses(data.batch(s, 16, 0))
             ),
             model.objective_weights,
-            _settings(20),
+            optim_settings(20),
             CPU,
             0,
             state,
@@ -142,12 +116,12 @@ def test_stale_training_state_is_not_resumed(
     shutil.copyfile(state, control)
 
     def finish(path: Path, spec: str) -> int:
-        model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+        model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
         return train(
             model,
             lambda s: model.pretrain_losses(data.batch(s, 16, 0)),
             model.objective_weights,
-            _settings(20),
+            optim_settings(20),
             CPU,
             0,
             path,
@@ -167,7 +141,7 @@ def test_unknown_override_names_the_allowed_hyperparameters(
         match="method_overrides.contrastive_clip.temperature is not a hyperparameter"
         ".*allowed: max_logit_scale, objectives, temperature_init",
     ):
-        _setup(tiny_dataset, tiny_tokenizer_file, smoke_config, temperature=0.1)
+        clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config, temperature=0.1)
 
 
 def test_pretrain_stage_is_bitwise_reproducible_and_reloads(

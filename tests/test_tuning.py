@@ -22,7 +22,7 @@ from benchmark.errors import ConfigError, DataFileError
 from benchmark.registry import method_names, method_schedule
 from benchmark.stages.tuning import run_tune_select
 from benchmark.train.tuning import apply_choice, choose
-from tests.test_workflow import TASKS, planned_jobs, snakemake
+from tests.helpers import TASKS, planned_jobs, snakemake
 
 FACTORS = [0.5, 1.0, 2.0]
 
@@ -139,7 +139,6 @@ def test_tuning_needs_validation() -> None:
         validate_config(load_config(overrides=[f"tuning.lr_factors={FACTORS}", "validation.every=null"]))
 
 
-@pytest.mark.workflow
 def test_every_pretrained_method_gets_the_same_trials_and_trains_with_its_choice(tmp_path: Path) -> None:
     overlay = tmp_path / "tuning.yaml"
     overlay.write_text(yaml.safe_dump({"tuning": {"lr_factors": FACTORS}}))
@@ -164,7 +163,6 @@ def test_every_pretrained_method_gets_the_same_trials_and_trains_with_its_choice
     assert len(re.findall(r"--init \S+/pretrain_chosen/model.safetensors", result.stdout)) == jobs["tune_finetune"]
 
 
-@pytest.mark.workflow
 def test_one_method_tuned_end_to_end(tmp_path: Path) -> None:
     overlay = tmp_path / "one.yaml"
     overlay.write_text(

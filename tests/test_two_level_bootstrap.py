@@ -22,7 +22,7 @@ from benchmark.metrics.bootstrap import (
     two_level,
 )
 from benchmark.metrics.detection import evaluate_pairs
-from tests.test_reporting import (
+from tests.helpers import (
     GROUNDING_METRICS,
     grounding_pairs,
     nontrivial_weights,

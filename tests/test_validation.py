@@ -20,37 +20,35 @@ from benchmark.errors import ConfigError
 from benchmark.stages import budgeted_settings, run_finetune, run_pretrain
 from benchmark.train.checkpoint import read_metadata
 from benchmark.train.loop import Validation, train
-from tests.test_training import CPU, _settings, _setup
-
-
-def _losses(model: Any, data: Any):
-    return lambda step: model.pretrain_losses(data.batch(step, 16, 0))
-
-
-def _scripted(values: list[float], snapshots: list[dict[str, torch.Tensor]]):
-    """A validation metric that follows ``values`` point by point and records the weights it saw."""
-
-    def measure(model: torch.nn.Module) -> dict[str, float]:
-        torch.rand(3)  # draws from the global RNG: the loop's per-step re-seeding keeps training unchanged
-        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
-        return {"val_score": values[len(snapshots) - 1], "val_other": 1.0}
-
-    return measure
+from tests.helpers import CPU, clip_model_and_data, optim_settings, pretrain_loss_fn, scripted_validation
 
 
 def test_selection_restores_the_best_validation_point_and_leaves_training_unchanged(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path
 ) -> None:
-    settings = _settings(30)
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
-    plain = train(model, _losses(model, data), model.objective_weights, settings, CPU, 0, tmp_path / "a", "s", "plain")
+    settings = optim_settings(30)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    plain = train(
+        model, pretrain_loss_fn(model, data), model.objective_weights, settings, CPU, 0, tmp_path / "a", "s", "plain"
+    )
     plain_weights = {k: v.clone() for k, v in model.state_dict().items()}
 
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     snapshots: list[dict[str, torch.Tensor]] = []
-    validation = Validation(10, _scripted([0.1, 0.5, 0.9, 0.3], snapshots), "val_score", flops_per_step=1000.0)
+    validation = Validation(
+        10, scripted_validation([0.1, 0.5, 0.9, 0.3], snapshots), "val_score", flops_per_step=1000.0
+    )
     report = train(
-        model, _losses(model, data), model.objective_weights, settings, CPU, 0, tmp_path / "b", "s", "val", validation
+        model,
+        pretrain_loss_fn(model, data),
+        model.objective_weights,
+        settings,
+        CPU,
+        0,
+        tmp_path / "b",
+        "s",
+        "val",
+        validation,
     )
     assert report.history == plain.history  # measuring on val changed no training step
     assert all(torch.equal(snapshots[-1][k], v) for k, v in plain_weights.items())  # last point = plain run's end
@@ -65,9 +63,18 @@ def test_selection_restores_the_best_validation_point_and_leaves_training_unchan
 
 def _validated_run(setup: tuple[Path, Path, dict], state: Path, validation: Validation, steps: int = 20) -> Any:
     """A fresh model trained ``steps`` steps with ``validation``; its report."""
-    model, data = _setup(*setup)
+    model, data = clip_model_and_data(*setup)
     return train(
-        model, _losses(model, data), model.objective_weights, _settings(steps), CPU, 0, state, "s", "t", validation
+        model,
+        pretrain_loss_fn(model, data),
+        model.objective_weights,
+        optim_settings(steps),
+        CPU,
+        0,
+        state,
+        "s",
+        "t",
+        validation,
     )
 
 
@@ -75,9 +82,11 @@ def test_ties_keep_the_earliest_point_and_no_metric_keeps_the_last_step(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path
 ) -> None:
     setup = (tiny_dataset, tiny_tokenizer_file, smoke_config)
-    report = _validated_run(setup, tmp_path / "a", Validation(10, _scripted([0.2, 0.7, 0.7], []), "val_score"))
+    report = _validated_run(
+        setup, tmp_path / "a", Validation(10, scripted_validation([0.2, 0.7, 0.7], []), "val_score")
+    )
     assert report.validation["selected_step"] == 10
-    report = _validated_run(setup, tmp_path / "b", Validation(10, _scripted([0.9, 0.1, 0.2], []), None))
+    report = _validated_run(setup, tmp_path / "b", Validation(10, scripted_validation([0.9, 0.1, 0.2], []), None))
     assert report.validation["selected_step"] == 20 and report.validation["rule"] == "last step (no selection)"
 
 
@@ -85,11 +94,11 @@ def test_a_resumed_job_continues_the_curve_and_selects_the_same_weights(
     tiny_dataset: Path, tiny_tokenizer_file: Path, smoke_config: dict, tmp_path: Path
 ) -> None:
     values = [0.1, 0.8, 0.4, 0.6, 0.2]
-    settings = _settings(40)
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    settings = optim_settings(40)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     straight = train(
         model,
-        _losses(model, data),
+        pretrain_loss_fn(model, data),
         model.objective_weights,
         settings,
         CPU,
@@ -97,14 +106,14 @@ def test_a_resumed_job_continues_the_curve_and_selects_the_same_weights(
         tmp_path / "a",
         "s",
         "t",
-        Validation(10, _scripted(values, []), "val_score"),
+        Validation(10, scripted_validation(values, []), "val_score"),
     )
     straight_weights = {k: v.clone() for k, v in model.state_dict().items()}
 
     state = tmp_path / "b" / "training_state.partial.safetensors"
     state.parent.mkdir()
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
-    losses = _losses(model, data)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    losses = pretrain_loss_fn(model, data)
 
     def crash_at_25(step: int) -> dict[str, torch.Tensor]:
         if step == 25:
@@ -122,13 +131,15 @@ def test_a_resumed_job_continues_the_curve_and_selects_the_same_weights(
             state,
             "s",
             "t",
-            Validation(10, _scripted(values, []), "val_score"),
+            Validation(10, scripted_validation(values, []), "val_score"),
         )
     assert state.is_file()
-    model, data = _setup(tiny_dataset, tiny_tokenizer_file, smoke_config)
+    model, data = clip_model_and_data(tiny_dataset, tiny_tokenizer_file, smoke_config)
     resumed_values: list[dict[str, torch.Tensor]] = []
-    seen = Validation(10, _scripted(values[3:], resumed_values), "val_score")  # points at 30 and 40 remain
-    resumed = train(model, _losses(model, data), model.objective_weights, settings, CPU, 0, state, "s", "t", seen)
+    seen = Validation(10, scripted_validation(values[3:], resumed_values), "val_score")  # points at 30 and 40 remain
+    resumed = train(
+        model, pretrain_loss_fn(model, data), model.objective_weights, settings, CPU, 0, state, "s", "t", seen
+    )
     assert resumed.resumed_from == 20
     assert resumed.validation["curve"] == straight.validation["curve"]
     assert resumed.validation["selected_step"] == straight.validation["selected_step"] == 10

@@ -17,7 +17,7 @@ from benchmark.registry import method_names
 from benchmark.workflow.expected import expected_results
 from benchmark.workflow.grid import run_grid
 from benchmark.workflow.paths import RunLayout
-from tests.conftest import SMOKE, build_small_scenes
+from tests.helpers import SMOKE, build_small_scenes
 
 PAPER = SMOKE.parent / "paper.yaml"
 

@@ -24,7 +24,7 @@ from benchmark.data.images import as_tensor
 from benchmark.datasets.base import check_adapter, served_tasks
 from benchmark.datasets.webdataset import WebDatasetCorpus, expand_shards
 from benchmark.errors import DataFileError
-from tests.conftest import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
+from tests.helpers import SMALL_IMAGE_SIZE, SMALL_SCENES, build_small_scenes
 
 SIZES, SIZE = SMALL_SCENES, SMALL_IMAGE_SIZE
 SHARD_SIZE = 16

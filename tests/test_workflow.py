@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 import yaml
 
-from benchmark.config import load_config
-from benchmark.config.grid import run_tasks
 from benchmark.registry import method_names, method_schedule
-from tests.conftest import REPO, SMOKE
+from tests.helpers import REPO, SMOKE, SNAKEMAKE, TASKS, planned_jobs, run, snakemake
 
-pytestmark = pytest.mark.workflow
-TASKS = tuple(run_tasks(load_config([SMOKE])))  # tasks: all, the opt-in ones (matching) left out
 RUN_METHODS = [m for m in method_names() if not method_schedule(m).published]
 """The methods of 'methods: all' in the smoke run: published models run only once given weights."""
 ONE_METHOD_JOBS = {
@@ -34,54 +27,6 @@ ONE_METHOD_JOBS = {
     "all": 1,
 }
 """What one method's file adds to a finished smoke run: its grid cells and the tables."""
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
-
-
-SMOKE_TIMEOUT_S = 900
-"""The smoke run takes about 2.5 minutes on 2 cores; the limit only stops a hung run."""
-
-
-def run(command: list[str], timeout: int = SMOKE_TIMEOUT_S, **kwargs: Any) -> subprocess.CompletedProcess:
-    """``subprocess.run`` whose timeout fails the test saying it was a timeout, with the output so far."""
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
-    except subprocess.TimeoutExpired as exc:
-        tail = (exc.stderr or b"")[-3000:]
-        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
-        pytest.fail(f"timed out after {timeout} s (a hang, not a wrong result): {' '.join(command)}\n{tail}")
-
-
-def snakemake(
-    workdir: Path, *args: str, overlays: tuple[Path, ...] = (), env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """Run Snakemake on the smoke profile (plus overlays) with the module's own baselines folder."""
-    baselines = workdir / "baselines"
-    if not baselines.exists():
-        shutil.copytree(REPO / "baselines", baselines)
-    return run(
-        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(SMOKE), *map(str, overlays), *args],
-        env={**os.environ, "FUSEBENCH_BASELINES": str(baselines), **(env or {})},
-    )
-
-
-def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """Rule → job count from a dry run's 'Job stats' table."""
-    assert result.returncode == 0, result.stderr
-    text = result.stdout + result.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:", 1)[1]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M))
-    counts.pop("total", None)
-    return {rule: int(n) for rule, n in counts.items()}
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("workflow")
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir
 
 
 def test_smoke_workflow_writes_tables(smoke_run: Path) -> None:
@@ -161,8 +106,9 @@ def test_editing_a_method_file_reruns_only_its_jobs(smoke_run: Path) -> None:
 def test_smoke_numbers_equal_the_committed_ones(smoke_run: Path) -> None:
     """main.csv equals the smoke run committed in tests/fixtures/smoke_main.csv (CPU, deterministic tokenizer,
     same seeds): a change that moves a smoke number must regenerate it and say why. Last regenerated when
-    the compositional split (held-out combinations in the default profile) changed the training scenes
-    and added the <metric>@seen / @held_out rows."""
+    common random numbers took the method out of the run seeds and gave the towers seeds of their own
+    (issue 23: every trained number moved), and the candidate-set retrieval rows (cand_*) and grounding's
+    no_target_balanced_acc were added (issue 24)."""
     keys = ["dataset", "method", "seed", "task", "metric", "corruption", "severity"]
 
     def table(path: Path) -> pd.DataFrame:
@@ -179,7 +125,7 @@ def test_smoke_numbers_equal_the_committed_ones(smoke_run: Path) -> None:
 
 def test_a_plugin_task_and_dataset_schedule_exactly_their_jobs(smoke_run: Path, tmp_path: Path) -> None:
     """One task file and one dataset adapter file (plus a config naming the dataset) add only their jobs."""
-    from tests.test_plugins import write_plugins
+    from tests.helpers import write_plugins
 
     tasks, datasets = write_plugins(tmp_path / "plugins")
     overlay = tmp_path / "toy.yaml"
@@ -256,7 +202,7 @@ def test_invalid_config_fails_before_any_job(tmp_path: Path) -> None:
 
 
 def test_html_report_and_paper_build_on_the_smoke_run(smoke_run: Path) -> None:
-    from tests.test_reporting import require_pdflatex
+    from tests.helpers import require_pdflatex
 
     report = smoke_run / "report.html"
     result = run(
