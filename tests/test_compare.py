@@ -131,7 +131,7 @@ def test_the_smoke_run_against_itself_and_against_a_perturbed_copy(
     capsys.readouterr()
     assert main(["compare", str(run), str(reference)]) == 1
     printed = capsys.readouterr().out
-    assert "scenes grounding cross_attention AP: 0.015186, reference 0.005186" in printed
+    assert "scenes grounding cross_attention AP: 0.010857, reference 0.000857" in printed
     table, _ = compare_runs(run, reference)
     assert set(table.loc[table["verdict"] == "outside", "metric"]) == {"AP", "AR@1"}
 

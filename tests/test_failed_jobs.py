@@ -148,7 +148,7 @@ def test_partial_aggregation_marks_missing_results_and_counts_seeds(
     row = dict(zip(table["header"], table["m1"]))
     assert row["seeds"] == "2/3" and row["mean_R"].strip("*_") == "53.5 ± 9.2†"
     assert dict(zip(table["header"], table["m2"]))["seeds"] == "3"
-    assert table["m3"][1:] == ["0/1", "not run", "not run", "not run"]
+    assert table["m3"][1:] == ["0/1", "not run", "not run", "not run", "—"]  # —: no trainable-parameter count
     assert PARTIAL_NOTE in markdown and markdown.startswith("# FuseBench results\n\n**Partial results")
     assert f"- m1, seed 2: {failed}" in markdown
     assert "- m3, seed 0: not run: pretrain d m3 seed 0 did not start" in markdown

@@ -126,7 +126,7 @@ def test_the_templates_agree_with_what_the_stages_write() -> None:
 
 
 def test_every_table_has_one_distinct_file_in_the_tables_folder() -> None:
-    assert len(set(TABLES)) == len(TABLES) == 20
+    assert len(set(TABLES)) == len(TABLES) == 21
     assert {Path(path).parent.as_posix() for path in RUN.tables} == {RUN.tables_dir}
     assert [Path(path).name for path in RUN.tables] == list(TABLES)
     assert RunLayout("/abs/out/").tables.main_csv == "/abs/out//tables/main.csv"  # output_dir kept as written

@@ -15,6 +15,8 @@ from typing import Any
 from benchmark.config.merge import deep_merge
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
+from benchmark.paths import REPO_ROOT
+from benchmark.plugins import file_names
 
 
 def variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -33,7 +35,9 @@ def resolve_methods(config: Mapping[str, Any], available: Iterable[str]) -> list
     of them; ``methods: all`` is every method file and every variant."""
     available = sorted(available)
     rows = [*available, *sorted(variants(config))]
-    overrides = set(config.get("method_overrides", {})) - set(available)
+    # a profile's overrides of the repository's own methods stay valid when $FUSEBENCH_BASELINES names a folder
+    # without them (they then configure nothing); any other unknown name is a typo
+    overrides = set(config.get("method_overrides", {})) - set(available) - set(file_names(REPO_ROOT / "baselines"))
     if overrides:
         in_variants = sorted(overrides & set(variants(config)))
         raise ConfigError(
