@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from benchmark.data.compositional import SUBSETS
+from benchmark.metrics.bootstrap import percentile_interval, resample_seeds, two_level
 from benchmark.metrics.detection import grounding_metrics
 from benchmark.metrics.retrieval import DIRECTIONS, recall_at_k
 
@@ -123,7 +124,6 @@ def gap_difference(
     the item level is fixed (``per_seed`` columns identical: the main evaluation's per-item records carry no
     seen / held-out tags) and the interval is over seeds only.
     """
-    from benchmark.metrics.bootstrap import percentile_interval, resample_seeds, two_level
 
     def replicates(gaps: Sequence[float]) -> np.ndarray:
         values = np.asarray(gaps, dtype=float)

@@ -30,6 +30,7 @@ from benchmark.data.compositional import SUBSETS
 from benchmark.metrics.bootstrap import LEVEL, RESAMPLES
 from benchmark.metrics.compositional import gap_difference, parse_subset_metric
 from benchmark.report.tables import footer_text, number
+from benchmark.seeding import derive_seed
 from benchmark.tasks import get_task, task_names
 
 COLUMNS = ("dataset", "task", "method", "metric", "seen", "held_out", "gap", "seeds")
@@ -91,7 +92,6 @@ def _net_of_control(
     table: pd.DataFrame, gaps: dict[tuple[Any, ...], list[float]], control: str, resamples: int
 ) -> pd.DataFrame:
     """``table`` with the net gap of every row whose (dataset, task, metric) the ``control`` also has."""
-    from benchmark.seeding import derive_seed
 
     net = []
     for dataset, task, method, metric in zip(table["dataset"], table["task"], table["method"], table["metric"]):
