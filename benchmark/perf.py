@@ -44,13 +44,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import torch
 
 from benchmark.config import pretrain_dataset, resolve_methods, run_datasets, stage_spec
+from benchmark.datasets import get_adapter
+from benchmark.device import describe, resolve_device
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
+from benchmark.io import write_json, write_text
+from benchmark.provenance import provenance
+from benchmark.registry import method_names, method_schedule
+from benchmark.report.plots import STYLE, save
 from benchmark.seeding import derive_seed, seed_everything
-from benchmark.train.loop import weighted_total
+from benchmark.stages import prepare_pretraining, run_data, run_tokenizer
+from benchmark.train.efficiency import training_step_flops
+from benchmark.train.loop import OptimSettings, train, weighted_total
 
 log = logging.getLogger("fusebench")
 
@@ -96,7 +107,6 @@ class MethodRun:
 
 def perf_methods(config: dict[str, Any], requested: tuple[str, ...] | None) -> list[str]:
     """The config's methods that have a pretraining stage, or the ``requested`` ones (each checked)."""
-    from benchmark.registry import method_names, method_schedule
 
     available = method_names()
     pretrained = [m for m in available if "pretrain" in method_schedule(m).training_stages]
@@ -139,8 +149,6 @@ def measured_config(config: dict[str, Any], options: PerfOptions) -> dict[str, A
 def prepare_data(config: dict[str, Any], dataset: str, workdir: Path) -> Path:
     """Build (or check) ``dataset`` with the data stage, its train split cut to two pretraining batches;
     returns the folder the stages read it from."""
-    from benchmark.datasets import get_adapter
-    from benchmark.stages import run_data
 
     spec = stage_spec(config, "data", dataset=dataset)
     if "splits" in spec:  # a generated dataset: only as many scenes as the timed steps draw from
@@ -155,7 +163,6 @@ def prepare_data(config: dict[str, Any], dataset: str, workdir: Path) -> Path:
 def prepare_tokenizer(config: dict[str, Any], dataset: str, method: str, data_dir: Path, workdir: Path) -> Path:
     """The tokenizer file ``method``'s pretraining reads (trained on the captions, or its text tower's own),
     written by the tokenizer stage once per distinct tokenizer spec."""
-    from benchmark.stages import run_tokenizer
 
     spec = stage_spec(config, "tokenizer", dataset=dataset, method=method)
     path = workdir / "tokenizers" / f"{config_hash(spec)}.json"
@@ -167,7 +174,6 @@ def prepare_tokenizer(config: dict[str, Any], dataset: str, method: str, data_di
 def build_method(config: dict[str, Any], dataset: str, method: str, data_dir: Path, tokenizer: Path) -> MethodRun:
     """``method`` built for its pretraining job (seed :data:`PERF_SEED`) by ``run_pretrain``'s own setup
     (:func:`benchmark.stages.prepare_pretraining`)."""
-    from benchmark.stages import prepare_pretraining
 
     spec = stage_spec(config, "pretrain", dataset=dataset, method=method, seed=PERF_SEED)
     job = prepare_pretraining(spec, data_dir, tokenizer)
@@ -198,7 +204,6 @@ def _clock(device: torch.device) -> float:
 def step_flops(run: MethodRun, step: int = 0) -> float:
     """FLOPs of training step ``step``, forward and backward, on the batch and masks the loop draws, counted
     as the pretraining budget counts them (:func:`benchmark.train.efficiency.training_step_flops`)."""
-    from benchmark.train.efficiency import training_step_flops
 
     run.reset()
     torch.manual_seed(derive_seed(run.run_seed, "step", step))
@@ -208,7 +213,6 @@ def step_flops(run: MethodRun, step: int = 0) -> float:
 def optimized_seconds(run: MethodRun, steps: int, warmup: int, workdir: Path) -> tuple[float, dict[str, Any]]:
     """Seconds of ``steps`` steps of :func:`benchmark.train.loop.train` after ``warmup`` steps in the same
     call, and its report. No checkpoint is written during the run."""
-    from benchmark.train.loop import OptimSettings, train
 
     total = warmup + steps
     settings = OptimSettings(**run.spec["optim"])
@@ -350,7 +354,6 @@ def measure_method(run: MethodRun, options: PerfOptions, peak: dict[str, Any], w
 
 def run_perf(config: dict[str, Any], options: PerfOptions, out_dir: Path) -> Path:
     """Measure every method of ``options``; write the JSON, a Markdown table and the plot; return the JSON."""
-    from benchmark.device import resolve_device
 
     if options.steps < 1 or options.warmup < 0:
         raise ConfigError(f"--steps must be ≥ 1 and --warmup ≥ 0 (got {options.steps} and {options.warmup})")
@@ -390,15 +393,12 @@ def run_perf(config: dict[str, Any], options: PerfOptions, out_dir: Path) -> Pat
 
 
 def _provenance(config: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    from benchmark.device import describe
-    from benchmark.provenance import provenance
 
     return provenance(config_hash(config), {"device": describe(device), "seed": PERF_SEED})
 
 
 def results_table(record: dict[str, Any]) -> str:
     """The rows as a Markdown table: both loops side by side, the ratio, FLOPs and the peak fraction."""
-    import pandas as pd
 
     peak = record["peak"]
     frame = pd.DataFrame(
@@ -425,10 +425,6 @@ def results_table(record: dict[str, Any]) -> str:
 
 def plot_results(record: dict[str, Any], stem: Path) -> list[Path]:
     """samples/s of both loops per method (left) and their achieved TFLOP/s (right), PNG and PDF."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from benchmark.report.plots import STYLE, save
 
     rows, peak = record["methods"], record["peak"]
     x = np.arange(len(rows))
@@ -458,7 +454,6 @@ def plot_results(record: dict[str, Any], stem: Path) -> list[Path]:
 
 def write_results(record: dict[str, Any], out_dir: Path) -> Path:
     """``perf-<device>-<UTC time>.json`` with its ``.md`` table and ``.png``/``.pdf`` plot, written atomically."""
-    from benchmark.io import write_json, write_text
 
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     stem = Path(out_dir) / f"perf-{record['settings']['device'].replace(':', '')}-{stamp}"

@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmark.numerics import numeric_path
 from benchmark.paths import REPO_ROOT
 
 TRACKED_PACKAGES = (
@@ -86,8 +87,6 @@ def provenance(spec_hash: str, extra: dict[str, Any] | None = None) -> dict[str,
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     if "torch" in sys.modules:  # a job that never imported torch has no numbers of its
-        from benchmark.numerics import numeric_path
-
         record["numerics"] = numeric_path()
     if extra:
         record.update(extra)

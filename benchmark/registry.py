@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmark.errors import MethodError
 from benchmark.paths import REPO_ROOT
 from benchmark.plugins import NAME_PATTERN, file_names, folder_from_env, import_file, single_subclass
 
@@ -58,7 +59,6 @@ def built_from(record: Mapping[str, Any]) -> str:
 
 def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:
     """Import ``baselines/<name>.py`` and return its single FusionMethod subclass."""
-    from benchmark.errors import MethodError
     from benchmark.models.method import FusionMethod
 
     directory = directory or baselines_dir()
@@ -119,7 +119,6 @@ def method_schedule(name: str, directory: Path | None = None) -> MethodSchedule:
 
 @functools.cache
 def _schedule_of(path: Path, _mtime: int) -> MethodSchedule:
-    from benchmark.errors import MethodError
 
     if not path.is_file():
         raise MethodError(f"unknown method: {path} does not exist")

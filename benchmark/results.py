@@ -12,6 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from benchmark.io import atomic_path
 from benchmark.paths import ITEMS_SUFFIX
 
 ROW_COLUMNS = ("dataset", "method", "seed", "task", "metric", "corruption", "severity", "value", "status")
@@ -71,9 +74,6 @@ def items_path(result_file: Path) -> Path:
 
 def write_items(path: Path, items: dict[str, Any]) -> None:
     """Per-item records as a compressed ``.npz``, written atomically."""
-    import numpy as np
-
-    from benchmark.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, **{k: np.asarray(v) for k, v in items.items()})
@@ -81,7 +81,6 @@ def write_items(path: Path, items: dict[str, Any]) -> None:
 
 def read_items(path: Path) -> dict[str, Any]:
     """The arrays of a ``.items.npz`` file (empty for a not-applicable evaluation)."""
-    import numpy as np
 
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
@@ -100,7 +99,6 @@ def write_cell_items(path: Path, cells: dict[Cell, dict[str, Any]]) -> None:
 def read_cell_items(path: Path, cell: Cell | None = None) -> dict[Cell, dict[str, Any]]:
     """(corruption, severity) → the per-item arrays of that cell, from :func:`write_cell_items`'s file; only
     ``cell``'s arrays when it is given (a job's file holds every cell's: read one at a time to keep few in memory)."""
-    import numpy as np
 
     cells: dict[Cell, dict[str, Any]] = {}
     with np.load(path) as data:
@@ -113,7 +111,6 @@ def read_cell_items(path: Path, cell: Cell | None = None) -> dict[Cell, dict[str
 
 def item_cells(path: Path) -> set[Cell]:
     """The cells :func:`write_cell_items`'s file holds records of (without reading them)."""
-    import numpy as np
 
     with np.load(path) as data:
         return {_cell_of(key)[0] for key in data.files}

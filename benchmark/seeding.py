@@ -23,6 +23,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import torch
+
+from benchmark.hashing import canonical_json
 
 
 def derive_seed(*parts: object) -> int:
@@ -33,7 +36,6 @@ def derive_seed(*parts: object) -> int:
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
-    import torch
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -47,7 +49,6 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 def torch_generator(*parts: object):
     """A CPU ``torch.Generator`` seeded from ``parts`` (see :func:`derive_seed`)."""
-    import torch
 
     generator = torch.Generator()
     generator.manual_seed(derive_seed(*parts))
@@ -63,7 +64,6 @@ def method_seed(run_seed: int, implementation: type) -> int:
 
 def _forked_devices() -> list[int]:
     """The CUDA device whose generator :func:`torch.random.fork_rng` saves and restores (none on CPU)."""
-    import torch
 
     return [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
 
@@ -79,7 +79,6 @@ def shared_stream(name: str) -> Iterator[None]:
     the method drew before it, and the draws after it are as if it had drawn nothing. The same operation
     called twice in one step draws the same numbers twice (no method does).
     """
-    import torch
 
     with torch.random.fork_rng(devices=_forked_devices()):
         torch.manual_seed(derive_seed(torch.initial_seed(), name))
@@ -98,9 +97,6 @@ def module_init(seed: int | None, name: str, architecture: Any) -> Iterator[None
     if seed is None:
         yield
         return
-    import torch
-
-    from benchmark.hashing import canonical_json
 
     with torch.random.fork_rng(devices=_forked_devices()):
         torch.manual_seed(derive_seed(seed, name, canonical_json(architecture)))

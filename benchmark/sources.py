@@ -28,7 +28,9 @@ that each of them can use it (``docs/architecture.md``):
 from __future__ import annotations
 
 import os
+import pickle
 import re
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -170,8 +172,6 @@ def weight_load_errors() -> tuple[type[BaseException], ...]:
     that does not fit), ``OSError`` / ``ValueError`` / ``KeyError`` (missing or unknown files and keys),
     safetensors' ``SafetensorError`` (a bad header or a truncated file; it derives from ``Exception`` only),
     and a broken pickle or zip archive (``.bin`` / ``.pth``)."""
-    import pickle
-    import zipfile
 
     from safetensors import SafetensorError
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO
+from tests.import_audit import HEAVY, Package
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
@@ -82,3 +83,48 @@ def test_test_modules_share_helpers_and_never_import_each_other() -> None:
                 if parts[0] == "tests" and any(p.startswith("test_") or p == "conftest" for p in parts[1:]):
                     offenders.append(f"{path.relative_to(REPO)}: imports {name}")
     assert offenders == []
+
+
+def test_function_local_imports_follow_the_rule() -> None:
+    """A function-local import stays only where it keeps a heavy module (torch, numpy, ...) out of what the
+    Snakefile and ``fusebench --help`` import, or where a ``# local: <reason>`` comment says why; every other
+    import is at the top of its module, where import-linter and a reader see it."""
+    package = Package(REPO)
+    bad = [f"{item.path.relative_to(REPO)}:{item.line} imports {item.targets[0]}" for item in package.violations()]
+    assert not bad, "function-local imports without a reason (move them to the top):\n" + "\n".join(bad)
+
+
+def test_the_light_path_imports_no_heavy_module() -> None:
+    """What the Snakefile and the CLI's start-up import reaches no heavy module at top level (read from the syntax
+    tree), and importing the CLI's entry point in a fresh interpreter loads none of them."""
+    package = Package(REPO)
+    heavy = {module: package.heavy_roots(module) for module in package.light_path()}
+    assert not {module: roots for module, roots in heavy.items() if roots}
+    probe = "import sys, benchmark.cli.entry; print(sorted(set(m.split('.')[0] for m in sys.modules) & HEAVY))"
+    code = f"HEAVY = {sorted(HEAVY)!r}\n{probe}".replace("& HEAVY", "& set(HEAVY)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_the_rule_names_an_unexplained_local_import(tmp_path: Path) -> None:
+    """The scan fails on a local import of a light module, passes it with a ``# local:`` reason, and allows a heavy
+    import only in a module on the light path."""
+    shutil.copytree(REPO / "benchmark", tmp_path / "benchmark", ignore=shutil.ignore_patterns("__pycache__"))
+    target = tmp_path / "benchmark" / "metrics" / "retrieval.py"
+    original = target.read_text()
+    shutil.copytree(REPO / "workflows" / "rules", tmp_path / "workflows" / "rules")
+    shutil.copy(REPO / "Snakefile", tmp_path / "Snakefile")
+    hidden = "\n\ndef _hidden():\n    {}\n\n    return 0\n"
+    target.write_text(original + hidden.format("from benchmark.errors import ConfigError"))
+    bad = Package(tmp_path).violations()
+    assert [(item.path, item.targets) for item in bad] == [(target, ("benchmark.errors",))]
+    assert bad[0].line == len(original.splitlines()) + 4
+    target.write_text(original + hidden.format("import math  # local: a plug-in file"))
+    assert Package(tmp_path).violations() == []
+    target.write_text(original + hidden.format("import torch"))  # metrics: not on the light path
+    assert len(Package(tmp_path).violations()) == 1
+    light = tmp_path / "benchmark" / "hashing.py"
+    light.write_text(light.read_text() + hidden.format("import torch"))  # the Snakefile imports hashing
+    assert len(Package(tmp_path).violations()) == 1
+    light.write_text(light.read_text() + hidden.format("import json"))  # light: belongs at the top
+    assert len(Package(tmp_path).violations()) == 2

@@ -13,6 +13,7 @@ from typing import Any
 from benchmark.config import load_config, stage_spec
 from benchmark.errors import ConfigError
 from benchmark.numerics import ensure_environment, with_numerics
+from benchmark.train.tuning import apply_choice
 
 log = logging.getLogger("fusebench")
 
@@ -98,7 +99,6 @@ def resolve_spec(args: argparse.Namespace, stage: str) -> dict[str, Any]:
 def tuned_spec(args: argparse.Namespace, stage: str) -> dict[str, Any]:
     """The job's spec; under a learning-rate search (``spec["tuning"]``) trained with the factor ``--tuned``
     chose (:mod:`benchmark.train.tuning`)."""
-    from benchmark.train.tuning import apply_choice
 
     spec = resolve_spec(args, stage)
     if args.tuned:

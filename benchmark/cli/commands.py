@@ -6,16 +6,22 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmark.checkout import current_checkout
 from benchmark.cli.arguments import optional_path, report_settings, set_threads
-from benchmark.config import load_config
+from benchmark.config import load_config, resolve_methods
+from benchmark.datasets import dataset_kinds, dataset_tasks, get_adapter
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
+from benchmark.io import write_json, write_text
+from benchmark.plugins import folder_from_env
+from benchmark.registry import NAME_PATTERN, load_method, method_names
+from benchmark.report.leaderboard import RESULTS_PAGE, copy_reference, update_readme
+from benchmark.report.paper import build_paper
+from benchmark.tasks import get_task, task_names
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.set)
-    from benchmark.config import resolve_methods
-    from benchmark.registry import method_names
 
     methods = resolve_methods(config, method_names())
     print(
@@ -30,7 +36,6 @@ def cmd_where(args: argparse.Namespace) -> None:
 
 
 def cmd_new_method(args: argparse.Namespace) -> None:
-    from benchmark.registry import NAME_PATTERN, method_names
 
     name = args.name
     if not NAME_PATTERN.match(name):
@@ -47,7 +52,6 @@ def cmd_new_method(args: argparse.Namespace) -> None:
     template = (Path(__file__).parent.parent / "templates" / "method.py.tmpl").read_text()
     class_name = "".join(part.capitalize() for part in name.split("_"))
     text = template.format(name=name, class_name=class_name, title=name.replace("_", " ").capitalize())
-    from benchmark.io import write_text
 
     write_text(target, text)
     print(
@@ -59,14 +63,11 @@ def cmd_new_method(args: argparse.Namespace) -> None:
 
 def _checkout_baselines() -> Path:
     """``$FUSEBENCH_BASELINES``, else ``baselines/`` of the checkout holding the current directory."""
-    from benchmark.checkout import current_checkout
-    from benchmark.plugins import folder_from_env
 
     return folder_from_env("FUSEBENCH_BASELINES") or current_checkout("new-method") / "baselines"
 
 
 def cmd_list_datasets(args: argparse.Namespace) -> None:
-    from benchmark.datasets import dataset_kinds, dataset_tasks, get_adapter
     from benchmark.datasets.official import OfficialAdapter
 
     for kind in dataset_kinds():
@@ -83,7 +84,6 @@ def cmd_list_datasets(args: argparse.Namespace) -> None:
 
 
 def cmd_list_tasks(args: argparse.Namespace) -> None:
-    from benchmark.tasks import get_task, task_names
 
     for name in task_names():
         task = get_task(name)
@@ -91,7 +91,6 @@ def cmd_list_tasks(args: argparse.Namespace) -> None:
 
 
 def cmd_list_methods(args: argparse.Namespace) -> None:
-    from benchmark.registry import load_method, method_names
 
     for name in method_names():
         cls = load_method(name)
@@ -130,7 +129,6 @@ def cmd_plots(args: argparse.Namespace) -> None:
 
 
 def cmd_paper(args: argparse.Namespace) -> None:
-    from benchmark.report.paper import build_paper
 
     build_paper(Path(args.source), Path(args.tables), Path(args.plots), Path(args.out))
     print(f"paper written to {args.out}")
@@ -147,7 +145,6 @@ def cmd_perf(args: argparse.Namespace) -> None:
 
 
 def cmd_floor(args: argparse.Namespace) -> None:
-    from benchmark.io import write_json
     from benchmark.report.floor import run_floor
 
     config = load_config(args.config, args.set)
@@ -158,13 +155,10 @@ def cmd_floor(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from benchmark.report.leaderboard import RESULTS_PAGE, copy_reference, update_readme
 
     if args.reference and args.readme:
         reference, readme = Path(args.reference), Path(args.readme)
     else:
-        from benchmark.checkout import current_checkout
-
         root = current_checkout("leaderboard")
         reference = Path(args.reference) if args.reference else root / "results" / "reference"
         readme = Path(args.readme) if args.readme else root / RESULTS_PAGE

@@ -8,6 +8,8 @@ from typing import Any
 
 from benchmark.cli.arguments import numeric_path, optional_path, resolve_spec, tuned_spec, under_torchrun
 from benchmark.numerics import apply as apply_numerics
+from benchmark.registry import load_method
+from benchmark.tasks import get_task
 
 
 def preload(spec: dict[str, Any]) -> None:
@@ -20,8 +22,6 @@ def preload(spec: dict[str, Any]) -> None:
     import benchmark.robustness.grid
     import benchmark.train.efficiency
     import benchmark.train.loop  # noqa: F401
-    from benchmark.registry import load_method
-    from benchmark.tasks import get_task
 
     try:
         if spec.get("method"):

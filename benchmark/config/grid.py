@@ -8,15 +8,19 @@ the datasets pretrained on and guarded against leakage) and what each method is 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from benchmark.config.merge import deep_merge
+from benchmark.datasets import dataset_tasks as served
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
 from benchmark.paths import REPO_ROOT
 from benchmark.plugins import file_names
+from benchmark.registry import baselines_dir, method_schedule
+from benchmark.tasks import get_task, task_names
 
 
 def variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -72,7 +76,6 @@ def resolve_methods(config: Mapping[str, Any], available: Iterable[str]) -> list
 def published_weights(config: Mapping[str, Any], method: str) -> str | bool | None:
     """The weights a published-model method reads (its ``pretrained``), False when it has none set,
     None for a method trained from scratch."""
-    from benchmark.registry import method_schedule
 
     schedule = method_schedule(base_method(config, method))
     if not schedule.published:
@@ -86,7 +89,6 @@ def method_training(method: str, config: Mapping[str, Any] | None = None) -> tup
     ``config``, a variant's are its base's.
 
     A method without a file is trained like the built-ins here; loading it names the missing file."""
-    from benchmark.registry import baselines_dir, method_schedule
 
     if config is not None:
         method = base_method(config, method)
@@ -134,7 +136,6 @@ def text_tokenizer_init(config: Mapping[str, Any], method: str) -> str | None:
 
 def tokenizer_slug(init: str) -> str:
     """A file name for the tokenizer of a pretrained text tower: its last path part and a hash of the whole."""
-    import re
 
     stem = re.sub(r"[^a-z0-9]+", "_", Path(str(init).rstrip("/")).name.lower()).strip("_") or "text"
     return f"{stem}_{config_hash(str(init))[:8]}"
@@ -142,7 +143,6 @@ def tokenizer_slug(init: str) -> str:
 
 def run_tasks(config: Mapping[str, Any]) -> list[str]:
     """The tasks a run covers, in task order ('all' = every available task but the opt-in ones, ``Task.opt_in``)."""
-    from benchmark.tasks import get_task, task_names
 
     if config["tasks"] == "all":
         return [t for t in task_names() if not get_task(t).opt_in]
@@ -198,7 +198,6 @@ def leakage_exclusions(config: Mapping[str, Any], dataset: str) -> list[dict[str
 
 def dataset_tasks(config: Mapping[str, Any], dataset: str) -> list[str]:
     """The run's tasks that ``dataset`` serves (its adapter provides every part they require)."""
-    from benchmark.datasets import dataset_tasks as served
 
     return [t for t in served(config["datasets"][dataset]["kind"]) if t in run_tasks(config)]
 

@@ -18,8 +18,10 @@ import yaml
 
 from benchmark.config.merge import deep_merge, load_yaml
 from benchmark.config.validate import validate_config
+from benchmark.datasets import dataset_kinds, get_adapter
 from benchmark.errors import ConfigError
 from benchmark.paths import DEFAULT_CONFIG
+from benchmark.tasks import get_task, task_names
 
 
 def parse_override(assignment: str) -> dict[str, Any]:
@@ -64,7 +66,6 @@ def with_task_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
     Built-in tasks keep their defaults in ``workflows/config/default.yaml``; a task file from
     ``$FUSEBENCH_TASKS`` carries its own, so adding a task is one file.
     """
-    from benchmark.tasks import get_task, task_names
 
     merged = copy.deepcopy(dict(config))
     robustness = merged.get("robustness")
@@ -87,7 +88,6 @@ def with_data_root(config: Mapping[str, Any]) -> dict[str, Any]:
     blocks = merged.get("datasets")
     if not data_root or not isinstance(blocks, dict):
         return merged
-    from benchmark.datasets import dataset_kinds, get_adapter
 
     kinds = dataset_kinds()
     for block in blocks.values():
@@ -105,7 +105,6 @@ def with_adapter_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
     blocks = merged.get("datasets")
     if not isinstance(blocks, dict):
         return merged
-    from benchmark.datasets import dataset_kinds, get_adapter
 
     kinds = dataset_kinds()
     for name, block in blocks.items():

@@ -28,6 +28,8 @@ from benchmark.config.grid import (
     variant_lr_factor,
 )
 from benchmark.errors import ConfigError
+from benchmark.tasks import get_task
+from benchmark.train.tuning import scaled_spec, trial_label
 
 Config = Mapping[str, Any]
 
@@ -127,7 +129,6 @@ def validation_spec(config: Config, task: str | None = None) -> dict[str, Any]:
     fine-tuning by the task's metrics, selected on its summary metric. Early stopping's ``patience`` and
     ``min_delta`` join the spec only when ``patience`` is set, so that leaving it off re-runs nothing.
     """
-    from benchmark.tasks import get_task  # the task table: imported when a training spec is cut, not with config
 
     settings = config["validation"]
     if not settings["every"]:
@@ -228,7 +229,6 @@ def report_spec(config: Config, **_: Any) -> dict[str, Any]:
 
 def reference_spec(config: Config, *, dataset: str | None, task: str | None, **_: Any) -> dict[str, Any]:
     """A task's reference rows (chance, oracle, ...): only the evaluation settings they read."""
-    from benchmark.tasks import get_task  # the task table: imported when a reference spec is cut, not with config
 
     settings = config["evaluate"][task]
     keep = get_task(task).reference_settings
@@ -282,7 +282,6 @@ def trial_spec(
     trial pretrains at ``pretrain.lr`` × factor; its fine-tuning (``stage`` finetune, ``tuned`` pretrain)
     measures it at the configured fine-tuning rate; a fine-tuning trial (``tuned`` finetune) fine-tunes at
     ``finetune.<task>.lr`` × factor."""
-    from benchmark.train.tuning import scaled_spec, trial_label  # the training layer: imported when a trial is cut
 
     label = trial_label(tuned, factor)
     if stage == "pretrain" and tuned != "pretrain":

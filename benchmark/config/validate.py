@@ -25,8 +25,11 @@ from benchmark.config.grid import (
     variants,
 )
 from benchmark.config.merge import deep_merge, load_yaml
+from benchmark.datasets import dataset_kinds, get_adapter
 from benchmark.errors import ConfigError
 from benchmark.paths import SCHEMA_PATH
+from benchmark.registry import NOT_LITERAL, baselines_dir, declared_attributes, method_names
+from benchmark.tasks import check_all_tasks, get_task, task_names
 
 
 def _schema() -> dict[str, Any]:
@@ -86,7 +89,6 @@ def _block_problems(instance: Any, schema: dict[str, Any], prefix: str) -> list[
 
 def _task_problems(config: Mapping[str, Any]) -> list[str]:
     """The run's tasks exist, and each has its finetune / evaluate / summary-metric block, valid for it."""
-    from benchmark.tasks import check_all_tasks, get_task, task_names
 
     try:
         check_all_tasks()  # every plug-in file, used or not: a broken one is found before any job
@@ -124,7 +126,6 @@ def _task_problems(config: Mapping[str, Any]) -> list[str]:
 
 def _dataset_problems(config: Mapping[str, Any]) -> list[str]:
     """Each dataset block against its adapter's schema and checks; each dataset serves a task of the run."""
-    from benchmark.datasets import dataset_kinds, get_adapter
 
     problems, kinds = [], dataset_kinds()
     for kind in kinds:  # every plug-in file, used or not: a broken one is found before any job
@@ -177,8 +178,6 @@ def _batch_problems(config: Mapping[str, Any]) -> list[str]:
     from the pretraining dataset, fine-tuning draws its task's ``training_unit`` from the dataset itself.
     A batch never holds an item twice (:func:`benchmark.data.sampling.batch_indices`), so a larger one could
     never be drawn; the job checks the built split again (the leakage guard can shrink it)."""
-    from benchmark.datasets import get_adapter
-    from benchmark.tasks import get_task
 
     def train_images(name: str) -> int | None:
         block = config["datasets"][name]
@@ -204,7 +203,6 @@ def _batch_problems(config: Mapping[str, Any]) -> list[str]:
 
 def _pretrain_source_problems(config: Mapping[str, Any], name: str) -> list[str]:
     """``pretrain_from`` names another dataset that pretraining can use, at the same image size."""
-    from benchmark.datasets import get_adapter
 
     source = config["datasets"][name].get("pretrain_from")
     if source is None:
@@ -295,8 +293,6 @@ def _variant_problems(config: Mapping[str, Any]) -> list[str]:
     """Each variant names a method file, overrides only its hyperparameters, builds a valid model block and
     keeps a pretraining objective; each control pair names two of the run's possible rows."""
     from jsonschema import Draft202012Validator
-
-    from benchmark.registry import NOT_LITERAL, baselines_dir, declared_attributes, method_names
 
     available = method_names()
     found = variants(config)

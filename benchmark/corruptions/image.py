@@ -112,14 +112,19 @@ on the images' device, except JPEG (a Pillow round trip, as ImageNet-C).
 from __future__ import annotations
 
 import functools
+import io
 import math
 from collections.abc import Callable, Sequence
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from benchmark.io import sha256_file
 from benchmark.seeding import torch_generator
 
 Corruption = Callable[[torch.Tensor, int, Sequence[int]], torch.Tensor]
@@ -566,7 +571,6 @@ FROST_SCALE = {"cifar10_c": 0.2, "tiny_imagenet_c": 0.3, "imagenet_c": 1.0}
 
 def frost_photo_paths() -> list[Path]:
     """The six photographs in the installed ``imagecorruptions`` package (a dependency)."""
-    from importlib.util import find_spec
 
     spec = find_spec("imagecorruptions")  # located, not imported (its import needs pkg_resources)
     if spec is None or not spec.submodule_search_locations:
@@ -581,7 +585,6 @@ def frost_photo_paths() -> list[Path]:
 
 def frost_photo_digests() -> dict[str, str]:
     """photograph name → sha256 of the file read (for the robustness result's provenance)."""
-    from benchmark.io import sha256_file
 
     return {path.name: sha256_file(path) for path in frost_photo_paths()}
 
@@ -589,8 +592,6 @@ def frost_photo_digests() -> dict[str, str]:
 @functools.cache
 def _frost_photo(index: int) -> torch.Tensor:
     """Photograph ``index`` as 3×H×W floats in [0, 1], RGB (cv2.imread's colour read: alpha dropped)."""
-    import numpy as np
-    from PIL import Image
 
     with Image.open(frost_photo_paths()[index]) as photo:
         array = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255
@@ -792,10 +793,6 @@ def pixelate(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor
 
 def jpeg(x: torch.Tensor, severity: int, ids: Sequence[int]) -> torch.Tensor:
     """A JPEG encode/decode round trip with Pillow at the severity's quality (on the CPU), as ImageNet-C."""
-    import io
-
-    import numpy as np
-    from PIL import Image
 
     quality = _params(x, "jpeg", severity)
     pixels = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

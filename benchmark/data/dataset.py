@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.data.compositional import SUBSETS
 from benchmark.data.images import ImageFiles, Images, load_images, take_head
 from benchmark.data.standard_form import (
     RESIDENT_MAX_MB,
@@ -169,7 +170,6 @@ def _subset_tags(
 ) -> tuple[list[str], list[list[str]]]:
     """Seen / held-out tags per image and per caption from the sidecar the manifest lists for ``split``
     (``compositional.tags``); each ref gets its ``subset``. Nothing when the split is not tagged."""
-    from benchmark.data.compositional import SUBSETS
 
     relative = (manifest.get("compositional") or {}).get("tags", {}).get(split)
     if not relative:

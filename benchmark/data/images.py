@@ -34,6 +34,7 @@ move).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
 
 from benchmark.errors import DataFileError
 
@@ -52,7 +55,6 @@ DECODE_CHUNK = 256
 
 def decode_image(path: str | Path, size: int, transform: str, expected: tuple[int, int] | None = None) -> np.ndarray:
     """``path`` as a ``size × size × 3`` uint8 array; ``expected`` = (width, height) the annotations state."""
-    from PIL import Image
 
     if transform not in TRANSFORMS:
         raise ValueError(f"unknown image transform {transform!r}; allowed: {', '.join(TRANSFORMS)}")
@@ -87,7 +89,6 @@ def looks_complete(path: str | Path, expected: tuple[int, int] | None = None) ->
     marker (a truncated copy does not). A few header reads and one seek per file: every image of a COCO-size
     dataset is checked in seconds (``scripts/image_check_benchmark.py``). False means "decode it to find out"
     (:func:`decode_image` names what is wrong), never a verdict by itself."""
-    from PIL import Image
 
     try:
         with Image.open(path) as opened:
@@ -106,7 +107,6 @@ def looks_complete(path: str | Path, expected: tuple[int, int] | None = None) ->
 
 
 def _transformed(picture: Any, size: int, transform: str) -> Any:
-    from PIL import Image
 
     if transform == "resize":
         return picture.resize((size, size), Image.Resampling.BICUBIC)
@@ -270,9 +270,6 @@ def random_resized_crop(
     The draw follows torchvision's ``RandomResizedCrop.get_params`` (10 tries, then the centre
     crop at the nearest allowed ratio), with every random number from ``generator``.
     """
-    import math
-
-    from torchvision.transforms.v2 import functional as TF
 
     size = int(images.shape[-1])
     out = torch.empty_like(images)
@@ -290,7 +287,6 @@ def _crop_box(
     ratio: tuple[float, float],
     generator: torch.Generator,
 ) -> tuple[int, int, int, int]:
-    import math
 
     area = size * size
     for _ in range(10):

@@ -26,8 +26,10 @@ from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from transformers import AutoTokenizer
 
-from benchmark.errors import DataFileError
+from benchmark.errors import ConfigError, DataFileError
+from benchmark.sources import text_location
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
@@ -145,10 +147,6 @@ def export_pretrained_tokenizer(init: str, max_length: int) -> Tokenizer:
     is offline); truncation and padding to ``max_length`` use the model's own pad token, so
     :func:`encode` gives the ids the model was trained on.
     """
-    from transformers import AutoTokenizer
-
-    from benchmark.errors import ConfigError
-    from benchmark.sources import text_location
 
     source, local_only = text_location(init)
     try:

@@ -10,6 +10,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from benchmark.plugins import PluginTable
+from benchmark.tasks import TASK_TABLE, get_task, task_names
 
 if TYPE_CHECKING:
     from benchmark.datasets.base import DatasetAdapter
@@ -39,7 +40,6 @@ def get_adapter(kind: str) -> DatasetAdapter:
 
 
 def _task_folder() -> object:
-    from benchmark.tasks import TASK_TABLE
 
     return TASK_TABLE.folder()
 
@@ -56,7 +56,6 @@ def _load(kind: str, folder: str, task_folder: str) -> DatasetAdapter:
 
 def task_requirements() -> dict[str, tuple[str, ...]]:
     """Task name → the dataset parts it requires, for every available task."""
-    from benchmark.tasks import get_task, task_names
 
     return {name: tuple(get_task(name).requires) for name in task_names()}
 

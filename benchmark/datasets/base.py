@@ -32,10 +32,13 @@ training images the configuration allows, when it says: a batch larger than that
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.data.standard_form import DATASET_PARTS
+from benchmark.errors import ConfigError
+from benchmark.tasks.base import check_schema
 
 
 class DatasetAdapter:
@@ -55,7 +58,6 @@ class DatasetAdapter:
 
     def settings(self, spec: dict[str, Any]) -> dict[str, Any]:
         """``spec`` with every default filled in (the configuration is completed with this)."""
-        import copy
 
         return {**copy.deepcopy(self.defaults), **spec}
 
@@ -88,7 +90,6 @@ class DatasetAdapter:
 
 def check_adapter(cls: type[DatasetAdapter], task_requirements: dict[str, tuple[str, ...]]) -> None:
     """Raise ConfigError naming the file and the part an adapter lacks or the task it cannot serve."""
-    from benchmark.errors import ConfigError
 
     where = cls.source or cls.__module__
     missing = [a for a in ("description", "provides", "config_schema") if not getattr(cls, a)]
@@ -96,7 +97,6 @@ def check_adapter(cls: type[DatasetAdapter], task_requirements: dict[str, tuple[
         missing.append("prepare()")
     if missing:
         raise ConfigError(f"dataset adapter file {where}: {cls.__name__} lacks required part(s) {', '.join(missing)}")
-    from benchmark.tasks.base import check_schema
 
     check_schema(cls.config_schema, f"dataset adapter file {where}: 'config_schema'")
     unknown = sorted(set(cls.provides) - set(DATASET_PARTS))

@@ -17,7 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from benchmark.data.standard_form import MANIFEST, SPLITS, captions_path, instances_path, read_manifest, refs_path
 from benchmark.datasets.base import DatasetAdapter
+from benchmark.errors import DataFileError
+from benchmark.io import sha256_file
 
 
 class CocoCaptions(DatasetAdapter):
@@ -35,7 +38,6 @@ class CocoCaptions(DatasetAdapter):
     }
 
     def check(self, spec: dict[str, Any]) -> list[tuple[str, str]]:
-        from benchmark.data.standard_form import MANIFEST
 
         root = Path(spec["root"]).expanduser()
         if not (root / MANIFEST).is_file():
@@ -43,7 +45,6 @@ class CocoCaptions(DatasetAdapter):
         return []
 
     def inputs(self, spec: dict[str, Any]) -> list[Path]:
-        from benchmark.data.standard_form import MANIFEST
 
         root = Path(spec["root"]).expanduser()
         return [root / MANIFEST, *sorted((root / "annotations").glob("*.json"))]
@@ -52,9 +53,6 @@ class CocoCaptions(DatasetAdapter):
         return Path(spec["root"]).expanduser()
 
     def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:
-        from benchmark.data.standard_form import SPLITS, captions_path, instances_path, read_manifest, refs_path
-        from benchmark.errors import DataFileError
-        from benchmark.io import sha256_file
 
         root = Path(spec["root"]).expanduser()
         manifest = read_manifest(root)

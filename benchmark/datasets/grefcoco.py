@@ -45,6 +45,7 @@ from benchmark.datasets.refer import (
     split_map,
 )
 from benchmark.errors import DataFileError
+from benchmark.io import read_json
 
 OFFICIAL_SPLITS = ("train", "val", "testA", "testB")
 NO_TARGET = -1
@@ -103,7 +104,6 @@ class GRefCoco(OfficialAdapter):
 
     def read(self, spec: dict[str, Any], build_dir: Path | None = None) -> Converted:
         """The official files in the standard form's terms (the images are files: ``build_dir`` is not used)."""
-        from benchmark.io import read_json
 
         settings = self.settings(spec)
         splits = split_map(settings["test_split"])

@@ -45,9 +45,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import datasets
+from PIL import Image, UnidentifiedImageError
+
 from benchmark.datasets.official import SPLITS, Converted, OfficialAdapter, adapter_schema
 from benchmark.datasets.records import SplitCollector, image_number, text
 from benchmark.errors import DataFileError
+from benchmark.io import atomic_path
 
 SOURCES = ("disk", "parquet", "json")
 BATCH_ROWS = 512
@@ -187,7 +191,6 @@ class HfRetrieval(OfficialAdapter):
 
     def _open(self, spec: dict[str, Any], split: str) -> tuple[Any, list[Path], str]:
         """The dataset split mapped to ``split``, the files it is read from, and a name for messages."""
-        import datasets
 
         name, files = spec["splits"][split], self.split_files(spec)[split]
         if spec["source"] == "disk":
@@ -236,8 +239,6 @@ class _Images:
         data = value.get("bytes") or self._local_bytes(value["path"], where)
         file_name = f"images/{split}/{image_id}.{_extension(data, where)}"
         if self.image_dir is not None:
-            from benchmark.io import atomic_path
-
             with atomic_path(self.image_dir / file_name) as tmp:
                 tmp.write_bytes(data)
             self.written += 1
@@ -270,7 +271,6 @@ class _Images:
 
 def _rows(dataset: Any, columns: dict[str, str], where: str) -> Iterator[dict[str, Any]]:
     """Each row's ``image``, ``caption`` and ``image_id`` values (embedded images left undecoded)."""
-    import datasets
 
     tops = {key: name.split(".")[0] for key, name in columns.items()}
     features = dataset.features
@@ -319,7 +319,6 @@ def _captions(value: Any, where: str) -> list[str]:
 
 
 def _extension(data: bytes, where: str) -> str:
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -332,7 +331,6 @@ def _extension(data: bytes, where: str) -> str:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """No 🤗 progress bars while rows are read (a job's log shows one line per stage instead)."""
-    import datasets
 
     enabled = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()

@@ -41,9 +41,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.data.standard_form import RESIDENT_MAX_MB
+from benchmark.data.images import decode_image, looks_complete
+from benchmark.data.standard_form import MANIFEST, RESIDENT_MAX_MB, captions_path, instances_path, refs_path
+from benchmark.datasets import get_adapter
 from benchmark.datasets.base import DatasetAdapter
 from benchmark.errors import DataFileError
+from benchmark.io import sha256_file, write_json
 
 SPLITS = ("train", "val", "test")
 TRANSFORM_KEY = {
@@ -233,8 +236,6 @@ class OfficialAdapter(DatasetAdapter):
         settings = self.settings(spec)
         files = list(self.required_files(settings))
         for block in settings.get("exclude_images", []):
-            from benchmark.datasets import get_adapter
-
             files += get_adapter(block["kind"]).inputs(block)
         return files
 
@@ -261,7 +262,6 @@ class OfficialAdapter(DatasetAdapter):
         return {_image_key(image["file_name"]) for name in ("val", "test") for image in converted.splits[name].images}
 
     def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:
-        from benchmark.io import sha256_file
 
         settings = self.settings(spec)
         converted = self.read(settings, Path(build_dir))
@@ -341,7 +341,6 @@ class OfficialAdapter(DatasetAdapter):
         blocks = settings.get("exclude_images") or []
         if not blocks:
             return train, {}
-        from benchmark.datasets import get_adapter
 
         excluded: set[str] = set()
         for block in blocks:
@@ -372,7 +371,6 @@ def verify_images(image_root: Path, splits: dict[str, ConvertedSplit], settings:
     decode those that fail and a sample of every split (or all of them) as training will: a truncated or
     unreadable file, or one whose size disagrees with its annotations, is a DataFileError naming it now,
     before any job trains."""
-    from benchmark.data.images import decode_image, looks_complete
 
     for split in splits.values():
         sample = split.images
@@ -399,8 +397,6 @@ def write_standard_form(
     manifest_fields: dict[str, Any],
 ) -> dict[str, Any]:
     """Write the converted annotations in the standard form (files of the parts provided) and the manifest."""
-    from benchmark.data.standard_form import MANIFEST, captions_path, instances_path, refs_path
-    from benchmark.io import sha256_file, write_json
 
     out_dir = Path(out_dir)
     parts = manifest_fields["parts"]

@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmark.datasets.official import SPLITS, ConvertedSplit
 from benchmark.errors import DataFileError
+from benchmark.io import read_json
 
 COCO_TRAIN_FOLDER = "train2014"
 """The COCO image folder RefCOCO/+/g and gRefCOCO images come from."""
@@ -109,7 +110,6 @@ class Instances:
 def read_instances(path: Path, what: str, folder: str = COCO_TRAIN_FOLDER) -> Instances:
     """A COCO instances file (REFER's and gRefCOCO's ``instances.json``, COCO's ``instances_*2014.json``);
     image file names are put under ``folder``; a malformed entry raises DataFileError naming the file."""
-    from benchmark.io import read_json
 
     data = read_json(path, what=what)
     try:

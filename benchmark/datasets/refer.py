@@ -94,6 +94,7 @@ from benchmark.datasets.records import (
     read_instances,
 )
 from benchmark.errors import ConfigError, DataFileError
+from benchmark.io import read_json
 
 SPLIT_BY = {"refcoco": ("unc",), "refcoco+": ("unc",), "refcocog": ("umd", "google")}
 """Collection (REFER's ``dataset``) → its official splits (REFER's ``splitBy``), the default first."""
@@ -401,7 +402,6 @@ class Refer(OfficialAdapter):
         return Read(pairs, instances.images, instances.annotations, instances.categories, sources)
 
     def _read_mdetr(self, settings: dict[str, Any], splits: dict[str, str]) -> Read:
-        from benchmark.io import read_json
 
         read = Read({}, {}, {}, [], {})
         for official in dict.fromkeys(splits.values()):

@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from benchmark.data.compositional import check_combinations
+from benchmark.data.synthetic import build_synthetic_dataset
 from benchmark.datasets.base import DatasetAdapter
 
 POSITIVE_INT = {"type": "integer", "minimum": 1}
@@ -99,12 +101,10 @@ class Synthetic(DatasetAdapter):
             problems.append(("sizes", f"small ({sizes['small']}) must be below large ({sizes['large']})"))
         if abs(sum(mix.values()) - 1.0) > 1e-6:
             problems.append(("referring_mix", f"must sum to 1, got {sum(mix.values()):g}"))
-        from benchmark.data.compositional import check_combinations
 
         return problems + check_combinations(spec)
 
     def prepare(self, spec: dict[str, Any], build_dir: Path) -> dict[str, Any]:
-        from benchmark.data.synthetic import build_synthetic_dataset
 
         manifest = build_synthetic_dataset(spec, build_dir)
         record = {"splits": manifest["splits"]}

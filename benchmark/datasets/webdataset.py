@@ -65,9 +65,14 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
+from braceexpand import braceexpand
+from PIL import Image, UnidentifiedImageError
+from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_iterator
+
 from benchmark.datasets.official import SPLITS, Converted, ConvertedSplit, OfficialAdapter, adapter_schema
 from benchmark.datasets.records import text
 from benchmark.errors import DataFileError
+from benchmark.io import atomic_path, read_json
 
 IMAGE_EXTENSIONS = ("jpg", "png", "jpeg", "webp")
 """Image members in open_clip's order of preference (``DEFAULT_IMAGE_KEY = "jpg;png;jpeg;webp"``)."""
@@ -88,7 +93,6 @@ def expand_shards(pattern: str) -> list[str]:
 
     Example: ``"a/{00..02}.tar::b/x.tar"`` → ``["a/00.tar", "a/01.tar", "a/02.tar", "b/x.tar"]``.
     """
-    from braceexpand import braceexpand
 
     return [name for part in pattern.split(PATTERN_SEPARATOR) for name in braceexpand(part)]
 
@@ -250,7 +254,6 @@ def _check_end_marker(handle: io.BufferedReader, shard: Path) -> None:
 
 
 def _grouped(handle: io.BufferedReader, shard: Path, plain: bool) -> Iterator[tuple[str, dict[str, bytes]]]:
-    from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_iterator
 
     watch = _MemberWatch()
     members = ({**m, "__url__": str(shard)} for m in tar_file_iterator(handle, select_files=watch))
@@ -295,8 +298,6 @@ def _image(image_id: int, shard: Path, key: str, members: dict[str, bytes], imag
     width, height = _image_size(data, f"WebDataset shard {shard}: sample key {key!r} ({key}.{ext})")
     file_name = f"images/train/{relative}.{ext}"
     if image_dir is not None:
-        from benchmark.io import atomic_path
-
         with atomic_path(image_dir / file_name) as tmp:
             tmp.write_bytes(data)
     return {"id": image_id, "file_name": file_name, "width": width, "height": height}
@@ -304,7 +305,6 @@ def _image(image_id: int, shard: Path, key: str, members: dict[str, bytes], imag
 
 def _image_size(data: bytes, where: str) -> tuple[int, int]:
     """(width, height) from the image header; a DataFileError naming ``where`` when it is no image."""
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -323,7 +323,6 @@ def _caption(shard: Path, key: str, members: dict[str, bytes]) -> str:
 
 def _check_sizes(sizes_file: Path, counts: dict[Path, int]) -> None:
     """The samples read from the shards in ``sizes_file``'s folder equal the sum of their entries."""
-    from benchmark.io import read_json
 
     sizes = read_json(sizes_file, what=f"WebDataset {SIZES_FILE}")
     if not isinstance(sizes, dict):

@@ -22,7 +22,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from benchmark.data.compositional import SUBSETS
-from benchmark.metrics.bootstrap import ItemScores, batch_metrics, percentile_interval, seed_t_replicates
+from benchmark.metrics.bootstrap import (
+    ItemScores,
+    batch_metrics,
+    percentile_interval,
+    resample_seeds,
+    seed_t_replicates,
+    two_level,
+)
 from benchmark.metrics.detection import grounding_metrics
 from benchmark.metrics.retrieval import DIRECTIONS, recall_at_k
 
@@ -124,7 +131,6 @@ def gap_difference(
     the item level is fixed (``per_seed`` columns identical) and the interval is over seeds only: the fallback
     of :func:`item_gap_difference` for per-item records written before they carried the seen / held-out tags.
     """
-    from benchmark.metrics.bootstrap import percentile_interval, resample_seeds, two_level
 
     def replicates(gaps: Sequence[float]) -> np.ndarray:
         values = np.asarray(gaps, dtype=float)

@@ -41,6 +41,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from torchvision.ops import generalized_box_iou
 
 from benchmark.boxes import convert, iou_matrix
 
@@ -74,8 +78,6 @@ def overlap_matrix(a_xywh: np.ndarray, b_xywh: np.ndarray, form: str = "iou") ->
         return iou_matrix(a_xywh, b_xywh)
     if form != "giou":
         raise ValueError(f"unknown overlap {form!r}; allowed: {', '.join(ACC_IOU_FORMS)}")
-    import torch
-    from torchvision.ops import generalized_box_iou
 
     a = convert(torch.as_tensor(np.asarray(a_xywh, dtype=np.float64).reshape(-1, 4)), "xywh", "xyxy")
     b = convert(torch.as_tensor(np.asarray(b_xywh, dtype=np.float64).reshape(-1, 4)), "xywh", "xyxy")
@@ -124,8 +126,6 @@ def coco_evaluation(gt: dict[str, Any], detections: list[dict[str, Any]]) -> tup
     set, so every stat is what pycocotools gives it: 0 where the area range has ground truth, −1
     (undefined) where it has none — never a 0 for a range without ground truth.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
+from transformers import BertConfig, BertModel
 
 IMAGE_MEAN = 0.5
 IMAGE_STD = 0.5
@@ -43,7 +45,6 @@ def normalize_images(
 
 def build_vision_encoder(vision: dict[str, Any], image_size: int) -> nn.Module:
     """A ViT with a [CLS] token; ``forward_features`` gives [CLS] + patch tokens."""
-    from timm.models.vision_transformer import VisionTransformer
 
     return VisionTransformer(
         img_size=image_size,
@@ -60,7 +61,6 @@ def build_vision_encoder(vision: dict[str, Any], image_size: int) -> nn.Module:
 
 
 def bert_config(text: dict[str, Any], vocab_size: int, max_length: int, pad_token_id: int) -> Any:
-    from transformers import BertConfig
 
     return BertConfig(
         vocab_size=vocab_size,
@@ -78,7 +78,6 @@ def bert_config(text: dict[str, Any], vocab_size: int, max_length: int, pad_toke
 
 def build_text_encoder(text: dict[str, Any], vocab_size: int, max_length: int, pad_token_id: int) -> nn.Module:
     """A BERT encoder without its pooler; use ``last_hidden_state[:, 0]`` as [CLS]."""
-    from transformers import BertModel
 
     return BertModel(bert_config(text, vocab_size, max_length, pad_token_id), add_pooling_layer=False)
 

@@ -10,6 +10,7 @@ the same layer, the image evidence each word token found.
 from __future__ import annotations
 
 import torch
+from timm.models.vision_transformer import Block
 from torch import nn
 
 
@@ -92,7 +93,6 @@ class SingleStreamEncoder(nn.Module):
 
     def __init__(self, width: int, depth: int, heads: int, mlp_ratio: float, modalities: int = 2) -> None:
         super().__init__()
-        from timm.models.vision_transformer import Block
 
         self.cls = nn.Parameter(torch.zeros(1, 1, width))
         self.modality = nn.Parameter(torch.zeros(modalities, width))

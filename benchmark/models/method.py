@@ -42,6 +42,7 @@ from torch import nn
 from benchmark.errors import MethodError, MissingModalityError
 from benchmark.models.encoders import build_text_encoder, build_vision_encoder
 from benchmark.models.pretrained import build_text_tower, build_vision_tower, is_pretrained
+from benchmark.objectives.detection import grounding_loss
 
 Batch = dict[str, Any]
 
@@ -200,7 +201,6 @@ class FusionMethod(nn.Module):
 
     def grounding_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Dense box losses (score BCE, L1, GIoU) on the patches assigned to the referred objects."""
-        from benchmark.objectives.detection import grounding_loss
 
         boxes, logits = self.ground(batch["image"], batch["text"])
         return grounding_loss(logits, boxes, batch["targets"], batch["target_valid"], self.ctx.grid)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import transformers
 from torch import nn
 
 from benchmark.errors import ConfigError, one_line
@@ -102,7 +103,6 @@ def load_published(method: str, value: Any, architectures: dict[str, str]) -> Lo
     Every tensor of the class must come from the checkpoint with its shape
     (:func:`~benchmark.sources.check_loading_info`), or a DataFileError is raised.
     """
-    import transformers
 
     source = resolve_source(method, value)
     key = f"method_overrides.{method}.pretrained"

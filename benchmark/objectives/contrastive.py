@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.distributed._functional_collectives import all_gather_single
 
 
 def info_nce(logits: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,6 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     calls ``torch.distributed.nn.functional.all_gather``, which torch 2.14 deprecates for the
     functional collective used here (its backward is a reduce-scatter with sum; gloo and NCCL).
     """
-    from torch.distributed._functional_collectives import all_gather_single
 
     return all_gather_single(tensor.contiguous(), 0, dist.group.WORLD)
 

@@ -145,7 +145,6 @@ def _net_of_control(
     replicates: GapReplicates,
 ) -> pd.DataFrame:
     """``table`` with the net gap of every row whose (dataset, task, metric) the ``control`` also has."""
-    from benchmark.seeding import derive_seed
 
     net = []
     for dataset, task, method, metric in zip(table["dataset"], table["task"], table["method"], table["metric"]):

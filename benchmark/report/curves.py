@@ -17,8 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
+from benchmark.report.figures import save
 from benchmark.tasks import get_task, task_names
 
 CURVE_COLUMNS = ["dataset", "stage", "task", "method", "seed", "step", "samples", "flops", "metric", "value"]
@@ -194,9 +196,6 @@ def draw_learning_curves(
     curves: pd.DataFrame, selection_metric: dict[str, str], colors: dict[str, str], stem: Path
 ) -> list[Path]:
     """Val metric vs steps (left) and vs training FLOPs (right); one row per (stage, task, metric)."""
-    import matplotlib.pyplot as plt  # here, not at the top: the tables import this module without drawing
-
-    from benchmark.report.figures import save
 
     curves = curves.fillna({"task": ""})  # pretraining has no task (an empty CSV cell reads back as NaN)
     rows = panels(curves, selection_metric)

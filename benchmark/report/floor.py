@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
+
+from benchmark.errors import DataFileError
 
 SKIPPED_FOLDERS = {"data", "tables", "plots", "logs", "perf", "partial"}
 """Folders of a run that hold no job records (datasets, tables, logs)."""
@@ -221,7 +225,6 @@ def matmul_throughput(shapes: list[tuple[int, int, int]], threads: int, seconds:
     ``flops_per_core_s`` divides by the process's CPU time (all its threads), ``flops_per_s`` by the wall
     time. The floor uses the first: what a core does while it computes, which other processes sharing the
     machine do not lower (they lower the wall-clock figure, and show in the run's wall instead)."""
-    import torch
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -391,9 +394,6 @@ def run_floor(
     """The floor report of the finished run in ``run_dir`` (its output folder, or a folder of its tables such as
     ``results/reference``): the printed text and its record. ``config`` gives the matmul shapes and the job
     threads where the folder has no job records; ``cores`` defaults to the records' host, else this machine."""
-    import os
-
-    from benchmark.errors import DataFileError
 
     run_dir = Path(run_dir)
     jobs, specs = read_records(run_dir) if run_dir.is_dir() else ([], [])

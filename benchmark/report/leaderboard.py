@@ -13,6 +13,7 @@ from pathlib import Path
 
 from benchmark.errors import ConfigError, DataFileError
 from benchmark.io import read_json, write_text
+from benchmark.tasks import task_names
 
 RESULTS_PAGE = "docs/results.md"
 """The page the reference run's tables are written into, relative to the checkout."""
@@ -41,7 +42,6 @@ FIXED_PLOTS = ("main_metrics.png", "efficiency_accuracy.png", "learning_curves.p
 
 def plot_files(run_plots: Path) -> list[str]:
     """The plots copied with a reference run: the fixed ones, then each task's robustness figures."""
-    from benchmark.tasks import task_names
 
     tasks = [t for t in task_names() if (run_plots / f"robustness_{t}.png").is_file()]
     return [*FIXED_PLOTS, *(f"robustness_{t}.png" for t in tasks), *(f"robustness_drop_{t}.png" for t in tasks)]

@@ -49,6 +49,7 @@ from benchmark.metrics.bootstrap import (
     probability_of_improvement,
     seed_t_replicates,
 )
+from benchmark.registry import baselines_dir, load_method
 from benchmark.results import NOT_APPLICABLE, UNDEFINED, read_items
 from benchmark.seeding import derive_seed
 from benchmark.tasks import get_task
@@ -89,7 +90,6 @@ def bootstrap_distributions(
 def unimodal_methods(methods: Iterable[str]) -> frozenset[str]:
     """The methods whose class reads one modality (``FusionMethod.modalities``): references for the fusion
     methods, never a column's best. A name without a method file (a reference row) is not one."""
-    from benchmark.registry import baselines_dir, load_method
 
     return frozenset(
         method

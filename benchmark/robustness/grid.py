@@ -43,6 +43,7 @@ from benchmark.corruptions.text import (
 from benchmark.data.dataset import SceneSplit
 from benchmark.data.images import as_tensor
 from benchmark.errors import ConfigError, MissingModalityError
+from benchmark.evaluation.retrieval import EncodingCache, reusing_encodings
 from benchmark.results import Cell
 from benchmark.tasks.base import Task
 
@@ -142,7 +143,6 @@ def evaluate_robustness(
     (:class:`benchmark.evaluation.retrieval.EncodingCache`, keyed by the inputs' contents): the same
     numbers as computing every cell from scratch (False), without re-running a tower on clean inputs.
     """
-    from benchmark.evaluation.retrieval import EncodingCache, reusing_encodings
 
     subset = task.robustness_subset(split, settings["max_images"])
     lexicon = robustness_lexicon(settings)

@@ -7,8 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.data.standard_form import read_captions, read_manifest
+from benchmark.data.tokenizer import export_pretrained_tokenizer, train_tokenizer
+from benchmark.datasets import get_adapter
 from benchmark.errors import DataFileError
-from benchmark.io import write_json
+from benchmark.io import write_json, write_text
 from benchmark.paths import data_record_path
 from benchmark.stages.records import result_record
 
@@ -17,7 +20,6 @@ log = logging.getLogger("fusebench")
 
 def run_data(spec: dict[str, Any], build_dir: Path) -> None:
     """Build the dataset ``spec`` describes into ``build_dir``, or check the one its adapter reads in place."""
-    from benchmark.datasets import get_adapter
 
     started = time.perf_counter()
     adapter = get_adapter(spec["kind"])
@@ -38,9 +40,6 @@ def run_data(spec: dict[str, Any], build_dir: Path) -> None:
 def run_tokenizer(spec: dict[str, Any], data_dir: Path | None, out_file: Path) -> None:
     """Train the tokenizer on the training captions only; or, for a pretrained text tower (``spec["init"]``),
     write that model's own tokenizer in the same file format."""
-    from benchmark.data.standard_form import read_captions, read_manifest
-    from benchmark.data.tokenizer import export_pretrained_tokenizer, train_tokenizer
-    from benchmark.io import write_text
 
     if "init" in spec:
         tokenizer = export_pretrained_tokenizer(spec["init"], spec["max_length"])

@@ -7,14 +7,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.corruptions.image import frost_photo_digests, table_for
+from benchmark.device import describe
 from benchmark.errors import DataFileError
 from benchmark.io import write_json
 from benchmark.registry import built_from
 from benchmark.results import items_path, metric_rows, not_applicable_rows, write_cell_items, write_items
+from benchmark.robustness.grid import evaluate_robustness, grid, load_sentence_models, sentence_model_protocol
+from benchmark.seeding import derive_seed, seed_everything
 from benchmark.stages.inputs import check_finetuned
 from benchmark.stages.records import data_protocol, result_record, weights_protocol
 from benchmark.stages.session import Session, method_class, trained_or_reason, zero_shot_context
 from benchmark.tasks import get_task
+from benchmark.train.checkpoint import read_metadata
 
 log = logging.getLogger("fusebench")
 
@@ -27,8 +32,6 @@ def _evaluation_session(
     The model is this job's fine-tuned checkpoint, or — for a zero-shot method (``spec["zero_shot"]``,
     no checkpoint) — the method built from its own published weights.
     """
-    from benchmark.seeding import derive_seed, seed_everything
-    from benchmark.train.checkpoint import read_metadata
 
     # evaluation's draws (corruptions, missing modalities, matching negatives) are seeded by their own parts,
     # none by the method; the global seed leaves the method out too (common random numbers)
@@ -68,7 +71,6 @@ def _write_not_applicable(
 ) -> None:
     """An evaluation or robustness job whose method cannot do the task: its n/a rows, and an empty records
     file (``write_records``: the job's own kind) so that the job's outputs are complete."""
-    from benchmark.device import describe
 
     write_records(items_path(out_file), {})
     record = result_record(spec, started, describe(session.device), status="not applicable", reason=reason, rows=rows)
@@ -79,7 +81,6 @@ def run_evaluate(
     spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, checkpoint: Path | None, out_file: Path
 ) -> None:
     """Score the fine-tuned model on the clean test split; one row per metric."""
-    from benchmark.device import describe
 
     started = time.perf_counter()
     task = get_task(spec["task"])
@@ -124,9 +125,6 @@ def run_robustness(
     spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, checkpoint: Path | None, out_file: Path
 ) -> None:
     """Re-measure the task on the robustness subset, clean and under every (corruption, severity)."""
-    from benchmark.corruptions.image import frost_photo_digests, table_for
-    from benchmark.device import describe
-    from benchmark.robustness.grid import evaluate_robustness, grid, load_sentence_models, sentence_model_protocol
 
     started = time.perf_counter()
     task = get_task(spec["task"])

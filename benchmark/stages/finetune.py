@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.registry import built_from
+from benchmark.seeding import derive_seed, method_seed, seed_everything
 from benchmark.stages.inputs import check_init, input_hashes
 from benchmark.stages.session import Session, build_context, method_class, trained_or_reason
 from benchmark.stages.training import check_batch_fits, not_applicable_checkpoint, train_stage
 from benchmark.tasks import get_task
+from benchmark.train.checkpoint import read_metadata
+from benchmark.train.distributed import shard
 
 
 def run_finetune(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path, init: Path | None, out_dir: Path) -> None:
     """Continue from the pretrained checkpoint on the task's own loss — or, for a method trained only by
     fine-tuning (``training = ("finetune",)``, no ``init``), start from the weights it builds itself
     (a published checkpoint)."""
-    from benchmark.seeding import derive_seed, method_seed, seed_everything
-    from benchmark.train.checkpoint import read_metadata
-    from benchmark.train.distributed import shard
 
     started = time.perf_counter()
     # common random numbers: no method in the run seed (data order, per-step draws, validation), as in pretraining
@@ -63,9 +64,6 @@ def _own_weights_model(
     """A method fine-tuned without FuseBench pretraining, built from ``spec`` and its own weights (towers it
     initialises drawn from ``run_seed``'s shared initialisation seed); its checkpoint metadata (as a pretrained
     checkpoint's plus the fine-tuning job); why ``spec``'s task is n/a."""
-    from dataclasses import replace
-
-    from benchmark.seeding import derive_seed
 
     cls = method_class(built_from(spec))
     ctx = replace(build_context(spec, session, session.split("train")), init_seed=derive_seed(run_seed, "init"))

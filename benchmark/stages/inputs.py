@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmark.data.standard_form import MANIFEST, read_manifest
 from benchmark.errors import DataFileError
+from benchmark.io import sha256_file
+from benchmark.train.checkpoint import check_job
 
 
 def input_hashes(data_dir: Path, tokenizer_file: Path) -> dict[str, str]:
     """The sha256 of the tokenizer file and of the data build's manifest, as checkpoints record them."""
-    from benchmark.data.standard_form import MANIFEST, read_manifest
-    from benchmark.io import sha256_file
 
     read_manifest(data_dir)  # a missing or broken data build is named here, as an input error
     if not Path(tokenizer_file).is_file():
@@ -22,7 +23,6 @@ def input_hashes(data_dir: Path, tokenizer_file: Path) -> dict[str, str]:
 
 def _hash_sources(data_dir: Path, tokenizer_file: Path) -> dict[str, str]:
     """Where the requested hashes of :func:`input_hashes` come from, for a mismatch message."""
-    from benchmark.data.standard_form import MANIFEST
 
     return {"tokenizer_sha256": f"--tokenizer {tokenizer_file}", "data_sha256": f"--data {Path(data_dir) / MANIFEST}"}
 
@@ -31,7 +31,6 @@ def check_init(spec: dict[str, Any], init: Path, meta: dict[str, Any], data_dir:
     """Fine-tuning starts from this job's pretraining: same method and seed, the dataset it is
     pretrained on (``pretrained_on``: itself, or its ``pretrain_from``), same tokenizer file, and,
     when pretrained on itself, same data build."""
-    from benchmark.train.checkpoint import check_job
 
     pretrained_on = spec.get("pretrained_on", spec["dataset"])
     hashes = input_hashes(data_dir, tokenizer_file)
@@ -50,7 +49,6 @@ def check_finetuned(
 ) -> None:
     """Evaluation scores this job's fine-tuned checkpoint: same method, seed, task, dataset,
     tokenizer file and data build."""
-    from benchmark.train.checkpoint import check_job
 
     wanted = {
         "stage": "finetune",

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchmark.data.sampling import ImageTextData
 from benchmark.registry import built_from
+from benchmark.seeding import derive_seed, method_seed, seed_everything
 from benchmark.stages.inputs import input_hashes
 from benchmark.stages.records import dataset_note
 from benchmark.stages.session import Session, build_context, method_class
 from benchmark.stages.training import check_batch_fits, not_applicable_checkpoint, train_stage
+from benchmark.train.distributed import shard
 
 
 @dataclass
@@ -31,7 +34,6 @@ class PretrainingJob:
 
     def losses(self, step: int) -> dict[str, Any]:
         """The method's pretraining losses on ``step``'s batch (this rank's slice of it under torchrun)."""
-        from benchmark.train.distributed import shard
 
         batch = self.data.batch(step, self.spec["optim"]["batch_size"], self.run_seed)
         return self.model.pretrain_losses(shard(batch))
@@ -39,10 +41,6 @@ class PretrainingJob:
 
 def prepare_pretraining(spec: dict[str, Any], data_dir: Path, tokenizer_file: Path) -> PretrainingJob:
     """Seed the job and build its method from config (pretrained towers from their sources) and its data."""
-    from dataclasses import replace
-
-    from benchmark.data.sampling import ImageTextData
-    from benchmark.seeding import derive_seed, method_seed, seed_everything
 
     session = Session(spec, data_dir, tokenizer_file, spec["max_length"])
     # common random numbers: no method in the run seed (data order, per-step masks and negatives, validation

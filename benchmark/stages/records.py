@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.data.standard_form import read_manifest
 from benchmark.hashing import config_hash
 from benchmark.provenance import provenance
 
@@ -58,7 +59,6 @@ def result_record(
 
 def dataset_note(data_dir: Path) -> dict[str, Any]:
     """What every result states about its data: official files (sha256), subset, leakage guard."""
-    from benchmark.data.standard_form import read_manifest
 
     manifest = read_manifest(Path(data_dir))
     keys = ("official_format", "sources", "subset", "leakage_guard")

@@ -5,7 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from benchmark.data.concepts import concept_vocabulary
+from benchmark.data.dataset import image_size_of, load_split
+from benchmark.data.grounding import attribute_vocabulary
+from benchmark.data.standard_form import read_manifest
+from benchmark.data.tokenizer import load_tokenizer, special_token_ids
+from benchmark.device import resolve_device
+from benchmark.errors import MethodError
+from benchmark.models.method import BuildContext
+from benchmark.models.pretrained import resolve_model_config
+from benchmark.registry import load_method
 from benchmark.tasks import get_task
+from benchmark.train import distributed
+from benchmark.train.checkpoint import load_trained
 
 
 class Session:
@@ -15,11 +29,6 @@ class Session:
     """
 
     def __init__(self, spec: dict[str, Any], data_dir: Path, tokenizer_file: Path | None, max_length: int) -> None:
-        import torch
-
-        from benchmark.data.tokenizer import load_tokenizer, special_token_ids
-        from benchmark.device import resolve_device
-        from benchmark.train import distributed
 
         self.torch = torch
         self.device = distributed.setup(resolve_device(spec["device"]))  # under torchrun: this rank's device
@@ -31,13 +40,11 @@ class Session:
             self.special = special_token_ids(self.tokenizer, tokenizer_file)
 
     def split(self, name: str) -> Any:
-        from benchmark.data.dataset import load_split
 
         return load_split(self.data_dir, name)
 
     def use_method_tokenizer(self, model: Any) -> None:
         """A published model reads text through its own tokenizer; a method without one needs the run's."""
-        from benchmark.errors import MethodError
 
         own = model.text_tokenizer() if model is not None else None
         if own is not None:
@@ -49,10 +56,6 @@ class Session:
 def build_context(spec: dict[str, Any], session: Session, train_split: Any) -> Any:
     """The BuildContext of a method built from ``spec`` (not from a checkpoint): pretrained towers are
     resolved from their sources (architecture, resolution, normalisation, sha256 of their files)."""
-    from benchmark.data.concepts import concept_vocabulary
-    from benchmark.data.grounding import attribute_vocabulary
-    from benchmark.models.method import BuildContext
-    from benchmark.models.pretrained import resolve_model_config
 
     model = resolve_model_config(spec["model"], max_length=spec["max_length"])
     image_size = model["vision"].get("image_size", train_split.image_size)  # a pretrained ViT's own resolution
@@ -73,15 +76,11 @@ def build_context(spec: dict[str, Any], session: Session, train_split: Any) -> A
 def zero_shot_context(spec: dict[str, Any], session: Session) -> Any:
     """A zero-shot method's BuildContext: it reads its own weights and tokenizer, so only the image size of
     the evaluated data is filled in (no training split is read, no vocabulary learnt from it)."""
-    from benchmark.data.dataset import image_size_of
-    from benchmark.data.standard_form import read_manifest
-    from benchmark.models.method import BuildContext
 
     return BuildContext({}, image_size_of(read_manifest(session.data_dir)), 0, 0, {})
 
 
 def method_class(name: str) -> Any:
-    from benchmark.registry import load_method
 
     return load_method(name)
 
@@ -91,7 +90,6 @@ def trained_or_reason(
 ) -> tuple[Any, dict[str, Any], str | None]:
     """The trained model, its metadata (``meta``, already read) and why ``task`` is not applicable; no model
     when it never could be built."""
-    from benchmark.train.checkpoint import load_trained
 
     if meta.get("without_weights"):
         return None, meta, str(meta["not_applicable"])

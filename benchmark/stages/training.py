@@ -8,13 +8,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmark.data.sampling import ImageTextData
+from benchmark.data.standard_form import read_manifest
+from benchmark.device import autocast, describe
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
 from benchmark.io import write_json
 from benchmark.paths import CHECKPOINT_FILE, TRAINING_RECORD_FILE
+from benchmark.seeding import derive_seed
 from benchmark.stages.records import result_record, weights_protocol
 from benchmark.stages.session import Session
 from benchmark.tasks import get_task, task_names
+from benchmark.train import distributed
+from benchmark.train.checkpoint import JOB_KEYS, save_checkpoint, save_not_applicable
+from benchmark.train.efficiency import efficiency_profile, parameter_profile, training_step_flops
+from benchmark.train.loop import OptimSettings, Validation, best_weights_path, train, weighted_total
+from benchmark.train.stopping import StoppingRule
 
 log = logging.getLogger("fusebench")
 
@@ -33,11 +42,6 @@ def train_stage(
 ) -> None:
     """Train ``model`` on ``losses`` (validated and, for fine-tuning, selected on the val split as ``spec``
     says, under the pretraining budget) and write its checkpoint and result."""
-    from benchmark.device import describe
-    from benchmark.train import distributed
-    from benchmark.train.checkpoint import JOB_KEYS, save_checkpoint
-    from benchmark.train.efficiency import efficiency_profile, parameter_profile, training_step_flops
-    from benchmark.train.loop import best_weights_path, train
 
     # under torchrun each rank counts its slice of the global batch
     flops_per_step = distributed.sum_over_ranks(
@@ -117,7 +121,6 @@ def budgeted_settings(spec: dict[str, Any], flops_per_step: float | None) -> tup
     batch_size`` steps; ``flops`` trains ``amount / flops_per_step`` steps, so a cheap method gets more steps
     than an expensive one for the same compute. Warm-up keeps its fraction of the steps.
     """
-    from benchmark.train.loop import OptimSettings
 
     optim = dict(spec["optim"])
     budget = spec.get("budget") or {"unit": "steps"}
@@ -166,8 +169,6 @@ def validation_for(
     Both watch one val metric (:func:`stopping_rule`): with ``patience`` in the spec they stop early on it,
     and either way it decides whether a job that ran to its cap was still improving.
     """
-    from benchmark.data.standard_form import read_manifest
-    from benchmark.train.loop import Validation
 
     settings = spec.get("validation")
     if not settings or "val" not in read_manifest(session.data_dir)["splits"]:
@@ -196,7 +197,6 @@ def stopping_rule(spec: dict[str, Any], model: Any) -> Any:
     headline metric of each task that validates it and can measure the method (val retrieval's ``mean_R``:
     the curves the learning-curve figure draws); it has converged when none of them improves.
     """
-    from benchmark.train.stopping import StoppingRule
 
     settings = spec["validation"]
     stopping = {"patience": settings.get("patience"), "min_delta": float(settings.get("min_delta", 0.0))}
@@ -231,10 +231,6 @@ def pretrain_measure(spec: dict[str, Any], session: Session, model: Any, val: An
     """Validation of a pretraining job: each objective (and their weighted sum) on ``batches`` fixed val
     batches, and the metrics of each task the spec names (``settings[<task>]``: its evaluation settings, for a
     task that validates pretraining) where the task can measure the method."""
-    from benchmark.data.sampling import ImageTextData
-    from benchmark.device import autocast
-    from benchmark.seeding import derive_seed
-    from benchmark.train.loop import weighted_total
 
     settings = spec["validation"]
     torch = session.torch
@@ -278,7 +274,6 @@ def not_applicable_checkpoint(
     spec: dict[str, Any], model: Any, meta: dict[str, Any], out_dir: Path, reason: str, started: float
 ) -> None:
     """A method that cannot do the task (or be built on the data): keep its weights if any, and say so."""
-    from benchmark.train.checkpoint import save_checkpoint, save_not_applicable
 
     meta = {**meta, "spec_hash": config_hash(spec), "stage": spec["stage"], "not_applicable": reason}
     if model is None:

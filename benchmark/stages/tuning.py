@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import DataFileError
-from benchmark.io import write_json
+from benchmark.io import read_json, sha256_file, write_json
 from benchmark.paths import CHECKPOINT_FILE, TRAINING_RECORD_FILE
 from benchmark.stages.records import result_record
+from benchmark.train.tuning import choose
 
 log = logging.getLogger("fusebench")
 
@@ -28,8 +29,6 @@ def run_tune_select(
     are the pretraining trials, each fine-tuned on every (dataset, task) fine-tuned from it; ``pretrained``
     names the trials' checkpoints, and the chosen one is copied to ``chosen_model``, the checkpoint the
     fine-tuning trials start from. For the fine-tuning learning rate the trials are of one task and dataset."""
-    from benchmark.io import read_json, sha256_file
-    from benchmark.train.tuning import choose
 
     started = time.perf_counter()
     measured: list[tuple[float, str, str, dict[str, Any]]] = []
@@ -85,7 +84,6 @@ def run_tune_select(
 
 def _trial_checkpoint(pretrained: list[Path], factor: float) -> Path:
     """The pretraining trial checkpoint of ``factor``, known by the result record beside it."""
-    from benchmark.io import read_json
 
     for model in pretrained:
         record = read_json(Path(model).parent / TRAINING_RECORD_FILE, what="tuning trial result")

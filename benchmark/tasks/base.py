@@ -74,7 +74,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from benchmark.data.sampling import ImageTextData
 from benchmark.data.standard_form import DATASET_PARTS
+from benchmark.errors import ConfigError
 
 """What a dataset can provide and a task can require (see :mod:`benchmark.datasets.base`)."""
 
@@ -134,7 +139,6 @@ class Task:
     # -- training -------------------------------------------------------------------------------
     def training_data(self, split: Any, tokenizer: Any, device: Any, ctx: Any) -> Any:
         """Fine-tuning batches: image–text pairs (with the method's concept targets) by default."""
-        from benchmark.data.sampling import ImageTextData
 
         return ImageTextData.from_split(split, tokenizer, device, ctx.concepts)
 
@@ -212,7 +216,6 @@ class Task:
 
 def check_task(cls: type[Task]) -> None:
     """Raise ConfigError naming the file and the missing part of an incomplete task."""
-    from benchmark.errors import ConfigError
 
     where = cls.source or cls.__module__
     missing = [a for a in REQUIRED_ATTRIBUTES if not getattr(cls, a)]
@@ -231,10 +234,6 @@ def check_task(cls: type[Task]) -> None:
 
 def check_schema(schema: dict[str, Any], where: str) -> None:
     """A plug-in's JSON schema must itself be valid (a typo there would fail mid-validation)."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
-
-    from benchmark.errors import ConfigError
 
     try:
         Draft202012Validator.check_schema(schema)
@@ -244,7 +243,6 @@ def check_schema(schema: dict[str, Any], where: str) -> None:
 
 def check_task_table(tasks: list[Task]) -> None:
     """Names that end up side by side in one table or macro file must be unique across tasks."""
-    from benchmark.errors import ConfigError
 
     for what, values in (
         ("reference row", [(t, r) for t in tasks for r in t.references]),

@@ -43,7 +43,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
+from benchmark.data.images import take_head
+from benchmark.data.sampling import trim_padding
+from benchmark.data.tokenizer import encode
+from benchmark.device import autocast
+from benchmark.models.method import FusionMethod
+from benchmark.seeding import derive_seed
 from benchmark.tasks.base import Task
 
 METRICS = ("match_AUROC", "match_acc")
@@ -94,7 +102,6 @@ class MatchingItems:
 def draw_negatives(captions: list[list[str]], seed: int) -> np.ndarray:
     """Per caption (in order, image by image): the index of its negative caption, or −1 when every other
     caption reads like one of its image's (module docstring: one uniform draw per positive)."""
-    from benchmark.seeding import derive_seed
 
     texts = [c for caps in captions for c in caps]
     owners = np.array([i for i, caps in enumerate(captions) for _ in caps], dtype=int)
@@ -114,9 +121,6 @@ def pair_scores(
 ) -> np.ndarray:
     """The method's score of each (image, text) row of ``pairs`` (K × 2 indices), per-item work done once:
     its fusion head on prepared items, or the dot product of its embeddings (``FusionMethod.score_pairs``)."""
-    import torch
-
-    from benchmark.device import autocast
 
     def chunked(encode: Any, count: int) -> Any:
         chunks = []
@@ -180,7 +184,6 @@ class Matching(Task):
 
     def not_applicable_reason(self, method: Any) -> str | None:
         """Any method that reads both modalities and scores a pair (a fusion head or embeddings)."""
-        from benchmark.models.method import FusionMethod
 
         kind = method if isinstance(method, type) else type(method)
         name = kind.name or kind.__name__
@@ -194,8 +197,6 @@ class Matching(Task):
 
     def losses(self, model: Any, batch: Any) -> Any:
         """ITM's binary cross-entropy: the batch's true pairs (label 1), each image with the next one's caption (0)."""
-        import torch
-        import torch.nn.functional as F
 
         mismatched = {**batch, "text": {k: v.roll(1, dims=0) for k, v in batch["text"].items()}}
         logits = torch.cat([model.score_pairs(batch), model.score_pairs(mismatched)]).float()
@@ -212,11 +213,6 @@ class Matching(Task):
         settings: dict[str, Any],
         **missing: Any,
     ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, Any]]:
-        import torch
-
-        from benchmark.data.images import take_head
-        from benchmark.data.sampling import trim_padding
-        from benchmark.data.tokenizer import encode
 
         count = len(split) if settings["max_images"] is None else min(settings["max_images"], len(split))
         captions = [list(caps) for caps in split.captions[:count]]

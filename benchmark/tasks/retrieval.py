@@ -28,6 +28,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
+from benchmark.data.standard_form import read_captions, read_manifest
+from benchmark.errors import ConfigError
+from benchmark.evaluation.retrieval import evaluate_protocols
+from benchmark.metrics.bootstrap import MergedItems, RetrievalItems
+from benchmark.metrics.retrieval import DIRECTIONS, chance_retrieval_metrics, metric_names, per_query_chance
 from benchmark.tasks.base import Task
 
 POSITIVE_INT = {"type": "integer", "minimum": 1}
@@ -52,7 +59,6 @@ def robustness_protocols(settings: dict[str, Any]) -> list[str]:
 
 
 def _checked(settings: dict[str, Any], names: list[str], key: str) -> list[str]:
-    from benchmark.errors import ConfigError
 
     if "candidates" in names and not settings.get("candidates"):
         raise ConfigError(f"'evaluate.retrieval.{key}' lists 'candidates' but 'evaluate.retrieval.candidates' is null")
@@ -62,9 +68,6 @@ def _checked(settings: dict[str, Any], names: list[str], key: str) -> list[str]:
 def candidate_chance(owners: list[int], n_images: int, settings: dict[str, Any]) -> dict[str, float]:
     """Chance of the candidate protocol: each caption ranks its image among 1 + K, each image its c captions
     among c + K (fewer when the split has fewer others)."""
-    import numpy as np
-
-    from benchmark.metrics.retrieval import per_query_chance
 
     captions = np.bincount(np.asarray(owners, dtype=np.int64), minlength=n_images)
     distractors = int(settings["candidates"])
@@ -115,7 +118,6 @@ class Retrieval(Task):
     """Protocol → the prefix of its metric names (and of its per-item record names)."""
 
     def metric_names(self, settings: dict[str, Any]) -> list[str]:
-        from benchmark.metrics.retrieval import metric_names
 
         names = metric_names(settings["ks"])
         return [f"{self.prefixes[p]}{name}" for p in protocols(settings) for name in names]
@@ -150,7 +152,6 @@ class Retrieval(Task):
         """Every configured protocol's metrics, under its prefix; the protocol record is the first protocol's,
         with each other one's under its name (``"candidates": {…, "chance": {metric: value}}``); the item records
         of each protocol under its prefix (``cand_t2i_rank``, …)."""
-        from benchmark.evaluation.retrieval import evaluate_protocols
 
         names = protocols(settings)
         measured = evaluate_protocols(model, split, tokenizer, device, batch_size, settings, names, self.subset_metrics)
@@ -168,7 +169,6 @@ class Retrieval(Task):
     def items(self, arrays: dict[str, Any]) -> Any:
         """Each protocol's records (its prefixed arrays) as one :class:`~benchmark.metrics.bootstrap.ItemScores`;
         it also gives each metric's chance level (``chance`` / ``chance_batch``)."""
-        from benchmark.metrics.bootstrap import MergedItems, RetrievalItems
 
         parts = []
         for prefix in self.prefixes.values():
@@ -203,8 +203,6 @@ class Retrieval(Task):
     def reference_rows(
         self, data_dir: Path, settings: dict[str, Any]
     ) -> tuple[dict[str, dict[str, float | None]], dict[str, Any]]:
-        from benchmark.data.standard_form import read_captions, read_manifest
-        from benchmark.metrics.retrieval import chance_retrieval_metrics
 
         read_manifest(data_dir)
         captions = read_captions(data_dir, "test")
@@ -249,7 +247,6 @@ class Retrieval(Task):
     def robustness_groups(self, metric_names: list[str], summary: str) -> dict[str, list[str]]:
         """One MMI column per direction (Qiu et al. report MMI per retrieval direction), on that direction's R@K;
         the summary metric alone when the rows have no per-direction recall."""
-        from benchmark.metrics.retrieval import DIRECTIONS
 
         names = sorted(set(metric_names))
         prefix = "cand_" if summary.startswith("cand_") else ""

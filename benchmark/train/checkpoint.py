@@ -25,10 +25,12 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from benchmark.errors import DataFileError, InputMismatchError
 from benchmark.io import atomic_path
+from benchmark.models.method import BuildContext
+from benchmark.registry import built_from, load_method
 
 METADATA_KEY = "fusebench"
 log = logging.getLogger("fusebench")
@@ -53,7 +55,6 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, metadata: dict[str
 
 def save_not_applicable(path: str | Path, metadata: dict[str, Any]) -> None:
     """A checkpoint without weights: the method cannot be built on this dataset (``metadata['not_applicable']``)."""
-    from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
         save_file({}, str(tmp), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
@@ -134,7 +135,6 @@ def save_training_state(
         for key, value in slots.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().contiguous().clone()
     meta = {"step": step, "spec_hash": spec_hash, "param_groups": state["param_groups"], "progress": progress}
-    from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
@@ -153,7 +153,6 @@ def load_training_state(
         return None  # a torn or foreign file: start afresh rather than trust it
     if meta.get("spec_hash") != spec_hash:
         return None
-    from safetensors.torch import load_file
 
     tensors = load_file(str(path))
     model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -169,8 +168,6 @@ def load_training_state(
 def load_trained(checkpoint: Path, device: Any, meta: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """Rebuild a method from a checkpoint's metadata (method name, build context, overrides) and load its weights;
     ``meta`` is the metadata when the caller has already read it."""
-    from benchmark.models.method import BuildContext
-    from benchmark.registry import built_from, load_method
 
     meta = read_metadata(checkpoint) if meta is None else meta
     try:

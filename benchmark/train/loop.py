@@ -170,7 +170,7 @@ def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     try:
-        import resource
+        import resource  # local: Unix-only (absent on Windows); the except below reports no peak
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     except (ImportError, OSError):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
+from benchmark.config import dataset_tasks, method_training, pretrain_dataset, resolve_methods, run_datasets
+from benchmark.registry import method_names
 from benchmark.workflow.paths import RunLayout
 
 
@@ -59,8 +61,6 @@ class RunGrid:
 def run_grid(config: dict[str, Any]) -> RunGrid:
     """The grid of a completed, validated configuration: its methods (``methods``, or every method file), the
     datasets it runs with the tasks each serves, its seeds and each method's training stages."""
-    from benchmark.config import dataset_tasks, method_training, pretrain_dataset, resolve_methods, run_datasets
-    from benchmark.registry import method_names
 
     methods = resolve_methods(config, method_names())
     datasets = run_datasets(config)

@@ -9,7 +9,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from benchmark.errors import ConfigError
 from benchmark.models.pretrained.common import folder_digests, hub_snapshot
@@ -31,7 +34,6 @@ OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "da
 
 def _text_config(init: str) -> Any:
     """The transformers config of ``init`` with dropout off (see the module docstring)."""
-    from transformers import AutoConfig
 
     source, local_only = text_location(init)
     try:
@@ -49,7 +51,6 @@ def _without_dropout(config: Any) -> Any:
 
 
 def _check_encoder(config: Any, init: str) -> None:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
     if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False):
         raise ConfigError(f"'model.text.init': {init} ({config.model_type}) is not an encoder-only model")
@@ -100,7 +101,6 @@ def resolve_text(text: dict[str, Any], max_length: int | None) -> tuple[dict[str
 
 def _populate_text_cache(init: str) -> None:
     """Online, fetch the files transformers itself uses (config, weights, tokenizer) into the cache."""
-    from transformers import AutoModel, AutoTokenizer
 
     AutoModel.from_pretrained(init)
     AutoTokenizer.from_pretrained(init)
@@ -119,8 +119,6 @@ def build_text_tower(text: dict[str, Any], load: bool, vocab_size: int = 0) -> n
     pooler; RoBERTa-style MLM checkpoints ship without one). Tensors of the folder the encoder has no
     place for (an MLM or pretraining head) are ignored.
     """
-    import torch
-    from transformers import AutoConfig, AutoModel
 
     if "hf_config" not in text:
         raise ConfigError(

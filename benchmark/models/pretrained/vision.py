@@ -5,10 +5,17 @@ Sources, checks and the single-file / folder / Hub rules are described in :mod:`
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
+import timm
+import torch
+from safetensors import safe_open
+from timm.data import resolve_model_data_config
+from timm.models import clean_state_dict, load_checkpoint, load_state_dict
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from benchmark.errors import ConfigError, DataFileError, one_line
@@ -38,7 +45,6 @@ def _vision_source(vision: dict[str, Any]) -> tuple[str, Path | None]:
         return "file", path
     if init.startswith("hf-hub:"):
         return "hub", None
-    import timm
 
     if not timm.is_model(init):
         raise ConfigError(
@@ -50,7 +56,6 @@ def _vision_source(vision: dict[str, Any]) -> tuple[str, Path | None]:
 
 def check_vit(model: nn.Module, name: str) -> None:
     """Refuse a model FuseBench cannot take [CLS] + patch tokens from, naming it."""
-    from timm.models.vision_transformer import VisionTransformer
 
     if not isinstance(model, VisionTransformer):
         raise ConfigError(
@@ -87,7 +92,6 @@ def _vit_fields(model: nn.Module) -> dict[str, Any]:
 
 
 def _data_fields(model: nn.Module) -> dict[str, Any]:
-    from timm.data import resolve_model_data_config
 
     data = resolve_model_data_config(model)
     return {
@@ -99,8 +103,6 @@ def _data_fields(model: nn.Module) -> dict[str, Any]:
 
 def _meta_timm(name: str, **kwargs: Any) -> nn.Module:
     """A timm model on the meta device: its architecture and pretrained_cfg, no memory, no RNG draws."""
-    import timm
-    import torch
 
     try:
         with torch.device("meta"):
@@ -114,14 +116,11 @@ def file_shapes(path: Path, header: dict[str, tuple[int, ...]] | None = None) ->
 
     ``header``: the safetensors shapes :func:`~benchmark.sources.check_weight_files` already read.
     """
-    from timm.models import clean_state_dict, load_state_dict
 
     if header is not None:
         return clean_state_dict(header)
     try:
         if path.name.lower().endswith(".safetensors"):
-            from safetensors import safe_open
-
             with safe_open(str(path), framework="pt") as handle:
                 shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118 (safe_open is no dict)
             return clean_state_dict(shapes)
@@ -243,7 +242,6 @@ def _file_arch_kwargs(vision: dict[str, Any], path: Path) -> dict[str, Any]:
     beside = path.parent / "config.json"
     if not beside.is_file():
         return {}
-    import json
 
     try:
         config = json.loads(beside.read_text())
@@ -260,7 +258,6 @@ def _file_arch_kwargs(vision: dict[str, Any], path: Path) -> dict[str, Any]:
 def _resolve_configured_file(vision: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """A plain weight file for the configured ViT: resolution from its pos_embed, FuseBench's 0.5 / 0.5
     normalisation (the file carries no data config) unless the block states ``mean`` / ``std``."""
-    import torch
 
     shapes = file_shapes(path)
     with torch.device("meta"):
@@ -276,7 +273,6 @@ def _resolve_configured_file(vision: dict[str, Any], path: Path) -> tuple[dict[s
 
 
 def _load_timm(name: str, **kwargs: Any) -> nn.Module:
-    import timm
 
     return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
 
@@ -301,12 +297,8 @@ def build_vision_tower(vision: dict[str, Any], load: bool) -> nn.Module:
             if not path.is_file():
                 raise ConfigError(f"'model.vision.init': {init} does not exist (a local weight file was expected)")
             check_fits(path, model, file_shapes(path), complete=True)
-            from timm.models import load_checkpoint
-
             load_checkpoint(model, str(path), strict=True, filter_fn=_drop_head)
     elif not load:
-        import timm
-
         model = timm.create_model(str(arch), pretrained=False, num_classes=0, **vision["arch_kwargs"])
     else:
         kind, path = _vision_source(vision)

@@ -12,7 +12,7 @@ from benchmark.report.tables import (
     latex_table,
     number,
 )
-from benchmark.tasks import get_task
+from benchmark.tasks import get_task, task_names
 
 
 def efficiency_frame(training: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> pd.DataFrame:
@@ -76,7 +76,6 @@ def _compute_used(record: dict[str, Any]) -> dict[str, Any]:
 
 def efficiency_columns() -> dict[str, tuple[str, float, int]]:
     """Efficiency key → (column label, scale, digits): size, each task's FLOPs per example, training cost."""
-    from benchmark.tasks import task_names
 
     per_task = [get_task(t).efficiency for t in task_names()]
     return {

@@ -11,6 +11,7 @@ import pandas as pd
 from benchmark.errors import DataFileError
 from benchmark.io import read_json
 from benchmark.results import row as result_row
+from benchmark.robustness.grid import grid
 from benchmark.tasks import get_task
 
 FAILED = "failed: "
@@ -105,7 +106,6 @@ def _blame(chain: list[dict[str, Any]], missing: MissingResults) -> str:
 def read_expected(path: Path) -> tuple[list[Path], list[Path], list[Path], MissingResults]:
     """(evaluation and reference result files, robustness files, training files that exist, what is missing)
     from an expected-results file (its format: :mod:`benchmark.workflow.expected`)."""
-    from benchmark.robustness.grid import grid
 
     expected = read_json(path, what="expected-results file")
     results: list[Path] = []

@@ -12,6 +12,7 @@ import pandas as pd
 from benchmark.metrics.bootstrap import RESAMPLES
 from benchmark.report.aggregate.convergence import CAPPED_MARK, Capped
 from benchmark.report.aggregate.failures import FAILED, MISSING, NOT_RUN, PARTIAL_CELL, PARTIAL_NOTE
+from benchmark.report.curves import budget_text
 from benchmark.report.tables import (
     footer_text,
     latex_table,
@@ -182,7 +183,6 @@ def evaluation_counts(results: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[
 def training_note(training: list[dict[str, Any]], dataset: str, task: str) -> str:
     """How the scored checkpoints of (``dataset``, ``task``) were trained and chosen: the pretraining budget
     and the val selection rule."""
-    from benchmark.report.curves import budget_text
 
     rules = {
         (r.get("train") or {}).get("validation", {}).get("rule")

@@ -8,10 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.errors import ConfigError, DataFileError
+from benchmark.errors import ConfigError, DataFileError, MethodError
 from benchmark.io import read_json, write_json, write_text
 from benchmark.paths import TABLES
 from benchmark.provenance import git_state
+from benchmark.registry import load_method
 from benchmark.report.aggregate.capacity import capacity_note, row_parameters
 from benchmark.report.aggregate.controls import control_rows, controls_latex, controls_markdown
 from benchmark.report.aggregate.convergence import capped_rows
@@ -27,6 +28,10 @@ from benchmark.report.aggregate.footers import data_footer, weights_footer
 from benchmark.report.aggregate.macros import macro_definitions
 from benchmark.report.aggregate.main_tables import evaluation_counts, main_latex, main_markdown, training_note
 from benchmark.report.aggregate.rows import collect_rows, labelled_zero_shot, load_results, zero_shot_methods
+from benchmark.report.compositional import compositional_markdown, compositional_table
+from benchmark.report.curves import learning_curves, selection_markdown
+from benchmark.report.robustness import load_cell_items, robustness_latex, robustness_markdown, robustness_scores
+from benchmark.report.statistics import load_items, method_statistics
 from benchmark.report.tables import (
     csv_with_footer,
     footer_text,
@@ -51,9 +56,6 @@ def run_aggregate(
     ``missing`` (:func:`read_expected`, after a failed run) adds the rows of the results that
     are not there, so the tables show them as failed instead of leaving them out. ``per_seed``: main.md
     also shows each seed's value (main_stats.csv always has them)."""
-    from benchmark.report.compositional import compositional_markdown, compositional_table
-    from benchmark.report.curves import learning_curves, selection_markdown
-    from benchmark.report.statistics import load_items, method_statistics
 
     report = report or {}
     missing = missing or MissingResults()
@@ -139,8 +141,6 @@ def run_aggregate(
     write_text(out_dir / TABLES.selection, selection_markdown(training, footer_text(provenance)))
     scores = None
     if robustness_frame is not None:
-        from benchmark.report.robustness import load_cell_items
-
         cell_items = load_cell_items(robustness_results)  # per-item records per cell: the intervals
         scores = write_robustness(robustness_frame, out_dir, report, provenance, zero_shot, cell_items)
     write_text(out_dir / TABLES.efficiency_csv, csv_with_footer(efficiency, provenance))
@@ -156,8 +156,6 @@ def run_aggregate(
 def method_modalities(methods: set[str]) -> dict[str, tuple[str, ...]]:
     """method → the modalities it reads (``FusionMethod.modalities``), for the methods with a method file; a row
     without one (a reference row) reads both."""
-    from benchmark.errors import MethodError
-    from benchmark.registry import load_method
 
     out = {}
     for name in sorted(methods):
@@ -184,7 +182,6 @@ def write_robustness(
 ) -> pd.DataFrame:
     """robustness.csv (tidy grid), robustness_summary.csv, robustness_drops.csv, robustness.md/.tex; the
     Markdown and LaTeX tables mark zero-shot methods."""
-    from benchmark.report.robustness import robustness_latex, robustness_markdown, robustness_scores
 
     missing = [k for k in ("reference_method", "summary_metric") if k not in report]
     if missing:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.corruptions.families import family, modality
+from benchmark.errors import DataFileError
 from benchmark.metrics.bootstrap import (
     LEVEL,
     RESAMPLES,
@@ -33,7 +34,8 @@ from benchmark.metrics.robustness import (
     summarize_family,
     well_above_chance,
 )
-from benchmark.results import Cell
+from benchmark.results import Cell, item_cells, read_cell_items
+from benchmark.seeding import derive_seed
 from benchmark.tasks import get_task
 
 SCORES = (
@@ -435,7 +437,6 @@ def _intervals(
 
     A method is bootstrapped when every seed it has scores for kept the records of every cell it
     measured; without the reference's, the reference-relative scores get no interval."""
-    from benchmark.seeding import derive_seed
 
     by_method: dict[Any, list[Key]] = {}
     for key in keys:  # each method's measured seeds, in seed order: drawn in pairs across methods
@@ -511,13 +512,11 @@ class _JobRecords(Mapping[Cell, ItemScores]):
     every cell's (megabytes for grounding) and the intervals read each cell once, one at a time."""
 
     def __init__(self, path: Path, task: Any) -> None:
-        from benchmark.results import item_cells
 
         self._path, self._task = path, task
         self._cells = item_cells(path)
 
     def __getitem__(self, cell: Cell) -> ItemScores:
-        from benchmark.results import read_cell_items
 
         if cell not in self._cells:
             raise KeyError(cell)
@@ -533,7 +532,6 @@ class _JobRecords(Mapping[Cell, ItemScores]):
 def load_cell_items(results: Sequence[tuple[Path, dict[str, Any]]]) -> CellItems:
     """(dataset, task, method, seed) → (corruption, severity) → per-item records (read when used), of the
     robustness results (path, record) whose record names its items file (``items``, beside it)."""
-    from benchmark.errors import DataFileError
 
     out: CellItems = {}
     for path, record in results:

@@ -12,6 +12,7 @@ from benchmark.metrics.bootstrap import (
 )
 from benchmark.metrics.robustness import CHANCE_MARGIN, NEGLIGIBLE
 from benchmark.report.robustness.scores import COVERED, FAMILIES, score_columns
+from benchmark.report.tables import latex_table
 from benchmark.tasks import get_task, task_names
 
 
@@ -190,7 +191,6 @@ def robustness_markdown(scores: pd.DataFrame, drops: pd.DataFrame, reference_met
 
 def robustness_latex(scores: pd.DataFrame, reference_method: str, subset: Any, provenance: dict[str, Any]) -> str:
     """One booktabs table per (dataset, task, family): methods × summary scores."""
-    from benchmark.report.tables import latex_table
 
     tables = []
     for (dataset, task, fam), block in scores.groupby(["dataset", "task", "family"], sort=True):
