@@ -46,6 +46,16 @@ LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "†": r"\textsuperscript{\dag}",  # a mean over fewer seeds than configured
     "‡": r"\textsuperscript{\ddag}",  # stopped at its step cap while still improving on val
+    # symbols the captions use that pdflatex's default encoding lacks
+    "−": "$-$",
+    "±": r"$\pm$",
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "×": r"$\times$",
+    "↑": r"$\uparrow$",
+    "→": r"$\rightarrow$",
+    "₀": "$_0$",
+    "₁": "$_1$",
 }
 
 
