@@ -446,3 +446,26 @@ def grid_frame(curves: dict[tuple[str, int], dict[str, object]]) -> pd.DataFrame
                 for severity, value in enumerate(values, start=1):  # type: ignore[arg-type]
                     rows.append({**key, "corruption": corruption, "severity": severity, "value": value})
     return pd.DataFrame(rows)
+
+
+def validated_clip_run(
+    setup: tuple[Path, Path, dict[str, Any]], state: Path, validation: Any, steps: int
+) -> tuple[Any, Any]:
+    """A fresh contrastive_clip (:func:`clip_model_and_data` of ``setup``) pretrained ``steps`` steps with
+    ``validation``, its training state in ``state``: the loop's report and the model."""
+    from benchmark.train.loop import train
+
+    model, data = clip_model_and_data(*setup)
+    report = train(
+        model,
+        pretrain_loss_fn(model, data),
+        model.objective_weights,
+        optim_settings(steps),
+        CPU,
+        0,
+        state,
+        "s",
+        "t",
+        validation,
+    )
+    return report, model

@@ -22,7 +22,14 @@ from benchmark.stages.training import compute_used
 from benchmark.train.checkpoint import read_metadata
 from benchmark.train.loop import TrainReport, Validation, train
 from benchmark.train.stopping import EarlyStopping, StoppingRule, still_improving, trend_rise
-from tests.helpers import CPU, clip_model_and_data, optim_settings, pretrain_loss_fn, scripted_validation
+from tests.helpers import (
+    CPU,
+    clip_model_and_data,
+    optim_settings,
+    pretrain_loss_fn,
+    scripted_validation,
+    validated_clip_run,
+)
 
 FLAT = [0.1, 0.5, 0.6, 0.603, 0.601, 0.6, 0.58, 0.9, 0.95]
 """A val curve that flattens after step 20 (the later rise must never be reached with patience 3)."""
@@ -38,22 +45,9 @@ def _run(
     min_delta: float = 0.01,
 ) -> tuple[TrainReport, torch.nn.Module]:
     """A fresh model trained with a scripted val curve under ``patience``; its report and the model."""
-    model, data = clip_model_and_data(*setup)
     rule = StoppingRule((("val_score", True),), patience, min_delta)
     validation = Validation(10, scripted_validation(values, []), "val_score", stopping=rule)
-    report = train(
-        model,
-        pretrain_loss_fn(model, data),
-        model.objective_weights,
-        optim_settings(steps),
-        CPU,
-        0,
-        state,
-        "s",
-        "t",
-        validation,
-    )
-    return report, model
+    return validated_clip_run(setup, state, validation, steps)
 
 
 def test_the_rule_counts_points_without_a_gain_of_min_delta_in_either_direction() -> None:

@@ -20,7 +20,14 @@ from benchmark.errors import ConfigError
 from benchmark.stages import budgeted_settings, run_finetune, run_pretrain
 from benchmark.train.checkpoint import read_metadata
 from benchmark.train.loop import Validation, train
-from tests.helpers import CPU, clip_model_and_data, optim_settings, pretrain_loss_fn, scripted_validation
+from tests.helpers import (
+    CPU,
+    clip_model_and_data,
+    optim_settings,
+    pretrain_loss_fn,
+    scripted_validation,
+    validated_clip_run,
+)
 
 
 def test_selection_restores_the_best_validation_point_and_leaves_training_unchanged(
@@ -63,19 +70,7 @@ def test_selection_restores_the_best_validation_point_and_leaves_training_unchan
 
 def _validated_run(setup: tuple[Path, Path, dict], state: Path, validation: Validation, steps: int = 20) -> Any:
     """A fresh model trained ``steps`` steps with ``validation``; its report."""
-    model, data = clip_model_and_data(*setup)
-    return train(
-        model,
-        pretrain_loss_fn(model, data),
-        model.objective_weights,
-        optim_settings(steps),
-        CPU,
-        0,
-        state,
-        "s",
-        "t",
-        validation,
-    )
+    return validated_clip_run(setup, state, validation, steps)[0]
 
 
 def test_ties_keep_the_earliest_point_and_no_metric_keeps_the_last_step(
