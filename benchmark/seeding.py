@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import torch
 
 from benchmark.hashing import canonical_json
 
@@ -36,6 +35,7 @@ def derive_seed(*parts: object) -> int:
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    import torch  # local: corruptions.text and the tasks import this module when a run is planned, without torch
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -49,6 +49,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 def torch_generator(*parts: object):
     """A CPU ``torch.Generator`` seeded from ``parts`` (see :func:`derive_seed`)."""
+    import torch  # local: corruptions.text and the tasks import this module when a run is planned, without torch
 
     generator = torch.Generator()
     generator.manual_seed(derive_seed(*parts))
@@ -64,6 +65,7 @@ def method_seed(run_seed: int, implementation: type) -> int:
 
 def _forked_devices() -> list[int]:
     """The CUDA device whose generator :func:`torch.random.fork_rng` saves and restores (none on CPU)."""
+    import torch  # local: corruptions.text and the tasks import this module when a run is planned, without torch
 
     return [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
 
@@ -79,6 +81,7 @@ def shared_stream(name: str) -> Iterator[None]:
     the method drew before it, and the draws after it are as if it had drawn nothing. The same operation
     called twice in one step draws the same numbers twice (no method does).
     """
+    import torch  # local: corruptions.text and the tasks import this module when a run is planned, without torch
 
     with torch.random.fork_rng(devices=_forked_devices()):
         torch.manual_seed(derive_seed(torch.initial_seed(), name))
@@ -94,6 +97,8 @@ def module_init(seed: int | None, name: str, architecture: Any) -> Iterator[None
     (``architecture``: the JSON-able config that decides its parameters' shapes) starts from the same weights
     of it at seed k. ``seed`` None (a model rebuilt to load a checkpoint) draws from the global RNG as is.
     """
+    import torch  # local: corruptions.text and the tasks import this module when a run is planned, without torch
+
     if seed is None:
         yield
         return

@@ -3,7 +3,11 @@
 A function-local import is allowed only (a) for a heavy module kept out of the light path (what the Snakefile and
 ``fusebench --help`` import), from a module on that path, or (b) with a ``# local: <reason>`` comment on its
 first line. Heavy means a third-party module in ``HEAVY`` or a ``benchmark`` module that imports one, directly or
-through other modules, at its top level."""
+through other modules, at its top level.
+
+A second, wider path is the *planning path*: the task and dataset plug-in modules that ``load_config`` imports by
+name (no import statement shows it) and what they import at top level. Planning a run must not load torch and its
+kin (``TORCH_KIN``), so those, and only those, may be imported function-locally there."""
 
 from __future__ import annotations
 
@@ -36,6 +40,24 @@ HEAVY = frozenset(
         "braceexpand",
     }
 )
+# What planning a run (the Snakefile's load_config, which reads every task's and adapter's defaults) must not load.
+TORCH_KIN = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "timm",
+        "transformers",
+        "tokenizers",
+        "datasets",
+        "evaluate",
+        "pycocotools",
+        "safetensors",
+        "huggingface_hub",
+        "webdataset",
+    }
+)
+# Plug-in packages whose modules load_config imports by name through PluginTable.load.
+PLUGIN_PACKAGES = ("benchmark.tasks", "benchmark.datasets")
 LOCAL_REASON = re.compile(r"#\s*local:\s*\S")
 ENTRY_MODULES = ("benchmark.cli.entry",)
 SNAKEMAKE_FILES = ("Snakefile", "workflows/rules/*.smk")
@@ -160,14 +182,28 @@ class Package:
             stack.extend(self._edges(current))
         return seen
 
-    def verdict(self, item: LocalImport, light: set[str]) -> str | None:
+    def plan_path(self) -> set[str]:
+        """The package modules planning a run imports at top level: the plug-in modules and all they import."""
+        seen: set[str] = set()
+        stack = [m for m in self.paths if m.startswith(tuple(f"{p}." for p in PLUGIN_PACKAGES))]
+        while stack:
+            current = stack.pop()
+            if current in seen or current not in self.paths:
+                continue
+            seen.add(current)
+            stack.extend(self._edges(current))
+        return seen
+
+    def verdict(self, item: LocalImport, light: set[str], plan: set[str] = frozenset()) -> str | None:
         """Why a local import may stay, or None where it must move to the top."""
         if item.reason:
             return "reason"
         if item.module in light and any(self.heavy_roots(t) for t in item.targets):
             return "heavy"
+        if item.module in plan and any(self.heavy_roots(t) & TORCH_KIN for t in item.targets):
+            return "torch"
         return None
 
     def violations(self) -> list[LocalImport]:
-        light = self.light_path()
-        return [item for item in self.local if self.verdict(item, light) is None]
+        light, plan = self.light_path(), self.plan_path()
+        return [item for item in self.local if self.verdict(item, light, plan) is None]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO
-from tests.import_audit import HEAVY, Package
+from tests.import_audit import HEAVY, TORCH_KIN, Package
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
@@ -106,6 +106,14 @@ def test_the_light_path_imports_no_heavy_module() -> None:
     assert result.stdout.strip() == "[]", result.stdout
 
 
+def test_planning_a_run_imports_no_torch() -> None:
+    """The task and dataset plug-ins ``load_config`` imports by name, and what they import at top level, reach no
+    module of torch's kin (``TORCH_KIN``): the Snakefile plans a run without loading torch."""
+    package = Package(REPO)
+    heavy = {module: package.heavy_roots(module) & TORCH_KIN for module in package.plan_path()}
+    assert not {module: roots for module, roots in heavy.items() if roots}
+
+
 def test_the_rule_names_an_unexplained_local_import(tmp_path: Path) -> None:
     """The scan fails on a local import of a light module, passes it with a ``# local:`` reason, and allows a heavy
     import only in a module on the light path."""
@@ -121,7 +129,11 @@ def test_the_rule_names_an_unexplained_local_import(tmp_path: Path) -> None:
     assert bad[0].line == len(original.splitlines()) + 4
     target.write_text(original + hidden.format("import math  # local: a plug-in file"))
     assert Package(tmp_path).violations() == []
-    target.write_text(original + hidden.format("import torch"))  # metrics: not on the light path
+    target.write_text(original + hidden.format("import torch"))  # metrics.retrieval: the retrieval task imports it
+    assert Package(tmp_path).violations() == []  # so planning a run (load_config) would load torch without this
+    target.write_text(original)
+    stopping = tmp_path / "benchmark" / "train" / "stopping.py"
+    stopping.write_text(stopping.read_text() + hidden.format("import torch"))  # on neither path
     assert len(Package(tmp_path).violations()) == 1
     light = tmp_path / "benchmark" / "hashing.py"
     light.write_text(light.read_text() + hidden.format("import torch"))  # the Snakefile imports hashing

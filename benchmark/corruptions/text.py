@@ -91,9 +91,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
 from benchmark.data.grammar import plural
 from benchmark.errors import ConfigError, DataFileError
 from benchmark.seeding import derive_seed
@@ -430,6 +427,8 @@ def load_seq2seq(value: str, key: str, device: Any = "cpu") -> Seq2Seq:
     directory, a hub name not in the cache, or a folder that is not a seq2seq checkpoint is a
     :class:`~benchmark.errors.ConfigError` naming ``key`` and ``value``.
     """
+    import torch  # local: validate_config reads this module when a run is planned, which must not load torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer  # local: as torch
 
     path = checkpoint_directory(value, key, "model")
     location, local_only = (str(path.resolve()), True) if path is not None else (value, offline())
@@ -457,6 +456,7 @@ def _generate(step: Seq2Seq, inputs: Sequence[str], decoding: Decoding, seed: in
     Inputs are batched by token length (no padding, so a text's rewrite does not depend on which
     other texts share its batch), at most :data:`SENTENCE_BATCH` at a time.
     """
+    import torch  # local: as in load_seq2seq
 
     ids = [step.tokenizer(text)["input_ids"] for text in inputs]
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))

@@ -19,8 +19,6 @@ import io
 from pathlib import Path
 from typing import Any
 
-from pycocotools.coco import COCO
-
 from benchmark.errors import DataFileError
 from benchmark.io import read_json
 
@@ -52,6 +50,7 @@ def image_path(root: Path, split: str, file_name: str) -> Path:
 
 def load_coco(path: Path) -> Any:
     """Load a COCO instances file with pycocotools (quietly), naming the file on failure."""
+    from pycocotools.coco import COCO
 
     if not path.is_file():
         raise DataFileError(f"COCO annotation file not found: {path}")

@@ -45,7 +45,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-import datasets
 from PIL import Image, UnidentifiedImageError
 
 from benchmark.datasets.official import SPLITS, Converted, OfficialAdapter, adapter_schema
@@ -191,6 +190,7 @@ class HfRetrieval(OfficialAdapter):
 
     def _open(self, spec: dict[str, Any], split: str) -> tuple[Any, list[Path], str]:
         """The dataset split mapped to ``split``, the files it is read from, and a name for messages."""
+        import datasets
 
         name, files = spec["splits"][split], self.split_files(spec)[split]
         if spec["source"] == "disk":
@@ -271,6 +271,7 @@ class _Images:
 
 def _rows(dataset: Any, columns: dict[str, str], where: str) -> Iterator[dict[str, Any]]:
     """Each row's ``image``, ``caption`` and ``image_id`` values (embedded images left undecoded)."""
+    import datasets
 
     tops = {key: name.split(".")[0] for key, name in columns.items()}
     features = dataset.features
@@ -331,6 +332,7 @@ def _extension(data: bytes, where: str) -> str:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """No 🤗 progress bars while rows are read (a job's log shows one line per stage instead)."""
+    import datasets
 
     enabled = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.data.images import decode_image, looks_complete
 from benchmark.data.standard_form import MANIFEST, RESIDENT_MAX_MB, captions_path, instances_path, refs_path
 from benchmark.datasets import get_adapter
 from benchmark.datasets.base import DatasetAdapter
@@ -371,6 +370,7 @@ def verify_images(image_root: Path, splits: dict[str, ConvertedSplit], settings:
     decode those that fail and a sample of every split (or all of them) as training will: a truncated or
     unreadable file, or one whose size disagrees with its annotations, is a DataFileError naming it now,
     before any job trains."""
+    from benchmark.data.images import decode_image, looks_complete
 
     for split in splits.values():
         sample = split.images

@@ -67,7 +67,6 @@ from typing import Any, ClassVar
 
 from braceexpand import braceexpand
 from PIL import Image, UnidentifiedImageError
-from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_iterator
 
 from benchmark.datasets.official import SPLITS, Converted, ConvertedSplit, OfficialAdapter, adapter_schema
 from benchmark.datasets.records import text
@@ -254,6 +253,8 @@ def _check_end_marker(handle: io.BufferedReader, shard: Path) -> None:
 
 
 def _grouped(handle: io.BufferedReader, shard: Path, plain: bool) -> Iterator[tuple[str, dict[str, bytes]]]:
+
+    from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_iterator
 
     watch = _MemberWatch()
     members = ({**m, "__url__": str(shard)} for m in tar_file_iterator(handle, select_files=watch))

@@ -77,7 +77,6 @@ from typing import Any, ClassVar
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from benchmark.data.sampling import ImageTextData
 from benchmark.data.standard_form import DATASET_PARTS
 from benchmark.errors import ConfigError
 
@@ -139,6 +138,7 @@ class Task:
     # -- training -------------------------------------------------------------------------------
     def training_data(self, split: Any, tokenizer: Any, device: Any, ctx: Any) -> Any:
         """Fine-tuning batches: image–text pairs (with the method's concept targets) by default."""
+        from benchmark.data.sampling import ImageTextData
 
         return ImageTextData.from_split(split, tokenizer, device, ctx.concepts)
 

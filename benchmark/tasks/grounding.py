@@ -24,12 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.corruptions.families import missing_mask
-from benchmark.data.dataset import load_split
-from benchmark.data.grounding import GroundingData
-from benchmark.evaluation.grounding import evaluate_grounding, ground_truth, in_original_frame, reference_predictions
 from benchmark.metrics.bootstrap import GroundingItems
-from benchmark.metrics.detection import COCO_STATS, PAIR_METRICS, grounding_metrics
 from benchmark.tasks.base import Task
 
 FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
@@ -73,6 +68,8 @@ class Grounding(Task):
 
     def metric_names(self, settings: dict[str, Any]) -> list[str]:
 
+        from benchmark.metrics.detection import COCO_STATS, PAIR_METRICS
+
         return [*COCO_STATS, *PAIR_METRICS]
 
     def protocol_counts(self, protocol: dict[str, Any]) -> str | None:
@@ -83,6 +80,8 @@ class Grounding(Task):
         return f"{images}{protocol['pairs']:,} (image, expression) pairs"
 
     def training_data(self, split: Any, tokenizer: Any, device: Any, ctx: Any) -> Any:
+
+        from benchmark.data.grounding import GroundingData
 
         return GroundingData.from_split(split, tokenizer, device, ctx.attributes)
 
@@ -97,6 +96,8 @@ class Grounding(Task):
         **missing: Any,
     ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, Any]]:
 
+        from benchmark.evaluation.grounding import evaluate_grounding
+
         return evaluate_grounding(
             model, split, tokenizer, device, batch_size, settings, subset_metrics=self.subset_metrics, **missing
         )
@@ -108,6 +109,10 @@ class Grounding(Task):
     def reference_rows(
         self, data_dir: Path, settings: dict[str, Any]
     ) -> tuple[dict[str, dict[str, float | None]], dict[str, Any]]:
+
+        from benchmark.data.dataset import load_split
+        from benchmark.evaluation.grounding import ground_truth, in_original_frame, reference_predictions
+        from benchmark.metrics.detection import grounding_metrics
 
         test = load_split(data_dir, "test")
         threshold, acc_iou = settings["score_threshold"], settings["acc_iou"]
@@ -131,6 +136,8 @@ class Grounding(Task):
         return 0.0 if metric in ("AP", "AP50", "AP75") else None
 
     def missing_modality(self, subset: Any, corruption: str, severity: int) -> dict[str, Any] | str:
+
+        from benchmark.corruptions.families import missing_mask
 
         absent = missing_mask([r["ref_id"] for r in subset.refs], corruption, severity)
         return {"image_missing" if corruption == "missing_image" else "text_missing": absent}

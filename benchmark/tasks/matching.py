@@ -43,14 +43,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from benchmark.data.images import take_head
-from benchmark.data.sampling import trim_padding
-from benchmark.data.tokenizer import encode
-from benchmark.device import autocast
-from benchmark.models.method import FusionMethod
 from benchmark.seeding import derive_seed
 from benchmark.tasks.base import Task
 
@@ -121,6 +114,9 @@ def pair_scores(
 ) -> np.ndarray:
     """The method's score of each (image, text) row of ``pairs`` (K × 2 indices), per-item work done once:
     its fusion head on prepared items, or the dot product of its embeddings (``FusionMethod.score_pairs``)."""
+    import torch
+
+    from benchmark.device import autocast
 
     def chunked(encode: Any, count: int) -> Any:
         chunks = []
@@ -184,6 +180,7 @@ class Matching(Task):
 
     def not_applicable_reason(self, method: Any) -> str | None:
         """Any method that reads both modalities and scores a pair (a fusion head or embeddings)."""
+        from benchmark.models.method import FusionMethod
 
         kind = method if isinstance(method, type) else type(method)
         name = kind.name or kind.__name__
@@ -197,6 +194,8 @@ class Matching(Task):
 
     def losses(self, model: Any, batch: Any) -> Any:
         """ITM's binary cross-entropy: the batch's true pairs (label 1), each image with the next one's caption (0)."""
+        import torch
+        import torch.nn.functional as F
 
         mismatched = {**batch, "text": {k: v.roll(1, dims=0) for k, v in batch["text"].items()}}
         logits = torch.cat([model.score_pairs(batch), model.score_pairs(mismatched)]).float()
@@ -213,6 +212,12 @@ class Matching(Task):
         settings: dict[str, Any],
         **missing: Any,
     ) -> tuple[dict[str, float | None], dict[str, Any], dict[str, Any]]:
+
+        import torch
+
+        from benchmark.data.images import take_head
+        from benchmark.data.sampling import trim_padding
+        from benchmark.data.tokenizer import encode
 
         count = len(split) if settings["max_images"] is None else min(settings["max_images"], len(split))
         captions = [list(caps) for caps in split.captions[:count]]

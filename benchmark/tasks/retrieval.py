@@ -32,7 +32,6 @@ import numpy as np
 
 from benchmark.data.standard_form import read_captions, read_manifest
 from benchmark.errors import ConfigError
-from benchmark.evaluation.retrieval import evaluate_protocols
 from benchmark.metrics.bootstrap import MergedItems, RetrievalItems
 from benchmark.metrics.retrieval import DIRECTIONS, chance_retrieval_metrics, metric_names, per_query_chance
 from benchmark.tasks.base import Task
@@ -152,6 +151,7 @@ class Retrieval(Task):
         """Every configured protocol's metrics, under its prefix; the protocol record is the first protocol's,
         with each other one's under its name (``"candidates": {…, "chance": {metric: value}}``); the item records
         of each protocol under its prefix (``cand_t2i_rank``, …)."""
+        from benchmark.evaluation.retrieval import evaluate_protocols
 
         names = protocols(settings)
         measured = evaluate_protocols(model, split, tokenizer, device, batch_size, settings, names, self.subset_metrics)
