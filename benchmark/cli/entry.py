@@ -9,17 +9,17 @@ import traceback
 
 from benchmark.cli.parser import build_parser
 from benchmark.errors import EXIT_CRASH, exit_code
+from benchmark.workflow.warm import JOB_ENVIRONMENT_DEFAULTS
 
 log = logging.getLogger("fusebench")
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for key, value in JOB_ENVIRONMENT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
     args.own_process = argv is None  # called as a command, not from Python with its own arguments
+    args.fusebench = main  # what the warm worker's children run (benchmark.cli.warm)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s fusebench %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )

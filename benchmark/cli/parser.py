@@ -30,8 +30,10 @@ from benchmark.cli.stage_commands import (
     cmd_tokenizer,
     cmd_tune_select,
 )
+from benchmark.cli.warm import cmd_warm_serve
 from benchmark.errors import exit_code_summary
 from benchmark.paths import REPO_ROOT
+from benchmark.workflow.warm import IDLE_EXIT_S
 
 DESCRIPTION = "``fusebench``: one subcommand per pipeline stage, so every Snakemake job also runs by hand."
 
@@ -60,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("list-tasks", "list the tasks and the dataset parts each requires", cmd_list_tasks),
     ):
         sub.add_parser(name, help=help_text).set_defaults(func=func)
+
+    p = sub.add_parser("warm-serve", help="the warm worker a workflow job starts (FUSEBENCH_WARM=1; see warm_start)")
+    p.add_argument("--socket", required=True, help="Unix socket to serve on")
+    p.add_argument("--idle-exit", type=float, default=IDLE_EXIT_S, help="exit after this many idle seconds")
+    p.set_defaults(func=cmd_warm_serve)
 
     data_inputs = {"data": "dataset folder (the standard form)", "tokenizer": "tokenizer.json"}
     tuned = {

@@ -10,6 +10,7 @@ from pathlib import Path
 from benchmark.numerics import PORTABLE_ENV, with_numerics
 from benchmark.workflow.commands import quoted_json
 from benchmark.workflow.paths import factor_label
+from benchmark.workflow.warm import ENABLE_VARIABLE as WARM_VARIABLE
 
 
 def _uses_conda():
@@ -29,8 +30,10 @@ _JOB_PATH = "" if _uses_conda() else f"export PATH={shlex.quote(os.path.dirname(
 # numerics: portable — the pinned CPU path in every job's environment (benchmark/numerics.py; a job started
 # without it starts itself again with it).
 _NUMERICS = "".join(f"export {k}={v}; " for k, v in PORTABLE_ENV.items()) if config["numerics"] == "portable" else ""
+# warm_start: jobs hand their command to the warm worker (benchmark/workflow/warm.py; the first job starts it).
+_WARM = f"export {WARM_VARIABLE}=1; " if config["warm_start"] else ""
 shell.prefix(
-    f"set -euo pipefail; {_JOB_PATH}{_NUMERICS}"
+    f"set -euo pipefail; {_JOB_PATH}{_NUMERICS}{_WARM}"
     f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
