@@ -40,7 +40,7 @@ from benchmark.config import (
 from benchmark.datasets import ADAPTER_TABLE, get_adapter
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
-from benchmark.registry import baselines_dir
+from benchmark.registry import method_path
 from benchmark.tasks import TASK_TABLE
 from benchmark.workflow.commands import evaluation_command, training_command, tune_select_command
 from benchmark.workflow.grid import run_grid

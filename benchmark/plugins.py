@@ -1,11 +1,13 @@
 """Plug-ins are files: a method, a task or a dataset adapter is one Python file, nothing to register.
 
-The file name is the plug-in's name. Built-in tasks and dataset adapters are listed in one
-table each (``benchmark/tasks/__init__.py``, ``benchmark/datasets/__init__.py``); more come from a
-folder named by an environment variable — ``$FUSEBENCH_BASELINES`` (methods, default
-``baselines/``), ``$FUSEBENCH_TASKS``, ``$FUSEBENCH_DATASETS`` — so a user adds one without
-touching the package. Listing names needs no import (the Snakefile lists methods without
-torch); loading imports the file and returns its single subclass of the contract's base class.
+The file name is the plug-in's name. The built-ins are the files of ``baselines/`` (methods) and
+one table each (``benchmark/tasks/__init__.py``, ``benchmark/datasets/__init__.py``). One rule for
+all three kinds: a folder named by an environment variable — ``$FUSEBENCH_BASELINES`` (methods),
+``$FUSEBENCH_TASKS``, ``$FUSEBENCH_DATASETS`` — **adds** its files to the built-ins, and a file
+there with a built-in's name **overrides** that built-in (the user's file is the one loaded, and
+the one the workflow tracks). So a user adds or replaces a plug-in without touching the package.
+Listing names needs no import (the Snakefile lists methods without torch); loading imports the file
+and returns its single subclass of the contract's base class.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import inspect
 import os
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,28 @@ def file_names(directory: Path | None) -> list[str]:
     if directory is None or not directory.is_dir():
         return []
     return sorted(p.stem for p in directory.glob("*.py") if NAME_PATTERN.match(p.stem))
+
+
+def plugin_names(builtins: Iterable[str], folder: Path | None) -> list[str]:
+    """The rule for every kind: the built-ins in their order, then the folder's other files (sorted); a folder
+    file named like a built-in overrides it in place, so it is listed once."""
+    builtins = list(builtins)
+    return [*builtins, *(name for name in file_names(folder) if name not in builtins)]
+
+
+def user_file(folder: Path | None, name: str) -> Path | None:
+    """``folder/<name>.py`` when the user's folder has it (it then wins over a built-in of that name), else None."""
+    if folder is None or not NAME_PATTERN.match(name):
+        return None
+    path = folder / f"{name}.py"
+    return path if path.is_file() else None
+
+
+def module_name(prefix: str, name: str, path: Path) -> str:
+    """The module a plug-in file is imported as: it carries the file's path, so an overriding file and the built-in
+    it overrides (or another folder's file of the same name) are different modules, each imported once."""
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    return f"{prefix}.{name}_{digest}"
 
 
 def import_file(path: Path, module_name: str) -> Any:
@@ -73,7 +98,8 @@ def single_subclass(module: Any, base: type, where: str | Path, error: type[Exce
 
 
 class PluginTable:
-    """Built-in plug-ins (name → module) plus the files of an optional folder, of one contract."""
+    """Built-in plug-ins (name → module) plus the files of an optional folder, of one contract; a folder file with a
+    built-in's name overrides the built-in (:func:`plugin_names`)."""
 
     def __init__(self, what: str, base: str, builtins: dict[str, str], env_variable: str) -> None:
         self.what = what  # "task", "dataset adapter"
@@ -85,43 +111,37 @@ class PluginTable:
         return folder_from_env(self.env_variable)
 
     def names(self) -> list[str]:
-        """Every available name: built-ins first, then the folder's files."""
-        extra = file_names(self.folder())
-        clash = sorted(set(extra) & set(self.builtins))
-        if clash:
-            raise ConfigError(
-                f"{self.what} file(s) {clash} in ${self.env_variable} = {self.folder()} "
-                f"reuse built-in {self.what} names; rename the file(s)"
-            )
-        return [*self.builtins, *extra]
+        """Every available name: built-ins first (overridden ones in their place), then the folder's new files."""
+        return plugin_names(self.builtins, self.folder())
+
+    def user_file(self, name: str) -> Path | None:
+        """The user's file of ``name`` in the folder (a new plug-in or an override of a built-in), else None."""
+        return user_file(self.folder(), name)
 
     def source(self, name: str) -> Path:
-        """The file that defines ``name``."""
+        """The file that defines ``name``: the user's file when the folder has one, else the built-in's module."""
+        path = self.user_file(name)
+        if path is not None:
+            return path
         if name in self.builtins:
             spec = importlib.util.find_spec(self.builtins[name])
             assert spec and spec.origin
             return Path(spec.origin)
-        folder = self.folder()
-        path = folder / f"{name}.py" if folder else None
-        if path is None or not path.is_file():
-            raise ConfigError(f"unknown {self.what} {name!r}; available: {', '.join(self.names())}")
-        return path
+        raise ConfigError(f"unknown {self.what} {name!r}; available: {', '.join(self.names())}")
 
     def load(self, name: str) -> type:
         """Import the plug-in and return its class, its ``name`` set from the file name."""
-        module_name, _, class_name = self.base.partition(":")
-        base = getattr(importlib.import_module(module_name), class_name)
+        module, class_name = self.base.partition(":")[::2]
+        base = getattr(importlib.import_module(module), class_name)
         path = self.source(name)
-        if name in self.builtins:
-            module = importlib.import_module(self.builtins[name])
+        if self.user_file(name) is None:
+            plugin = importlib.import_module(self.builtins[name])
         else:
-            # the module name carries the file's path, so another folder's file of the same name is another module
-            digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
             try:
-                module = import_file(path, f"fusebench_{self.env_variable.lower()}.{name}_{digest}")
+                plugin = import_file(path, module_name(f"fusebench_{self.env_variable.lower()}", name, path))
             except Exception as exc:
                 raise ConfigError(f"{self.what} file {path} cannot be imported: {type(exc).__name__}: {exc}") from None
-        cls = single_subclass(module, base, path)
+        cls = single_subclass(plugin, base, path)
         cls.name = name
         cls.source = str(path)
         return cls

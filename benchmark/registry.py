@@ -1,7 +1,10 @@
-"""Discover methods from ``baselines/``: the file name is the method name, nothing to register.
+"""Discover methods from ``baselines/`` and ``$FUSEBENCH_BASELINES``: the file name is the method name, nothing to
+register.
 
-A file ``baselines/<name>.py`` must define exactly one :class:`FusionMethod` subclass. Files
-starting with ``_`` are private helpers. Listing names needs no import (the Snakefile does it
+A method file must define exactly one :class:`FusionMethod` subclass; files starting with ``_`` are private
+helpers. The methods are the built-in files of ``baselines/`` plus the files of ``$FUSEBENCH_BASELINES``, a file
+there with a built-in's name overriding the built-in — the rule of every plug-in kind (:mod:`benchmark.plugins`);
+:func:`method_path` is the file that defines a method. Listing names needs no import (the Snakefile does it
 without torch); loading a method imports its file. What the workflow must know to schedule a
 method — the stages it is trained in (``training_stages``) and the weights a published model reads
 (``defaults["pretrained"]``) — is read from the file's syntax tree and those of its base classes
@@ -21,18 +24,28 @@ from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import MethodError
 from benchmark.paths import REPO_ROOT
-from benchmark.plugins import NAME_PATTERN, file_names, folder_from_env, import_file, single_subclass
+from benchmark.plugins import (
+    NAME_PATTERN,
+    file_names,
+    folder_from_env,
+    import_file,
+    module_name,
+    plugin_names,
+    single_subclass,
+    user_file,
+)
 
 if TYPE_CHECKING:
     from benchmark.models.method import FusionMethod
 
 __all__ = [
+    "BUILTIN_METHODS",
     "NAME_PATTERN",
     "MethodSchedule",
-    "baselines_dir",
     "built_from",
     "load_method",
     "method_names",
+    "method_path",
     "method_schedule",
 ]
 
@@ -40,14 +53,39 @@ TRAINING_CHOICES = (("pretrain", "finetune"), ("finetune",), ())
 """What ``FusionMethod.training_stages`` may be: trained from scratch, fine-tuned from its own weights, zero-shot."""
 
 
-def baselines_dir() -> Path:
-    """``$FUSEBENCH_BASELINES`` if set, else ``baselines/`` at the repository root."""
-    return folder_from_env("FUSEBENCH_BASELINES") or REPO_ROOT / "baselines"
+BUILTIN_METHODS = REPO_ROOT / "baselines"
+"""The built-in method files."""
+METHODS_VARIABLE = "FUSEBENCH_BASELINES"
+"""Names the user's folder of method files: they add to the built-ins, and override a built-in of the same name."""
+
+
+def user_methods_dir() -> Path | None:
+    """The folder ``$FUSEBENCH_BASELINES`` names, or None when it is unset."""
+    return folder_from_env(METHODS_VARIABLE)
 
 
 def method_names(directory: Path | None = None) -> list[str]:
-    """Names of the method files, sorted."""
-    return file_names(directory or baselines_dir())
+    """The available methods, sorted: ``baselines/``'s files and ``$FUSEBENCH_BASELINES``'s (or ``directory``'s
+    files alone)."""
+    if directory is not None:
+        return file_names(directory)
+    return sorted(plugin_names(file_names(BUILTIN_METHODS), user_methods_dir()))
+
+
+def method_path(name: str, directory: Path | None = None) -> Path:
+    """The file that defines method ``name``: ``$FUSEBENCH_BASELINES/<name>.py`` when the user's folder has it
+    (a new method, or an override of the built-in), else ``baselines/<name>.py``; with ``directory``, that
+    folder's file. A :class:`MethodError` names an unknown method and the available ones."""
+    if directory is not None:
+        path = directory / f"{name}.py"
+    else:
+        path = user_file(user_methods_dir(), name) or BUILTIN_METHODS / f"{name}.py"
+    if not path.is_file():
+        where = directory or f"baselines/ or ${METHODS_VARIABLE}"
+        raise MethodError(
+            f"unknown method {name!r}: no {name}.py in {where}; available: {', '.join(method_names(directory))}"
+        )
+    return path
 
 
 def built_from(record: Mapping[str, Any]) -> str:
@@ -58,16 +96,11 @@ def built_from(record: Mapping[str, Any]) -> str:
 
 
 def load_method(name: str, directory: Path | None = None) -> type[FusionMethod]:
-    """Import ``baselines/<name>.py`` and return its single FusionMethod subclass."""
+    """Import the file of method ``name`` (:func:`method_path`) and return its single FusionMethod subclass."""
     from benchmark.models.method import FusionMethod
 
-    directory = directory or baselines_dir()
-    path = directory / f"{name}.py"
-    if not path.is_file():
-        raise MethodError(
-            f"unknown method {name!r}: {path} does not exist; available: {', '.join(method_names(directory))}"
-        )
-    module = import_file(path, f"fusebench_baselines.{name}")
+    path = method_path(name, directory)
+    module = import_file(path, module_name("fusebench_baselines", name, path))
     cls = single_subclass(module, FusionMethod, path, MethodError)
     cls.name = name
     if not cls.paper or not cls.family:
@@ -107,21 +140,18 @@ class MethodSchedule:
 
 
 def method_schedule(name: str, directory: Path | None = None) -> MethodSchedule:
-    """``training_stages`` and ``defaults["pretrained"]`` of ``baselines/<name>.py``, read without importing it.
+    """``training_stages`` and ``defaults["pretrained"]`` of method ``name``'s file, read without importing it.
 
     Read by :func:`declared_attributes`: a method inherits them from its base (``PublishedMethod`` is zero-shot
     and reads ``"pretrained"`` weights) or assigns literals in its class body; :func:`load_method` refuses a
     class that disagrees with what was read.
     """
-    path = (directory or baselines_dir()) / f"{name}.py"
-    return _schedule_of(path, path.stat().st_mtime_ns if path.is_file() else 0)
+    path = method_path(name, directory)
+    return _schedule_of(path, path.stat().st_mtime_ns)
 
 
 @functools.cache
 def _schedule_of(path: Path, _mtime: int) -> MethodSchedule:
-
-    if not path.is_file():
-        raise MethodError(f"unknown method: {path} does not exist")
     declared = declared_attributes(path)
     found: dict[str, Any] = {}
     if "training_stages" in declared:

@@ -354,6 +354,44 @@ def write_plugins(root: Path) -> tuple[Path, Path]:
     return tasks, datasets
 
 
+OVERRIDE_MARK = "(the user's own)"
+"""Marks each overriding file of :func:`write_user_plugins`, so a test tells it from the built-in it overrides."""
+
+
+def write_user_plugins(root: Path) -> dict[str, Path]:
+    """A user's folder per plug-in kind, keyed by the variable that names it: each adds a plug-in (the method
+    ``my_fusion``, a copy of image_only; the task ``caption_match``; the adapter ``toy_scenes``) and overrides a
+    built-in with a file of its name (``late_fusion``, ``retrieval``, ``synthetic``) marked by OVERRIDE_MARK in its
+    paper, abbreviation or description — the one rule of docs/plugins.md."""
+    tasks, datasets = write_plugins(root)
+    baselines = root / "baselines"
+    baselines.mkdir()
+    (baselines / "my_fusion.py").write_text((REPO / "baselines" / "image_only.py").read_text())
+    late_fusion = (REPO / "baselines" / "late_fusion.py").read_text()
+    (baselines / "late_fusion.py").write_text(late_fusion.replace('    paper = "', f'    paper = "{OVERRIDE_MARK} ', 1))
+    (tasks / "retrieval.py").write_text(
+        '"""Retrieval under another abbreviation: a user\'s override of the built-in task."""\n\n'
+        "from benchmark.tasks.retrieval import Retrieval as BuiltIn\n\n\n"
+        f"class Retrieval(BuiltIn):\n    abbreviation = {OVERRIDE_MARK!r}\n"
+    )
+    (datasets / "synthetic.py").write_text(
+        '"""The synthetic scenes described anew: a user\'s override of the built-in adapter."""\n\n'
+        "from benchmark.datasets.synthetic import Synthetic as BuiltIn\n\n\n"
+        f"class Synthetic(BuiltIn):\n    description = {OVERRIDE_MARK + ' generated scenes'!r}\n"
+    )
+    return {"FUSEBENCH_BASELINES": baselines, "FUSEBENCH_TASKS": tasks, "FUSEBENCH_DATASETS": datasets}
+
+
+def forget_plugin_modules(folder: Path) -> None:
+    """Drop the modules imported from the plug-in files in ``folder`` (a test's temporary folder), so a file written
+    again there is imported again and none outlives its test (plug-in modules are named ``fusebench_...``)."""
+    folder = folder.resolve()
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) if name.startswith("fusebench_") else None
+        if file and Path(file).resolve().is_relative_to(folder):
+            del sys.modules[name]
+
+
 PLUGIN = '''"""CLIP fine-tuned for retrieval from its published weights (a test plug-in).
 
 Follows Radford et al., ICML 2021: symmetric InfoNCE over the batch at a fixed temperature 0.07

@@ -14,7 +14,7 @@ import torch
 from benchmark.config import stage_spec
 from benchmark.objectives.masking import mask_tokens
 from benchmark.objectives.matching import sample_negatives
-from benchmark.registry import baselines_dir
+from benchmark.registry import BUILTIN_METHODS
 from benchmark.seeding import derive_seed, shared_stream
 from benchmark.stages.pretrain import PretrainingJob, prepare_pretraining
 
@@ -90,9 +90,9 @@ def test_a_methods_own_heads_may_differ_but_its_run_is_deterministic(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    baselines = tmp_path / "baselines"
-    shutil.copytree(baselines_dir(), baselines, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(baselines / "cross_attention.py", baselines / "cross_attention_copy.py")
+    baselines = tmp_path / "baselines"  # adds its method to the built-ins
+    baselines.mkdir()
+    shutil.copy(BUILTIN_METHODS / "cross_attention.py", baselines / "cross_attention_copy.py")
     monkeypatch.setenv("FUSEBENCH_BASELINES", str(baselines))
     config = {**smoke_config, "methods": [*smoke_config["methods"], "cross_attention_copy"]}
     original, copy, rerun = (

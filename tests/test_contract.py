@@ -22,7 +22,7 @@ from benchmark.config import stage_spec
 from benchmark.registry import load_method, method_names, method_schedule
 from benchmark.stages import run_evaluate, run_finetune, run_pretrain, run_robustness
 from benchmark.tasks import get_task, task_names
-from tests.helpers import REPO
+from tests.helpers import REPO, forget_plugin_modules
 
 TASKS = tuple(task_names())
 
@@ -273,7 +273,6 @@ class Oracles:
         self.ctx = BuildContext(
             config["model"], self.test.image_size, tokenizer.get_vocab_size(), max_length, special_token_ids(tokenizer)
         )
-        self.methods: list[str] = []
 
     def checkpoint(self, method: str, pair_scorer: bool, **overrides: Any) -> Path:
         """Write ``method`` (an oracle, with a pair scorer or embeddings only) and a checkpoint for it."""
@@ -282,8 +281,7 @@ class Oracles:
 
         source = ORACLE_SOURCE + (PAIR_SCORER_SOURCE + inspect.getsource(pair_noise) if pair_scorer else "")
         (self.baselines / f"{method}.py").write_text(source)
-        sys.modules.pop(f"fusebench_baselines.{method}", None)
-        self.methods.append(method)
+        forget_plugin_modules(self.baselines)  # a method written again is imported again
         model = load_method(method)(self.ctx, **overrides)
         assert model.has_pair_scorer == pair_scorer and model.has_embeddings
         spec = stage_spec(self.config, "finetune", dataset="scenes", method=method, seed=0, task="retrieval")
@@ -328,8 +326,7 @@ def oracles(
     monkeypatch.setenv("FUSEBENCH_ORACLE_DATA", str(tiny_dataset))
     monkeypatch.setenv("FUSEBENCH_ORACLE_TOKENIZER", str(tiny_tokenizer_file))
     yield made
-    for method in made.methods:
-        sys.modules.pop(f"fusebench_baselines.{method}", None)
+    forget_plugin_modules(made.baselines)
 
 
 def _values(result: dict[str, Any]) -> dict[str, float | None]:

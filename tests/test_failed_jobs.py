@@ -8,7 +8,6 @@ by hand; a workflow test runs the smoke profile with a method whose pretraining 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -177,12 +176,14 @@ def test_a_failing_method_leaves_tables_plots_and_a_summary(tmp_path: Path) -> N
     --keep-going: Snakemake fails, and yet main.csv holds late_fusion's numbers and the broken method's rows
     'failed: <error> (log: <path>)'; the failed job is listed at the end; the next run retries it and
     rebuilds the tables."""
-    baselines = tmp_path / "baselines"
+    baselines = tmp_path / "baselines"  # the run's method folder (tests.helpers.snakemake): adds the broken method
     baselines.mkdir()
-    shutil.copy(REPO / "baselines" / "late_fusion.py", baselines)
     (baselines / f"{BROKEN}.py").write_text((REPO / "baselines" / "contrastive_clip.py").read_text() + BREAK)
+    both, working_only = tmp_path / "both.yaml", tmp_path / "working.yaml"
+    both.write_text(f"methods: [late_fusion, {BROKEN}]\n")
+    working_only.write_text("methods: [late_fusion]\n")
 
-    result = snakemake(tmp_path, "--keep-going")
+    result = snakemake(tmp_path, "--keep-going", overlays=(both,))
     assert result.returncode != 0
     output = result.stdout + result.stderr
     log = f"results/smoke/logs/scenes/pretrain/{BROKEN}/seed0.log"
@@ -209,12 +210,14 @@ def test_a_failing_method_leaves_tables_plots_and_a_summary(tmp_path: Path) -> N
     assert robustness[robustness["method"] == BROKEN]["status"].str.startswith("failed: ").all()
     assert (tmp_path / "results" / "smoke" / "plots" / "main_metrics.png").stat().st_size > 0
     report = tmp_path / "report.html"
-    assert snakemake(tmp_path, "--report", str(report)).returncode == 0  # the HTML report of the partial tables
+    # the HTML report of the partial tables
+    assert snakemake(tmp_path, "--report", str(report), overlays=(both,)).returncode == 0
     assert "main_metrics.png" in report.read_text(errors="replace")
 
     # The failure stays a failure: the broken method's jobs run again, and so do the tables.
     retry = {"pretrain": 1, "finetune": len(TASKS), "evaluate": len(TASKS), "robustness": len(TASKS)}
-    assert planned_jobs(snakemake(tmp_path, "--dry-run")) == {**retry, "aggregate": 1, "plots": 1, "all": 1}
+    dry_run = planned_jobs(snakemake(tmp_path, "--dry-run", overlays=(both,)))
+    assert dry_run == {**retry, "aggregate": 1, "plots": 1, "all": 1}
     # Without the broken method every other result is there, and the partial tables are still rebuilt.
-    shutil.move(baselines / f"{BROKEN}.py", tmp_path / f"{BROKEN}.py")
-    assert planned_jobs(snakemake(tmp_path, "--dry-run")) == {"aggregate": 1, "plots": 1, "all": 1}
+    dry_run = planned_jobs(snakemake(tmp_path, "--dry-run", overlays=(working_only,)))
+    assert dry_run == {"aggregate": 1, "plots": 1, "all": 1}

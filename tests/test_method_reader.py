@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.errors import MethodError
-from benchmark.registry import NOT_LITERAL, baselines_dir, declared_attributes, load_method, method_names
+from benchmark.registry import NOT_LITERAL, declared_attributes, load_method, method_names, method_path
 
 HEADER = '"""A test method written by tests/test_method_reader.py."""\n\nfrom typing import Any\n\nimport torch\n\n'
 
@@ -23,7 +23,7 @@ def write(folder: Path, name: str, body: str) -> Path:
 
 def test_every_baseline_reads_as_its_class_says() -> None:
     for name in method_names():
-        declared = declared_attributes(baselines_dir() / f"{name}.py")
+        declared = declared_attributes(method_path(name))
         cls = load_method(name)
         assert declared["defaults"] == cls.defaults, name
         assert tuple(declared["training_stages"]) == tuple(cls.training_stages), name
@@ -35,15 +35,15 @@ def test_published_methods_inherit_instead_of_restating() -> None:
     from benchmark.models.published import PublishedMethod
 
     for name in ("published_detector", "published_dual_encoder"):
-        tree = ast.parse((baselines_dir() / f"{name}.py").read_text())
+        tree = ast.parse(method_path(name).read_text())
         (method,) = [node for node in tree.body if isinstance(node, ast.ClassDef)]
         assigned = {t.id for node in method.body if isinstance(node, ast.Assign) for t in node.targets}
         assert not assigned & {"training_stages", "defaults"}, name
-        assert declared_attributes(baselines_dir() / f"{name}.py") == {
+        assert declared_attributes(method_path(name)) == {
             "training_stages": (),
             "defaults": PublishedMethod.defaults,
         }
-    matcher = declared_attributes(baselines_dir() / "published_matcher.py")
+    matcher = declared_attributes(method_path("published_matcher"))
     assert matcher["defaults"] == {**PublishedMethod.defaults, "itm_plus_itc": True}
 
 

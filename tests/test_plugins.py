@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,18 @@ import yaml
 from benchmark.config import load_config, stage_spec
 from benchmark.datasets import dataset_kinds
 from benchmark.errors import ConfigError
-from tests.helpers import REPO, SMOKE, TOY_ADAPTER, TOY_TASK, fusebench_process, write_plugins
+from tests.helpers import (
+    OVERRIDE_MARK,
+    SMOKE,
+    TOY_ADAPTER,
+    TOY_TASK,
+    forget_plugin_modules,
+    fusebench_process,
+    planned_jobs,
+    snakemake,
+    write_plugins,
+    write_user_plugins,
+)
 
 
 @pytest.fixture()
@@ -25,9 +35,7 @@ def plugin_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
     monkeypatch.setenv("FUSEBENCH_TASKS", str(tasks))
     monkeypatch.setenv("FUSEBENCH_DATASETS", str(datasets))
     yield tasks, datasets
-    for name in list(sys.modules):  # the plug-ins were imported from a temporary folder
-        if name.startswith(("fusebench_fusebench_tasks.", "fusebench_fusebench_datasets.")):
-            del sys.modules[name]
+    forget_plugin_modules(tasks.parent)  # the plug-ins were imported from a temporary folder
 
 
 BUILT_IN_KINDS = ["synthetic", "coco_captions", "karpathy", "hf_retrieval", "webdataset", "refer", "grefcoco"]
@@ -61,6 +69,81 @@ def test_a_task_and_a_dataset_adapter_are_one_file_each(plugin_env: tuple[Path, 
         stage_spec(config, "finetune", dataset="scenes", method="x", seed=0, task="caption_match")["optim"]["steps"]
         == 2
     )
+
+
+@pytest.fixture()
+def user_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """$FUSEBENCH_BASELINES, $FUSEBENCH_TASKS and $FUSEBENCH_DATASETS name a user's folders (write_user_plugins)."""
+    folders = write_user_plugins(tmp_path / "user")
+    for variable, folder in folders.items():
+        monkeypatch.setenv(variable, str(folder))
+    yield folders
+    forget_plugin_modules(tmp_path / "user")
+
+
+def test_a_users_method_folder_adds_methods_and_overrides_a_built_in(user_plugins: dict[str, Path]) -> None:
+    """The one rule, for methods: $FUSEBENCH_BASELINES adds its files to baselines/, and its late_fusion.py is
+    the late_fusion that is listed, read, loaded and run; the built-in stays loadable from its folder."""
+    from benchmark.config.grid import resolve_methods
+    from benchmark.registry import BUILTIN_METHODS, load_method, method_names, method_path, method_schedule
+
+    folder = user_plugins["FUSEBENCH_BASELINES"]
+    built_in = [p.stem for p in sorted(BUILTIN_METHODS.glob("*.py")) if not p.stem.startswith("_")]
+    assert "late_fusion" in built_in and method_names() == sorted([*built_in, "my_fusion"])
+    assert method_path("late_fusion") == folder / "late_fusion.py"
+    assert method_path("my_fusion") == folder / "my_fusion.py"
+    assert method_path("early_concat") == BUILTIN_METHODS / "early_concat.py"
+    assert load_method("late_fusion").paper.startswith(OVERRIDE_MARK)
+    assert not load_method("late_fusion", BUILTIN_METHODS).paper.startswith(OVERRIDE_MARK)  # another module
+    assert load_method("my_fusion").family == "unimodal reference"
+    assert method_schedule("my_fusion").training_stages == ("pretrain", "finetune")
+    # methods: all covers both folders, and the profile's overrides of built-in methods stay valid
+    config = load_config([SMOKE])
+    assert config["method_overrides"] and {"late_fusion", "my_fusion", "early_concat"} <= set(
+        resolve_methods(config, method_names())
+    )
+
+
+def test_a_users_task_folder_adds_tasks_and_overrides_a_built_in(user_plugins: dict[str, Path]) -> None:
+    """The one rule, for tasks: $FUSEBENCH_TASKS's retrieval.py replaces the built-in retrieval in its place."""
+    from benchmark.tasks import TASK_TABLE, get_task, task_names
+
+    folder = user_plugins["FUSEBENCH_TASKS"]
+    assert task_names() == ["retrieval", "grounding", "matching", "caption_match"]
+    task = get_task("retrieval")
+    assert task.abbreviation == OVERRIDE_MARK and task.source == str(folder / "retrieval.py")
+    assert TASK_TABLE.user_file("retrieval") == folder / "retrieval.py" and TASK_TABLE.user_file("grounding") is None
+    assert get_task("grounding").source.endswith("benchmark/tasks/grounding.py")
+    assert "retrieval" in load_config([SMOKE])["finetune"]  # the override inherits the built-in's defaults
+
+
+def test_a_users_dataset_folder_adds_adapters_and_overrides_a_built_in(user_plugins: dict[str, Path]) -> None:
+    """The one rule, for dataset adapters: $FUSEBENCH_DATASETS's synthetic.py is the adapter of kind synthetic."""
+    from benchmark.datasets import ADAPTER_TABLE, dataset_tasks, get_adapter
+
+    folder = user_plugins["FUSEBENCH_DATASETS"]
+    assert dataset_kinds() == [*BUILT_IN_KINDS, "toy_scenes"]
+    assert get_adapter("synthetic").description.startswith(OVERRIDE_MARK)
+    assert ADAPTER_TABLE.source("synthetic") == folder / "synthetic.py"
+    assert ADAPTER_TABLE.user_file("karpathy") is None
+    assert dataset_tasks("synthetic") == ["retrieval", "grounding", "matching", "caption_match"]
+    assert load_config([SMOKE])["datasets"]["scenes"]["kind"] == "synthetic"  # validated against the override
+
+
+def test_snakemake_plans_the_users_plugins_and_tracks_the_overriding_files(tmp_path: Path) -> None:
+    """The workflow sees the same plug-ins: the added method and task get jobs, and each overriding file (not the
+    built-in it overrides) is an input of its jobs, so editing it re-runs them."""
+    folders = write_user_plugins(tmp_path / "user")
+    built_in = planned_jobs(snakemake(tmp_path / "run", "--dry-run"))
+    result = snakemake(tmp_path / "run", "--dry-run", env={k: str(v) for k, v in folders.items()})
+    jobs = planned_jobs(result)
+    assert jobs["pretrain"] == built_in["pretrain"] + 1  # my_fusion
+    assert jobs["finetune"] == jobs["pretrain"] * 3 and built_in["finetune"] == built_in["pretrain"] * 2  # + a task
+    text = result.stdout + result.stderr
+    for kind, name in (("BASELINES", "late_fusion"), ("BASELINES", "my_fusion"), ("TASKS", "retrieval")):
+        assert re.search(rf"^\s+input: .*{re.escape(str(folders['FUSEBENCH_' + kind] / name))}\.py", text, re.M), name
+    assert re.search(rf"^\s+input: .*{re.escape(str(folders['FUSEBENCH_DATASETS'] / 'synthetic.py'))}", text, re.M)
+    assert "baselines/late_fusion.py" not in text.replace(str(folders["FUSEBENCH_BASELINES"]), "")
 
 
 def fusebench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -141,26 +224,8 @@ def test_a_broken_plugin_is_refused_before_any_job_naming_file_and_part(case: st
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert re.search(message, result.stderr), result.stderr
-    snakemake = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--cores",
-            "1",
-            "--configfile",
-            str(SMOKE),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **env},
-    )
-    assert snakemake.returncode != 0 and re.search(message, snakemake.stderr), snakemake.stderr[-2000:]
+    workflow = snakemake(tmp_path, env=env)  # the run stops before any job
+    assert workflow.returncode != 0 and re.search(message, workflow.stderr), workflow.stderr[-2000:]
     assert not (tmp_path / "results").exists()  # no job ran
 
 

@@ -17,31 +17,29 @@ from benchmark.config.merge import deep_merge
 from benchmark.datasets import dataset_tasks as served
 from benchmark.errors import ConfigError
 from benchmark.hashing import config_hash
-from benchmark.paths import REPO_ROOT
-from benchmark.plugins import file_names
-from benchmark.registry import baselines_dir, method_schedule
+from benchmark.registry import method_names, method_schedule
 from benchmark.tasks import get_task, task_names
 
 
 def variants(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``variants``: named rows, each a base method (a file in ``baselines/``) plus overrides; {} when none."""
+    """``variants``: named rows, each a base method (a method file) plus overrides; {} when none."""
     return dict(config.get("variants") or {})
 
 
 def base_method(config: Mapping[str, Any], method: str) -> str:
-    """The file in ``baselines/`` that the row ``method`` is built from: a variant's ``base``, else itself."""
+    """The method whose file (:func:`benchmark.registry.method_path`) the row ``method`` is built from: a variant's
+    ``base``, else itself."""
     variant = variants(config).get(method)
     return str(variant["base"]) if isinstance(variant, Mapping) and "base" in variant else method
 
 
 def resolve_methods(config: Mapping[str, Any], available: Iterable[str]) -> list[str]:
-    """The rows a run covers — methods, checked against the files in ``baselines/``, and variants (``variants``)
-    of them; ``methods: all`` is every method file and every variant."""
+    """The rows a run covers — methods, checked against the method files (``baselines/`` and
+    ``$FUSEBENCH_BASELINES``), and variants (``variants``) of them; ``methods: all`` is every method file and every
+    variant."""
     available = sorted(available)
     rows = [*available, *sorted(variants(config))]
-    # a profile's overrides of the repository's own methods stay valid when $FUSEBENCH_BASELINES names a folder
-    # without them (they then configure nothing); any other unknown name is a typo
-    overrides = set(config.get("method_overrides", {})) - set(available) - set(file_names(REPO_ROOT / "baselines"))
+    overrides = set(config.get("method_overrides", {})) - set(available)
     if overrides:
         in_variants = sorted(overrides & set(variants(config)))
         raise ConfigError(
@@ -92,7 +90,7 @@ def method_training(method: str, config: Mapping[str, Any] | None = None) -> tup
 
     if config is not None:
         method = base_method(config, method)
-    if not (baselines_dir() / f"{method}.py").is_file():
+    if method not in method_names():
         return ("pretrain", "finetune")
     return method_schedule(method).training_stages
 

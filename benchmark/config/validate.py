@@ -28,7 +28,7 @@ from benchmark.config.merge import deep_merge, load_yaml
 from benchmark.datasets import dataset_kinds, get_adapter
 from benchmark.errors import ConfigError
 from benchmark.paths import SCHEMA_PATH
-from benchmark.registry import NOT_LITERAL, baselines_dir, declared_attributes, method_names
+from benchmark.registry import NOT_LITERAL, declared_attributes, method_names, method_path
 from benchmark.tasks import check_all_tasks, get_task, task_names
 
 
@@ -310,7 +310,7 @@ def _variant_problems(config: Mapping[str, Any]) -> list[str]:
                 f"{where}.base' = {base!r} is not a method in baselines/; available: {', '.join(available)}"
             )
             continue
-        defaults = declared_attributes(baselines_dir() / f"{base}.py").get("defaults")
+        defaults = declared_attributes(method_path(base)).get("defaults")
         overrides = variant.get("overrides") or {}
         if isinstance(defaults, dict):
             problems += _override_problems(f"variants.{name}.overrides", base, defaults, overrides)

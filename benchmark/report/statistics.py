@@ -49,7 +49,7 @@ from benchmark.metrics.bootstrap import (
     probability_of_improvement,
     seed_t_replicates,
 )
-from benchmark.registry import baselines_dir, load_method
+from benchmark.registry import load_method, method_names
 from benchmark.results import NOT_APPLICABLE, UNDEFINED, read_items
 from benchmark.seeding import derive_seed
 from benchmark.tasks import get_task
@@ -91,11 +91,8 @@ def unimodal_methods(methods: Iterable[str]) -> frozenset[str]:
     """The methods whose class reads one modality (``FusionMethod.modalities``): references for the fusion
     methods, never a column's best. A name without a method file (a reference row) is not one."""
 
-    return frozenset(
-        method
-        for method in methods
-        if (baselines_dir() / f"{method}.py").is_file() and len(load_method(method).modalities) == 1
-    )
+    files = set(method_names())
+    return frozenset(method for method in methods if method in files and len(load_method(method).modalities) == 1)
 
 
 def _seed_values(rows: pd.DataFrame) -> str:

@@ -37,13 +37,10 @@ shell.prefix(
     f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
-BASELINES = str(baselines_dir())
-"""Method files (baselines/, or $FUSEBENCH_BASELINES); each is an input of its method's jobs."""
-
-
 def method_file(wildcards):
-    """The file a row is built from: ``baselines/<method>.py``, or a variant's base method's file."""
-    return f"{BASELINES}/{base_method(config, wildcards.method)}.py"
+    """The file a row is built from, an input of its jobs: its method's (or a variant's base method's) file in
+    $FUSEBENCH_BASELINES when there is one (a new method, or an override of the built-in), else in baselines/."""
+    return str(method_path(base_method(config, wildcards.method)))
 
 CONDA_ENV = "../../environment.yml"
 """Every rule runs in the same pinned environment (paths are relative to this file)."""
@@ -175,7 +172,9 @@ def task_file(wildcards):
 
 
 def plugin_file(table, name):
-    return [] if name in table.builtins else [str(table.source(name))]
+    """The user's file of a plug-in task or adapter (a new one, or an override of a built-in); [] for a built-in."""
+    path = table.user_file(name)
+    return [] if path is None else [str(path)]
 
 
 # -- the learning-rate search (workflows/rules/tuning.smk) --
