@@ -59,8 +59,14 @@ def torch_generator(*parts: object):
 def method_seed(run_seed: int, implementation: type) -> int:
     """The seed of a method's own draws (its heads, its fusion layers: nothing another method shares), from the
     job's shared ``run_seed`` and the method's implementation (its class): a variant of a method (the same
-    class, other hyperparameters) draws the same heads as the method where their shapes agree."""
-    return derive_seed(run_seed, "method", f"{implementation.__module__}.{implementation.__qualname__}")
+    class, other hyperparameters) draws the same heads as the method where their shapes agree.
+
+    A method loaded from its file is named by the method's name (``implementation.name``, set by the registry),
+    not by the module it was imported as: that module's name carries the file's path (benchmark.plugins
+    ``module_name``), and a seed must not change with the folder a checkout or a copy of ``baselines/`` is in."""
+    name = getattr(implementation, "name", None)
+    module = f"fusebench_baselines.{name}" if name else implementation.__module__
+    return derive_seed(run_seed, "method", f"{module}.{implementation.__qualname__}")
 
 
 def _forked_devices() -> list[int]:

@@ -14,8 +14,8 @@ import torch
 from benchmark.config import stage_spec
 from benchmark.objectives.masking import mask_tokens
 from benchmark.objectives.matching import sample_negatives
-from benchmark.registry import BUILTIN_METHODS
-from benchmark.seeding import derive_seed, shared_stream
+from benchmark.registry import BUILTIN_METHODS, load_method
+from benchmark.seeding import derive_seed, method_seed, shared_stream
 from benchmark.stages.pretrain import PretrainingJob, prepare_pretraining
 
 STEPS = 4
@@ -103,3 +103,17 @@ def test_a_methods_own_heads_may_differ_but_its_run_is_deterministic(
         assert same(weights(original, tower), weights(copy, tower))
     assert not same(weights(original, "match_head."), weights(copy, "match_head."))  # its own head: its own seed
     assert same(weights(copy, ""), weights(rerun, ""))
+
+
+def test_a_methods_own_seed_does_not_depend_on_the_folder_its_file_is_in(tmp_path: Path) -> None:
+    """A copy of baselines/ elsewhere (another checkout, a test's own folder, $FUSEBENCH_BASELINES) imports its files
+    as differently named modules, yet each method draws its own heads from the same seed: the numbers of a run do
+    not depend on where the method files are. The seed is the one the name ``fusebench_baselines.<method>`` gives
+    (how the smoke fixture was written)."""
+    copy = tmp_path / "baselines"
+    shutil.copytree(BUILTIN_METHODS, copy)
+    here, there = load_method("early_concat", BUILTIN_METHODS), load_method("early_concat", copy)
+    assert here is not there and here.__module__ != there.__module__
+    assert method_seed(0, here) == method_seed(0, there)
+    assert method_seed(0, here) == derive_seed(0, "method", f"fusebench_baselines.early_concat.{here.__qualname__}")
+    assert method_seed(0, here) != method_seed(1, here)
