@@ -73,8 +73,9 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 
 
 SMOKE_TIMEOUT_S = 2700
-"""The smoke run takes about 3 minutes alone on 2 cores, and 15-20 minutes when `make test`'s second xdist worker
-runs another workflow beside it (measured at cbd8631); the limit only stops a hung run."""
+"""The smoke run takes about 1 minute alone on 2 cores with the warm worker (4 without; 80e480f), and 15-20 minutes
+without it when `make test`'s second xdist worker runs another workflow beside it (cbd8631); the limit only stops a
+hung run."""
 
 
 def run(command: list[str], timeout: int = SMOKE_TIMEOUT_S, **kwargs: Any) -> subprocess.CompletedProcess:
