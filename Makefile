@@ -56,7 +56,7 @@ run: $(STAMP)
 # pytest-xdist: TEST_WORKERS processes; tests sharing a workflow run stay on one worker (--dist loadgroup, the groups
 # are given by tests/conftest.py). test-fast: only the tests marked unit (no Snakemake, no other process).
 test: lint tex
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PYTEST) -m unit -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

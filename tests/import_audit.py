@@ -16,31 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# Third-party modules neither light entry point imports today (measured with ``python -X importtime``): torch and
-# its kin, and the smaller ones that still cost tens of milliseconds at ``fusebench --help`` (numpy, PIL, jsonschema).
-HEAVY = frozenset(
-    {
-        "torch",
-        "torchvision",
-        "timm",
-        "transformers",
-        "tokenizers",
-        "datasets",
-        "evaluate",
-        "pycocotools",
-        "safetensors",
-        "huggingface_hub",
-        "matplotlib",
-        "pandas",
-        "scipy",
-        "PIL",
-        "numpy",
-        "jsonschema",
-        "webdataset",
-        "braceexpand",
-    }
-)
-# What planning a run (the Snakefile's load_config, which reads every task's and adapter's defaults) must not load.
+# What planning a run (the Snakefile's load_config, which reads every task's and adapter's defaults) must not load:
+# torch and its kin.
 TORCH_KIN = frozenset(
     {
         "torch",
@@ -56,6 +33,9 @@ TORCH_KIN = frozenset(
         "webdataset",
     }
 )
+# Third-party modules neither light entry point imports today (measured with ``python -X importtime``): torch and
+# its kin, and the smaller ones that still cost tens of milliseconds at ``fusebench --help`` (numpy, PIL, jsonschema).
+HEAVY = TORCH_KIN | {"matplotlib", "pandas", "scipy", "PIL", "numpy", "jsonschema", "braceexpand"}
 # Plug-in packages whose modules load_config imports by name through PluginTable.load.
 PLUGIN_PACKAGES = ("benchmark.tasks", "benchmark.datasets")
 LOCAL_REASON = re.compile(r"#\s*local:\s*\S")
