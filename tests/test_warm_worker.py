@@ -112,12 +112,12 @@ def test_a_client_from_another_environment_is_refused_and_runs_itself(tmp_path: 
     assert "refused ['list-tasks']: its environment differs in ['environment']" in log
 
 
-def test_a_cancelled_job_stops_its_fork(tmp_path: Path, warm_env: dict) -> None:
-    """Snakemake cancelling a job kills its client; the server then terminates the job's fork."""
+def _blocked_job(tmp_path: Path, warm_env: dict) -> tuple[subprocess.Popen, int, int]:
+    """A job handed to a warm worker that blocks (validate-config reading a FIFO nobody writes to): its client,
+    the server's pid and the fork's."""
     (tmp_path / "first").mkdir()
-    assert _fusebench(["list-tasks"], warm_env, tmp_path / "first")[0] == 0
+    assert _fusebench(["list-tasks"], warm_env, tmp_path / "first")[0] == 0  # starts the server
     server = int(re.findall(r"\(pid (\d+)\)", next(tmp_path.glob("fusebench-warm-*.log")).read_text())[0])
-    # a command that blocks: validate-config reading a FIFO nobody writes to
     fifo = tmp_path / "config.yaml"
     os.mkfifo(fifo)
     client = subprocess.Popen(
@@ -125,23 +125,42 @@ def test_a_cancelled_job_stops_its_fork(tmp_path: Path, warm_env: dict) -> None:
         cwd=REPO,
         env=warm_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
-    child = None
-    while child is None and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         forks = subprocess.run(["pgrep", "-P", str(server)], capture_output=True, text=True).stdout.split()
-        child = int(forks[0]) if forks else None
+        if forks:
+            return client, server, int(forks[0])
         time.sleep(0.1)
-    assert child is not None, "the fork never started"
-    client.kill()
-    client.wait()
-    deadline = time.monotonic() + 30
+    pytest.fail("the fork never started")
+
+
+def _gone(pid: int, within_s: float = 30) -> bool:
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
-            os.kill(child, 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
-            break
+            return True
         time.sleep(0.1)
-    else:
-        pytest.fail(f"the fork {child} of a cancelled job still runs")
+    return False
+
+
+def test_a_cancelled_job_stops_its_fork(tmp_path: Path, warm_env: dict) -> None:
+    """Snakemake cancelling a job kills its client; the server then terminates the job's fork."""
+    client, server, child = _blocked_job(tmp_path, warm_env)
+    client.kill()
+    client.wait()
+    assert _gone(child), f"the fork {child} of a cancelled job still runs"
+    os.kill(server, 0)  # the server goes on
+
+
+def test_a_job_whose_server_dies_fails_and_stops(tmp_path: Path, warm_env: dict) -> None:
+    """A killed server takes its running forks with it (no orphan goes on writing a job's outputs), and their
+    clients exit 1 saying so: Snakemake counts the job failed and runs it again."""
+    client, server, child = _blocked_job(tmp_path, warm_env)
+    os.kill(server, signal.SIGKILL)
+    assert client.wait(timeout=60) == 1
+    assert "the warm worker" in client.stderr.read() and _gone(child)

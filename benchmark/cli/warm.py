@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import array
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -27,6 +28,8 @@ from typing import Any
 from benchmark.workflow.warm import IDLE_EXIT_S, fingerprint, fingerprint_parts, read_line
 
 log = logging.getLogger("fusebench.warm")
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent exits
 
 
 def warm_imports() -> None:
@@ -57,12 +60,18 @@ def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]] | No
     return json.loads(message), list(fds)
 
 
-def run_child(request: dict[str, Any], fds: list[int], fusebench: Callable[[], int]) -> None:
+def run_child(request: dict[str, Any], fds: list[int], fusebench: Callable[[], int], server_pid: int) -> None:
     """In the forked child: become the job's process (its streams, folder, environment and arguments), run
     ``fusebench`` (:func:`benchmark.cli.entry.main`, handed down by it), and exit with its status. Never
     returns."""
     status = 1
     try:
+        # The job dies with the server (Linux): a job whose server was killed has lost its client's answer, and
+        # Snakemake counts it failed and may run it again; the orphan must not go on writing its outputs.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != server_pid:  # it died before that took effect
+            os._exit(1)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         for target, fd in enumerate(fds):
@@ -150,6 +159,7 @@ class Server:
             return
         sys.stdout.flush()
         sys.stderr.flush()
+        server_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
             connection.sendall(b'{"accepted": true}\n')
@@ -158,7 +168,7 @@ class Server:
             listener.close()
             for other in self.children.values():
                 other.close()
-            run_child({**request, "env": {**self.set_by_imports, **request["env"]}}, fds, self.fusebench)
+            run_child({**request, "env": {**self.set_by_imports, **request["env"]}}, fds, self.fusebench, server_pid)
         for fd in fds:
             os.close(fd)
         self.children[pid] = connection
@@ -194,8 +204,12 @@ class Server:
 def cmd_warm_serve(args: argparse.Namespace) -> None:
     """``fusebench warm-serve --socket PATH``: started by the first job that asks for a warm worker."""
     started_with = (dict(os.environ), list(sys.path))
+    socket_path = Path(args.socket).resolve()
     warm_imports()
-    Server(Path(args.socket), args.fusebench, started_with, args.idle_exit).serve()
+    # Out of the run's folder: a server that outlives a killed run must not look like a job working there (make
+    # run's stale-lock check, benchmark/workflow/locks.py); each child moves to its job's folder.
+    os.chdir("/")
+    Server(socket_path, args.fusebench, started_with, args.idle_exit).serve()
 
 
 __all__ = ["Server", "cmd_warm_serve", "read_line", "run_child", "warm_imports"]
