@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmark.cli.stage_commands import preload
 from benchmark.workflow.warm import IDLE_EXIT_S, fingerprint, fingerprint_parts, read_line
 
 log = logging.getLogger("fusebench.warm")
@@ -35,10 +36,9 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent exit
 def warm_imports() -> None:
     """What a training or evaluation job imports before its stage runs (``stage_commands.preload``), and the
     stages themselves."""
-    import benchmark.cli.stage_commands
-    import benchmark.stages
+    import benchmark.stages  # noqa: F401
 
-    benchmark.cli.stage_commands.preload({})
+    preload({})
 
 
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
