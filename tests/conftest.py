@@ -3,8 +3,9 @@
 Every test gets one of the markers ``unit``, ``integration`` or ``workflow`` (pyproject.toml), decided from what its
 code reaches — the test function, its fixtures and the test or helper functions they call — so a new test file is
 classified without a table: Snakemake or ``make`` on a command line → ``workflow``; another process
-(``subprocess``, ``multiprocessing``, ``torchrun``, ``pdflatex``) → ``integration``; otherwise ``unit``.
-``make test-fast`` runs ``-m unit``.
+(``subprocess``, ``multiprocessing``, ``torchrun``, ``pdflatex``) → ``integration``; otherwise ``unit``. A test
+marked ``integration`` by hand keeps it: a comparison with a reference library at full size, or an official-size
+fixture, which ``make test-fast`` leaves to ``make test``. ``make test-fast`` runs ``-m unit``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = getattr(item, "_fixtureinfo", None)
         definitions = [d for defs in (fixtures.name2fixturedefs.values() if fixtures else ()) for d in defs]
         kinds = _reaches([getattr(item, "obj", None), *(d.func for d in definitions)])
+        if "workflow" not in kinds and item.get_closest_marker("integration"):
+            kinds = {"integration"}  # marked by hand (module docstring)
         item.add_marker("workflow" if "workflow" in kinds else "integration" if kinds else "unit")
         shared = [d for d in definitions if d.scope != "function" and _reaches([d.func])]
         if shared:

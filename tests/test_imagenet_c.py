@@ -465,6 +465,7 @@ def _mean_change(corrupted: np.ndarray, images: torch.Tensor) -> float:
     return float(np.abs(corrupted.astype(float) - images.permute(0, 2, 3, 1).numpy().astype(float)).mean())
 
 
+@pytest.mark.integration  # imagecorruptions at 224 px (make test; make test-fast leaves it)
 @pytest.mark.parametrize("name", DETERMINISTIC)
 def test_deterministic_corruptions_equal_imagecorruptions_within_one_grey_level_at_224(
     name: str, scenes: dict[int, tuple[torch.Tensor, list[int]]], imagecorruptions: object
@@ -480,6 +481,7 @@ def test_deterministic_corruptions_equal_imagecorruptions_within_one_grey_level_
         assert (np.abs(ours - theirs) <= 1 + slack).all(), (name, severity, int(np.abs(ours - theirs).max()))
 
 
+@pytest.mark.integration  # imagecorruptions at 224 px
 @pytest.mark.parametrize("name", RANDOM)
 def test_random_corruptions_match_imagecorruptions_mean_change_within_ten_percent(
     name: str, scenes: dict[int, tuple[torch.Tensor, list[int]]], imagecorruptions: object
@@ -493,6 +495,7 @@ def test_random_corruptions_match_imagecorruptions_mean_change_within_ten_percen
         assert ours == pytest.approx(theirs, rel=0.10), (name, severity, ours, theirs)
 
 
+@pytest.mark.integration  # imagecorruptions' frost at 224 px, 256 draws per severity
 def test_frost_is_imagenet_c_photographs_with_imagecorruptions_mean_change(
     scenes: dict[int, tuple[torch.Tensor, list[int]]], imagecorruptions: object
 ) -> None:

@@ -395,6 +395,7 @@ def test_lossy_webdataset_holds_jpeg(lossy: Path) -> None:
 # ----------------------------------------------------------------------------- COCO-size fixture
 
 
+@pytest.mark.integration  # an official-size fixture
 def test_big_fixture_has_coco_karpathy_sizes(tmp_path: Path) -> None:
     written = write_big_retrieval_fixture(tmp_path)
     assert written["seconds"] < 30

@@ -244,6 +244,7 @@ def test_hf_unknown_split_or_column_is_named(formats: dict[str, Any], tmp_path: 
         HfRetrieval().prepare(spec, tmp_path / "b")
 
 
+@pytest.mark.integration  # an official-size fixture (make test; make test-fast leaves it)
 def test_coco_size_fixture_passes_the_official_check_and_fails_one_caption_short(tmp_path: Path) -> None:
     """5,000 val/test images and 25,010 test captions as in COCO Karpathy (~8 s, mostly writing 10,200 JPEGs)."""
     from tests.fixtures.official_formats import write_big_retrieval_fixture
