@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,14 +65,30 @@ def _fusebench(args: list[str], env: dict[str, str], out: Path) -> tuple[int, st
 
 @pytest.fixture
 def warm_env(tmp_path: Path):
-    """The environment of a job with the warm worker on, its socket in this test's folder; the server it starts
+    """The environment of a job with the warm worker on, its socket in a short folder of its own (pytest's
+    ``tmp_path`` can be too long for a socket) that the test reads as ``tmp_path / "sockets"``; the server it starts
     is stopped afterwards."""
-    env = {**os.environ, "FUSEBENCH_WARM": "1", "TMPDIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    short = Path(tempfile.mkdtemp(prefix="fbw-", dir="/tmp"))
+    (tmp_path / "sockets").symlink_to(short)
+    env = {**os.environ, "FUSEBENCH_WARM": "1", "TMPDIR": str(short), "PYTHONPATH": str(REPO)}
     yield env
-    for log in tmp_path.glob("fusebench-warm-*.log"):
+    for log in short.glob("fusebench-warm-*.log"):
         for pid in re.findall(r"\(pid (\d+)\)", log.read_text()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGTERM)
+    shutil.rmtree(short, ignore_errors=True)
+
+
+def test_a_long_temporary_folder_puts_the_socket_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A socket's path must fit ``sun_path``: under a deep ``$TMPDIR`` the socket goes to /tmp."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    path = warm.socket_path("0" * 64)
+    assert path is not None and path.parent == Path("/tmp") and len(str(path)) <= warm.MAX_SOCKET_PATH
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    if len(str(tmp_path)) < 50:
+        assert warm.socket_path("0" * 64).parent == tmp_path
 
 
 def test_a_handed_over_command_writes_and_exits_as_in_its_own_process(tmp_path: Path, warm_env: dict) -> None:
@@ -82,7 +100,7 @@ def test_a_handed_over_command_writes_and_exits_as_in_its_own_process(tmp_path: 
     assert runs["cold"][0] == runs["first"][0] == runs["forked"][0] == 0
     assert runs["cold"][1] == runs["first"][1] == runs["forked"][1]
     assert "grounding" in runs["cold"][1]
-    logs = list(tmp_path.glob("fusebench-warm-*.log"))
+    logs = list((tmp_path / "sockets").glob("fusebench-warm-*.log"))
     assert len(logs) == 1 and "serving" in logs[0].read_text()  # one server, started by the first job
 
     # a failing command: the same exit status and the same error line, from the fork
@@ -108,7 +126,7 @@ def test_a_client_from_another_environment_is_refused_and_runs_itself(tmp_path: 
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=warm_env, capture_output=True, text=True)
     assert done.stdout.strip() == "{'accepted': False}", done.stderr
-    log = next(tmp_path.glob("fusebench-warm-*.log")).read_text()
+    log = next((tmp_path / "sockets").glob("fusebench-warm-*.log")).read_text()
     assert "refused ['list-tasks']: its environment differs in ['environment']" in log
 
 
@@ -117,7 +135,7 @@ def _blocked_job(tmp_path: Path, warm_env: dict) -> tuple[subprocess.Popen, int,
     the server's pid and the fork's."""
     (tmp_path / "first").mkdir()
     assert _fusebench(["list-tasks"], warm_env, tmp_path / "first")[0] == 0  # starts the server
-    server = int(re.findall(r"\(pid (\d+)\)", next(tmp_path.glob("fusebench-warm-*.log")).read_text())[0])
+    server = int(re.findall(r"\(pid (\d+)\)", next((tmp_path / "sockets").glob("fusebench-warm-*.log")).read_text())[0])
     fifo = tmp_path / "config.yaml"
     os.mkfifo(fifo)
     client = subprocess.Popen(

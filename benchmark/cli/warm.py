@@ -117,11 +117,8 @@ class Server:
         self.selector = selectors.DefaultSelector()
         self.last_activity = time.monotonic()
 
-    def serve(self) -> None:
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.path.unlink(missing_ok=True)
-        listener.bind(str(self.path))
-        listener.listen(16)
+    def serve(self, listener: socket.socket) -> None:
+        """Serve on ``listener`` (bound and listening) until idle for ``idle_exit_s``."""
         self.selector.register(listener, selectors.EVENT_READ)
         log.info("warm worker serving %s (pid %d)", self.path, os.getpid())
         try:
@@ -205,11 +202,17 @@ def cmd_warm_serve(args: argparse.Namespace) -> None:
     """``fusebench warm-serve --socket PATH``: started by the first job that asks for a warm worker."""
     started_with = (dict(os.environ), list(sys.path))
     socket_path = Path(args.socket).resolve()
+    # Listen before the imports: a path that cannot be bound fails at once (the client waiting for it then runs its
+    # job itself), and the first clients queue in the backlog while the imports run.
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    socket_path.unlink(missing_ok=True)
+    listener.bind(str(socket_path))
+    listener.listen(16)
     warm_imports()
     # Out of the run's folder: a server that outlives a killed run must not look like a job working there (make
     # run's stale-lock check, benchmark/workflow/locks.py); each child moves to its job's folder.
     os.chdir("/")
-    Server(socket_path, args.fusebench, started_with, args.idle_exit).serve()
+    Server(socket_path, args.fusebench, started_with, args.idle_exit).serve(listener)
 
 
 __all__ = ["Server", "cmd_warm_serve", "read_line", "run_child", "warm_imports"]

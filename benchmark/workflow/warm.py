@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -123,9 +124,19 @@ def fingerprint(environ: dict[str, str] | None = None, path: list[str] | None = 
     return hashlib.sha256(json.dumps(fingerprint_parts(environ, path), sort_keys=True).encode()).hexdigest()
 
 
-def socket_path(print_: str) -> Path:
-    """The server's socket for one fingerprint, in the temporary folder (a Unix socket path must stay short)."""
-    return Path(tempfile.gettempdir()) / f"fusebench-warm-{os.getuid()}-{print_[:16]}.sock"
+MAX_SOCKET_PATH = 100
+"""Bytes a Unix socket's path may take here: ``sun_path`` holds 108 on Linux and 104 on macOS, with its NUL."""
+
+
+def socket_path(print_: str) -> Path | None:
+    """The server's socket for one fingerprint: in the temporary folder, or in ``/tmp`` where that folder's path is
+    too long for a socket (``$TMPDIR`` under a deep folder); None where neither fits (no warm worker then)."""
+    name = f"fusebench-warm-{os.getuid()}-{print_[:16]}.sock"
+    for folder in (tempfile.gettempdir(), "/tmp"):
+        path = Path(folder) / name
+        if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH and os.path.isdir(folder):
+            return path
+    return None
 
 
 def send_request(connection: socket.socket, argv: list[str], print_: str) -> None:
@@ -148,9 +159,15 @@ def read_line(connection: socket.socket) -> dict[str, Any] | None:
 
 
 def _connect(path: Path) -> socket.socket | None:
+    """A connection to the server at ``path``, or None. Only to a server of this user (``SO_PEERCRED``, Linux): a
+    job hands over its environment and its streams, never to another user's process at a guessed path."""
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         connection.connect(str(path))
+        if hasattr(socket, "SO_PEERCRED"):
+            credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            if struct.unpack("3i", credentials)[1] != os.getuid():
+                raise OSError(f"{path} is served by another user")
     except OSError:
         connection.close()
         return None
@@ -168,7 +185,7 @@ def _start_server(path: Path) -> socket.socket | None:
         path.unlink(missing_ok=True)
         log = path.with_suffix(".log")
         with open(log, "ab") as out:
-            subprocess.Popen(
+            server = subprocess.Popen(
                 [sys.executable, "-m", "benchmark", SERVE_COMMAND, "--socket", str(path)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -177,7 +194,7 @@ def _start_server(path: Path) -> socket.socket | None:
                 env={k: v for k, v in os.environ.items() if k != ENABLE_VARIABLE},
             )
         deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and server.poll() is None:  # a server that failed: run the job here
             connection = _connect(path)
             if connection is not None:
                 return connection
@@ -191,6 +208,8 @@ def delegate(argv: list[str]) -> int | None:
     try:
         print_ = fingerprint()
         path = socket_path(print_)
+        if path is None:
+            return None
         connection = _connect(path) or _start_server(path)
         if connection is None:
             return None
