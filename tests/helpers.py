@@ -224,8 +224,9 @@ def tidy_retrieval_frame(
     values: dict[str, list[float]], references: dict[str, float], metric: str = "mean_R"
 ) -> pd.DataFrame:
     """main.csv-like rows: one per (method, seed) of ``values``, one seedless row per reference."""
-    rows = [
-        {
+
+    def row(method: str, seed: int | None, value: float) -> dict[str, Any]:
+        return {
             "dataset": "d",
             "method": method,
             "seed": seed,
@@ -236,23 +237,9 @@ def tidy_retrieval_frame(
             "value": value,
             "status": "ok",
         }
-        for method, per_seed in values.items()
-        for seed, value in enumerate(per_seed)
-    ]
-    rows += [
-        {
-            "dataset": "d",
-            "method": method,
-            "seed": None,
-            "task": "retrieval",
-            "metric": metric,
-            "corruption": "none",
-            "severity": 0,
-            "value": value,
-            "status": "ok",
-        }
-        for method, value in references.items()
-    ]
+
+    rows = [row(method, seed, value) for method, per_seed in values.items() for seed, value in enumerate(per_seed)]
+    rows += [row(method, None, value) for method, value in references.items()]
     frame = pd.DataFrame(rows)
     frame["seed"] = frame["seed"].astype("Int64")
     return frame

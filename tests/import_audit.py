@@ -152,20 +152,16 @@ class Package:
         for glob in SNAKEMAKE_FILES:
             for path in sorted(self.repo.glob(glob)):
                 roots += pattern.findall(path.read_text())
-        seen: set[str] = set()
-        stack = [parent for root in roots for parent in _parents(root)]
-        while stack:
-            current = stack.pop()
-            if current in seen or current not in self.paths:
-                continue
-            seen.add(current)
-            stack.extend(self._edges(current))
-        return seen
+        return self._reached([parent for root in roots for parent in _parents(root)])
 
     def plan_path(self) -> set[str]:
         """The package modules planning a run imports at top level: the plug-in modules and all they import."""
+        return self._reached([m for m in self.paths if m.startswith(tuple(f"{p}." for p in PLUGIN_PACKAGES))])
+
+    def _reached(self, roots: list[str]) -> set[str]:
+        """The package modules importing ``roots`` runs, at top level, all the way down."""
         seen: set[str] = set()
-        stack = [m for m in self.paths if m.startswith(tuple(f"{p}." for p in PLUGIN_PACKAGES))]
+        stack = list(roots)
         while stack:
             current = stack.pop()
             if current in seen or current not in self.paths:
