@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.cli.stage_commands import preload
-from benchmark.workflow.warm import IDLE_EXIT_S, fingerprint, fingerprint_parts, read_line
+from benchmark.workflow.warm import ENABLE_VARIABLE, IDLE_EXIT_S, fingerprint, fingerprint_parts, read_line
 
 log = logging.getLogger("fusebench.warm")
 
@@ -80,7 +80,7 @@ def run_child(request: dict[str, Any], fds: list[int], fusebench: Callable[[], i
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        os.environ.pop("FUSEBENCH_WARM", None)
+        os.environ.pop(ENABLE_VARIABLE, None)
         sys.argv = [sys.argv[0], *request["argv"]]
         logging.getLogger().handlers.clear()  # the job's own logging.basicConfig writes to its stderr
         try:

@@ -182,7 +182,6 @@ def _start_server(path: Path) -> socket.socket | None:
         connection = _connect(path)  # another client may have started it while this one waited for the lock
         if connection is not None:
             return connection
-        path.unlink(missing_ok=True)
         log = path.with_suffix(".log")
         with open(log, "ab") as out:
             server = subprocess.Popen(
